@@ -1,0 +1,42 @@
+# Two commands set everything up on a fresh clone: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+CONSTRAINTS := constraints.txt
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-all lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e '.[test]'
+	touch $(STAMP)
+
+$(VENV)/.installed-bench: $(STAMP)
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e '.[test,bench]'
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/bci demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -m ''
+
+lint: $(STAMP)
+	$(BIN)/ruff check bci decoders stimulation tests benchmarks
+	$(BIN)/ruff format --check bci decoders stimulation tests benchmarks
+	$(BIN)/mypy
+
+bench: $(VENV)/.installed-bench
+	mkdir -p benchmarks/results
+	$(BIN)/python benchmarks/bench_lsl.py --json benchmarks/results/lsl.json
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

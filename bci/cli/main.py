@@ -1,0 +1,40 @@
+"""Entry point of the ``bci`` command.
+
+Subcommands live one per module and are imported lazily, so ``bci --help`` stays fast and a
+subcommand's heavy imports (numba, neo) load only when it runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import click
+
+#: subcommand name -> "module:attribute" of its click command.
+#: Add one line here per new subcommand module.
+SUBCOMMANDS: dict[str, str] = {}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(SUBCOMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in SUBCOMMANDS:
+            module_name, _, attr = SUBCOMMANDS[cmd_name].partition(":")
+            command: Any = getattr(importlib.import_module(module_name), attr)
+            return command  # type: ignore[no-any-return]
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="bci-closed-loop")
+def cli() -> None:
+    """Closed-loop BCI toolkit: LSL acquisition, online sorting, decoding, adaptive DBS."""
+
+
+if __name__ == "__main__":
+    cli()
