@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pylsl
 
+import bci.acquisition.lsl_config  # noqa: F401  (quiet liblsl before first use)
 from bci._checks import check_value, ensure_float, ensure_int
 from bci.errors import ConfigError
 
