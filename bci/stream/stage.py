@@ -55,11 +55,12 @@ class Stage:
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Stage:
         obj = super().__new__(cls)
-        bound = inspect.signature(cls.__init__).bind(obj, *args, **kwargs)
+        signature = inspect.signature(cls.__init__)
+        bound = signature.bind(obj, *args, **kwargs)
         bound.apply_defaults()
         params: dict[str, Any] = {}
         for key, value in list(bound.arguments.items())[1:]:  # skip self
-            kind = inspect.signature(cls.__init__).parameters[key].kind
+            kind = signature.parameters[key].kind
             if kind is inspect.Parameter.VAR_KEYWORD:
                 params.update(value)
             elif kind is not inspect.Parameter.VAR_POSITIONAL:
