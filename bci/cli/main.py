@@ -13,7 +13,9 @@ import click
 
 #: subcommand name -> "module:attribute" of its click command.
 #: Add one line here per new subcommand module.
-SUBCOMMANDS: dict[str, str] = {}
+SUBCOMMANDS: dict[str, str] = {
+    "replay": "bci.cli.replay:replay",
+}
 
 
 class LazyGroup(click.Group):
