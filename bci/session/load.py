@@ -25,7 +25,8 @@ What each LSL stream becomes
 Time zero is the earliest first time stamp over all streams, after clock offsets are applied (pyxdf's
 ``synchronize_clocks``); every object's times count from it, and ``segment.annotations
 ["lsl_time_zero"]`` keeps its LSL time. Time stamps of regular streams are not dejittered unless
-``dejitter=True``. Each object carries its stream's header in annotations (``lsl_name``,
+``dejitter=True``. Streams without a sample are listed in ``segment.annotations["empty_streams"]``
+(names separated by ``"; "``). Each object carries its stream's header in annotations (``lsl_name``,
 ``lsl_source_id``, ... and the whole ``<info>`` element as ``lsl_info_xml``).
 """
 
@@ -194,6 +195,18 @@ def _array_key(label: str, taken: set[str]) -> str:
     return key
 
 
+def _dimension_key(unit: pq.Quantity) -> str:
+    if unit.dimensionality.string == "dimensionless":  # .simplified recurses on dimensionless
+        return "dimensionless"
+    return str(unit.simplified.dimensionality.string)
+
+
+def _scale(unit: pq.Quantity, target: pq.Quantity) -> float:
+    if unit.dimensionality.string == target.dimensionality.string:
+        return 1.0
+    return float(pq.Quantity(1.0, unit).rescale(target).magnitude)
+
+
 def _analog_signals(stream: Mapping[str, Any], t0: float) -> list[neo.AnalogSignal]:
     info = stream["info"]
     data = np.asarray(stream["time_series"])
@@ -220,16 +233,14 @@ def _analog_signals(stream: Mapping[str, Any], t0: float) -> list[neo.AnalogSign
     # group channels whose units convert into one another
     groups: dict[Any, list[int]] = {}
     for i, (u, _) in enumerate(units):
-        groups.setdefault(u.simplified.dimensionality.string, []).append(i)
+        groups.setdefault(_dimension_key(u), []).append(i)
     positions = all(ch.get("x") and ch.get("y") for ch in channels)
     out = []
     for idx in groups.values():
         target = Counter(units[i][0].dimensionality.string for i in idx).most_common(1)[0][0]
         target_unit = next(units[i][0] for i in idx if units[i][0].dimensionality.string == target)
         block = data[:, idx]
-        scale = np.array(
-            [float(units[i][0].rescale(target_unit).magnitude) for i in idx], dtype=block.dtype
-        )
+        scale = np.array([_scale(units[i][0], target_unit) for i in idx], dtype=block.dtype)
         if not np.all(scale == 1):
             block = block * scale
         arr_ann: dict[str, np.ndarray] = {
@@ -434,7 +445,10 @@ def load(path: str | Path, *, dejitter: bool = False, synchronize_clocks: bool =
         rec_datetime=rec_datetime,
         lsl_time_zero=t0,
         duration_s=t_stop,
-        empty_streams=[_first(s["info"], "name") for s in streams if not len(s["time_stamps"])],
+        # one string, not a list: NixIO gives one-element lists back as scalars
+        empty_streams="; ".join(
+            _first(s["info"], "name") for s in streams if not len(s["time_stamps"])
+        ),
     )
     block.segments.append(segment)
     for s in filled:

@@ -9,7 +9,8 @@ is refused here before anything is written, naming the object and key: annotatio
 neo's NixIO adds ``nix_name`` annotations (the names of the NIX objects) to the Block it writes and
 to the Block it reads; :func:`save_nix` and :func:`load_nix` remove them, so a Block that went to
 disk and back compares equal to the one written. NIX stores datetimes without a time zone: keep
-``rec_datetime`` naive (our loader gives UTC).
+``rec_datetime`` naive (our loader gives UTC). NixIO also gives a one-element list annotation back
+as a scalar (``["a"]`` -> ``"a"``); our loader writes no list annotations for that reason.
 """
 
 from __future__ import annotations
