@@ -9,7 +9,9 @@ is refused here before anything is written, naming the object and key: annotatio
 neo's NixIO adds ``nix_name`` annotations (the names of the NIX objects) to the Block it writes and
 to the Block it reads; :func:`save_nix` and :func:`load_nix` remove them, so a Block that went to
 disk and back compares equal to the one written. NIX stores datetimes without a time zone: keep
-``rec_datetime`` naive (our loader gives UTC). NixIO also gives a one-element list annotation back
+``rec_datetime`` naive (our loader gives UTC). NixIO reads a spike train's ``left_sweep`` in the units
+of its waveform sampling period whatever units it was written in; :func:`save_nix` writes it in those
+units and :func:`load_nix` returns it in ms. NixIO also gives a one-element list annotation back
 as a scalar (``["a"]`` -> ``"a"``); our loader writes no list annotations for that reason.
 """
 
@@ -126,6 +128,15 @@ def save_nix(block: neo.Block, path: str | Path, *, overwrite: bool = True) -> P
     check_nix_annotations(block)
     p.parent.mkdir(parents=True, exist_ok=True)
     had_name = {id(obj) for obj in _objects(block) if "nix_name" in obj.annotations}
+    # neo 0.14.6 NixIO writes left_sweep's number but reads it back in the units of the
+    # waveforms' sampling period (0.3 ms -> 0.3 s when the period is in s or 1/Hz): hand it the
+    # number in those units, and put the caller's value back afterwards.
+    sweeps = {}
+    for seg in block.segments:
+        for st in seg.spiketrains:
+            if st.waveforms is not None and st.left_sweep is not None:
+                sweeps[id(st)] = (st, st.left_sweep)
+                st.left_sweep = st.left_sweep.rescale(st.sampling_period.units)
     try:
         with NixIO(str(p), mode="ow") as io:
             io.write_block(block)
@@ -134,6 +145,8 @@ def save_nix(block: neo.Block, path: str | Path, *, overwrite: bool = True) -> P
         for obj in _objects(block):
             if id(obj) not in had_name:
                 obj.annotations.pop("nix_name", None)
+        for st, sweep in sweeps.values():
+            st.left_sweep = sweep
     return p
 
 
@@ -160,4 +173,8 @@ def load_nix(path: str | Path) -> neo.Block:
     block = blocks[0]
     for obj in _objects(block):
         obj.annotations.pop("nix_name", None)
+    for seg in block.segments:
+        for st in seg.spiketrains:
+            if st.left_sweep is not None:  # stored in the sampling period's units (1/Hz or s)
+                st.left_sweep = st.left_sweep.rescale(pq.ms)
     return block
