@@ -218,7 +218,9 @@ def _analog_signals(stream: Mapping[str, Any], t0: float) -> list[neo.AnalogSign
         data = data.astype(np.float32 if data.dtype.itemsize <= 2 else np.float64)
     sfreq = float(_first(info, "nominal_srate"))
     channels = _channels(info, n_ch)
-    units = [parse_unit(ch["unit"]) for ch in channels]
+    parsed = {u: parse_unit(u) for u in {ch["unit"] for ch in channels}}  # once per distinct unit
+    keys = {u: _dimension_key(q) for u, (q, _) in parsed.items()}
+    units = [parsed[ch["unit"]] for ch in channels]
     ann = _stream_annotations(stream)
     ideal = stamps[0] + np.arange(len(stamps)) / sfreq
     ann["max_timing_error_s"] = float(np.max(np.abs(stamps - ideal)))
@@ -232,15 +234,20 @@ def _analog_signals(stream: Mapping[str, Any], t0: float) -> list[neo.AnalogSign
         )
     # group channels whose units convert into one another
     groups: dict[Any, list[int]] = {}
-    for i, (u, _) in enumerate(units):
-        groups.setdefault(_dimension_key(u), []).append(i)
+    for i, ch in enumerate(channels):
+        groups.setdefault(keys[ch["unit"]], []).append(i)
     positions = all(ch.get("x") and ch.get("y") for ch in channels)
     out = []
     for idx in groups.values():
         target = Counter(units[i][0].dimensionality.string for i in idx).most_common(1)[0][0]
         target_unit = next(units[i][0] for i in idx if units[i][0].dimensionality.string == target)
-        block = data[:, idx]
-        scale = np.array([_scale(units[i][0], target_unit) for i in idx], dtype=block.dtype)
+        block = data if idx == list(range(n_ch)) else data[:, idx]
+        factors = {
+            u: _scale(q, target_unit)
+            for u, (q, _) in parsed.items()
+            if keys[u] == keys[channels[idx[0]]["unit"]]
+        }
+        scale = np.array([factors[channels[i]["unit"]] for i in idx], dtype=block.dtype)
         if not np.all(scale == 1):
             block = block * scale
         arr_ann: dict[str, np.ndarray] = {
