@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -264,3 +265,76 @@ def test_missing_and_non_xdf_files_are_named(tmp_path: Path):
         load(fake)
     with pytest.raises(RecordingNotFoundError, match="recording.xdf"):
         load(tmp_path)
+
+
+def _xdf_chunk(tag: int, content: bytes) -> bytes:
+    body = struct.pack("<H", tag) + content
+    return b"\x08" + struct.pack("<Q", len(body)) + body
+
+
+def _write_xdf(path: Path, streams: list[dict]) -> None:
+    """A minimal XDF 1.0 file (spec: github.com/sccn/xdf): headers, samples, clock offsets."""
+    out = [b"XDF:", _xdf_chunk(1, b'<?xml version="1.0"?><info><version>1.0</version></info>')]
+    for sid, s in enumerate(streams, start=1):
+        header = (
+            f'<?xml version="1.0"?><info><name>{s["name"]}</name><type>{s["type"]}</type>'
+            f"<channel_count>1</channel_count><nominal_srate>{s['srate']}</nominal_srate>"
+            f"<channel_format>{s['format']}</channel_format><source_id>{s['name']}</source_id>"
+            "<desc/></info>"
+        )
+        out.append(_xdf_chunk(2, struct.pack("<I", sid) + header.encode()))
+        samples = b""
+        for t, v in zip(s["stamps"], s["values"], strict=True):
+            samples += b"\x08" + struct.pack("<d", t)
+            if s["format"] == "string":
+                samples += b"\x04" + struct.pack("<I", len(v)) + v.encode()
+            else:
+                samples += struct.pack("<f", v)
+        out.append(
+            _xdf_chunk(
+                3, struct.pack("<I", sid) + b"\x04" + struct.pack("<I", len(s["stamps"])) + samples
+            )
+        )
+        for when, offset in s["offsets"]:
+            out.append(_xdf_chunk(4, struct.pack("<Idd", sid, when, offset)))
+    path.write_bytes(b"".join(out))
+
+
+def test_clock_offsets_put_a_remote_stream_on_the_recorder_clock(tmp_path):
+    # the marker source's clock runs 2 s behind the recorder's: its stamps + 2 s are recorder time
+    path = tmp_path / "offsets.xdf"
+    sig_stamps = 100.0 + np.arange(50) / 100.0
+    _write_xdf(
+        path,
+        [
+            {
+                "name": "Sig",
+                "type": "EEG",
+                "srate": 100,
+                "format": "float32",
+                "stamps": sig_stamps,
+                "values": np.arange(50.0),
+                "offsets": [(100.0, 0.0), (105.0, 0.0)],
+            },
+            {
+                "name": "Remote",
+                "type": "Markers",
+                "srate": 0,
+                "format": "string",
+                "stamps": [98.5, 98.7],
+                "values": ["a", "b"],
+                "offsets": [(98.0, 2.0), (103.0, 2.0)],
+            },
+        ],
+    )
+    seg = load(path).segments[0]
+    np.testing.assert_allclose(
+        _by_name(seg.events, "Remote").times.magnitude, [0.5, 0.7], atol=1e-9
+    )
+    assert float(_by_name(seg.analogsignals, "Sig").t_start) == pytest.approx(0.0)
+    assert seg.annotations["lsl_time_zero"] == pytest.approx(100.0)
+    raw = load(path, synchronize_clocks=False).segments[0]
+    np.testing.assert_allclose(
+        _by_name(raw.events, "Remote").times.magnitude, [0.0, 0.2], atol=1e-9
+    )
+    assert float(_by_name(raw.analogsignals, "Sig").t_start) == pytest.approx(1.5)
