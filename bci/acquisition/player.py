@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -288,7 +289,7 @@ class Player:
         self.loops_done = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
+        self._error: Exception | None = None
 
     @property
     def stream_names(self) -> list[str]:
@@ -342,9 +343,19 @@ class Player:
             self._thread.join()
         self._raise_error()
 
-    def close(self) -> None:
-        """Stop playback and destroy the outlets."""
+    def close(self, linger_s: float = 0.0) -> None:
+        """Stop playback and destroy the outlets.
+
+        Parameters
+        ----------
+        linger_s : float
+            Keep the outlets open this long first (only if some have consumers), so inlets can
+            pull the last samples: destroying an outlet drops what it has not yet sent.
+        """
+        linger_s = ensure_float(linger_s, "linger_s", minimum=0.0)
         self.stop()
+        if linger_s > 0 and any(t.outlet.have_consumers() for t in self.tracks):
+            time.sleep(linger_s)
         self.tracks = []  # dropping the last reference destroys each outlet
 
     def __enter__(self) -> Player:
@@ -370,7 +381,7 @@ class Player:
     def _play(self) -> None:
         try:
             self._play_loop()
-        except BaseException as err:  # surfaced to the caller by wait()/stop()
+        except Exception as err:  # surfaced to the caller by run()/wait()/stop()
             logger.exception("Replay of %s failed", self.path)
             self._error = err
 

@@ -43,6 +43,14 @@ import click
     help="Appended to each stream name (default keeps the recorded names).",
 )
 @click.option(
+    "--linger",
+    type=float,
+    default=1.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Keep the outlets open this long after the end so inlets get the last samples.",
+)
+@click.option(
     "--wait-consumers",
     type=float,
     default=0.0,
@@ -57,6 +65,7 @@ def replay(
     streams: tuple[str, ...],
     source_id_suffix: str,
     name_suffix: str,
+    linger: float,
     wait_consumers: float,
 ) -> None:
     """Replay RECORDING (an .xdf file or a run folder) as LSL outlets with the original timing."""
@@ -92,6 +101,7 @@ def replay(
             info.source_id(),
         )
     console.print(table)
+    interrupted = False
     try:
         if wait_consumers > 0 and not player.wait_for_consumers(wait_consumers):
             console.print(
@@ -99,9 +109,10 @@ def replay(
             )
         player.run()
     except KeyboardInterrupt:
+        interrupted = True
         console.print("Interrupted.")
     except BCIError as err:
         raise click.ClickException(str(err)) from err
     finally:
-        player.close()
+        player.close(linger_s=0.0 if interrupted else max(linger, 0.0))
     console.print(f"Done ({player.loops_done} full loop(s) before the end).")
