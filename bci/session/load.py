@@ -12,9 +12,10 @@ What each LSL stream becomes
 - **spike stream**, by the toolkit's convention (:func:`parse_spike_marker`), either
     * a string stream whose every marker reads ``unit=<int> ch=<int> [sample=<int>] [key=value ...]``
       (the ground-truth markers of ``bci.synthesis``), or
-    * a numeric stream of type ``Spikes`` with one row per spike: channels labelled ``unit``,
-      ``channel`` and ``amplitude`` (by label, else the first three channels in that order), and
-      optionally ``waveform_000``, ``waveform_001``, ... holding the spike's waveform (sampled at
+    * a numeric stream of type ``Spikes`` with one row per spike: channels labelled ``unit`` (or
+      ``unit_index``), ``channel`` (or ``channel_index``), ``amplitude`` and ``sample_index``, the
+      fields of ``bci.stream.SPIKE_DTYPE`` (without labels: ``[unit, channel, amplitude]`` in that
+      order), and optionally ``waveform_000``, ``waveform_001``, ... holding the spike's waveform (sampled at
       ``desc/waveform_sfreq`` Hz when given),
   -> one ``neo.SpikeTrain`` per unit (``annotations["unit_id"]``), with ``channel_index`` (and
   ``sample_index``, ``amplitude`` where recorded) as array annotations.
@@ -325,20 +326,30 @@ def _spike_table(stream: Mapping[str, Any]) -> dict[str, Any] | None:
     values = np.asarray(stream["time_series"], dtype=np.float64).reshape(-1, n_ch)
     labels = [ch["label"].lower() for ch in _channels(info, n_ch)]
 
-    def column(names: tuple[str, ...], default: int) -> int | None:
-        for name in names:
-            if name in labels:
-                return labels.index(name)
-        return default if default < n_ch else None
-
-    iu = column(("unit", "unit_index", "unit_id"), 0)
-    ic = column(("channel", "channel_index", "ch"), 1)
-    ia = column(("amplitude", "amp"), 2)
-    if iu is None:
-        return None
-    table = {"unit": values[:, iu].astype(np.int64)}
-    if ic is not None:
-        table["channel_index"] = values[:, ic].astype(np.int64)
+    names = {
+        "unit": ("unit", "unit_index", "unit_id"),
+        "channel_index": ("channel", "channel_index", "ch"),
+        "amplitude": ("amplitude", "amp"),
+        "sample_index": ("sample_index", "sample"),
+    }
+    found = {
+        key: next((labels.index(a) for a in alias if a in labels), None)
+        for key, alias in names.items()
+    }
+    if found["unit"] is None:
+        if any(v is not None for v in found.values()):
+            return None  # labelled, but no unit column: not a spike stream we understand
+        # unlabelled: [unit, channel, amplitude] by position
+        found = {
+            "unit": 0,
+            "channel_index": 1 if n_ch > 1 else None,
+            "amplitude": 2 if n_ch > 2 else None,
+        }
+    table: dict[str, Any] = {"unit": values[:, found["unit"]].astype(np.int64)}
+    for key in ("channel_index", "sample_index"):
+        if found.get(key) is not None:
+            table[key] = values[:, found[key]].astype(np.int64)
+    ia = found.get("amplitude")
     if ia is not None:
         table["amplitude"] = values[:, ia]
         table["amplitude_unit"] = parse_unit(_channels(info, n_ch)[ia]["unit"])[0]

@@ -276,20 +276,29 @@ def _write_xdf(path: Path, streams: list[dict]) -> None:
     """A minimal XDF 1.0 file (spec: github.com/sccn/xdf): headers, samples, clock offsets."""
     out = [b"XDF:", _xdf_chunk(1, b'<?xml version="1.0"?><info><version>1.0</version></info>')]
     for sid, s in enumerate(streams, start=1):
+        values = s["values"]
+        n_ch = (
+            1
+            if s["format"] == "string"
+            else np.asarray(values).reshape(len(s["stamps"]), -1).shape[1]
+        )
+        channels = "".join(
+            f"<channel><label>{lab}</label></channel>" for lab in s.get("labels", [])
+        )
         header = (
             f'<?xml version="1.0"?><info><name>{s["name"]}</name><type>{s["type"]}</type>'
-            f"<channel_count>1</channel_count><nominal_srate>{s['srate']}</nominal_srate>"
+            f"<channel_count>{n_ch}</channel_count><nominal_srate>{s['srate']}</nominal_srate>"
             f"<channel_format>{s['format']}</channel_format><source_id>{s['name']}</source_id>"
-            "<desc/></info>"
+            f"<desc><channels>{channels}</channels></desc></info>"
         )
         out.append(_xdf_chunk(2, struct.pack("<I", sid) + header.encode()))
         samples = b""
-        for t, v in zip(s["stamps"], s["values"], strict=True):
+        for t, v in zip(s["stamps"], values, strict=True):
             samples += b"\x08" + struct.pack("<d", t)
             if s["format"] == "string":
                 samples += b"\x04" + struct.pack("<I", len(v)) + v.encode()
             else:
-                samples += struct.pack("<f", v)
+                samples += np.asarray(v, dtype="<f4").reshape(n_ch).tobytes()
         out.append(
             _xdf_chunk(
                 3, struct.pack("<I", sid) + b"\x04" + struct.pack("<I", len(s["stamps"])) + samples
@@ -338,3 +347,31 @@ def test_clock_offsets_put_a_remote_stream_on_the_recorder_clock(tmp_path):
         _by_name(raw.events, "Remote").times.magnitude, [0.0, 0.2], atol=1e-9
     )
     assert float(_by_name(raw.analogsignals, "Sig").t_start) == pytest.approx(1.5)
+
+
+def test_spikes_stream_with_spike_dtype_labels(tmp_path):
+    # a sorter publishing SPIKE_DTYPE rows: sample_index, channel_index, unit_index, amplitude
+    rows = np.array([[300, 4, 1, -80.0], [450, 2, 0, -60.0], [900, 4, 1, -75.0]], np.float32)
+    path = tmp_path / "sorted.xdf"
+    _write_xdf(
+        path,
+        [
+            {
+                "name": "Sorted",
+                "type": "Spikes",
+                "srate": 0,
+                "format": "float32",
+                "labels": ["sample_index", "channel_index", "unit_index", "amplitude"],
+                "stamps": [10.01, 10.015, 10.03],
+                "values": rows,
+                "offsets": [],
+            },
+        ],
+    )
+    trains = {st.annotations["unit_id"]: st for st in load(path).segments[0].spiketrains}
+    assert sorted(trains) == [0, 1]
+    np.testing.assert_allclose(trains[1].times.magnitude, [0.0, 0.02], atol=1e-9)
+    assert list(trains[1].array_annotations["sample_index"]) == [300, 900]
+    assert list(trains[1].array_annotations["channel_index"]) == [4, 4]
+    np.testing.assert_allclose(trains[1].array_annotations["amplitude"], [-80.0, -75.0])
+    assert list(trains[0].array_annotations["channel_index"]) == [2]
