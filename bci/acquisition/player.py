@@ -270,6 +270,15 @@ class Player:
                     samples = samples.reshape(len(times), -1)
             else:
                 samples = [[str(v) for v in row] for row in s["time_series"]]
+            if np.any(np.diff(times) < 0):  # hand-stamped or reset clocks: play in time order
+                logger.warning("Stream %r has time stamps out of order; replaying sorted.", name)
+                order = np.argsort(times, kind="stable")
+                times = times[order]
+                samples = (
+                    samples[order]
+                    if isinstance(samples, np.ndarray)
+                    else [samples[i] for i in order]
+                )
             outlet = pylsl.StreamOutlet(lsl_info, 0, 360)
             self.tracks.append(_Track(name, outlet, samples, times))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import threading
 import time
 import uuid
@@ -231,3 +232,41 @@ def test_cli_replays_at_the_requested_speed(recording):
     np.testing.assert_array_equal(np.asarray(data, np.float32), rec["ReplaySig"]["time_series"])
     bad = CliRunner().invoke(cli, ["replay", str(recording), "--streams", "Nope"])
     assert bad.exit_code != 0 and "Nope" in bad.output
+
+
+def _xdf_chunk(tag: int, content: bytes) -> bytes:
+    body = struct.pack("<H", tag) + content
+    return b"\x08" + struct.pack("<Q", len(body)) + body
+
+
+def test_out_of_order_markers_and_nested_desc(tmp_path):
+    """A hand-built XDF (spec: github.com/sccn/xdf): one marker stream stamped out of order."""
+    header = (
+        '<?xml version="1.0"?><info><name>Hand</name><type>Markers</type>'
+        "<channel_count>1</channel_count><nominal_srate>0</nominal_srate>"
+        "<channel_format>string</channel_format><source_id>hand-src</source_id>"
+        "<desc><task><block><id>1</id></block><block><id>2</id></block></task></desc></info>"
+    )
+    stamps, markers = [5.20, 5.00, 5.10], ["c", "a", "b"]
+    samples = b"".join(
+        b"\x08" + struct.pack("<d", t) + b"\x01" + bytes([len(m)]) + m.encode()
+        for t, m in zip(stamps, markers, strict=True)
+    )
+    path = tmp_path / "hand.xdf"
+    path.write_bytes(
+        b"XDF:"
+        + _xdf_chunk(1, b'<?xml version="1.0"?><info><version>1.0</version></info>')
+        + _xdf_chunk(2, struct.pack("<I", 1) + header.encode())
+        + _xdf_chunk(3, struct.pack("<I", 1) + b"\x01\x03" + samples)
+    )
+    suffix = f"-{uuid.uuid4().hex[:6]}"
+    with Player(path, speed=2.0, source_id_suffix=suffix) as player:
+        inlet = _inlet("hand-src" + suffix)
+        info = inlet.info(timeout=5.0)
+        blocks = info.desc().child("task")
+        assert blocks.child("block").child_value("id") == "1"
+        assert blocks.child("block").next_sibling("block").child_value("id") == "2"
+        player.start()
+        got = _drain({"m": inlet}, {"m": 3}, timeout_s=5.0)["m"]
+    assert [m[0] for m in got[0]] == ["a", "b", "c"]
+    np.testing.assert_allclose(np.diff(got[1]), [0.05, 0.05], atol=1e-6)
