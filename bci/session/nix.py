@@ -178,3 +178,14 @@ def load_nix(path: str | Path) -> neo.Block:
             if st.left_sweep is not None:  # stored in the sampling period's units (1/Hz or s)
                 st.left_sweep = st.left_sweep.rescale(pq.ms)
     return block
+
+
+def write_run_nix(run_dir: str | Path, *, dejitter: bool = False) -> Path:
+    """Load a run folder's ``recording.xdf`` and save it next to it as ``session.nix``.
+
+    What the runner calls after each run; returns the NIX file's path.
+    """
+    from bci.session.load import load
+
+    run_dir = Path(run_dir)
+    return save_nix(load(run_dir, dejitter=dejitter), run_dir / NIX_FILE_NAME)

@@ -22,7 +22,7 @@ from bci.session.load import (
     parse_spike_marker,
     parse_unit,
 )
-from bci.session.nix import load_nix, save_nix
+from bci.session.nix import load_nix, save_nix, write_run_nix
 
 FS = 1000.0
 AUX_FS = 250.0
@@ -237,6 +237,17 @@ def test_loaded_recording_round_trips_through_nix(block, tmp_path):
         assert s.annotations == s2.annotations
     for e, e2 in zip(seg.events, seg2.events, strict=True):
         assert list(e.labels) == list(e2.labels)
+
+
+def test_run_folder_recording_is_saved_as_session_nix(recording, tmp_path):
+    run_dir = tmp_path / "20250101-000000-demo"
+    run_dir.mkdir()
+    (run_dir / "recording.xdf").write_bytes(recording["path"].read_bytes())
+    path = write_run_nix(run_dir)
+    assert path == run_dir / "session.nix"
+    back = load_nix(run_dir)
+    assert back.name == "20250101-000000-demo"
+    assert sorted(a.name for a in back.segments[0].analogsignals) == ["Aux", "Sig"]
 
 
 def test_unit_and_marker_conventions():
