@@ -310,16 +310,17 @@ def _spike_table(stream: Mapping[str, Any]) -> dict[str, Any] | None:
     info = stream["info"]
     fmt = _first(info, "channel_format")
     if fmt == "string":
-        parsed = [parse_spike_marker(str(row[0])) for row in stream["time_series"]]
-        if not parsed or any(p is None for p in parsed):
+        maybe = [parse_spike_marker(str(row[0])) for row in stream["time_series"]]
+        parsed = [p for p in maybe if p is not None]
+        if not parsed or len(parsed) != len(maybe):
             return None
-        table: dict[str, Any] = {
-            "unit": np.array([p["unit"] for p in parsed], dtype=np.int64),  # type: ignore[index]
-            "channel_index": np.array([p["ch"] for p in parsed], dtype=np.int64),  # type: ignore[index]
+        spikes: dict[str, Any] = {
+            "unit": np.array([p["unit"] for p in parsed], dtype=np.int64),
+            "channel_index": np.array([p["ch"] for p in parsed], dtype=np.int64),
         }
-        if all("sample" in p for p in parsed):  # type: ignore[operator]
-            table["sample_index"] = np.array([p["sample"] for p in parsed], dtype=np.int64)  # type: ignore[index]
-        return table
+        if all("sample" in p for p in parsed):
+            spikes["sample_index"] = np.array([p["sample"] for p in parsed], dtype=np.int64)
+        return spikes
     if _first(info, "type").lower() != "spikes":
         return None
     n_ch = int(_first(info, "channel_count", "1"))
