@@ -26,7 +26,7 @@ import numpy as np
 import pylsl
 
 import bci.acquisition.lsl_config  # noqa: F401  (quiet liblsl before first use)
-from bci._checks import check_type, ensure_float
+from bci._checks import check_type, ensure_float, ensure_int
 from bci.acquisition.metadata import CHANNEL_FORMATS, NUMPY_DTYPES
 from bci.errors import BCIError, ConfigError
 
@@ -206,6 +206,9 @@ class Player:
         Shortest sleep between pushes; samples due within it go out as one chunk.
     synchronize_clocks : bool
         Apply the file's clock offsets before replaying.
+    max_buffered_s : int
+        Seconds of data each outlet keeps for a slow inlet (lower it for fast replays of wide
+        streams: 384 channels at 30 kHz is 46 MB per buffered second).
 
     Examples
     --------
@@ -225,10 +228,12 @@ class Player:
         name_suffix: str = "",
         chunk_s: float = 0.001,
         synchronize_clocks: bool = True,
+        max_buffered_s: int = 360,
     ) -> None:
         self.speed = ensure_float(speed, "speed", minimum=0.0, strict_minimum=True)
         self.loop = bool(check_type(loop, bool, "loop"))
         self.chunk_s = ensure_float(chunk_s, "chunk_s", minimum=0.0, maximum=1.0)
+        max_buffered_s = ensure_int(max_buffered_s, "max_buffered_s", minimum=1)
         check_type(source_id_suffix, str, "source_id_suffix")
         check_type(name_suffix, str, "name_suffix")
         self.path = resolve_recording_path(path)
@@ -279,7 +284,7 @@ class Player:
                     if isinstance(samples, np.ndarray)
                     else [samples[i] for i in order]
                 )
-            outlet = pylsl.StreamOutlet(lsl_info, 0, 360)
+            outlet = pylsl.StreamOutlet(lsl_info, 0, max_buffered_s)
             self.tracks.append(_Track(name, outlet, samples, times))
 
         last = [float(t.times_s[-1]) for t in self.tracks if len(t.times_s)]
