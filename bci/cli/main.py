@@ -15,6 +15,7 @@ import click
 #: Add one line here per new subcommand module.
 SUBCOMMANDS: dict[str, str] = {
     "replay": "bci.cli.replay:replay",
+    "source": "bci.cli.source:source",
 }
 
 
