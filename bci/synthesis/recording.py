@@ -112,17 +112,17 @@ class SyntheticSource:
                     "of spike times (s) per unit, got a single flat array."
                 )
             n_given = len(spike_times)
+            if n_given == 0 or n_units == 0:
+                raise ConfigError(
+                    "Invalid value for the 'spike_times' parameter: spike times were requested for "
+                    "0 units; give at least one train (and n_units >= 1 or None)."
+                )
             if n_units is not None and ensure_int(n_units, "n_units", minimum=0) != n_given:
                 raise ConfigError(
                     f"Invalid value for the 'n_units' parameter: {n_units} units but spike_times "
                     f"holds {n_given} trains."
                 )
             n_units = n_given
-            if n_units == 0:
-                raise ConfigError(
-                    "Invalid value for the 'spike_times' parameter: spike times were requested for "
-                    "0 units; give at least one train."
-                )
         else:
             n_units = ensure_int(20 if n_units is None else n_units, "n_units", minimum=0)
         self.n_units = n_units
