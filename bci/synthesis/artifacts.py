@@ -59,4 +59,4 @@ def make_artifact_kernel(
         d = np.linalg.norm(contacts - site3[None, :], axis=1)
         gain = 1.0 / (1.0 + (d / falloff_um) ** 2)
         gain /= gain.max()
-    return amplitude_uv * wave[:, None] * gain[None, :]  # type: ignore[no-any-return]
+    return amplitude_uv * wave[:, None] * gain[None, :]

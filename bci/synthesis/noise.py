@@ -63,7 +63,7 @@ class _FilteredNoise:
     def next(self, n_samples: int) -> npt.NDArray[np.float64]:
         white = self.rng.standard_normal((n_samples, self.n_channels))
         out, self.zi = signal.sosfilt(self.sos, white, axis=0, zi=self.zi)
-        return out * self.scale  # type: ignore[no-any-return]
+        return out * self.scale
 
 
 class SpikeBandNoise:
@@ -127,7 +127,7 @@ class SpikeBandNoise:
         out = self._own.next(n_samples)
         if self._common is not None:
             out = self._w_own * out + self._w_common * self._common.next(n_samples)
-        return out * self.noise_uv  # type: ignore[no-any-return]
+        return out * self.noise_uv
 
 
 @dataclass(frozen=True)
@@ -235,4 +235,4 @@ class LFPGenerator:
         common = self._broadband.next(n_samples)
         if self._beta is not None:
             common = common + self._beta.next(n_samples)
-        return common * self.weights[None, :]  # type: ignore[no-any-return]
+        return common * self.weights[None, :]

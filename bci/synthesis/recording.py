@@ -311,6 +311,32 @@ class GroundTruthRecording:
         """Per-unit arrays of spike times in s."""
         return [train / self.sfreq for train in self.spike_trains()]
 
+    def to_spikeinterface(self) -> tuple[Any, Any]:
+        """Return ``(recording, sorting)`` as SpikeInterface objects (needs ``spikeinterface``).
+
+        The recording is a ``NumpyRecording`` in uV (gain 1, offset 0) with the probe attached
+        (circular 6 um contacts at :attr:`positions`); the sorting is the ground truth as a
+        ``NumpySorting`` with unit ids ``0..n_units-1``, ready for
+        ``spikeinterface.comparison.compare_sorter_to_ground_truth``.
+        """
+        from probeinterface import Probe
+        from spikeinterface.core import NumpyRecording, NumpySorting
+
+        recording = NumpyRecording([self.traces], self.sfreq)
+        recording.set_channel_gains(1.0)
+        recording.set_channel_offsets(0.0)
+        probe = Probe(ndim=2, si_units="um")
+        probe.set_contacts(positions=self.positions, shapes="circle", shape_params={"radius": 6.0})
+        probe.set_device_channel_indices(np.arange(self.n_channels))
+        recording.set_probe(probe)  # in place in SpikeInterface >= 0.105
+        sorting = NumpySorting.from_samples_and_labels(
+            [self.spikes["sample_index"]],
+            [self.spikes["unit_index"]],
+            self.sfreq,
+            unit_ids=np.arange(self.n_units),
+        )
+        return recording, sorting
+
 
 def generate_recording(
     n_channels: int = 32,

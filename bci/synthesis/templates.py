@@ -68,7 +68,7 @@ def _waveform(
 ) -> npt.NDArray[np.float64]:
     trough = -np.exp(-(t_ms**2) / (2 * s_t**2))
     peak = r * np.exp(-((t_ms - t_p) ** 2) / (2 * s_p**2))
-    return trough + peak  # type: ignore[no-any-return]
+    return trough + peak
 
 
 def _trough_shift(s_t: float, t_p: float, s_p: float, r: float) -> tuple[float, float]:

@@ -238,3 +238,14 @@ def test_bad_input_gives_a_clear_error(kwargs: dict, match: str) -> None:
 def test_noise_only_recording_with_zero_units() -> None:
     rec = generate_recording(n_channels=4, n_units=0, duration_s=0.2, seed=0)
     assert rec.n_units == 0 and rec.spikes.size == 0 and rec.spike_trains() == []
+
+
+def test_to_spikeinterface_round_trips_traces_probe_and_ground_truth() -> None:
+    pytest.importorskip("spikeinterface")
+    rec = generate_recording(n_channels=8, n_units=3, duration_s=0.5, seed=2)
+    si_rec, si_sort = rec.to_spikeinterface()
+    np.testing.assert_array_equal(si_rec.get_traces(return_in_uV=True), rec.traces)
+    np.testing.assert_allclose(si_rec.get_channel_locations(), rec.positions)
+    assert si_sort.get_num_units() == 3
+    for u, train in enumerate(rec.spike_trains()):
+        np.testing.assert_array_equal(si_sort.get_unit_spike_train(u), train)
