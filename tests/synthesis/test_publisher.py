@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -173,3 +176,38 @@ def test_cli_source_synthetic_refuses_bad_input(source_id: str) -> None:
     )
     assert result.exit_code != 0
     assert "n_channels" in result.output
+
+
+def test_cli_runs_until_ctrl_c_and_stops_cleanly(source_id: str) -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bci.cli.main",
+            "source",
+            "synthetic",
+            "--channels",
+            "4",
+            "--units",
+            "2",
+            "--name",
+            "syn-sigint",
+            "--source-id",
+            source_id,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert pylsl.resolve_byprop("source_id", source_id, 1, 20.0), "stream never appeared"
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=20.0)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out
+    assert "Running until Ctrl-C" in out and "Interrupted" in out and "Sent" in out
+    assert "Traceback" not in out
