@@ -1,0 +1,617 @@
+"""LSLSource: the pipeline's inlet for a regularly sampled LSL stream of neural signals.
+
+It resolves one stream (by name, type and/or source_id), checks it against what the session
+expects, and turns whatever has arrived into :class:`bci.stream.SignalChunk` objects whose
+``first_sample`` counts samples since the start, gaps included. Problems are reported, never hidden:
+
+- **gaps**: a chunk whose first (clock-corrected, not smoothed) time stamp is later than the
+  sample clock predicts by more than the tolerance follows missing samples; the chunk carries
+  ``gap_before`` and ``first_sample`` skips them, and a ``"gap"`` event says how many. See
+  :mod:`bci.acquisition.clock` for why we dejitter ourselves rather than with liblsl's
+  ``proc_dejitter`` (which would smooth the gap away).
+- **dead stream**: with ``recover=True`` liblsl reconnects silently and pulls just come back empty, so
+  once no data have come for ``stall_after_s`` a ``"stall"`` event says "no data for X ms"; when data
+  flow again a ``"reconnect"`` event gives the silence and the gap length (what the outlet pushed
+  before liblsl reconnected is lost).
+- **NaN samples** pass through untouched, are counted, and show in ``SignalChunk.nan_rows``.
+
+The pull path is lean: liblsl writes into a preallocated buffer, the only allocations per chunk are
+the output arrays (float32 data and float64 stamps), and nothing loops over samples in Python.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pylsl
+from pylsl.util import LostError
+from pylsl.util import TimeoutError as LSLTimeoutError
+
+import bci.acquisition.lsl_config  # noqa: F401  (quiet liblsl before first use)
+from bci._checks import check_type, check_value, ensure_float, ensure_int
+from bci.acquisition.clock import SampleClock
+from bci.acquisition.metadata import FORMAT_NAMES, NUMPY_DTYPES, read_channel_info
+from bci.errors import BCIError, ConfigError, StreamMismatchError, StreamNotFoundError
+from bci.stream.chunks import SignalChunk
+from bci.stream.spec import StreamSpec
+
+logger = logging.getLogger(__name__)
+
+#: Seconds to listen for the list of existing streams when a resolve fails.
+LIST_STREAMS_WAIT_S = 0.5
+#: Silence before the first chunk that counts as a stall (streams may take a moment to start).
+FIRST_DATA_STALL_S = 1.0
+
+
+class StreamLostError(BCIError, ConnectionError):
+    """The stream's outlet is gone and the source was told not to wait for it (``recover=False``)."""
+
+
+class SourceClosedError(BCIError, RuntimeError):
+    """The source was used after :meth:`LSLSource.close`."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceEvent:
+    """Something the source noticed about its stream.
+
+    Parameters
+    ----------
+    kind : str
+        ``"connected"``, ``"gap"``, ``"stall"``, ``"reconnect"``, ``"time_jump"``, ``"nan"``,
+        ``"lost"`` or ``"closed"``.
+    t : float
+        ``pylsl.local_clock()`` when it was noticed.
+    message : str
+        One human-readable line.
+    n_samples : int
+        Samples concerned: missing samples (gap, reconnect), samples the stamps jumped back
+        (time_jump), NaN samples (nan); 0 otherwise.
+    sample_index : int
+        Stream sample index where it happened (first sample after a gap), or -1.
+    """
+
+    kind: str
+    t: float
+    message: str
+    n_samples: int = 0
+    sample_index: int = -1
+
+
+def _xpath_literal(value: str) -> str:
+    """Quote ``value`` as an XPath 1.0 string literal (which has no escapes)."""
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value:
+        return f'"{value}"'
+    parts = value.split("'")
+    return "concat(" + ', "\'", '.join(f"'{p}'" for p in parts) + ")"
+
+
+def _describe_info(info: pylsl.StreamInfo) -> str:
+    fmt = FORMAT_NAMES.get(info.channel_format(), str(info.channel_format()))
+    rate = info.nominal_srate()
+    rate_text = f"{rate:g} Hz" if rate > 0 else "irregular rate"
+    return (
+        f"name={info.name()!r} type={info.type()!r} source_id={info.source_id()!r} "
+        f"({info.channel_count()} ch, {rate_text}, {fmt}, host {info.hostname()!r})"
+    )
+
+
+def list_streams(wait_s: float = 1.0) -> list[str]:
+    """One line per LSL stream visible on the network within ``wait_s`` seconds."""
+    return [_describe_info(info) for info in pylsl.resolve_streams(wait_time=wait_s)]
+
+
+def resolve_stream_info(
+    name: str | None = None,
+    stype: str | None = None,
+    source_id: str | None = None,
+    timeout_s: float = 5.0,
+) -> pylsl.StreamInfo:
+    """Find one LSL stream matching every given property.
+
+    Raises
+    ------
+    bci.StreamNotFoundError
+        Nothing matched within ``timeout_s``; the message lists the streams that do exist.
+    """
+    query = {"name": name, "type": stype, "source_id": source_id}
+    query = {k: v for k, v in query.items() if v is not None}
+    if not query:
+        raise ConfigError(
+            "LSLSource needs at least one of 'name', 'stype' or 'source_id' to find its stream."
+        )
+    for key, value in query.items():
+        check_type(value, str, "stype" if key == "type" else key)
+    timeout_s = ensure_float(timeout_s, "timeout_s", minimum=0.0)
+    predicate = " and ".join(f"{k}={_xpath_literal(v)}" for k, v in query.items())
+    found = pylsl.resolve_bypred(predicate, 1, timeout_s)
+    if found:
+        if len(found) > 1:
+            logger.warning(
+                "%d LSL streams match %s; using %s. Give a source_id to choose.",
+                len(found),
+                predicate,
+                _describe_info(found[0]),
+            )
+        return found[0]
+    wanted = ", ".join(f"{k}={v!r}" for k, v in query.items())
+    existing = list_streams(LIST_STREAMS_WAIT_S)
+    if existing:
+        shown = "\n  ".join(existing[:20])
+        more = f"\n  ... and {len(existing) - 20} more" if len(existing) > 20 else ""
+        listing = f"Streams visible now ({len(existing)}):\n  {shown}{more}"
+    else:
+        listing = (
+            "No LSL streams are visible at all: is the outlet running, and does the network "
+            "(firewall, multicast) let LSL through?"
+        )
+    raise StreamNotFoundError(
+        f"No LSL stream with {wanted} was found within {timeout_s:g} s. {listing}"
+    )
+
+
+class LSLSource:
+    """Pull a regularly sampled numeric LSL stream as :class:`~bci.stream.SignalChunk` objects.
+
+    Parameters
+    ----------
+    name, stype, source_id : str, optional
+        Properties the stream must have (at least one). ``source_id`` is the reliable one: liblsl
+        recovers a restarted outlet by it.
+    n_channels, sfreq, channel_format : optional
+        What the session expects; a stream that differs is refused with
+        :class:`bci.StreamMismatchError` naming both values. ``channel_format`` is a key of
+        :data:`~bci.acquisition.metadata.CHANNEL_FORMATS` (string streams are always refused).
+    timeout_s : float
+        Seconds to wait for the stream to be found and to answer.
+    max_pull_s : float
+        Capacity of the pull buffer in seconds of data: one :meth:`pull` returns at most this much.
+    scale : float
+        Factor applied to every value on conversion to float32 (e.g. the uV per count of an int16
+        amplifier stream).
+    clocksync : bool
+        Map stamps into the local clock with liblsl's clock-offset estimate (``proc_clocksync``).
+    dejitter : bool
+        Replace stamps by the sample clock's linear fit (gap-aware, see
+        :mod:`bci.acquisition.clock`); ``False`` passes the clock-corrected, monotonized stamps.
+    dejitter_halftime_s : float
+        Forgetting half-time of the sample-clock fit.
+    gap_threshold_s : float or None
+        Lateness of a chunk's first stamp that counts as a gap; ``None`` adapts to the observed
+        jitter (at least half a sample). Raise it for outlets that stamp chunks at push time on a
+        busy machine, whose late pushes would otherwise look like gaps.
+    stall_after_s : float or None
+        Silence that raises a ``"stall"`` event; ``None``: 10x the observed interval between
+        chunks, at least 0.1 s.
+    recover : bool
+        Let liblsl reconnect to a restarted outlet with the same source_id. ``False`` raises
+        :class:`StreamLostError` when the outlet disappears.
+    max_buffered_s : float
+        Seconds of data liblsl keeps for this inlet while the pipeline is busy.
+    max_events : int
+        Events kept (oldest dropped first).
+    unit : str or None
+        Unit of the converted values for :meth:`spec`; ``None``: the stream's own channel unit.
+
+    Examples
+    --------
+    >>> with LSLSource(source_id="amp-1", n_channels=384, sfreq=30000) as source:  # doctest: +SKIP
+    ...     spec = source.spec()
+    ...     chunk = source.pull(timeout=0.01)
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        stype: str | None = None,
+        source_id: str | None = None,
+        *,
+        n_channels: int | None = None,
+        sfreq: float | None = None,
+        channel_format: str | None = None,
+        timeout_s: float = 5.0,
+        max_pull_s: float = 0.05,
+        scale: float = 1.0,
+        clocksync: bool = True,
+        dejitter: bool = True,
+        dejitter_halftime_s: float = 90.0,
+        gap_threshold_s: float | None = None,
+        stall_after_s: float | None = None,
+        recover: bool = True,
+        max_buffered_s: float = 10.0,
+        max_events: int = 256,
+        unit: str | None = None,
+    ) -> None:
+        self._params: dict[str, Any] = {
+            "name": name,
+            "stype": stype,
+            "source_id": source_id,
+            "n_channels": n_channels,
+            "sfreq": sfreq,
+            "channel_format": channel_format,
+            "timeout_s": timeout_s,
+            "max_pull_s": max_pull_s,
+            "scale": scale,
+            "clocksync": clocksync,
+            "dejitter": dejitter,
+            "dejitter_halftime_s": dejitter_halftime_s,
+            "gap_threshold_s": gap_threshold_s,
+            "stall_after_s": stall_after_s,
+            "recover": recover,
+            "max_buffered_s": max_buffered_s,
+            "max_events": max_events,
+            "unit": unit,
+        }
+        if n_channels is not None:
+            n_channels = ensure_int(n_channels, "n_channels", minimum=1)
+        if sfreq is not None:
+            sfreq = ensure_float(sfreq, "sfreq", minimum=0.0, strict_minimum=True)
+        if channel_format is not None:
+            check_value(channel_format, NUMPY_DTYPES, "channel_format")
+        timeout_s = ensure_float(timeout_s, "timeout_s", minimum=0.0)
+        max_pull_s = ensure_float(max_pull_s, "max_pull_s", minimum=0.0, strict_minimum=True)
+        self.scale = ensure_float(scale, "scale")
+        if self.scale == 0.0:
+            raise ConfigError("Invalid value for the 'scale' parameter: 0 would erase the signal.")
+        self.dejitter = bool(check_type(dejitter, bool, "dejitter"))
+        check_type(clocksync, bool, "clocksync")
+        self.recover = bool(check_type(recover, bool, "recover"))
+        self._stall_after_s = (
+            None
+            if stall_after_s is None
+            else ensure_float(stall_after_s, "stall_after_s", minimum=0.0, strict_minimum=True)
+        )
+        max_buffered_s = ensure_float(
+            max_buffered_s, "max_buffered_s", minimum=0.0, strict_minimum=True
+        )
+        max_events = ensure_int(max_events, "max_events", minimum=1)
+        self._unit = None if unit is None else check_type(unit, str, "unit")
+
+        info = resolve_stream_info(name, stype, source_id, timeout_s)
+        self._check_expectations(info, n_channels, sfreq, channel_format)
+        self.name: str = info.name()
+        self.stype: str = info.type()
+        self.source_id: str = info.source_id()
+        self.n_channels: int = info.channel_count()
+        self.sfreq: float = float(info.nominal_srate())
+        self.channel_format: str = FORMAT_NAMES[info.channel_format()]
+        self._dtype = np.dtype(NUMPY_DTYPES[self.channel_format])
+
+        flags = pylsl.proc_monotonize | (pylsl.proc_clocksync if clocksync else 0)
+        self._inlet: pylsl.StreamInlet | None = pylsl.StreamInlet(
+            info,
+            max_buflen=max(1, int(np.ceil(max_buffered_s))),
+            recover=self.recover,
+            processing_flags=flags,
+        )
+        self.max_samples = max(1, int(round(max_pull_s * self.sfreq)))
+        self._buffer = np.empty((self.max_samples, self.n_channels), dtype=self._dtype)
+        self._clock = SampleClock(
+            self.sfreq, halftime_s=dejitter_halftime_s, gap_threshold_s=gap_threshold_s
+        )
+        self._is_float = np.issubdtype(self._dtype, np.floating)
+        self._index_offsets = np.arange(self.max_samples, dtype=np.float64)
+        self._full_info: pylsl.StreamInfo | None = None
+
+        self.events: deque[SourceEvent] = deque(maxlen=max_events)
+        self.events_total = 0
+        self._next_sample = 0
+        self._samples_received = 0
+        self._chunks_received = 0
+        self._gaps = 0
+        self._gap_samples = 0
+        self._nan_samples = 0
+        self._in_nan_run = False
+        self._t_connected = 0.0
+        self._t_last_data: float | None = None
+        self._chunk_interval_s: float | None = None
+        self._stalled = False
+        self._stall_started: float | None = None
+        self._last_t_out = -np.inf
+        self._closed = False
+
+        try:
+            self._inlet.open_stream(timeout=timeout_s)
+            if clocksync:
+                # The first estimate takes a few ms; take it now rather than in the first pull.
+                self._inlet.time_correction(timeout=timeout_s)
+            self._full_info = self._inlet.info(timeout=timeout_s)
+        except (LSLTimeoutError, LostError) as err:
+            self._inlet = None
+            raise StreamNotFoundError(
+                f"Found the LSL stream {_describe_info(info)} but it did not answer within "
+                f"{timeout_s:g} s ({err})."
+            ) from err
+        self._t_connected = pylsl.local_clock()
+        self._event("connected", f"Connected to {_describe_info(info)}.")
+
+    # ---------------------------------------------------------------- set-up
+    @staticmethod
+    def _check_expectations(
+        info: pylsl.StreamInfo,
+        n_channels: int | None,
+        sfreq: float | None,
+        channel_format: str | None,
+    ) -> None:
+        problems = []
+        actual_format = FORMAT_NAMES.get(info.channel_format(), str(info.channel_format()))
+        if actual_format not in NUMPY_DTYPES:
+            problems.append(f"channel format: expected a numeric format, got {actual_format!r}")
+        elif channel_format is not None and actual_format != channel_format:
+            problems.append(f"channel format: expected {channel_format!r}, got {actual_format!r}")
+        if n_channels is not None and info.channel_count() != n_channels:
+            problems.append(f"channels: expected {n_channels}, got {info.channel_count()}")
+        rate = info.nominal_srate()
+        if rate <= 0:
+            problems.append(
+                "sampling rate: expected a regular rate, got an irregular stream (nominal rate 0)"
+            )
+        elif sfreq is not None and abs(rate - sfreq) > 1e-6 * sfreq:
+            problems.append(f"sampling rate: expected {sfreq:g} Hz, got {rate:g} Hz")
+        if problems:
+            raise StreamMismatchError(
+                f"The LSL stream {_describe_info(info)} does not match what was expected: "
+                + "; ".join(problems)
+                + "."
+            )
+
+    def spec(self) -> StreamSpec:
+        """Describe the stream for :meth:`bci.stream.Pipeline.prepare` (labels, unit, positions)."""
+        info = self._full_info
+        if info is None:
+            raise SourceClosedError("The LSLSource is closed.")
+        channels = read_channel_info(info)
+        units = {u for u in channels.units if u}
+        unit = self._unit if self._unit is not None else (units.pop() if len(units) == 1 else "")
+        return StreamSpec(
+            kind="signal",
+            n_channels=self.n_channels,
+            rate_hz=self.sfreq,
+            channel_names=channels.labels,
+            unit=unit,
+            positions=channels.positions,
+            meta={
+                "stream_name": self.name,
+                "stream_type": self.stype,
+                "source_id": self.source_id,
+                "channel_format": self.channel_format,
+                "channel_units": channels.units,
+                "channel_types": channels.types,
+                "scale": self.scale,
+                "hostname": info.hostname(),
+            },
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Class and constructor parameters, for the session's ``config.yaml``."""
+        return {"class": "LSLSource", "params": dict(self._params)}
+
+    # ------------------------------------------------------------------ data
+    def pull(self, timeout: float = 0.0) -> SignalChunk | None:
+        """Return the samples that have arrived (at most ``max_samples``), or ``None``.
+
+        Parameters
+        ----------
+        timeout : float
+            Seconds to wait for the first sample; whatever else is ready comes with it.
+
+        Raises
+        ------
+        StreamLostError
+            The outlet is gone and ``recover`` is False.
+        """
+        inlet = self._inlet
+        if inlet is None:
+            raise SourceClosedError("The LSLSource is closed; create a new one to pull again.")
+        buffer = self._buffer
+        try:
+            if timeout > 0.0:
+                _, stamps = inlet.pull_chunk(
+                    timeout=timeout, max_samples=self.max_samples, dest_obj=buffer, min_samples=1
+                )
+            else:
+                _, stamps = inlet.pull_chunk(
+                    timeout=0.0, max_samples=self.max_samples, dest_obj=buffer
+                )
+        except LostError as err:
+            self._event("lost", f"Stream {self.name!r} lost: its outlet is gone ({err}).")
+            raise StreamLostError(
+                f"The LSL stream {self.name!r} (source_id {self.source_id!r}) was lost and "
+                "recover=False; restart the outlet and the source, or use recover=True."
+            ) from err
+        now = pylsl.local_clock()
+        n = len(stamps)
+        if n == 0:
+            self._check_stall(now)
+            return None
+        return self._make_chunk(buffer, stamps, n, now)
+
+    def _make_chunk(self, buffer: npt.NDArray[Any], stamps: Any, n: int, now: float) -> SignalChunk:
+        stamps = np.asarray(stamps, dtype=np.float64)
+        clock = self._clock
+        verdict = clock.judge(self._next_sample, float(stamps[0]))
+        gap = verdict.gap if verdict.gap > 0 else 0
+        first_sample = self._next_sample + gap
+        if verdict.gap < 0:
+            self._event(
+                "time_jump",
+                f"Time stamps of {self.name!r} jumped back by {-verdict.residual_s * 1e3:.1f} ms "
+                f"({-verdict.gap} samples) at sample {first_sample}; the sample clock restarts.",
+                n_samples=-verdict.gap,
+                sample_index=first_sample,
+            )
+        clock.update(first_sample, n, float(stamps.mean()))
+
+        if self.dejitter:
+            t_lsl = np.multiply(self._index_offsets[:n], clock.period_s)
+            t_lsl += clock.predict(first_sample)
+            if t_lsl[0] <= self._last_t_out:
+                # Early in the fit a new chunk can pull the line back a little: keep time moving.
+                t_lsl += self._last_t_out - t_lsl[0] + 1e-3 * clock.period_s
+        else:
+            t_lsl = stamps
+        self._last_t_out = float(t_lsl[-1])
+
+        data = np.empty((n, self.n_channels), dtype=np.float32)
+        if self.scale == 1.0:
+            np.copyto(data, buffer[:n], casting="unsafe")
+        else:
+            np.multiply(buffer[:n], self.scale, out=data, casting="unsafe")
+
+        nan_count = 0
+        if self._is_float and not np.isfinite(np.add.reduce(data, axis=None)):
+            nan_count = int(np.isnan(data).any(axis=1).sum())
+        if nan_count:
+            self._nan_samples += nan_count
+            if not self._in_nan_run:
+                self._event(
+                    "nan",
+                    f"{nan_count} NaN sample(s) from {self.name!r} in samples "
+                    f"{first_sample}..{first_sample + n - 1}; passed through (see nan_rows).",
+                    n_samples=nan_count,
+                    sample_index=first_sample,
+                )
+            self._in_nan_run = True
+        else:
+            self._in_nan_run = False
+
+        if gap:
+            self._gaps += 1
+            self._gap_samples += gap
+            self._event(
+                "gap",
+                f"{gap} samples ({gap / self.sfreq * 1e3:.1f} ms) missing from {self.name!r} "
+                f"before sample {first_sample}; not filled in.",
+                n_samples=gap,
+                sample_index=first_sample,
+            )
+        if self._stalled:
+            silence_ms = (now - (self._stall_started or now)) * 1e3
+            self._stalled = False
+            self._event(
+                "reconnect",
+                f"Data from {self.name!r} flowing again after {silence_ms:.0f} ms of silence; "
+                f"{gap} samples ({gap / self.sfreq:.3f} s) were lost.",
+                n_samples=gap,
+                sample_index=first_sample,
+            )
+
+        if self._t_last_data is not None:
+            interval = now - self._t_last_data
+            if self._chunk_interval_s is None:
+                self._chunk_interval_s = interval
+            else:
+                self._chunk_interval_s += 0.05 * (interval - self._chunk_interval_s)
+        self._t_last_data = now
+        self._next_sample = first_sample + n
+        self._samples_received += n
+        self._chunks_received += 1
+        return SignalChunk(
+            data=data,
+            first_sample=first_sample,
+            sfreq=self.sfreq,
+            t_lsl=t_lsl,
+            t_arrival=now,
+            gap_before=gap,
+        )
+
+    # ---------------------------------------------------------------- health
+    def stall_after_s(self) -> float:
+        """Silence (s) that counts as a stall: the set value, or 10x the chunk interval, >= 0.1 s."""
+        if self._stall_after_s is not None:
+            return self._stall_after_s
+        if self._chunk_interval_s is None:
+            return FIRST_DATA_STALL_S
+        return max(0.1, 10.0 * self._chunk_interval_s)
+
+    def _check_stall(self, now: float) -> None:
+        if self._stalled or self._inlet is None:
+            return
+        since = self._t_last_data if self._t_last_data is not None else self._t_connected
+        silence = now - since
+        if silence > self.stall_after_s():
+            self._stalled = True
+            self._stall_started = since
+            what = "since the last chunk" if self._t_last_data is not None else "since connecting"
+            self._event(
+                "stall",
+                f"No data from {self.name!r} for {silence * 1e3:.0f} ms {what} "
+                f"(threshold {self.stall_after_s() * 1e3:.0f} ms); "
+                + (
+                    "waiting for the outlet to come back."
+                    if self.recover
+                    else "stream may be gone."
+                ),
+                sample_index=self._next_sample,
+            )
+
+    def _event(self, kind: str, message: str, n_samples: int = 0, sample_index: int = -1) -> None:
+        event = SourceEvent(kind, pylsl.local_clock(), message, n_samples, sample_index)
+        self.events.append(event)
+        self.events_total += 1
+        level = logging.INFO if kind in ("connected", "reconnect", "closed") else logging.WARNING
+        logger.log(level, message)
+
+    def status(self) -> dict[str, Any]:
+        """Health of the source: connection, data age, counts of samples, gaps, NaNs and events."""
+        now = pylsl.local_clock()
+        if self._inlet is not None:
+            self._check_stall(now)
+        if self._closed:
+            state = "closed"
+        elif self._stalled:
+            state = "stalled"
+        elif self._t_last_data is None:
+            state = "waiting"
+        else:
+            state = "connected"
+        age_ms = None if self._t_last_data is None else (now - self._t_last_data) * 1e3
+        return {
+            "name": self.name,
+            "type": self.stype,
+            "source_id": self.source_id,
+            "state": state,
+            "connected": state == "connected",
+            "stalled": self._stalled,
+            "samples_received": self._samples_received,
+            "chunks_received": self._chunks_received,
+            "next_sample": self._next_sample,
+            "last_data_age_ms": age_ms,
+            "gaps": self._gaps,
+            "gap_samples": self._gap_samples,
+            "nan_samples": self._nan_samples,
+            "effective_rate_hz": 1.0 / self._clock.period_s,
+            "jitter_ms": self._clock.jitter_s * 1e3,
+            "events_total": self.events_total,
+            "recent_events": [asdict(e) for e in list(self.events)[-5:]],
+        }
+
+    def close(self) -> None:
+        """Disconnect from the stream (idempotent)."""
+        if self._inlet is None:
+            self._closed = True
+            return
+        inlet, self._inlet = self._inlet, None
+        inlet.close_stream()
+        del inlet
+        self._closed = True
+        self._event("closed", f"Closed the source of {self.name!r}.")
+
+    def __enter__(self) -> LSLSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"LSLSource(name={self.name!r}, source_id={self.source_id!r}, "
+            f"{self.n_channels} ch @ {self.sfreq:g} Hz {self.channel_format})"
+        )
