@@ -85,7 +85,7 @@ class StreamingRenderer:
     ) -> None:
         self.n_channels = ensure_int(n_channels, "n_channels", minimum=1)
         self.sfreq = ensure_float(sfreq, "sfreq", minimum=0.0, strict_minimum=True)
-        tpl = np.asarray(templates, dtype=np.float64)
+        tpl = np.asarray(templates, dtype=np.float32)
         if tpl.ndim != 3 or tpl.shape[2] != self.n_channels or tpl.shape[1] < 1:
             raise ConfigError(
                 "Invalid value for the 'templates' parameter: expected shape (n_units, "
@@ -116,7 +116,7 @@ class StreamingRenderer:
             recovery_ms=artifact_recovery_ms,
             positions=self.positions,
             site_um=artifact_site_um,
-        )
+        ).astype(np.float32)
         if artifact_site_um is not None and self.positions is None:
             raise ConfigError(
                 "Invalid value for the 'artifact_site_um' parameter: a stimulation site needs the "
@@ -141,7 +141,7 @@ class StreamingRenderer:
         """Go back to sample 0: clear carried tails, pending spikes, and restart noise and LFP."""
         self.next_sample = 0
         self.n_late_spikes = 0
-        self._carry = np.zeros((self._carry_len, self.n_channels))
+        self._carry = np.zeros((self._carry_len, self.n_channels), dtype=np.float32)
         self._pending_start = np.zeros(0, dtype=np.int64)
         self._pending_kernel = np.zeros(0, dtype=np.int64)
         self._pending_scale = np.zeros(0, dtype=np.float64)
@@ -248,7 +248,7 @@ class StreamingRenderer:
         # a total order on (start, kernel, scale) makes the summation order, hence the float result,
         # independent of how the stream is chunked
         order = np.lexsort((d_scale, d_kernel, d_start))
-        buf = np.zeros((n + self._carry_len, self.n_channels))
+        buf = np.zeros((n + self._carry_len, self.n_channels), dtype=np.float32)
         buf[: self._carry_len] += self._carry
         for i in order:
             kernel = (
@@ -263,14 +263,14 @@ class StreamingRenderer:
                 if skip >= kernel.shape[0]:
                     continue
             length = kernel.shape[0] - skip
-            buf[pos : pos + length] += d_scale[i] * kernel[skip:]
+            buf[pos : pos + length] += np.float32(d_scale[i]) * kernel[skip:]
         self._carry = buf[n:].copy()
         out = buf[:n]
         if self._noise is not None:
-            out = out + self._noise.next(n)
+            out += self._noise.next(n)
         if self._lfp is not None:
-            out = out + self._lfp.next(n)
+            out += self._lfp.next(n).astype(np.float32)
         if self.saturation_uv is not None:
-            out = np.clip(out, -self.saturation_uv, self.saturation_uv)
+            np.clip(out, -self.saturation_uv, self.saturation_uv, out=out)
         self.next_sample = end
-        return out.astype(np.float32)
+        return out

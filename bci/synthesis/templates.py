@@ -145,13 +145,14 @@ def make_templates(
         extra_100um = (dist[u] - dist[u].min()) / 100.0
         gain = 1.0 / (1.0 + (dist[u] / falloff_um) ** 2)
         gain /= gain.max()
-        for c in range(n_channels):
-            widen = 1.0 + broadening_per_100um * extra_100um[c]
-            cs_t, ct_p, cs_p = s_t * widen, t_p * widen, s_p * widen
-            shift, depth = _trough_shift(cs_t, ct_p, cs_p, r)
-            delay = delay_ms_per_100um * extra_100um[c]
-            w = _waveform(t_ms - delay + shift, cs_t, ct_p, cs_p, r) / depth
-            templates[u, :, c] = (amps[u] * gain[c] * w).astype(np.float32)
+        # widening every time constant by a factor a is w(t / a): the trough moves to a * shift
+        # and keeps its depth, so one search per unit serves every channel
+        shift, depth = _trough_shift(s_t, t_p, s_p, r)
+        widen = 1.0 + broadening_per_100um * extra_100um  # (channels,)
+        delay = delay_ms_per_100um * extra_100um
+        t_unit = (t_ms[:, None] - delay[None, :]) / widen[None, :] + shift  # (samples, channels)
+        w = _waveform(t_unit, s_t, t_p, s_p, r) / depth
+        templates[u] = (amps[u] * gain[None, :] * w).astype(np.float32)
     return templates, trough_offset
 
 
