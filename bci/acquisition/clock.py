@@ -20,6 +20,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 from bci._checks import ensure_float
 
 
@@ -142,6 +145,30 @@ class SampleClock:
             return ClockVerdict(gap, residual)
         self._note_jitter(residual)
         return ClockVerdict(0, residual)
+
+    def first_break(self, stamps: npt.NDArray[np.float64], k_first: int) -> int:
+        """Index of the first stamp after ``stamps[0]`` that does not continue the fit, else ``n``.
+
+        A pull can hold several pushed chunks; a gap (or a jump back) inside it must split it, so
+        that each part carries its own ``gap_before``. ``k_first`` is the index given to
+        ``stamps[0]`` (after :meth:`judge`). Costs one comparison unless the last stamp is off.
+        """
+        n = stamps.shape[0]
+        if n < 2:
+            return n
+        if self._anchored:
+            base = self.predict(k_first)
+        else:
+            base = float(stamps[0])
+        threshold = self.threshold_s()
+        last = float(stamps[n - 1]) - (base + (n - 1) * self._period)
+        if abs(last) <= threshold:
+            # Stamps never run backwards within a pull (proc_monotonize), and a gap only makes
+            # later stamps later, so an on-time last stamp means no break inside.
+            return n
+        residual = stamps[1:] - (base + np.arange(1, n, dtype=np.float64) * self._period)
+        off = np.abs(residual) > threshold
+        return int(np.argmax(off)) + 1 if off.any() else n
 
     def _note_jitter(self, residual: float) -> None:
         # Decaying peak: a single late chunk raises the tolerance at once, which then relaxes with a

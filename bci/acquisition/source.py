@@ -142,7 +142,10 @@ def resolve_stream_info(
             )
         return found[0]
     wanted = ", ".join(f"{k}={v!r}" for k, v in query.items())
-    existing = list_streams(LIST_STREAMS_WAIT_S)
+    infos = pylsl.resolve_streams(wait_time=LIST_STREAMS_WAIT_S)
+    # Streams that share a wanted property first: they are most likely what the user meant.
+    infos.sort(key=lambda i: -sum(getattr(i, k)() == v for k, v in query.items()))
+    existing = [_describe_info(i) for i in infos]
     if existing:
         shown = "\n  ".join(existing[:20])
         more = f"\n  ... and {len(existing) - 20} more" if len(existing) > 20 else ""
@@ -316,6 +319,7 @@ class LSLSource:
         self._stall_started: float | None = None
         self._last_t_out = -np.inf
         self._closed = False
+        self._pending: tuple[int, npt.NDArray[np.float64]] | None = None
 
         try:
             self._inlet.open_stream(timeout=timeout_s)
@@ -411,6 +415,11 @@ class LSLSource:
         if inlet is None:
             raise SourceClosedError("The LSLSource is closed; create a new one to pull again.")
         buffer = self._buffer
+        if self._pending is not None:
+            # The rest of the last pull, split off at a gap: it is already here, serve it first.
+            offset, rest = self._pending
+            self._pending = None
+            return self._make_chunk(buffer[offset:], rest, offset, pylsl.local_clock())
         try:
             if timeout > 0.0:
                 _, stamps = inlet.pull_chunk(
@@ -431,14 +440,19 @@ class LSLSource:
         if n == 0:
             self._check_stall(now)
             return None
-        return self._make_chunk(buffer, stamps, n, now)
+        return self._make_chunk(buffer, np.asarray(stamps, dtype=np.float64), 0, now)
 
-    def _make_chunk(self, buffer: npt.NDArray[Any], stamps: Any, n: int, now: float) -> SignalChunk:
-        stamps = np.asarray(stamps, dtype=np.float64)
+    def _make_chunk(
+        self, buffer: npt.NDArray[Any], stamps: npt.NDArray[np.float64], offset: int, now: float
+    ) -> SignalChunk:
         clock = self._clock
         verdict = clock.judge(self._next_sample, float(stamps[0]))
         gap = verdict.gap if verdict.gap > 0 else 0
         first_sample = self._next_sample + gap
+        n = clock.first_break(stamps, first_sample)
+        if n < stamps.shape[0]:
+            self._pending = (offset + n, stamps[n:])
+            stamps = stamps[:n]
         if verdict.gap < 0:
             self._event(
                 "time_jump",

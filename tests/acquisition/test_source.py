@@ -1,0 +1,316 @@
+"""LSLSource on real LSL outlets and inlets (loopback), each test with its own source_id."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pylsl
+import pytest
+
+from bci import ConfigError, StreamMismatchError, StreamNotFoundError
+from bci.acquisition import (
+    LSLSource,
+    SignalOutlet,
+    SourceClosedError,
+    make_stream_info,
+)
+from bci.stream import SignalChunk
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+OUTLET_SCRIPT = Path(__file__).with_name("lsl_outlet_process.py")
+
+
+def make_outlet(
+    source_id: str, n_channels: int = 4, sfreq: float = 1000.0, fmt: str = "float32", **kw
+):
+    info = make_stream_info(f"test-{source_id}", "Neural", n_channels, sfreq, fmt, source_id, **kw)
+    return SignalOutlet(info)
+
+
+def pull_until(source: LSLSource, n_total: int, deadline_s: float = 5.0) -> list[SignalChunk]:
+    """Pull until ``n_total`` samples have arrived (or the deadline passes)."""
+    chunks: list[SignalChunk] = []
+    t_end = time.monotonic() + deadline_s
+    while sum(c.n_samples for c in chunks) < n_total and time.monotonic() < t_end:
+        chunk = source.pull(timeout=0.05)
+        if chunk is not None:
+            chunks.append(chunk)
+    return chunks
+
+
+def push_indexed(outlet: SignalOutlet, t0: float, sfreq: float, first: int, n: int, jitter_s=0.0):
+    """Push samples ``first..first+n-1`` (channel 0 = index), last stamped at its true time + jitter."""
+    idx = np.arange(first, first + n, dtype=np.float64)
+    data = np.repeat(idx[:, None], outlet.n_channels, axis=1)
+    outlet.push(data, timestamp=t0 + (first + n - 1) / sfreq + jitter_s)
+
+
+@pytest.mark.parametrize("fmt", ["float32", "int16"])
+def test_round_trip_values_exact_and_time_base_contiguous(source_id: str, fmt: str) -> None:
+    sfreq, n_ch = 1000.0, 8
+    outlet = make_outlet(source_id, n_ch, sfreq, fmt)
+    scale = 0.5 if fmt == "int16" else 1.0
+    with LSLSource(
+        source_id=source_id, n_channels=n_ch, sfreq=sfreq, channel_format=fmt, scale=scale
+    ) as source:
+        rng = np.random.default_rng(0)
+        if fmt == "int16":
+            sent = rng.integers(-32768, 32767, size=(400, n_ch)).astype(np.int16)
+        else:
+            sent = rng.standard_normal((400, n_ch)).astype(np.float32) * 100
+        t0 = pylsl.local_clock()
+        true_t = t0 + np.arange(400) / sfreq
+        for start in range(0, 400, 20):
+            outlet.push(sent[start : start + 20], timestamp=true_t[start + 19])
+        chunks = pull_until(source, 400)
+    data = np.concatenate([c.data for c in chunks])
+    assert data.dtype == np.float32
+    np.testing.assert_array_equal(data, sent.astype(np.float32) * np.float32(scale))
+    assert chunks[0].first_sample == 0
+    for before, after in zip(chunks, chunks[1:], strict=False):
+        assert after.first_sample == before.last_sample + 1
+        assert after.gap_before == 0
+    t = np.concatenate([c.t_lsl for c in chunks])
+    np.testing.assert_allclose(t, true_t, atol=2e-4)
+    assert all(c.t_arrival >= t0 for c in chunks)
+
+
+def test_gap_by_timestamp_is_reported_and_skipped(source_id: str) -> None:
+    sfreq = 1000.0
+    outlet = make_outlet(source_id, 4, sfreq)
+    with LSLSource(source_id=source_id, sfreq=sfreq) as source:
+        t0 = pylsl.local_clock()
+        k = 0
+        for i in range(30):
+            if i == 20:
+                k += 37  # the outlet's device dropped 37 samples
+            push_indexed(outlet, t0, sfreq, k, 10)
+            k += 10
+        chunks = pull_until(source, 300)
+        status = source.status()
+        events = list(source.events)
+    # The time base stays true: first_sample always equals the outlet's own sample index.
+    for chunk in chunks:
+        np.testing.assert_array_equal(
+            chunk.data[:, 0], chunk.first_sample + np.arange(chunk.n_samples)
+        )
+    assert sum(c.gap_before for c in chunks) == 37
+    gap_chunk = next(c for c in chunks if c.gap_before)
+    assert gap_chunk.first_sample == 237
+    gap_events = [e for e in events if e.kind == "gap"]
+    assert len(gap_events) == 1
+    assert gap_events[0].n_samples == 37 and gap_events[0].sample_index == 237
+    assert "37 samples (37.0 ms)" in gap_events[0].message
+    assert status["gaps"] == 1 and status["gap_samples"] == 37
+    assert status["samples_received"] == 300 and status["next_sample"] == 337
+
+
+def test_jittered_stamps_are_not_gaps_and_are_smoothed(source_id: str) -> None:
+    """Push times jitter by up to 1 ms: no false gap, a real 50-sample gap found, stamps smoothed."""
+    sfreq, chunk = 1000.0, 10
+    outlet = make_outlet(source_id, 2, sfreq)
+    rng = np.random.default_rng(1)
+    with LSLSource(source_id=source_id, sfreq=sfreq) as source:
+        t0 = pylsl.local_clock()
+        k = 0
+        for i in range(150):
+            if i == 100:
+                k += 50
+            push_indexed(outlet, t0, sfreq, k, chunk, jitter_s=rng.uniform(0, 1e-3))
+            k += chunk
+        chunks = pull_until(source, 1500)
+        assert sum(c.n_samples for c in chunks) == 1500
+    gaps = [c.gap_before for c in chunks if c.gap_before]
+    assert len(gaps) == 1 and abs(gaps[0] - 50) <= 1
+    # Smoothed stamps sit closer to the true sample times than the jittered ones liblsl delivered.
+    index = np.concatenate([c.data[:, 0] for c in chunks]).astype(np.float64)
+    true_t = t0 + index / sfreq
+    t = np.concatenate([c.t_lsl for c in chunks])
+    late = index >= 500  # after the fit has settled
+    err_ours = np.abs(t[late] - true_t[late] - np.median(t[late] - true_t[late]))
+    assert np.percentile(err_ours, 95) < 0.25e-3  # raw stamps are uniformly spread over 1 ms
+
+
+def test_nan_samples_pass_through_flagged(source_id: str) -> None:
+    outlet = make_outlet(source_id, 3, 500.0)
+    with LSLSource(source_id=source_id, sfreq=500.0) as source:
+        data = np.ones((50, 3), dtype=np.float32)
+        data[[5, 6, 40], 1] = np.nan
+        outlet.push(data, timestamp=pylsl.local_clock())
+        chunks = pull_until(source, 50)
+        status = source.status()
+        events = list(source.events)
+    nan_rows = np.concatenate([c.nan_rows for c in chunks])
+    assert np.flatnonzero(nan_rows).tolist() == [5, 6, 40]
+    received = np.concatenate([c.data for c in chunks])
+    assert np.isnan(received).sum() == 3 and np.nansum(received) == 147
+    assert status["nan_samples"] == 3
+    assert [e.kind for e in events].count("nan") >= 1
+
+
+def test_metadata_arrives_in_spec(source_id: str) -> None:
+    labels = ["CA1-a", "CA1-b", "CA3-a"]
+    positions = [[0.0, 0.0], [16.0, 20.0], [0.0, 40.0]]
+    _outlet = make_outlet(source_id, 3, 30000.0, labels=labels, units="mV", positions=positions)
+    with LSLSource(source_id=source_id) as source:
+        spec = source.spec()
+    assert spec.kind == "signal" and spec.n_channels == 3 and spec.rate_hz == 30000.0
+    assert spec.channel_names == tuple(labels)
+    assert spec.unit == "mV"
+    assert spec.positions == ((0.0, 0.0), (16.0, 20.0), (0.0, 40.0))
+    assert spec.meta["source_id"] == source_id
+
+
+def test_wrong_channel_count_and_rate_refused_with_both_values(source_id: str) -> None:
+    _outlet = make_outlet(source_id, 8, 30000.0)
+    with pytest.raises(StreamMismatchError) as err:
+        LSLSource(source_id=source_id, n_channels=16, sfreq=20000.0, timeout_s=3.0)
+    message = str(err.value)
+    assert "expected 16, got 8" in message
+    assert "expected 20000 Hz, got 30000 Hz" in message
+    assert source_id in message
+
+
+def test_wrong_format_and_string_stream_refused(source_id: str) -> None:
+    _outlet = make_outlet(source_id, 2, 1000.0, "int16")
+    with pytest.raises(StreamMismatchError, match="expected 'float32', got 'int16'"):
+        LSLSource(source_id=source_id, channel_format="float32", timeout_s=3.0)
+    marker_info = make_stream_info("markers", "Markers", 1, 0.0, "string", source_id + "-m")
+    _markers = pylsl.StreamOutlet(marker_info)
+    with pytest.raises(StreamMismatchError, match="numeric format.*irregular"):
+        LSLSource(source_id=source_id + "-m", timeout_s=3.0)
+
+
+def test_stream_not_found_lists_existing_streams(source_id: str) -> None:
+    _outlet = make_outlet(source_id, 5, 250.0)
+    wrong = source_id + "-nope"
+    with pytest.raises(StreamNotFoundError) as err:
+        LSLSource(name=f"test-{source_id}", source_id=wrong, timeout_s=0.3)
+    message = str(err.value)
+    assert f"source_id={wrong!r}" in message and "0.3 s" in message
+    # The stream that shares the name is listed, with what a user needs to fix the query.
+    assert f"source_id={source_id!r} (5 ch, 250 Hz, float32" in message
+
+
+def test_query_and_parameters_validated() -> None:
+    with pytest.raises(ConfigError, match="at least one of 'name', 'stype' or 'source_id'"):
+        LSLSource()
+    with pytest.raises(ConfigError, match="'n_channels'"):
+        LSLSource(source_id="x", n_channels=0)
+    with pytest.raises(ConfigError, match="'channel_format'"):
+        LSLSource(source_id="x", channel_format="float16")
+
+
+def test_stall_then_resume_reports_silence_and_gap(source_id: str) -> None:
+    """In-process: the outlet pauses 300 ms (its device lost those samples) and then goes on."""
+    sfreq = 1000.0
+    outlet = make_outlet(source_id, 2, sfreq)
+    with LSLSource(source_id=source_id, sfreq=sfreq, stall_after_s=0.1) as source:
+        t0 = pylsl.local_clock()
+        for k in range(0, 100, 10):
+            push_indexed(outlet, t0, sfreq, k, 10)
+        pull_until(source, 100)
+        t_pause = time.monotonic()
+        while time.monotonic() - t_pause < 0.3:
+            assert source.pull(timeout=0.02) is None
+        status = source.status()
+        assert status["state"] == "stalled" and status["last_data_age_ms"] > 250
+        push_indexed(outlet, t0, sfreq, 400, 10)
+        chunks = pull_until(source, 10)
+        kinds = [e.kind for e in source.events]
+        assert source.status()["state"] == "connected"
+    assert kinds.count("stall") == 1 and kinds.index("stall") < kinds.index("reconnect")
+    stall = next(e for e in source.events if e.kind == "stall")
+    assert "No data" in stall.message and "threshold 100 ms" in stall.message
+    reconnect = next(e for e in source.events if e.kind == "reconnect")
+    assert reconnect.n_samples == 300 and chunks[0].first_sample == 400
+
+
+def test_close_and_context_manager(source_id: str) -> None:
+    _outlet = make_outlet(source_id, 2, 1000.0)
+    source = LSLSource(source_id=source_id)
+    with source:
+        assert source.status()["state"] == "waiting"
+    assert source.status()["state"] == "closed"
+    with pytest.raises(SourceClosedError):
+        source.pull()
+    source.close()  # idempotent
+
+
+def test_outlet_killed_and_restarted_recovers_with_gap(source_id: str) -> None:
+    """A separate outlet process is SIGKILLed and restarted with the same source_id."""
+    sfreq, n_ch, chunk = 1000.0, 4, 10
+    t_start = pylsl.local_clock()
+    args = [
+        sys.executable,
+        str(OUTLET_SCRIPT),
+        "killtest",
+        source_id,
+        str(n_ch),
+        str(sfreq),
+        str(chunk),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+
+    def start_outlet() -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [*args, repr(t_start), "60"], stdout=subprocess.PIPE, text=True, env=env
+        )
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        return proc
+
+    procs = [start_outlet()]
+    try:
+        source = LSLSource(source_id=source_id, n_channels=n_ch, sfreq=sfreq, timeout_s=10.0)
+        chunks: list[SignalChunk] = []
+
+        def pull_for(seconds: float, stop_on_data: bool = False) -> None:
+            t_end = time.monotonic() + seconds
+            while time.monotonic() < t_end:
+                got = source.pull(timeout=0.005)
+                if got is not None:
+                    chunks.append(got)
+                    if stop_on_data:
+                        return
+
+        pull_for(0.8)
+        n_before = len(chunks)
+        assert n_before > 0
+        procs[0].kill()
+        procs[0].wait(5)
+        pull_for(0.5)
+        assert source.status()["stalled"]
+        procs.append(start_outlet())
+        pull_for(10.0, stop_on_data=True)
+        pull_for(0.3)
+        status = source.status()
+        events = list(source.events)
+        source.close()
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait(5)
+            if proc.stdout is not None:
+                proc.stdout.close()
+    assert len(chunks) > n_before, "no data after the outlet restarted"
+    index = np.concatenate([c.data[:, 0] for c in chunks]).astype(np.int64)
+    first_samples = np.concatenate([c.first_sample + np.arange(c.n_samples) for c in chunks])
+    # The time base stays true across the outage: sample k of ours is sample k of the outlet.
+    np.testing.assert_array_equal(first_samples - first_samples[0], index - index[0])
+    resumed = chunks[n_before]
+    missing = int(resumed.data[0, 0]) - int(chunks[n_before - 1].data[-1, 0]) - 1
+    assert missing > 0.3 * sfreq  # at least the 0.5 s the outlet was dead, minus slack
+    assert resumed.gap_before == missing
+    assert status["gaps"] == 1 and status["gap_samples"] == missing
+    assert status["state"] == "connected"
+    kinds = [e.kind for e in events]
+    stall = events[kinds.index("stall")]
+    assert stall.message.startswith("No data from 'killtest' for")
+    reconnect = events[kinds.index("reconnect")]
+    assert reconnect.n_samples == missing
+    assert f"{missing} samples" in reconnect.message
