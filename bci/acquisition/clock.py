@@ -90,6 +90,7 @@ class SampleClock:
         """Forget the fit (the next chunk anchors a new one)."""
         self._anchored = False
         self._k0 = 0
+        self._k_last = 0.0
         self._t0 = 0.0
         self._w = 0.0
         self._kbar = 0.0
@@ -188,11 +189,13 @@ class SampleClock:
             self._ckk = 0.0
             self._ckt = 0.0
             self._period = self.nominal_period
+            self._k_last = k_c
             return
         k_rel = k_c - self._k0
         t_rel = t_mean - self._t0
         # Forget by stream samples elapsed since the last centroid (gaps included).
-        decay = math.exp(-self._decay_per_sample * max(k_rel - self._kbar, 0.0))
+        decay = math.exp(-self._decay_per_sample * max(k_c - self._k_last, 0.0))
+        self._k_last = k_c
         w_old = self._w * decay
         w_new = w_old + n
         dk = k_rel - self._kbar
