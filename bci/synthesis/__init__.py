@@ -11,6 +11,7 @@ from bci.synthesis.noise import LFPParams
 from bci.synthesis.probe import PROBE_LAYOUTS, make_probe
 from bci.synthesis.recording import GroundTruthRecording, SyntheticSource, generate_recording
 from bci.synthesis.renderer import StreamingRenderer
+from bci.synthesis.templates import UnitTemplates, make_templates, make_unit_templates
 
 __all__ = [
     "PROBE_LAYOUTS",
@@ -19,8 +20,11 @@ __all__ = [
     "StreamingRenderer",
     "SyntheticPublisher",
     "SyntheticSource",
+    "UnitTemplates",
     "generate_recording",
     "make_probe",
+    "make_templates",
+    "make_unit_templates",
 ]
 
 

@@ -29,7 +29,7 @@ import pylsl
 from bci._checks import check_value, ensure_float
 from bci.acquisition.metadata import make_stream_info
 from bci.acquisition.outlet import MarkerOutlet, SignalOutlet
-from bci.errors import ConfigError
+from bci.errors import BCIError, ConfigError
 from bci.stream.chunks import SPIKE_DTYPE
 from bci.synthesis.recording import GroundTruthRecording, SyntheticSource
 
@@ -205,6 +205,7 @@ class SyntheticPublisher:
         self.t0: float | None = None  # LSL time of sample 0
         self.next_sample = 0
         self._stop = threading.Event()
+        self._closed = False
         self._thread: threading.Thread | None = None
         self.stats = PublishStats()
 
@@ -219,6 +220,8 @@ class SyntheticPublisher:
 
         Returns the statistics of this call (also kept in :attr:`stats`).
         """
+        if self._closed:
+            raise BCIError(f"The publisher {self.name!r} is closed.")
         n_limit = None
         if duration_s is not None:
             duration_s = ensure_float(duration_s, "duration_s", minimum=0.0)
@@ -247,7 +250,10 @@ class SyntheticPublisher:
             t_last = t0 + (end - 1) / sfreq
             wait = t_last - pylsl.local_clock()
             if wait > 0:
-                self._stop.wait(wait) if wait > 0.02 else time.sleep(wait)
+                if wait > 0.02:  # long waits (a slow chunk size) stay interruptible by stop()
+                    self._stop.wait(wait)
+                else:
+                    time.sleep(wait)
                 if self._stop.is_set():
                     break
             else:
@@ -297,8 +303,16 @@ class SyntheticPublisher:
         """Wait until an inlet is connected to the voltage stream."""
         return self.outlet.wait_for_consumers(timeout)
 
+    def close(self) -> None:
+        """Stop and close the outlets (inlets see the streams end)."""
+        self.stop()
+        self._closed = True
+        for outlet in (self.outlet, self.marker_outlet):
+            if outlet is not None:
+                del outlet.outlet  # liblsl closes the outlet when its last reference goes
+
     def __enter__(self) -> SyntheticPublisher:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self.close()

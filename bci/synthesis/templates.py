@@ -21,6 +21,8 @@ simulated cell.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import numpy.typing as npt
 
@@ -161,3 +163,91 @@ def peak_channels(templates: npt.NDArray[np.floating]) -> npt.NDArray[np.int64]:
     if templates.shape[0] == 0:
         return np.zeros(0, dtype=np.int64)
     return np.abs(templates).max(axis=1).argmax(axis=1).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class UnitTemplates:
+    """Synthetic units near a probe: what a :class:`~bci.synthesis.renderer.StreamingRenderer`
+    needs to turn their spike times into voltage, and the truth about them.
+
+    Attributes
+    ----------
+    templates : float32 array (n_units, n_template_samples, n_channels)
+        Waveforms in uV.
+    trough_offset : int
+        Samples from a template's start to its trough.
+    positions : float array (n_channels, 2)
+        Contact positions in um.
+    unit_positions : float array (n_units, 3)
+        Unit positions in um.
+    peak_channels : int array (n_units,)
+        Channel of each unit's largest absolute template value.
+    trough_uv : float array (n_units,)
+        Template value at the trough on the peak channel (negative, uV).
+    """
+
+    templates: npt.NDArray[np.float32]
+    trough_offset: int
+    positions: npt.NDArray[np.float64]
+    unit_positions: npt.NDArray[np.float64]
+    peak_channels: npt.NDArray[np.int64]
+    trough_uv: npt.NDArray[np.float64]
+
+
+def make_unit_templates(
+    n_units: int,
+    positions: npt.ArrayLike,
+    sfreq: float,
+    seed: int | None = 0,
+    *,
+    amplitude_uv: tuple[float, float] = (50.0, 200.0),
+    unit_positions: npt.ArrayLike | None = None,
+    **kwargs: float,
+) -> UnitTemplates:
+    """Place ``n_units`` units near a probe and build their templates in one call.
+
+    For sources that know spike times from elsewhere (a simulated network) and only need voltage:
+    ``units = make_unit_templates(10, make_probe(32), 30000.0, seed=1)`` then
+    ``StreamingRenderer(units.templates, units.trough_offset, 32, 30000.0, positions=units.positions)``.
+
+    Parameters
+    ----------
+    n_units : int
+        Units (>= 1).
+    positions : array (n_channels, 2)
+        Contact positions in um (e.g. from :func:`~bci.synthesis.probe.make_probe`).
+    sfreq : float
+        Sampling rate in Hz.
+    seed : int or None
+        Seeds positions, amplitudes and shapes.
+    amplitude_uv : (float, float)
+        Range of trough depths on the nearest contact, in uV.
+    unit_positions : array (n_units, 2 or 3), optional
+        Place the units yourself (um); default: random 10-50 um off the shank.
+    **kwargs
+        ``template_ms``, ``trough_ms``, ``falloff_um``, ``broadening_per_100um``,
+        ``delay_ms_per_100um`` of :func:`make_templates`.
+    """
+    from bci.synthesis.probe import check_positions
+
+    n_units = ensure_int(n_units, "n_units", minimum=1)
+    pos = check_positions(positions)
+    rng = np.random.default_rng(seed)
+    lo = ensure_float(amplitude_uv[0], "amplitude_uv[0]", minimum=0.0)
+    hi = ensure_float(amplitude_uv[1], "amplitude_uv[1]", minimum=lo)
+    if unit_positions is None:
+        upos = place_units(pos, n_units, rng)
+    else:
+        upos = np.asarray(unit_positions, dtype=np.float64)
+        if upos.shape[0] != n_units:
+            raise ConfigError(
+                f"Invalid value for the 'unit_positions' parameter: {upos.shape[0]} rows for "
+                f"{n_units} units."
+            )
+    amps = rng.uniform(lo, hi, size=n_units)
+    templates, trough_offset = make_templates(pos, upos, amps, sfreq, rng, **kwargs)
+    peaks = peak_channels(templates)
+    trough = templates[np.arange(n_units), trough_offset, peaks].astype(np.float64)
+    if upos.shape[1] == 2:
+        upos = np.column_stack([upos, np.zeros(n_units)])
+    return UnitTemplates(templates, trough_offset, pos, upos, peaks, trough)

@@ -12,7 +12,7 @@ import pylsl
 import pytest
 from click.testing import CliRunner
 
-from bci import ConfigError
+from bci import BCIError, ConfigError
 from bci.acquisition.metadata import read_channel_info
 from bci.cli.main import cli
 from bci.session.load import parse_spike_marker
@@ -211,3 +211,10 @@ def test_cli_runs_until_ctrl_c_and_stops_cleanly(source_id: str) -> None:
     assert proc.returncode == 0, out
     assert "Running until Ctrl-C" in out and "Interrupted" in out and "Sent" in out
     assert "Traceback" not in out
+
+
+def test_closed_publisher_ends_its_streams(source_id: str) -> None:
+    with SyntheticPublisher(None, source_id=source_id, ground_truth=False, **PARAMS) as pub:
+        assert pylsl.resolve_byprop("source_id", source_id, 1, 10.0)
+    with pytest.raises(BCIError, match="closed"):
+        pub.run(0.01)

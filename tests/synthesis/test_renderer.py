@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from bci import ConfigError
-from bci.synthesis import StreamingRenderer, SyntheticSource, generate_recording, make_probe
+from bci.synthesis import (
+    StreamingRenderer,
+    SyntheticSource,
+    generate_recording,
+    make_probe,
+    make_unit_templates,
+)
 
 
 def _renderer(**kwargs: object) -> StreamingRenderer:
@@ -181,3 +187,20 @@ def test_probe_rejects_bad_input() -> None:
         make_probe(4, pitch_um=-1.0)
     with pytest.raises(ConfigError, match="layout"):
         make_probe(4, layout="circle")
+
+
+def test_unit_templates_drive_a_renderer_from_outside_spike_times() -> None:
+    pos = make_probe(16, "tetrode-like")
+    units = make_unit_templates(5, pos, 30000.0, seed=2)
+    again = make_unit_templates(5, pos, 30000.0, seed=2)
+    np.testing.assert_array_equal(units.templates, again.templates)
+    assert units.templates.shape == (5, 90, 16) and units.unit_positions.shape == (5, 3)
+    r = StreamingRenderer(
+        units.templates, units.trough_offset, 16, 30000.0, noise_uv=0.0, positions=pos
+    )
+    # a network simulation announces each spike at its trough; the voltage lags by latency_samples
+    out = r.render(200, [150], [3])
+    assert r.n_late_spikes == 0
+    assert out[150, units.peak_channels[3]] == pytest.approx(units.trough_uv[3], rel=1e-6)
+    with pytest.raises(ConfigError, match="n_units"):
+        make_unit_templates(0, pos, 30000.0)
