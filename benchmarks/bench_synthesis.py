@@ -125,6 +125,8 @@ def bench_pacing(kind: str, n_channels: int, seconds: float) -> dict[str, float]
             pulls_t.append(now)
             stamps.append(ts[-1])
             n += len(ts)
+    inlet.close_stream()
+    del inlet
     proc.join(20.0)
     extra = q.get(timeout=5.0) if not q.empty() else {}
     lag = (np.array(pulls_t) - np.array(stamps)) * 1e3
