@@ -52,6 +52,20 @@ def source() -> None:
     "--scale-uv-per-bit", type=float, default=0.195, show_default=True, help="int16 step (uV)."
 )
 @click.option(
+    "--artifact-hz",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Periodic stimulation artifacts at this rate (e.g. 130 for DBS; 0: none).",
+)
+@click.option(
+    "--artifact-uv",
+    type=float,
+    default=2000.0,
+    show_default=True,
+    help="Artifact amplitude (uV); onsets go out on <name>-stim.",
+)
+@click.option(
     "--source-id",
     default=None,
     help="LSL source_id (default: synthetic-<name>-<seed>).",
@@ -77,6 +91,8 @@ def synthetic(
     layout: str,
     rates_hz: tuple[float, float],
     scale_uv_per_bit: float,
+    artifact_hz: float,
+    artifact_uv: float,
     source_id: str | None,
     no_ground_truth: bool,
 ) -> None:
@@ -105,6 +121,8 @@ def synthetic(
             firing_rates_hz=rates_hz,
             lfp=lfp,
             layout=layout,
+            artifact_rate_hz=artifact_hz,
+            artifact_amplitude_uv=artifact_uv,
         )
     except BCIError as err:
         raise click.ClickException(str(err)) from err
@@ -116,6 +134,11 @@ def synthetic(
     )
     if not no_ground_truth:
         console.print(f"Ground truth on [bold]{name}-groundtruth[/bold] (one marker per spike)")
+    if pub.stim_outlet is not None:
+        console.print(
+            f"Stimulation artifacts at {artifact_hz:g} Hz, {artifact_uv:g} uV; onsets on "
+            f"[bold]{name}-stim[/bold]"
+        )
     console.print(f"Running for {duration:g} s" if duration is not None else "Running until Ctrl-C")
     try:
         stats = pub.run(duration)

@@ -7,7 +7,9 @@ however long it runs; a chunk that could not be made in time is pushed at once a
 
 Every ground-truth spike goes out as one string marker ``"unit=3 ch=12 sample=123456 amp=-85.3"``
 (``sample`` is the trough's sample index since stream start, ``amp`` the trough in uV on the peak
-channel) on the stream ``f"{name}-groundtruth"``, stamped with the trough's LSL time.
+channel) on the stream ``f"{name}-groundtruth"``, stamped with the trough's LSL time. When the
+source has stimulation artifacts, each pulse onset goes out as ``"stim sample=123456"`` on
+``f"{name}-stim"`` (a separate stream, so every marker of the ground-truth stream is a spike).
 
 int16 streams carry integers of ``scale_uv_per_bit`` uV (0.195 uV per bit, the Intan RHD2000 step,
 by default), written into the stream header at ``desc/acquisition/scale_uv_per_bit``; float32
@@ -59,6 +61,7 @@ class _RecordingLoop:
         self.rec = rec
         self.loop = loop
         self.pos = 0  # absolute sample index
+        self.last_artifact_samples = np.zeros(0, dtype=np.int64)
 
     def read(self, n: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.void]] | None:
         total = self.rec.n_samples
@@ -68,18 +71,23 @@ class _RecordingLoop:
             n = min(n, total - self.pos)
         idx = (self.pos + np.arange(n)) % total
         data = self.rec.traces[idx]
-        spikes = []
+        spikes, artifacts = [], []
         start, end = self.pos, self.pos + n
         lap = start // total
+        s = self.rec.spikes
+        a = self.rec.artifact_samples
         while lap * total < end:
             base = lap * total
-            s = self.rec.spikes
             sel = (s["sample_index"] + base >= start) & (s["sample_index"] + base < end)
             part = s[sel].copy()
             part["sample_index"] += base
             spikes.append(part)
+            artifacts.append(a[(a + base >= start) & (a + base < end)] + base)
             lap += 1
         self.pos = end
+        self.last_artifact_samples = (
+            np.concatenate(artifacts) if artifacts else np.zeros(0, dtype=np.int64)
+        )
         return data, (np.concatenate(spikes) if spikes else np.zeros(0, SPIKE_DTYPE))
 
 
@@ -105,7 +113,7 @@ class SyntheticPublisher:
     scale_uv_per_bit : float
         uV per integer step of int16 streams.
     ground_truth : bool
-        Publish the marker stream.
+        Publish the marker streams (spikes; stimulation onsets when there are artifacts).
     synchronous : bool
         Use liblsl's synchronous transport (lower latency for one local consumer).
     **params
@@ -135,6 +143,7 @@ class SyntheticPublisher:
             self._reader: Any = _RecordingLoop(source, loop)
             sfreq, positions, n_units = source.sfreq, source.positions, source.n_units
             n_channels, seed = source.n_channels, source.params.get("seed")
+            has_stim = source.artifact_samples.size > 0
         else:
             if isinstance(source, SyntheticSource):
                 if params:
@@ -152,6 +161,7 @@ class SyntheticPublisher:
             self._reader = live
             sfreq, positions, n_units = live.sfreq, live.positions, live.n_units
             n_channels, seed = live.n_channels, live.seed
+            has_stim = live.artifact_samples.size > 0 or live.artifact_rate_hz > 0
         self.source = (
             source if source is not None and not isinstance(source, Mapping) else self._reader
         )
@@ -202,6 +212,21 @@ class SyntheticPublisher:
             )
             minfo.desc().append_child("synthesis").append_child_value("data_stream", name)
             self.marker_outlet = MarkerOutlet(minfo)
+        self.stim_outlet: MarkerOutlet | None = None
+        if ground_truth and has_stim:
+            sinfo = make_stream_info(
+                f"{name}-stim",
+                "Markers",
+                1,
+                0.0,
+                "string",
+                f"{source_id}-stim" if source_id else "",
+                labels=["stim"],
+                units="",
+                model="bci.synthesis",
+            )
+            sinfo.desc().append_child("synthesis").append_child_value("data_stream", name)
+            self.stim_outlet = MarkerOutlet(sinfo)
         self.t0: float | None = None  # LSL time of sample 0
         self.next_sample = 0
         self._stop = threading.Event()
@@ -273,6 +298,9 @@ class SyntheticPublisher:
                         f"sample={int(s['sample_index'])} amp={float(s['amplitude']):.1f}",
                         t0 + int(s["sample_index"]) / sfreq,
                     )
+            if self.stim_outlet is not None:
+                for onset in self._reader.last_artifact_samples:
+                    self.stim_outlet.push(f"stim sample={int(onset)}", t0 + int(onset) / sfreq)
             if on_chunk is not None:
                 on_chunk(data, spikes)
             self.next_sample = end
@@ -307,7 +335,7 @@ class SyntheticPublisher:
         """Stop and close the outlets (inlets see the streams end)."""
         self.stop()
         self._closed = True
-        for outlet in (self.outlet, self.marker_outlet):
+        for outlet in (self.outlet, self.marker_outlet, self.stim_outlet):
             if outlet is not None:
                 del outlet.outlet  # liblsl closes the outlet when its last reference goes
 

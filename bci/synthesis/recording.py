@@ -88,6 +88,8 @@ class SyntheticSource:
         artifact_recovery_ms: float = 1.0,
         artifact_site_um: npt.ArrayLike | None = None,
         saturation_uv: float | None = None,
+        artifact_rate_hz: float = 0.0,
+        artifact_start_s: float = 0.0,
     ) -> None:
         self.sfreq = ensure_float(sfreq, "sfreq", minimum=0.0, strict_minimum=True)
         if seed is not None:
@@ -185,6 +187,18 @@ class SyntheticSource:
                     "Invalid value for the 'artifact_times_s' parameter: times must be finite and >= 0."
                 )
             self.artifact_samples = np.sort(np.round(art * self.sfreq).astype(np.int64))
+        # periodic stimulation (e.g. 130 Hz DBS) on top of the listed pulses, generated as the
+        # stream advances so an endless stream needs no list
+        self.artifact_rate_hz = ensure_float(artifact_rate_hz, "artifact_rate_hz", minimum=0.0)
+        if self.artifact_rate_hz > self.sfreq / 2:
+            raise ConfigError(
+                f"Invalid value for the 'artifact_rate_hz' parameter: {artifact_rate_hz} Hz is "
+                f"above half the sampling rate ({self.sfreq / 2} Hz)."
+            )
+        self._art_start_s = ensure_float(artifact_start_s, "artifact_start_s", minimum=0.0)
+        self._art_k = 0  # index of the next periodic pulse
+        #: onset samples of the artifacts in the chunk last returned by :meth:`read`
+        self.last_artifact_samples = np.zeros(0, dtype=np.int64)
         self.renderer = StreamingRenderer(
             self.templates,
             self.trough_offset,
@@ -232,6 +246,19 @@ class SyntheticSource:
         art_stop = int(np.searchsorted(self.artifact_samples, end, side="left"))
         arts = self.artifact_samples[self._art_pos : art_stop]
         self._art_pos = art_stop
+        if self.artifact_rate_hz > 0:
+            periodic = []
+            while True:
+                onset = int(
+                    round((self._art_start_s + self._art_k / self.artifact_rate_hz) * self.sfreq)
+                )
+                if onset >= end:
+                    break
+                periodic.append(onset)
+                self._art_k += 1
+            if periodic:
+                arts = np.union1d(arts, np.asarray(periodic, dtype=np.int64))
+        self.last_artifact_samples = arts
         data = self.renderer.render(n, samples, units, scales, arts)
         pending = np.concatenate([self._gt, new])
         done = pending["sample_index"] < end
@@ -401,7 +428,9 @@ def generate_recording(
         Further options of :class:`SyntheticSource`: ``layout``, ``pitch_um``, ``unit_positions``,
         ``amplitude_jitter`` (relative SD of per-spike amplitude, default 0.05), ``template_ms``,
         ``trough_ms``, ``falloff_um``, ``noise_band_hz``, ``noise_common_fraction``,
-        ``artifact_recovery_ms``, ``artifact_site_um``, ``saturation_uv``.
+        ``artifact_recovery_ms``, ``artifact_site_um``, ``saturation_uv``, ``artifact_rate_hz``
+        (periodic stimulation, e.g. 130 for DBS, on top of ``artifact_times_s``) and
+        ``artifact_start_s`` (time of its first pulse).
 
     Returns
     -------
@@ -433,12 +462,13 @@ def generate_recording(
         **kwargs,
     )
     traces = np.empty((n_total, source.n_channels), dtype=np.float32)
-    spikes = []
-    block = max(int(sfreq), 1)  # 1 s blocks bound the float64 work buffers
+    spikes, artifacts = [], []
+    block = max(int(sfreq), 1)  # 1 s blocks bound the work buffers
     for start in range(0, n_total, block):
         n = min(block, n_total - start)
         traces[start : start + n], chunk_spikes = source.read(n)
         spikes.append(chunk_spikes)
+        artifacts.append(source.last_artifact_samples)
     all_spikes = np.concatenate(spikes)
     params = {
         "n_channels": source.n_channels,
@@ -459,7 +489,7 @@ def generate_recording(
         templates=source.templates,
         trough_offset=source.trough_offset,
         unit_positions=source.unit_positions,
-        artifact_samples=source.artifact_samples[source.artifact_samples < n_total],
+        artifact_samples=np.concatenate(artifacts).astype(np.int64),
         noise_uv=source.noise_uv,
         firing_rates_hz=source.firing_rates_hz,
         params=params,

@@ -162,10 +162,13 @@ def test_cli_source_synthetic_publishes_for_a_duration(source_id: str) -> None:
             "--source-id",
             source_id,
             "--lfp",
+            "--artifact-hz",
+            "130",
         ],
     )
     assert result.exit_code == 0, result.output
     assert "syn-cli" in result.output and "syn-cli-groundtruth" in result.output
+    assert "syn-cli-stim" in result.output
     assert "Sent 9000 samples" in result.output
 
 
@@ -218,3 +221,25 @@ def test_closed_publisher_ends_its_streams(source_id: str) -> None:
         assert pylsl.resolve_byprop("source_id", source_id, 1, 10.0)
     with pytest.raises(BCIError, match="closed"):
         pub.run(0.01)
+
+
+def test_stimulation_onsets_go_out_on_their_own_marker_stream(source_id: str) -> None:
+    pub = SyntheticPublisher(
+        None,
+        name="syn-stim",
+        source_id=source_id,
+        channel_format="float32",
+        artifact_rate_hz=100.0,
+        **PARAMS,
+    )
+    stim = _open(f"{source_id}-stim")
+    pub.run(duration_s=0.2)
+    got = []
+    while True:
+        sample, t = stim.pull_sample(timeout=1.0)
+        if sample is None:
+            break
+        got.append((sample[0], t))
+    assert [m for m, _ in got] == [f"stim sample={300 * k}" for k in range(20)]
+    for k, (_, t) in enumerate(got):
+        assert t == pytest.approx(pub.t0 + 300 * k / 30000.0, abs=1e-6)

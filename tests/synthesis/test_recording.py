@@ -249,3 +249,23 @@ def test_to_spikeinterface_round_trips_traces_probe_and_ground_truth() -> None:
     assert si_sort.get_num_units() == 3
     for u, train in enumerate(rec.spike_trains()):
         np.testing.assert_array_equal(si_sort.get_unit_spike_train(u), train)
+
+
+def test_periodic_stimulation_artifacts_follow_the_rate() -> None:
+    rec = generate_recording(
+        n_channels=4,
+        n_units=0,
+        duration_s=1.0,
+        seed=0,
+        noise_uv=0.0,
+        artifact_rate_hz=130.0,
+        artifact_start_s=0.01,
+        artifact_amplitude_uv=1000.0,
+    )
+    onsets = rec.artifact_samples
+    assert len(onsets) == 129  # 0.01 s + k / 130 Hz < 1 s
+    assert onsets[0] == 300
+    np.testing.assert_allclose(np.diff(onsets), SFREQ / 130.0, atol=1.0)
+    np.testing.assert_allclose(rec.traces[onsets, 0], -1000.0)
+    with pytest.raises(ConfigError, match="artifact_rate_hz"):
+        generate_recording(n_channels=4, n_units=0, duration_s=0.1, artifact_rate_hz=-1.0)
