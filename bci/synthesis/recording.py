@@ -9,7 +9,7 @@ seed are the same samples.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from bci._checks import check_value, ensure_float, ensure_int
 from bci.errors import ConfigError
-from bci.stream.chunks import SPIKE_DTYPE
+from bci.stream.chunks import SPIKE_DTYPE, SignalChunk, SpikeChunk
 from bci.synthesis.noise import LFPParams
 from bci.synthesis.probe import PROBE_LAYOUTS, check_positions, make_probe
 from bci.synthesis.renderer import StreamingRenderer
@@ -337,6 +337,28 @@ class GroundTruthRecording:
     def spike_times_s(self) -> list[npt.NDArray[np.float64]]:
         """Per-unit arrays of spike times in s."""
         return [train / self.sfreq for train in self.spike_trains()]
+
+    def iter_chunks(
+        self, chunk_samples: int = 30, t0: float = 0.0
+    ) -> Iterator[tuple[SignalChunk, SpikeChunk]]:
+        """Yield the recording as pipeline chunks, for synchronous tests of online stages.
+
+        Each step gives the :class:`~bci.stream.chunks.SignalChunk` of ``chunk_samples`` samples
+        (time stamps ``t0 + sample / sfreq``) and the ground-truth
+        :class:`~bci.stream.chunks.SpikeChunk` of the same span.
+        """
+        chunk_samples = ensure_int(chunk_samples, "chunk_samples", minimum=1)
+        samples = self.spikes["sample_index"]
+        for start in range(0, self.n_samples, chunk_samples):
+            stop = min(start + chunk_samples, self.n_samples)
+            lo, hi = np.searchsorted(samples, [start, stop], side="left")
+            signal_chunk = SignalChunk(
+                data=self.traces[start:stop],
+                first_sample=start,
+                sfreq=self.sfreq,
+                t_lsl=t0 + np.arange(start, stop) / self.sfreq,
+            )
+            yield signal_chunk, SpikeChunk(self.spikes[lo:hi], start, stop - 1, self.sfreq)
 
     def to_spikeinterface(self) -> tuple[Any, Any]:
         """Return ``(recording, sorting)`` as SpikeInterface objects (needs ``spikeinterface``).

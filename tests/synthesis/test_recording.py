@@ -269,3 +269,41 @@ def test_periodic_stimulation_artifacts_follow_the_rate() -> None:
     np.testing.assert_allclose(rec.traces[onsets, 0], -1000.0)
     with pytest.raises(ConfigError, match="artifact_rate_hz"):
         generate_recording(n_channels=4, n_units=0, duration_s=0.1, artifact_rate_hz=-1.0)
+
+
+def test_iter_chunks_covers_the_recording_with_pipeline_chunks() -> None:
+    rec = generate_recording(
+        n_channels=4, n_units=3, duration_s=0.1, seed=0, firing_rates_hz=(50, 90)
+    )
+    chunks = list(rec.iter_chunks(chunk_samples=64, t0=100.0))
+    data = np.concatenate([c.data for c, _ in chunks])
+    np.testing.assert_array_equal(data, rec.traces)
+    spikes = np.concatenate([s.spikes for _, s in chunks])
+    np.testing.assert_array_equal(spikes, rec.spikes)
+    first, last = chunks[0][0], chunks[-1][0]
+    assert first.first_sample == 0 and first.t_lsl[0] == 100.0
+    assert last.last_sample == rec.n_samples - 1 and chunks[-1][1].last_sample == rec.n_samples - 1
+    for c, s in chunks:
+        assert np.all(
+            (s.spikes["sample_index"] >= c.first_sample)
+            & (s.spikes["sample_index"] <= c.last_sample)
+        )
+
+
+def test_waveforms_widen_and_shrink_away_from_the_unit() -> None:
+    rec = generate_recording(
+        n_channels=32,
+        n_units=1,
+        duration_s=0.01,
+        seed=3,
+        noise_uv=0.0,
+        unit_positions=[[0.0, 400.0, 20.0]],
+    )
+    tpl = rec.templates[0].astype(np.float64)
+    near, far = 16, 24  # 0 and 200 um along the shank from the unit
+
+    def trough_width(w: np.ndarray) -> int:
+        return int(np.count_nonzero(w < w.min() / 2))  # samples below half the trough
+
+    assert trough_width(tpl[:, far]) > trough_width(tpl[:, near])
+    assert np.abs(tpl[:, far]).max() < 0.05 * np.abs(tpl[:, near]).max()
