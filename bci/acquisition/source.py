@@ -36,6 +36,7 @@ import bci.acquisition.lsl_config  # noqa: F401  (quiet liblsl before first use)
 from bci._checks import check_type, check_value, ensure_float, ensure_int
 from bci.acquisition.clock import SampleClock
 from bci.acquisition.metadata import FORMAT_NAMES, NUMPY_DTYPES, read_channel_info
+from bci.acquisition.puller import ChunkPuller
 from bci.errors import BCIError, ConfigError, StreamMismatchError, StreamNotFoundError
 from bci.stream.chunks import SignalChunk
 from bci.stream.spec import StreamSpec
@@ -295,7 +296,7 @@ class LSLSource:
             processing_flags=flags,
         )
         self.max_samples = max(1, int(round(max_pull_s * self.sfreq)))
-        self._buffer = np.empty((self.max_samples, self.n_channels), dtype=self._dtype)
+        self._puller = ChunkPuller(self._inlet, self.max_samples, self._dtype)
         self._clock = SampleClock(
             self.sfreq, halftime_s=dejitter_halftime_s, gap_threshold_s=gap_threshold_s
         )
@@ -414,21 +415,14 @@ class LSLSource:
         inlet = self._inlet
         if inlet is None:
             raise SourceClosedError("The LSLSource is closed; create a new one to pull again.")
-        buffer = self._buffer
+        buffer = self._puller.data
         if self._pending is not None:
             # The rest of the last pull, split off at a gap: it is already here, serve it first.
             offset, rest = self._pending
             self._pending = None
             return self._make_chunk(buffer[offset:], rest, offset, pylsl.local_clock())
         try:
-            if timeout > 0.0:
-                _, stamps = inlet.pull_chunk(
-                    timeout=timeout, max_samples=self.max_samples, dest_obj=buffer, min_samples=1
-                )
-            else:
-                _, stamps = inlet.pull_chunk(
-                    timeout=0.0, max_samples=self.max_samples, dest_obj=buffer
-                )
+            n = self._puller.pull(timeout)
         except LostError as err:
             self._event("lost", f"Stream {self.name!r} lost: its outlet is gone ({err}).")
             raise StreamLostError(
@@ -436,11 +430,10 @@ class LSLSource:
                 "recover=False; restart the outlet and the source, or use recover=True."
             ) from err
         now = pylsl.local_clock()
-        n = len(stamps)
         if n == 0:
             self._check_stall(now)
             return None
-        return self._make_chunk(buffer, np.asarray(stamps, dtype=np.float64), 0, now)
+        return self._make_chunk(buffer, self._puller.stamps[:n], 0, now)
 
     def _make_chunk(
         self, buffer: npt.NDArray[Any], stamps: npt.NDArray[np.float64], offset: int, now: float
@@ -461,7 +454,7 @@ class LSLSource:
                 n_samples=-verdict.gap,
                 sample_index=first_sample,
             )
-        clock.update(first_sample, n, float(stamps.mean()))
+        clock.update(first_sample, n, float(np.add.reduce(stamps)) / n)
 
         if self.dejitter:
             t_lsl = np.multiply(self._index_offsets[:n], clock.period_s)
@@ -470,7 +463,7 @@ class LSLSource:
                 # Early in the fit a new chunk can pull the line back a little: keep time moving.
                 t_lsl += self._last_t_out - t_lsl[0] + 1e-3 * clock.period_s
         else:
-            t_lsl = stamps
+            t_lsl = stamps.copy()  # the stamp buffer is reused by the next pull
         self._last_t_out = float(t_lsl[-1])
 
         data = np.empty((n, self.n_channels), dtype=np.float32)

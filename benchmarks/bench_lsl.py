@@ -1,0 +1,320 @@
+"""Benchmark LSL acquisition: ``LSLSource`` side by side with a bare pylsl inlet.
+
+An outlet in a separate process streams ``--channels`` at 30 kHz in 1 ms and 10 ms chunks, float32
+and int16, stamped with a sample clock (as an amplifier would). For each configuration both
+consumers run against the same outlet, one after the other (order alternating between
+configurations so machine load does not favour either):
+
+- **latency** (paced, real time): the outlet writes ``pylsl.local_clock()`` at push into channels 0
+  and 1 of every sample (microseconds mod 2**30, split in two 15-bit words, exact in int16 and
+  float32); the consumer takes ``local_clock()`` after its pull returned minus the push time of the
+  newest sample it got. Both consumers wait with ``timeout=5 ms, min_samples=1`` and pull at most
+  50 ms of data into a preallocated buffer.
+- **throughput** (flat out): the outlet pushes ``--flat-s`` seconds of data as fast as it can; the
+  consumer pulls until it has all of it. Ratio to real time = data seconds / wall seconds. The
+  outlet is the same for both consumers, so the ours/bare ratio is the cost of our pull path.
+
+The bare inlet uses the same liblsl post-processing as ``LSLSource`` (``proc_clocksync |
+proc_monotonize``), so the difference is only our Python: float32 conversion, sample clock and gap
+check, NaN scan, chunk object. Prints one table; ``--json OUT`` writes the numbers. Never fails on
+timing.
+
+    .venv/bin/python benchmarks/bench_lsl.py            # full run (< 3 min)
+    .venv/bin/python benchmarks/bench_lsl.py --quick    # short run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pylsl
+
+import bci.acquisition.lsl_config  # noqa: F401  (quiet liblsl's INFO log before first use)
+
+SFREQ = 30_000.0
+WRAP_US = 1 << 30
+PULL_TIMEOUT_S = 0.005
+MAX_PULL_S = 0.05
+
+
+def _now_us() -> int:
+    return int(pylsl.local_clock() * 1e6) % WRAP_US
+
+
+def _outlet_main(source_id: str, n_ch: int, fmt: str, chunk: int, conn: Any) -> None:
+    """Outlet process: obey ("paced", seconds), ("flat", n_samples), ("stop",) from ``conn``."""
+    from bci.acquisition.metadata import NUMPY_DTYPES, make_stream_info
+
+    dtype = NUMPY_DTYPES[fmt]
+    info = make_stream_info("bench-lsl", "Neural", n_ch, SFREQ, fmt, source_id)
+    outlet = pylsl.StreamOutlet(info, chunk, 60)
+    rng = np.random.default_rng(0)
+    n_blocks = 64
+    noise = rng.normal(0, 50, size=(chunk * n_blocks, n_ch))
+    block = (np.clip(noise, -32768, 32767) if fmt == "int16" else noise).astype(dtype)
+    sample_index = 0  # the sample clock runs on across phases
+    t_origin = pylsl.local_clock()
+    conn.send("ready")
+    while True:
+        cmd = conn.recv()
+        if cmd[0] == "stop":
+            break
+        if cmd[0] == "paced":
+            t_origin = pylsl.local_clock() - sample_index / SFREQ
+            t_end = pylsl.local_clock() + cmd[1]
+            b = 0
+            while pylsl.local_clock() < t_end:
+                wait = t_origin + (sample_index + chunk) / SFREQ - pylsl.local_clock()
+                if wait > 0:
+                    time.sleep(wait)
+                data = block[b * chunk : (b + 1) * chunk]
+                u = _now_us()
+                data[:, 0] = u >> 15
+                data[:, 1] = u & 0x7FFF
+                sample_index += chunk
+                outlet.push_chunk(data, t_origin + (sample_index - 1) / SFREQ)
+                b = (b + 1) % n_blocks
+        elif cmd[0] == "flat":
+            n_total = cmd[1]  # stamps go on from the paced phase: no jump, no false gap
+            pushed, b = 0, 0
+            while pushed < n_total:
+                data = block[b * chunk : (b + 1) * chunk]
+                sample_index += chunk
+                pushed += chunk
+                outlet.push_chunk(data, t_origin + (sample_index - 1) / SFREQ)
+                b = (b + 1) % n_blocks
+        conn.send("done")
+    del outlet
+
+
+class BareInlet:
+    """The peer: a pylsl inlet pulling into a preallocated numpy buffer, nothing else."""
+
+    label = "bare"
+
+    def __init__(self, source_id: str) -> None:
+        info = pylsl.resolve_byprop("source_id", source_id, 1, 10.0)[0]
+        flags = pylsl.proc_clocksync | pylsl.proc_monotonize
+        self.inlet = pylsl.StreamInlet(info, max_buflen=10, processing_flags=flags)
+        self.inlet.open_stream(10.0)
+        self.inlet.time_correction(10.0)
+        n_ch = info.channel_count()
+        dtype = np.int16 if info.channel_format() == pylsl.cf_int16 else np.float32
+        self.max_samples = int(MAX_PULL_S * SFREQ)
+        self.buffer = np.empty((self.max_samples, n_ch), dtype=dtype)
+
+    def pull(self) -> tuple[int, Any]:
+        _, ts = self.inlet.pull_chunk(
+            timeout=PULL_TIMEOUT_S,
+            max_samples=self.max_samples,
+            dest_obj=self.buffer,
+            min_samples=1,
+        )
+        n = len(ts)
+        return n, (self.buffer[n - 1, 0], self.buffer[n - 1, 1]) if n else None
+
+    def close(self) -> None:
+        self.inlet.close_stream()
+        del self.inlet
+
+
+class OurSource:
+    label = "ours"
+
+    def __init__(self, source_id: str) -> None:
+        from bci.acquisition import LSLSource
+
+        self.source = LSLSource(source_id=source_id, timeout_s=10.0, max_pull_s=MAX_PULL_S)
+
+    def pull(self) -> tuple[int, Any]:
+        chunk = self.source.pull(timeout=PULL_TIMEOUT_S)
+        if chunk is None:
+            return 0, None
+        return chunk.n_samples, (chunk.data[-1, 0], chunk.data[-1, 1])
+
+    def close(self) -> None:
+        self.source.close()
+
+
+def _latency(consumer: Any, conn: Any, seconds: float) -> dict[str, float]:
+    lat_ms: list[float] = []
+    conn.send(("paced", seconds))
+    t_end = time.monotonic() + seconds + 1.0
+    while time.monotonic() < t_end:
+        n, stamp = consumer.pull()
+        if n:
+            now = _now_us()
+            pushed = (int(stamp[0]) << 15) | int(stamp[1])
+            lat_ms.append(((now - pushed) % WRAP_US) / 1e3)
+        elif conn.poll():
+            break
+    conn.recv()
+    arr = np.asarray(lat_ms[10:])  # skip the connection's first chunks
+    if arr.size == 0:
+        return {"p50_ms": float("nan"), "p99_ms": float("nan"), "pulls": 0}
+    p50, p99 = np.percentile(arr, [50, 99])
+    return {"p50_ms": float(p50), "p99_ms": float(p99), "pulls": int(arr.size)}
+
+
+def _throughput(consumer: Any, conn: Any, seconds: float) -> dict[str, float]:
+    n_total = int(seconds * SFREQ)
+    got = 0
+    cpu0 = time.process_time()
+    t0 = time.perf_counter()
+    conn.send(("flat", n_total))
+    deadline = t0 + 60.0
+    while got < n_total and time.perf_counter() < deadline:
+        n, _ = consumer.pull()
+        got += n
+    wall = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
+    conn.recv()
+    return {
+        "x_realtime": (got / SFREQ) / wall,
+        "cpu_s_per_data_s": cpu / (got / SFREQ) if got else float("nan"),
+        "complete": got >= n_total,
+    }
+
+
+def run_config(
+    n_ch: int, fmt: str, chunk_ms: float, paced_s: float, flat_s: float, ours_first: bool
+) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    source_id = f"bench-lsl-{uuid.uuid4().hex[:10]}"
+    chunk = int(round(chunk_ms * SFREQ / 1000))
+    proc = ctx.Process(target=_outlet_main, args=(source_id, n_ch, fmt, chunk, child), daemon=True)
+    proc.start()
+    row: dict[str, Any] = {"channels": n_ch, "format": fmt, "chunk_ms": chunk_ms}
+    try:
+        assert parent.recv() == "ready"
+        order = [OurSource, BareInlet] if ours_first else [BareInlet, OurSource]
+        for cls in order:
+            consumer = cls(source_id)
+            try:
+                lat = _latency(consumer, parent, paced_s)
+                thr = _throughput(consumer, parent, flat_s)
+            finally:
+                consumer.close()
+            row[cls.label] = {**lat, **thr}
+        parent.send(("stop",))
+    finally:
+        proc.join(10)
+        if proc.is_alive():
+            proc.kill()
+    row["p99_diff_ms"] = row["ours"]["p99_ms"] - row["bare"]["p99_ms"]
+    row["throughput_ratio"] = row["ours"]["x_realtime"] / row["bare"]["x_realtime"]
+    return row
+
+
+def format_table(rows: list[dict[str, Any]], header: str) -> str:
+    cols = [
+        ("ch", 4),
+        ("fmt", 7),
+        ("chunk", 6),
+        ("bare p50", 9),
+        ("bare p99", 9),
+        ("ours p50", 9),
+        ("ours p99", 9),
+        ("p99 diff", 9),
+        ("bare xRT", 9),
+        ("ours xRT", 9),
+        ("ours/bare", 9),
+    ]
+    lines = [header, "  ".join(f"{name:>{w}}" for name, w in cols)]
+    for r in rows:
+        b, o = r["bare"], r["ours"]
+        cells = [
+            f"{r['channels']}",
+            r["format"],
+            f"{r['chunk_ms']:g}ms",
+            f"{b['p50_ms']:.2f}",
+            f"{b['p99_ms']:.2f}",
+            f"{o['p50_ms']:.2f}",
+            f"{o['p99_ms']:.2f}",
+            f"{r['p99_diff_ms']:+.2f}",
+            f"{b['x_realtime']:.1f}",
+            f"{o['x_realtime']:.1f}",
+            f"{r['throughput_ratio']:.2f}",
+        ]
+        lines.append("  ".join(f"{c:>{w}}" for c, (_, w) in zip(cells, cols, strict=True)))
+    lines.append(
+        "latencies in ms (push -> available to the consumer); xRT = flat-out data s per wall s"
+    )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", type=Path, default=None, help="write the numbers here")
+    parser.add_argument("--quick", action="store_true", help="short run (fewer seconds per phase)")
+    parser.add_argument("--channels", type=int, nargs="+", default=[32, 96, 384])
+    parser.add_argument("--formats", nargs="+", default=["float32", "int16"])
+    parser.add_argument("--chunks-ms", type=float, nargs="+", default=[1.0, 10.0])
+    parser.add_argument(
+        "--paced-s", type=float, default=None, help="seconds of paced streaming per consumer"
+    )
+    parser.add_argument(
+        "--flat-s", type=float, default=None, help="seconds of data pushed flat out"
+    )
+    args = parser.parse_args()
+    paced_s = args.paced_s if args.paced_s is not None else (0.6 if args.quick else 2.0)
+    flat_s = args.flat_s if args.flat_s is not None else (1.0 if args.quick else 3.0)
+
+    load_before = os.getloadavg()
+    t_start = time.perf_counter()
+    rows = []
+    i = 0
+    for n_ch in args.channels:
+        for fmt in args.formats:
+            for chunk_ms in args.chunks_ms:
+                rows.append(run_config(n_ch, fmt, chunk_ms, paced_s, flat_s, ours_first=i % 2 == 1))
+                i += 1
+    elapsed = time.perf_counter() - t_start
+    load_after = os.getloadavg()
+    header = (
+        f"LSL loopback, outlet in a separate process, 30 kHz; pylsl {pylsl.__version__}, "
+        f"liblsl {pylsl.library_version()}; {os.cpu_count()} CPUs, load avg (1 min) "
+        f"{load_before[0]:.1f} before / {load_after[0]:.1f} after; paced {paced_s:g} s, "
+        f"flat {flat_s:g} s per consumer; run took {elapsed:.0f} s"
+    )
+    print(format_table(rows, header))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(
+            json.dumps(
+                {
+                    "machine": {
+                        "platform": platform.platform(),
+                        "cpus": os.cpu_count(),
+                        "loadavg_before": load_before,
+                        "loadavg_after": load_after,
+                        "pylsl": pylsl.__version__,
+                        "liblsl": pylsl.library_version(),
+                    },
+                    "params": {
+                        "sfreq": SFREQ,
+                        "paced_s": paced_s,
+                        "flat_s": flat_s,
+                        "pull_timeout_s": PULL_TIMEOUT_S,
+                        "max_pull_s": MAX_PULL_S,
+                    },
+                    "elapsed_s": elapsed,
+                    "rows": rows,
+                },
+                indent=2,
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
