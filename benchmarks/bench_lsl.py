@@ -11,12 +11,15 @@ configurations so machine load does not favour either):
   newest sample it got. Both consumers wait with ``timeout=5 ms, min_samples=1`` and pull at most
   50 ms of data into a preallocated buffer.
 - **throughput** (flat out): the outlet pushes ``--flat-s`` seconds of data as fast as it can; the
-  consumer pulls until it has all of it. Ratio to real time = data seconds / wall seconds. The
-  outlet is the same for both consumers, so the ours/bare ratio is the cost of our pull path.
+  consumer pulls until it has all of it. Ratio to real time = data seconds / wall seconds (median
+  over rounds). The outlet is the same for both consumers; where the outlet process is the
+  bottleneck (small channel counts) the ratio says little about the consumers.
 
-The bare inlet uses the same liblsl post-processing as ``LSLSource`` (``proc_clocksync |
-proc_monotonize``), so the difference is only our Python: float32 conversion, sample clock and gap
-check, NaN scan, chunk object. Prints one table; ``--json OUT`` writes the numbers. Never fails on
+Each phase is split into ``--rounds`` alternating turns (bare, ours, ours, bare, ...), so a change in
+machine load hits both. The bare inlet uses liblsl's ``proc_clocksync | proc_monotonize`` and
+``pull_chunk(dest_obj=buffer, min_samples=1)``; ``LSLSource`` adds float32 conversion, its sample
+clock and gap check, the NaN scan and the chunk object, and pulls through
+:class:`bci.acquisition.puller.ChunkPuller`. Prints one table; ``--json OUT`` writes the numbers. Never fails on
 timing.
 
     .venv/bin/python benchmarks/bench_lsl.py            # full run (< 3 min)
@@ -145,7 +148,8 @@ class OurSource:
         self.source.close()
 
 
-def _latency(consumer: Any, conn: Any, seconds: float) -> dict[str, float]:
+def _latency(consumer: Any, conn: Any, seconds: float) -> list[float]:
+    """Paced phase: one push-to-available latency (ms) per pull that returned data."""
     lat_ms: list[float] = []
     conn.send(("paced", seconds))
     t_end = time.monotonic() + seconds + 1.0
@@ -158,14 +162,11 @@ def _latency(consumer: Any, conn: Any, seconds: float) -> dict[str, float]:
         elif conn.poll():
             break
     conn.recv()
-    arr = np.asarray(lat_ms[10:])  # skip the connection's first chunks
-    if arr.size == 0:
-        return {"p50_ms": float("nan"), "p99_ms": float("nan"), "pulls": 0}
-    p50, p99 = np.percentile(arr, [50, 99])
-    return {"p50_ms": float(p50), "p99_ms": float(p99), "pulls": int(arr.size)}
+    return lat_ms[10:]  # skip the connection's first chunks
 
 
-def _throughput(consumer: Any, conn: Any, seconds: float) -> dict[str, float]:
+def _throughput(consumer: Any, conn: Any, seconds: float) -> tuple[float, float]:
+    """Flat-out phase: (data seconds per wall second, consumer CPU seconds per data second)."""
     n_total = int(seconds * SFREQ)
     got = 0
     cpu0 = time.process_time()
@@ -178,16 +179,13 @@ def _throughput(consumer: Any, conn: Any, seconds: float) -> dict[str, float]:
     wall = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
     conn.recv()
-    return {
-        "x_realtime": (got / SFREQ) / wall,
-        "cpu_s_per_data_s": cpu / (got / SFREQ) if got else float("nan"),
-        "complete": got >= n_total,
-    }
+    return (got / SFREQ) / wall, cpu / max(got / SFREQ, 1e-9)
 
 
 def run_config(
-    n_ch: int, fmt: str, chunk_ms: float, paced_s: float, flat_s: float, ours_first: bool
+    n_ch: int, fmt: str, chunk_ms: float, paced_s: float, flat_s: float, rounds: int
 ) -> dict[str, Any]:
+    """Both consumers against one outlet process, alternating ``rounds`` times (ABBA...)."""
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
     source_id = f"bench-lsl-{uuid.uuid4().hex[:10]}"
@@ -195,22 +193,37 @@ def run_config(
     proc = ctx.Process(target=_outlet_main, args=(source_id, n_ch, fmt, chunk, child), daemon=True)
     proc.start()
     row: dict[str, Any] = {"channels": n_ch, "format": fmt, "chunk_ms": chunk_ms}
+    lat: dict[str, list[float]] = {"bare": [], "ours": []}
+    thr: dict[str, list[tuple[float, float]]] = {"bare": [], "ours": []}
     try:
-        assert parent.recv() == "ready"
-        order = [OurSource, BareInlet] if ours_first else [BareInlet, OurSource]
-        for cls in order:
-            consumer = cls(source_id)
-            try:
-                lat = _latency(consumer, parent, paced_s)
-                thr = _throughput(consumer, parent, flat_s)
-            finally:
-                consumer.close()
-            row[cls.label] = {**lat, **thr}
+        if parent.recv() != "ready":
+            raise RuntimeError("outlet process did not start")
+        for r in range(rounds):
+            order = [BareInlet, OurSource] if r % 2 == 0 else [OurSource, BareInlet]
+            for cls in order:
+                consumer = cls(source_id)
+                try:
+                    lat[cls.label] += _latency(consumer, parent, paced_s / rounds)
+                    thr[cls.label].append(_throughput(consumer, parent, flat_s / rounds))
+                finally:
+                    consumer.close()
         parent.send(("stop",))
     finally:
         proc.join(10)
         if proc.is_alive():
             proc.kill()
+    for label in ("bare", "ours"):
+        p50, p99 = np.percentile(lat[label], [50, 99]) if lat[label] else (np.nan, np.nan)
+        x_rt = [x for x, _ in thr[label]]
+        cpu = [c for _, c in thr[label]]
+        row[label] = {
+            "p50_ms": float(p50),
+            "p99_ms": float(p99),
+            "pulls": len(lat[label]),
+            "x_realtime": float(np.median(x_rt)),
+            "x_realtime_rounds": x_rt,
+            "cpu_s_per_data_s": float(np.median(cpu)),
+        }
     row["p99_diff_ms"] = row["ours"]["p99_ms"] - row["bare"]["p99_ms"]
     row["throughput_ratio"] = row["ours"]["x_realtime"] / row["bare"]["x_realtime"]
     return row
@@ -266,26 +279,26 @@ def main() -> None:
     parser.add_argument(
         "--flat-s", type=float, default=None, help="seconds of data pushed flat out"
     )
+    parser.add_argument("--rounds", type=int, default=None, help="alternations of the consumers")
     args = parser.parse_args()
     paced_s = args.paced_s if args.paced_s is not None else (0.6 if args.quick else 2.0)
     flat_s = args.flat_s if args.flat_s is not None else (1.0 if args.quick else 3.0)
+    rounds = args.rounds if args.rounds is not None else (1 if args.quick else 3)
 
     load_before = os.getloadavg()
     t_start = time.perf_counter()
     rows = []
-    i = 0
     for n_ch in args.channels:
         for fmt in args.formats:
             for chunk_ms in args.chunks_ms:
-                rows.append(run_config(n_ch, fmt, chunk_ms, paced_s, flat_s, ours_first=i % 2 == 1))
-                i += 1
+                rows.append(run_config(n_ch, fmt, chunk_ms, paced_s, flat_s, rounds))
     elapsed = time.perf_counter() - t_start
     load_after = os.getloadavg()
     header = (
         f"LSL loopback, outlet in a separate process, 30 kHz; pylsl {pylsl.__version__}, "
         f"liblsl {pylsl.library_version()}; {os.cpu_count()} CPUs, load avg (1 min) "
         f"{load_before[0]:.1f} before / {load_after[0]:.1f} after; paced {paced_s:g} s, "
-        f"flat {flat_s:g} s per consumer; run took {elapsed:.0f} s"
+        f"flat {flat_s:g} s per consumer in {rounds} alternating round(s); run took {elapsed:.0f} s"
     )
     print(format_table(rows, header))
     if args.json is not None:

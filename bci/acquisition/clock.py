@@ -3,8 +3,10 @@
 Why our own dejitter instead of liblsl's ``proc_dejitter``: liblsl fits time stamps against the
 number of samples it has *received*, so when samples are lost (an outlet that died and came back, a
 dropped packet) its smoothed stamps run on as if nothing was missing and the gap disappears from the
-time stamps. Gap detection must therefore look at stamps that were only clock-corrected
-(``proc_clocksync | proc_monotonize``), and the smoothing must count the samples a gap skipped. This
+time stamps. Gap detection must therefore look at unsmoothed stamps, and the smoothing must count
+the samples a gap skipped. We also judge gaps on the outlet's own stamps (``proc_monotonize`` only)
+and add liblsl's clock offset afterwards: offset estimates wander by tens of microseconds even on
+loopback (more than a sample at 30 kHz), and a new estimate must not read as a missing sample. This
 module does both: it fits ``t = t_ref + (k - k_ref) * period`` by exponentially forgetting weighted
 least squares over chunk centroids, where ``k`` is the sample index *including* reported gaps, and
 judges each new chunk by its residual against the fit before the chunk is added.

@@ -181,7 +181,10 @@ class LSLSource:
         Factor applied to every value on conversion to float32 (e.g. the uV per count of an int16
         amplifier stream).
     clocksync : bool
-        Map stamps into the local clock with liblsl's clock-offset estimate (``proc_clocksync``).
+        Map stamps into the local clock with liblsl's clock-offset estimate
+        (``inlet.time_correction()``, refreshed every second). The correction is added to the
+        output stamps only: gaps are judged on the outlet's own stamps, so a new offset estimate
+        (they wander by tens of us even on loopback) is never mistaken for a missing sample.
     dejitter : bool
         Replace stamps by the sample clock's linear fit (gap-aware, see
         :mod:`bci.acquisition.clock`); ``False`` passes the clock-corrected, monotonized stamps.
@@ -288,7 +291,10 @@ class LSLSource:
         self.channel_format: str = FORMAT_NAMES[info.channel_format()]
         self._dtype = np.dtype(NUMPY_DTYPES[self.channel_format])
 
-        flags = pylsl.proc_monotonize | (pylsl.proc_clocksync if clocksync else 0)
+        self.clocksync = bool(clocksync)
+        self._correction_s = 0.0
+        self._t_next_correction = 0.0
+        flags = pylsl.proc_monotonize
         self._inlet: pylsl.StreamInlet | None = pylsl.StreamInlet(
             info,
             max_buflen=max(1, int(np.ceil(max_buffered_s))),
@@ -326,7 +332,7 @@ class LSLSource:
             self._inlet.open_stream(timeout=timeout_s)
             if clocksync:
                 # The first estimate takes a few ms; take it now rather than in the first pull.
-                self._inlet.time_correction(timeout=timeout_s)
+                self._correction_s = self._inlet.time_correction(timeout=timeout_s)
             self._full_info = self._inlet.info(timeout=timeout_s)
         except (LSLTimeoutError, LostError) as err:
             self._inlet = None
@@ -458,12 +464,12 @@ class LSLSource:
 
         if self.dejitter:
             t_lsl = np.multiply(self._index_offsets[:n], clock.period_s)
-            t_lsl += clock.predict(first_sample)
+            t_lsl += clock.predict(first_sample) + self._correction(now)
             if t_lsl[0] <= self._last_t_out:
                 # Early in the fit a new chunk can pull the line back a little: keep time moving.
                 t_lsl += self._last_t_out - t_lsl[0] + 1e-3 * clock.period_s
         else:
-            t_lsl = stamps.copy()  # the stamp buffer is reused by the next pull
+            t_lsl = stamps + self._correction(now)  # new array: the stamp buffer is reused
         self._last_t_out = float(t_lsl[-1])
 
         data = np.empty((n, self.n_channels), dtype=np.float32)
@@ -528,6 +534,17 @@ class LSLSource:
             t_arrival=now,
             gap_before=gap,
         )
+
+    def _correction(self, now: float) -> float:
+        """liblsl's current clock offset of the outlet's host (0 without clocksync)."""
+        if self.clocksync and now >= self._t_next_correction and self._inlet is not None:
+            # Instant after the first call: liblsl refreshes the estimate in the background.
+            self._t_next_correction = now + 1.0
+            try:
+                self._correction_s = self._inlet.time_correction(timeout=0.0)
+            except (LSLTimeoutError, LostError):
+                pass  # no fresh estimate (e.g. while reconnecting): keep the last one
+        return self._correction_s
 
     # ---------------------------------------------------------------- health
     def stall_after_s(self) -> float:
