@@ -122,8 +122,8 @@ def resolve_stream_info(
     bci.StreamNotFoundError
         Nothing matched within ``timeout_s``; the message lists the streams that do exist.
     """
-    query = {"name": name, "type": stype, "source_id": source_id}
-    query = {k: v for k, v in query.items() if v is not None}
+    given = {"name": name, "type": stype, "source_id": source_id}
+    query = {k: v for k, v in given.items() if v is not None}
     if not query:
         raise ConfigError(
             "LSLSource needs at least one of 'name', 'stype' or 'source_id' to find its stream."

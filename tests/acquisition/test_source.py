@@ -17,9 +17,10 @@ from bci.acquisition import (
     LSLSource,
     SignalOutlet,
     SourceClosedError,
+    StreamLostError,
     make_stream_info,
 )
-from bci.stream import SignalChunk
+from bci.stream import Pipeline, SignalChunk, Stage
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OUTLET_SCRIPT = Path(__file__).with_name("lsl_outlet_process.py")
@@ -314,3 +315,61 @@ def test_outlet_killed_and_restarted_recovers_with_gap(source_id: str) -> None:
     reconnect = events[kinds.index("reconnect")]
     assert reconnect.n_samples == missing
     assert f"{missing} samples" in reconnect.message
+
+
+class _MeanOfChannels(Stage):
+    accepts = ("signal",)
+
+    def process(self, chunk: SignalChunk) -> SignalChunk:
+        return SignalChunk(
+            chunk.data.mean(axis=1, keepdims=True), chunk.first_sample, chunk.sfreq, chunk.t_lsl
+        )
+
+
+def test_pipeline_steps_from_the_source_and_reports_its_health(source_id: str) -> None:
+    outlet = make_outlet(source_id, 4, 1000.0)
+    with LSLSource(source_id=source_id) as source:
+        pipeline = Pipeline([_MeanOfChannels()], source=source)
+        pipeline.prepare(source.spec())
+        assert pipeline.step() is None  # nothing pushed yet
+        data = np.arange(40, dtype=np.float32).reshape(10, 4)
+        outlet.push(data, timestamp=pylsl.local_clock())
+        outputs = []
+        t_end = time.monotonic() + 5.0
+        while sum(o.n_samples for o in outputs) < 10 and time.monotonic() < t_end:
+            out = pipeline.step()
+            if out is not None:
+                outputs.append(out)
+        means = np.concatenate([o.data[:, 0] for o in outputs])
+        np.testing.assert_array_equal(means, data.mean(axis=1))
+        health = pipeline.status()["source"]
+        assert health["samples_received"] == 10 and health["state"] == "connected"
+
+
+def test_raw_stamps_when_dejitter_is_off(source_id: str) -> None:
+    """dejitter=False passes each chunk's own (clock-corrected) stamps, jitter and all."""
+    sfreq = 1000.0
+    outlet = make_outlet(source_id, 2, sfreq)
+    with LSLSource(source_id=source_id, dejitter=False) as source:
+        t0 = pylsl.local_clock()
+        lateness = [0.0, 0.8e-3, 0.0, 0.5e-3]
+        for i, late in enumerate(lateness):
+            push_indexed(outlet, t0, sfreq, i * 10, 10, jitter_s=late)
+        chunks = pull_until(source, 40)
+    t = np.concatenate([c.t_lsl for c in chunks])
+    expected = t0 + np.arange(40) / sfreq + np.repeat(lateness, 10)
+    np.testing.assert_allclose(t, expected, atol=5e-5)
+
+
+def test_lost_stream_raises_without_recover(source_id: str) -> None:
+    outlet = make_outlet(source_id, 2, 1000.0)
+    source = LSLSource(source_id=source_id, recover=False)
+    outlet.push(np.zeros((10, 2)), timestamp=pylsl.local_clock())
+    assert pull_until(source, 10)
+    del outlet
+    with pytest.raises(StreamLostError, match="recover=False"):
+        t_end = time.monotonic() + 10.0
+        while time.monotonic() < t_end:
+            source.pull(timeout=0.05)
+    assert source.events[-1].kind == "lost"
+    source.close()
