@@ -229,6 +229,43 @@ def run_config(
     return row
 
 
+def pull_path_cost(n_ch: int, chunk: int, repeats: int) -> dict[str, float]:
+    """In-process: microseconds per pull of one waiting chunk, bare pull_chunk vs LSLSource.pull.
+
+    The outlet pushes one chunk, we wait until liblsl has all of it queued, then time only the
+    pull call (for LSLSource: the liblsl copy, float32 conversion, sample clock, NaN scan, chunk).
+    """
+    from bci.acquisition import LSLSource, make_stream_info
+
+    source_id = f"bench-lsl-path-{uuid.uuid4().hex[:10]}"
+    outlet = pylsl.StreamOutlet(
+        make_stream_info("bench-lsl-path", "Neural", n_ch, SFREQ, "float32", source_id)
+    )
+    data = np.random.default_rng(0).normal(size=(chunk, n_ch)).astype(np.float32)
+    bare = BareInlet(source_id)
+    ours = LSLSource(source_id=source_id, timeout_s=10.0, max_pull_s=MAX_PULL_S)
+    assert ours._inlet is not None
+    costs: dict[str, list[float]] = {"bare": [], "ours": []}
+    t_stamp = pylsl.local_clock()
+    for _ in range(repeats):
+        t_stamp += chunk / SFREQ
+        outlet.push_chunk(data, t_stamp)
+        for label, inlet, pull in (
+            ("bare", bare.inlet, bare.pull),
+            ("ours", ours._inlet, lambda: ours.pull(timeout=PULL_TIMEOUT_S)),
+        ):
+            t_wait = time.monotonic() + 1.0
+            while inlet.samples_available() < chunk and time.monotonic() < t_wait:
+                time.sleep(0)
+            t0 = time.perf_counter()
+            pull()
+            costs[label].append((time.perf_counter() - t0) * 1e6)
+    bare.close()
+    ours.close()
+    del outlet
+    return {f"{k}_us": float(np.median(v[10:])) for k, v in costs.items()}
+
+
 def format_table(rows: list[dict[str, Any]], header: str) -> str:
     cols = [
         ("ch", 4),
@@ -292,6 +329,12 @@ def main() -> None:
         for fmt in args.formats:
             for chunk_ms in args.chunks_ms:
                 rows.append(run_config(n_ch, fmt, chunk_ms, paced_s, flat_s, rounds))
+    path_rows = []
+    for n_ch in args.channels:
+        for chunk_ms in args.chunks_ms:
+            chunk = int(round(chunk_ms * SFREQ / 1000))
+            cost = pull_path_cost(n_ch, chunk, 200 if args.quick else 1000)
+            path_rows.append({"channels": n_ch, "chunk_ms": chunk_ms, **cost})
     elapsed = time.perf_counter() - t_start
     load_after = os.getloadavg()
     header = (
@@ -301,6 +344,13 @@ def main() -> None:
         f"flat {flat_s:g} s per consumer in {rounds} alternating round(s); run took {elapsed:.0f} s"
     )
     print(format_table(rows, header))
+    print("\npull-path cost, in-process, one waiting float32 chunk (median us per pull call):")
+    print(f"{'ch':>4}  {'chunk':>6}  {'bare':>7}  {'ours':>7}  {'ours-bare':>9}")
+    for r in path_rows:
+        print(
+            f"{r['channels']:>4}  {r['chunk_ms']:>4g}ms  {r['bare_us']:>7.1f}  {r['ours_us']:>7.1f}"
+            f"  {r['ours_us'] - r['bare_us']:>+9.1f}"
+        )
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(
@@ -323,6 +373,7 @@ def main() -> None:
                     },
                     "elapsed_s": elapsed,
                     "rows": rows,
+                    "pull_path_us": path_rows,
                 },
                 indent=2,
             )
