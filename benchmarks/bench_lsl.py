@@ -47,6 +47,7 @@ SFREQ = 30_000.0
 WRAP_US = 1 << 30
 PULL_TIMEOUT_S = 0.005
 MAX_PULL_S = 0.05
+MIN_PULLS = 500
 
 
 def _now_us() -> int:
@@ -183,7 +184,13 @@ def _throughput(consumer: Any, conn: Any, seconds: float) -> tuple[float, float]
 
 
 def run_config(
-    n_ch: int, fmt: str, chunk_ms: float, paced_s: float, flat_s: float, rounds: int
+    n_ch: int,
+    fmt: str,
+    chunk_ms: float,
+    paced_s: float,
+    flat_s: float,
+    rounds: int,
+    min_pulls: int = MIN_PULLS,
 ) -> dict[str, Any]:
     """Both consumers against one outlet process, alternating ``rounds`` times (ABBA...)."""
     ctx = mp.get_context("spawn")
@@ -193,17 +200,22 @@ def run_config(
     proc = ctx.Process(target=_outlet_main, args=(source_id, n_ch, fmt, chunk, child), daemon=True)
     proc.start()
     row: dict[str, Any] = {"channels": n_ch, "format": fmt, "chunk_ms": chunk_ms}
+    # p99 needs enough pulls: at least min_pulls per consumer (10 ms chunks: 5 s).
+    paced = max(paced_s, min_pulls * chunk / SFREQ)
+    row["paced_s"] = paced
     lat: dict[str, list[float]] = {"bare": [], "ours": []}
     thr: dict[str, list[tuple[float, float]]] = {"bare": [], "ours": []}
     try:
         if parent.recv() != "ready":
             raise RuntimeError("outlet process did not start")
         for r in range(rounds):
-            order = [BareInlet, OurSource] if r % 2 == 0 else [OurSource, BareInlet]
+            order: list[type[BareInlet] | type[OurSource]] = (
+                [BareInlet, OurSource] if r % 2 == 0 else [OurSource, BareInlet]
+            )
             for cls in order:
                 consumer = cls(source_id)
                 try:
-                    lat[cls.label] += _latency(consumer, parent, paced_s / rounds)
+                    lat[cls.label] += _latency(consumer, parent, paced / rounds)
                     thr[cls.label].append(_throughput(consumer, parent, flat_s / rounds))
                 finally:
                     consumer.close()
@@ -319,7 +331,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=None, help="alternations of the consumers")
     args = parser.parse_args()
     paced_s = args.paced_s if args.paced_s is not None else (0.6 if args.quick else 2.0)
-    flat_s = args.flat_s if args.flat_s is not None else (1.0 if args.quick else 3.0)
+    min_pulls = 100 if args.quick else MIN_PULLS
+    flat_s = args.flat_s if args.flat_s is not None else (1.0 if args.quick else 2.0)
     rounds = args.rounds if args.rounds is not None else (1 if args.quick else 3)
 
     load_before = os.getloadavg()
@@ -328,7 +341,7 @@ def main() -> None:
     for n_ch in args.channels:
         for fmt in args.formats:
             for chunk_ms in args.chunks_ms:
-                rows.append(run_config(n_ch, fmt, chunk_ms, paced_s, flat_s, rounds))
+                rows.append(run_config(n_ch, fmt, chunk_ms, paced_s, flat_s, rounds, min_pulls))
     path_rows = []
     for n_ch in args.channels:
         for chunk_ms in args.chunks_ms:
@@ -340,7 +353,8 @@ def main() -> None:
     header = (
         f"LSL loopback, outlet in a separate process, 30 kHz; pylsl {pylsl.__version__}, "
         f"liblsl {pylsl.library_version()}; {os.cpu_count()} CPUs, load avg (1 min) "
-        f"{load_before[0]:.1f} before / {load_after[0]:.1f} after; paced {paced_s:g} s, "
+        f"{load_before[0]:.1f} before / {load_after[0]:.1f} after; paced max({paced_s:g} s, "
+        f"{min_pulls} chunks), "
         f"flat {flat_s:g} s per consumer in {rounds} alternating round(s); run took {elapsed:.0f} s"
     )
     print(format_table(rows, header))
@@ -370,6 +384,8 @@ def main() -> None:
                         "flat_s": flat_s,
                         "pull_timeout_s": PULL_TIMEOUT_S,
                         "max_pull_s": MAX_PULL_S,
+                        "rounds": rounds,
+                        "min_pulls": min_pulls,
                     },
                     "elapsed_s": elapsed,
                     "rows": rows,
