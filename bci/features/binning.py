@@ -97,7 +97,9 @@ class SpikeBinner(Stage, name="spike_binner"):
         if self._sfreq == 0.0:
             self._sfreq = float(chunk.sfreq)
         n_cols = self.n_columns
-        bin_len = self.bin_s * self._sfreq
+        bin_len = round(
+            self.bin_s * self._sfreq, 9
+        )  # 0.0333 s at 30 kHz is 999 samples, not 998.99..
         if self._next_bin is None:
             self._next_bin = math.floor(chunk.first_sample / bin_len)
             self._pending = np.zeros((0, n_cols), dtype=np.float32)

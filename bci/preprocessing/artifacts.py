@@ -140,6 +140,8 @@ class ArtifactBlanker(Stage, name="artifact_blanker"):
         self._pulse_templates: dict[int, npt.NDArray[np.float32] | None] = {}
         self._template: npt.NDArray[np.float32] | None = None
         self._learned: set[int] = set()
+        self._snapped: set[int] = set()
+        self._left: dict[int, npt.NDArray[np.float32]] = {}
         self._n_learned = 0
         self._raw_tail = np.zeros((0, self._n_channels), dtype=np.float32)
         self._prev_out = np.zeros(self._n_channels, dtype=np.float32)
@@ -162,7 +164,7 @@ class ArtifactBlanker(Stage, name="artifact_blanker"):
             if p + self._post <= self._emitted_upto:
                 continue  # entirely in the past: nothing left to blank
             self._pulses.append(p)
-            self._pulse_templates[p] = None if self._template is None else self._template.copy()
+            self._pulse_templates[p] = None  # snapshot taken by _snapshot() when first needed
             self.pulses_seen.append(p)
         self._pulses.sort()
 
@@ -196,6 +198,7 @@ class ArtifactBlanker(Stage, name="artifact_blanker"):
             a, b = p - self._pre, p + self._post
             if b > last or a < r0 or p in self._learned:
                 continue
+            self._snapshot(p)  # this pulse is corrected with the template from before it
             snippet = raw[a - r0 : b + 1 - r0].astype(np.float32)
             snippet = snippet - snippet[:1]
             if self._template is None:
@@ -208,6 +211,12 @@ class ArtifactBlanker(Stage, name="artifact_blanker"):
             self._learned.add(p)
         keep = self._pre + self._post + 1
         self._raw_tail = raw[-keep:].copy()
+
+    def _snapshot(self, p: int) -> None:
+        """Freeze, once, the template that pulse ``p`` will be corrected with."""
+        if p not in self._snapped:
+            self._snapped.add(p)
+            self._pulse_templates[p] = None if self._template is None else self._template.copy()
 
     # -- the contract -------------------------------------------------------------------------------
     def process(self, chunk: SignalChunk) -> SignalChunk | None:
@@ -244,6 +253,8 @@ class ArtifactBlanker(Stage, name="artifact_blanker"):
         for key in [k for k in self._pulse_templates if k + self._post <= self._emitted_upto]:
             del self._pulse_templates[key]
             self._learned.discard(key)
+            self._snapped.discard(key)
+            self._left.pop(key, None)
         return dataclasses.replace(
             chunk, data=np.ascontiguousarray(out), first_sample=w0, t_lsl=t_out, gap_before=0
         )
@@ -256,6 +267,7 @@ class ArtifactBlanker(Stage, name="artifact_blanker"):
             if a > e_end or b < w0:
                 continue
             if self.subtract_template:
+                self._snapshot(p)
                 tmpl = self._pulse_templates.get(p)
                 if tmpl is not None:
                     lo, hi = max(a, w0), min(b, e_end)
@@ -267,7 +279,9 @@ class ArtifactBlanker(Stage, name="artifact_blanker"):
             if self.mode == "zero":
                 work[lo - w0 : hi + 1 - w0] = 0.0
                 continue
-            left = work[ba - 1 - w0] if ba - 1 >= w0 else self._prev_out
+            if p not in self._left:  # value before the window, kept while the window is emitted
+                self._left[p] = (work[ba - 1 - w0] if ba - 1 >= w0 else self._prev_out).copy()
+            left = self._left[p]
             if self.mode == "hold":
                 work[lo - w0 : hi + 1 - w0] = left
                 continue

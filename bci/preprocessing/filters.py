@@ -223,13 +223,13 @@ class BandPass(Stage, name="bandpass"):
         if self._zi is None:
             self._zi = np.zeros((self._sos.shape[0], 2, self._n_channels))
             self._hold = np.zeros(self._n_channels)
-        x = chunk.data
-        nan_mask = np.isnan(x)
+        x: npt.NDArray[np.floating[Any]] = chunk.data
+        nan_mask = np.isnan(chunk.data)
         has_nan = bool(nan_mask.any())
         if has_nan:
-            x = self._hold_nan(x, nan_mask)
+            x = self._hold_nan(chunk.data, nan_mask)
         elif chunk.n_samples:
-            self._hold = x[-1].astype(np.float64)
+            self._hold = chunk.data[-1].astype(np.float64)
         y, self._zi = signal.sosfilt(self._sos, x, axis=0, zi=self._zi)
         out = y.astype(np.float32)
         if has_nan:
