@@ -1,0 +1,482 @@
+"""Online sorting accuracy and speed against SpikeInterface's offline sorters, on the same data.
+
+Data: SpikeInterface's ``generate_ground_truth_recording`` (32 channels, 30 kHz, 60 s). Our path
+streams it in 10 ms chunks through ``bci.sorting.sort_recording`` (causal: band-pass, common median
+reference, detection, calibration on the first ``--calibration-s`` seconds, template matching);
+the peers ``spykingcircus2`` and ``tridesclous2`` sort it offline (zero-phase filters, whole
+recording: an upper bound for a causal sorter) in the same run. Scoring:
+``compare_sorter_to_ground_truth(delta_time=0.4)``; well detected = accuracy >= 0.8.
+
+Scenarios: 20 units / noise 5 / seed 42; 40 units / noise 10; 20 units with 130 Hz biphasic
+stimulation artifacts added (pulse times fed to our ArtifactBlanker; peers get the raw artifacts).
+
+Performance (ours only, one thread): throughput of the whole online path (filter, reference,
+detect, match, bin) at 96 and 384 channels as x real time; per-chunk compute p99 with 1 ms chunks
+at 96 channels; spike-to-label latency p99 at 96 channels / 1 ms chunks, defined for a real-time
+paced stream as ``(chunks waited between the chunk holding the trough and the call that emits the
+labelled spike) * chunk length + compute time of that call``.
+
+Until ``bci.sorting.sort_recording`` exists, "ours" falls back to per-channel threshold crossings
+after our BandPass + CommonReference (every channel a "unit"), and says so in the table.
+
+    .venv/bin/python benchmarks/bench_sorting.py --json benchmarks/results/sorting.json
+    .venv/bin/python benchmarks/bench_sorting.py --quick --no-peers
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bci.features import SpikeBinner  # noqa: E402
+from bci.preprocessing import ArtifactBlanker, BandPass, CommonReference  # noqa: E402
+from bci.stream import SPIKE_DTYPE, SignalChunk, SpikeChunk  # noqa: E402
+
+SFREQ = 30_000.0
+PEERS = ("spykingcircus2", "tridesclous2")
+PULSE_PARAM_NAMES = ("pulses", "stim_pulses", "pulse_samples", "artifact_pulses")
+
+
+# -- data -------------------------------------------------------------------------------------------
+def make_data(n_units: int, noise_uv: float, seed: int, seconds: float, n_channels: int = 32):  # type: ignore[no-untyped-def]
+    """SpikeInterface ground truth: (recording, gt_sorting, traces float32, positions)."""
+    from spikeinterface.core import generate_ground_truth_recording
+
+    recording, gt = generate_ground_truth_recording(
+        durations=[seconds],
+        sampling_frequency=SFREQ,
+        num_channels=n_channels,
+        num_units=n_units,
+        seed=seed,
+        noise_kwargs={"noise_levels": noise_uv, "strategy": "on_the_fly"},
+    )
+    traces = np.ascontiguousarray(recording.get_traces(return_in_uV=False), dtype=np.float32)
+    positions = np.asarray(recording.get_channel_locations(), dtype=float)
+    return recording, gt, traces, positions
+
+
+def add_artifacts(traces: np.ndarray, rate_hz: float, amplitude_uv: float, seed: int):  # type: ignore[no-untyped-def]
+    """Add charge-balanced biphasic pulses (60 us per phase) with an exponential amplifier tail.
+
+    Amplitude falls with a random per-channel gain (0.5-1.5, distance to the contact); returns the
+    new traces and the pulse onsets (sample indices).
+    """
+    rng = np.random.default_rng(seed)
+    n, ch = traces.shape
+    period = SFREQ / rate_hz
+    onsets = np.round(np.arange(0.005 * SFREQ, n - 60, period)).astype(np.int64)
+    phase = max(1, round(60e-6 * SFREQ))
+    shape = np.zeros(60, np.float32)
+    shape[:phase] = -1.0
+    shape[phase : 2 * phase] = 1.0
+    tail = np.arange(60 - 2 * phase, dtype=np.float32)
+    shape[2 * phase :] = 0.15 * np.exp(-tail / (0.4e-3 * SFREQ))
+    gain = rng.uniform(0.5, 1.5, ch).astype(np.float32) * amplitude_uv
+    out = traces.copy()
+    for p in onsets:
+        out[p : p + 60] += shape[:, None] * gain[None, :]
+    return out, onsets
+
+
+def blank_traces(traces: np.ndarray, pulses: np.ndarray, chunk: int) -> np.ndarray:
+    """Run our ArtifactBlanker causally (chunked, pulses announced at their onset chunk)."""
+    blanker = ArtifactBlanker(mode="hold")
+    out = np.zeros_like(traces)
+    pending = np.sort(pulses)
+    k = 0
+    for start in range(0, len(traces), chunk):
+        stop = min(start + chunk, len(traces))
+        j = np.searchsorted(pending, stop)
+        blanker.add_pulses(pending[k:j])
+        k = j
+        res = blanker.process(
+            SignalChunk(traces[start:stop], start, SFREQ, np.arange(start, stop) / SFREQ)
+        )
+        if res is not None:
+            out[res.first_sample : res.last_sample + 1] = res.data
+    return out
+
+
+# -- our path ---------------------------------------------------------------------------------------
+def threshold_crossings(traces: np.ndarray, chunk: int, calibration_s: float) -> np.ndarray:
+    """Fallback "ours": per-channel negative threshold crossings (-4.5 x MAD noise) after our
+    BandPass + CommonReference, every channel reported as its own unit."""
+    bp, car = BandPass(), CommonReference()
+    filtered = []
+    for start in range(0, len(traces), chunk):
+        c = SignalChunk(
+            traces[start : start + chunk],
+            start,
+            SFREQ,
+            np.zeros(len(traces[start : start + chunk])),
+        )
+        filtered.append(bp.process(car.process(c)).data)
+    x = np.vstack(filtered)
+    cal = x[: int(calibration_s * SFREQ)]
+    thr = -4.5 * np.median(np.abs(cal), axis=0) / 0.6745
+    below = x < thr
+    onsets = below[1:] & ~below[:-1]
+    t, c = np.nonzero(onsets)
+    t = t + 1
+    order = np.lexsort((t, c))
+    t, c = t[order], c[order]
+    keep = np.ones(len(t), bool)
+    keep[1:] = ~((c[1:] == c[:-1]) & (t[1:] - t[:-1] < int(0.001 * SFREQ)))
+    spikes = np.zeros(int(keep.sum()), SPIKE_DTYPE)
+    spikes["sample_index"] = t[keep] - round(bp.group_delay_samples)
+    spikes["channel_index"] = c[keep]
+    spikes["unit_index"] = c[keep]
+    return spikes[np.argsort(spikes["sample_index"], kind="stable")]
+
+
+def run_ours(traces: np.ndarray, positions: np.ndarray, calibration_s: float, pulses=None):  # type: ignore[no-untyped-def]
+    """Sort with our online path; returns (spikes, label, seconds)."""
+    chunk = int(0.010 * SFREQ)
+    try:
+        from bci.sorting import sort_recording  # type: ignore[attr-defined]
+    except ImportError:
+        sort_recording = None
+    t0 = time.perf_counter()
+    kwargs: dict[str, Any] = {}
+    if pulses is not None and sort_recording is not None:
+        params = inspect.signature(sort_recording).parameters
+        name = next((n for n in PULSE_PARAM_NAMES if n in params), None)
+        if name is not None:
+            kwargs[name] = pulses
+        else:
+            traces = blank_traces(traces, pulses, chunk)
+    elif pulses is not None:
+        traces = blank_traces(traces, pulses, chunk)
+    if sort_recording is None:
+        spikes = threshold_crossings(traces, chunk, calibration_s)
+        label = "ours (threshold crossings; bci.sorting not yet in)"
+    else:
+        spikes = sort_recording(
+            traces, SFREQ, positions, chunk_ms=10, calibration_s=calibration_s, **kwargs
+        )
+        label = "ours (bci.sorting, online)"
+    return spikes, label, time.perf_counter() - t0
+
+
+def to_sorting(spikes: np.ndarray):  # type: ignore[no-untyped-def]
+    try:
+        from bci.sorting import to_spikeinterface  # type: ignore[attr-defined]
+
+        return to_spikeinterface(spikes, SFREQ)
+    except ImportError:
+        from spikeinterface.core import NumpySorting
+
+        sel = spikes[spikes["unit_index"] >= 0]
+        return NumpySorting.from_samples_and_labels(
+            [sel["sample_index"].astype(np.int64)], [sel["unit_index"].astype(np.int64)], SFREQ
+        )
+
+
+# -- scoring ----------------------------------------------------------------------------------------
+def gt_unit_amplitudes(
+    traces: np.ndarray, gt, max_spikes: int = 200
+) -> dict[Any, tuple[float, int]]:  # type: ignore[no-untyped-def]
+    """Per ground-truth unit: trough of its mean waveform on its best channel (uV), and that channel."""
+    out = {}
+    n = len(traces)
+    for uid in gt.unit_ids:
+        st = gt.get_unit_spike_train(uid)
+        st = st[(st > 30) & (st < n - 60)][:max_spikes]
+        if len(st) == 0:
+            out[uid] = (0.0, -1)
+            continue
+        snippets = traces[st[:, None] + np.arange(-30, 60)[None, :]]
+        mean = snippets.mean(axis=0)
+        mean -= np.median(mean, axis=0)
+        trough = mean.min(axis=0)
+        best = int(np.argmin(trough))
+        out[uid] = (float(-trough[best]), best)
+    return out
+
+
+def score(gt, tested, pulses=None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    import spikeinterface.comparison as sc
+
+    cmp = sc.compare_sorter_to_ground_truth(gt, tested, delta_time=0.4, exhaustive_gt=True)
+    perf = cmp.get_performance()
+    acc = perf["accuracy"].to_numpy(dtype=float)
+    well = [str(u) for u, a in zip(perf.index, acc, strict=True) if a >= 0.8]
+    result = {
+        "well_detected": len(well),
+        "well_detected_units": well,
+        "median_accuracy": float(np.median(acc)),
+        "accuracy": {str(u): float(a) for u, a in zip(perf.index, acc, strict=True)},
+        "n_tested_units": len(tested.unit_ids),
+        "false_positive_units": int(cmp.count_false_positive_units()),
+    }
+    if pulses is not None:  # units whose spikes sit mostly within 2 ms after a pulse
+        n_art = 0
+        for uid in tested.unit_ids:
+            st = tested.get_unit_spike_train(uid)
+            if len(st) == 0:
+                continue
+            k = np.searchsorted(pulses, st, side="right") - 1
+            dt = st - pulses[np.clip(k, 0, None)]
+            if np.mean((k >= 0) & (dt >= 0) & (dt < 0.002 * SFREQ)) > 0.5:
+                n_art += 1
+        result["artifact_units"] = n_art
+    return result
+
+
+def run_peer(name: str, recording, folder: Path) -> tuple[Any, float]:  # type: ignore[no-untyped-def]
+    import spikeinterface.sorters as ss
+
+    t0 = time.perf_counter()
+    sorting = ss.run_sorter(
+        name, recording, folder=str(folder / name), remove_existing_folder=True, verbose=False
+    )
+    return sorting, time.perf_counter() - t0
+
+
+# -- scenarios --------------------------------------------------------------------------------------
+def scenario(
+    label: str,
+    n_units: int,
+    noise: float,
+    seed: int,
+    seconds: float,
+    calibration_s: float,
+    peers: tuple[str, ...],
+    artifacts: bool,
+    workdir: Path,
+) -> dict[str, Any]:
+    from spikeinterface.core import NumpyRecording
+
+    recording, gt, traces, positions = make_data(n_units, noise, seed, seconds)
+    amps = gt_unit_amplitudes(traces, gt)
+    pulses = None
+    if artifacts:
+        traces, pulses = add_artifacts(traces, 130.0, 2000.0, seed)
+        art_rec = NumpyRecording([traces], SFREQ)
+        art_rec.set_probe(recording.get_probe())
+        recording = art_rec
+    rows: list[dict[str, Any]] = []
+    spikes, ours_label, wall = run_ours(traces, positions, calibration_s, pulses)
+    res = score(gt, to_sorting(spikes), pulses)
+    res.update(sorter=ours_label, wall_s=wall, x_recording=wall / seconds)
+    rows.append(res)
+    for peer in peers:
+        try:
+            sorting, wall = run_peer(peer, recording, workdir / label)
+            res = score(gt, sorting, pulses)
+            res.update(sorter=peer, wall_s=wall, x_recording=wall / seconds)
+        except Exception as exc:  # a peer failing must not hide our numbers
+            traceback.print_exc()
+            res = {"sorter": peer, "error": f"{type(exc).__name__}: {exc}"}
+        rows.append(res)
+    missed = {
+        str(u): {
+            "trough_uv": round(amps[u][0], 1),
+            "snr": round(amps[u][0] / noise, 2),
+            "accuracy_ours": rows[0]["accuracy"].get(str(u), 0.0),
+        }
+        for u in gt.unit_ids
+        if rows[0]["accuracy"].get(str(u), 0.0) < 0.8
+    }
+    return {
+        "scenario": label,
+        "n_units": n_units,
+        "noise_uv": noise,
+        "seed": seed,
+        "seconds": seconds,
+        "artifacts": artifacts,
+        "n_pulses": 0 if pulses is None else len(pulses),
+        "rows": rows,
+        "missed_by_ours": missed,
+    }
+
+
+# -- performance ------------------------------------------------------------------------------------
+def build_online_path(
+    traces: np.ndarray, positions: np.ndarray, calibration_s: float
+) -> tuple[list, str]:
+    """Stages of our whole online path, calibrated on the first ``calibration_s`` seconds."""
+    bp, car = BandPass(), CommonReference()
+    try:
+        import bci.sorting as sorting_pkg
+
+        builder: Callable[..., Any] | None = getattr(sorting_pkg, "build_online_path", None)
+        if builder is not None:
+            stages = builder(traces[: int(calibration_s * SFREQ)], SFREQ, positions)
+            return [*stages, SpikeBinner(0.02)], "filter+reference+detect+match+bin"
+    except ImportError:
+        pass
+    return [
+        bp,
+        car,
+        _Crossings(traces.shape[1]),
+        SpikeBinner(0.02, n_units=traces.shape[1]),
+    ], "filter+reference+threshold+bin (no sorter yet)"
+
+
+class _Crossings:
+    """Stand-in detector for the performance table until bci.sorting lands (causal, per channel)."""
+
+    def __init__(self, n_channels: int) -> None:
+        self.thr = np.full(n_channels, -30.0, np.float32)
+        self.prev = np.zeros(n_channels, bool)
+
+    def process(self, chunk: SignalChunk) -> SpikeChunk:
+        below = chunk.data < self.thr
+        onset = below & ~np.vstack([self.prev[None, :], below[:-1]])
+        self.prev = below[-1]
+        t, c = np.nonzero(onset)
+        spikes = np.zeros(len(t), SPIKE_DTYPE)
+        spikes["sample_index"] = chunk.first_sample + t
+        spikes["channel_index"] = c
+        spikes["unit_index"] = c
+        return SpikeChunk(spikes, chunk.first_sample, chunk.last_sample, chunk.sfreq)
+
+
+def time_path(stages: list, traces: np.ndarray, chunk: int) -> dict[str, Any]:
+    """Feed ``traces`` in chunks; per-call compute times and spike-to-label latencies."""
+    n = (len(traces) // chunk) * chunk
+    call_ns = np.zeros(n // chunk, np.int64)
+    latencies: list[float] = []
+    chunk_s = chunk / SFREQ
+    spike_stage = next((i for i, s in enumerate(stages) if isinstance(s, SpikeBinner)), len(stages))
+    for k, start in enumerate(range(0, n, chunk)):
+        c: Any = SignalChunk(traces[start : start + chunk], start, SFREQ, np.zeros(chunk))
+        t0 = time.perf_counter_ns()
+        spikes_out = None
+        for i, stage in enumerate(stages):
+            if c is None:
+                break
+            c = stage.process(c)
+            if i == spike_stage - 1:
+                spikes_out = c
+        call_ns[k] = time.perf_counter_ns() - t0
+        if spikes_out is not None and spikes_out.n_spikes:
+            labelled = spikes_out.spikes[spikes_out.spikes["unit_index"] >= 0]
+            waited = k - labelled["sample_index"] // chunk
+            latencies.extend((waited * chunk_s + call_ns[k] * 1e-9).tolist())
+    seconds = n / SFREQ
+    return {
+        "x_real_time": seconds / (call_ns.sum() * 1e-9),
+        "chunk_p50_ms": float(np.percentile(call_ns, 50) * 1e-6),
+        "chunk_p99_ms": float(np.percentile(call_ns, 99) * 1e-6),
+        "latency_p99_ms": float(np.percentile(latencies, 99) * 1e3) if latencies else float("nan"),
+        "n_labelled": len(latencies),
+    }
+
+
+def performance(seconds: float, calibration_s: float) -> list[dict[str, Any]]:
+    """Throughput and latency rows; 384 channels use half the durations (memory)."""
+    rows = []
+    for n_ch, chunk_ms in ((96, 10), (384, 10), (96, 1)):
+        scale = 0.5 if n_ch > 100 else 1.0
+        cal, dur = calibration_s * scale, seconds * scale
+        _, _, traces, positions = make_data(n_ch // 3, 5.0, 7, cal + dur, n_channels=n_ch)
+        stages, what = build_online_path(traces, positions, cal)
+        res = time_path(stages, traces[int(cal * SFREQ) :], int(chunk_ms * 1e-3 * SFREQ))
+        res.update(channels=n_ch, chunk_ms=chunk_ms, path=what)
+        rows.append(res)
+        del traces
+    return rows
+
+
+# -- output -----------------------------------------------------------------------------------------
+def print_tables(results: list[dict[str, Any]], perf: list[dict[str, Any]]) -> None:
+    print(
+        f"\n{'scenario':<26} {'sorter':<52} {'well det.':>9} {'median acc':>10} {'wall/rec':>9} {'art.units':>9}"
+    )
+    for sc_res in results:
+        for r in sc_res["rows"]:
+            if "error" in r:
+                print(f"{sc_res['scenario']:<26} {r['sorter']:<52} {'error: ' + r['error'][:60]}")
+                continue
+            print(
+                f"{sc_res['scenario']:<26} {r['sorter']:<52} {r['well_detected']:>4}/{sc_res['n_units']:<4} "
+                f"{r['median_accuracy']:>10.2f} {r['x_recording']:>8.2f}x {r.get('artifact_units', '-'):>9}"
+            )
+        missed = sc_res["missed_by_ours"]
+        if missed:
+            desc = ", ".join(
+                f"{u} ({m['trough_uv']} uV, SNR {m['snr']}, acc {m['accuracy_ours']:.2f})"
+                for u, m in sorted(missed.items(), key=lambda kv: kv[1]["trough_uv"])
+            )
+            print(f"{'':<26} missed by ours: {desc}")
+    if perf:
+        print(
+            f"\n{'channels':>8} {'chunk':>6} {'x real time':>11} {'chunk p50':>10} {'chunk p99':>10} "
+            f"{'latency p99':>11}  path"
+        )
+        for p in perf:
+            print(
+                f"{p['channels']:>8} {p['chunk_ms']:>4}ms {p['x_real_time']:>10.1f}x {p['chunk_p50_ms']:>8.3f}ms "
+                f"{p['chunk_p99_ms']:>8.3f}ms {p['latency_p99_ms']:>9.2f}ms  {p['path']}"
+            )
+        print(
+            "targets: >=10x at 96 ch, >=2x at 384 ch, chunk p99 < 1 ms and latency p99 < 3 ms at 96 ch / 1 ms"
+        )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", type=Path, help="write all results to this JSON file")
+    ap.add_argument(
+        "--quick", action="store_true", help="20 s recordings, 10 s calibration, one scenario"
+    )
+    ap.add_argument(
+        "--units",
+        type=int,
+        choices=(20, 40),
+        help="run only this scenario (20: noise 5, 40: noise 10)",
+    )
+    ap.add_argument("--noise", type=float, help="override the noise level (uV)")
+    ap.add_argument("--no-peers", action="store_true", help="skip spykingcircus2 / tridesclous2")
+    ap.add_argument("--no-artifacts", action="store_true", help="skip the 130 Hz artifact scenario")
+    ap.add_argument("--no-perf", action="store_true", help="skip the performance table")
+    args = ap.parse_args()
+    seconds, calibration = (20.0, 10.0) if args.quick else (60.0, 30.0)
+    peers = () if args.no_peers else PEERS
+    plan = []
+    if args.units in (None, 20):
+        plan.append(("20 units, noise 5", 20, args.noise or 5.0, 42, False))
+    if args.units in (None, 40) and not args.quick:
+        plan.append(("40 units, noise 10", 40, args.noise or 10.0, 42, False))
+    if args.units in (None, 20) and not args.no_artifacts:
+        plan.append(("20 units + 130 Hz stim", 20, args.noise or 5.0, 42, True))
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, n_units, noise, seed, artifacts in plan:
+            print(f"running {label} ...", flush=True)
+            results.append(
+                scenario(
+                    label, n_units, noise, seed, seconds, calibration, peers, artifacts, Path(tmp)
+                )
+            )
+    perf = [] if args.no_perf else performance(*((5.0, 5.0) if args.quick else (10.0, 10.0)))
+    print_tables(results, perf)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(
+            json.dumps(
+                {"scenarios": results, "performance": perf, "cpu_count": os.cpu_count()},
+                indent=2,
+                default=str,
+            )
+        )
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
