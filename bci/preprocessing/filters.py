@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
+import numba
 import numpy as np
 import numpy.typing as npt
 from scipy import signal
@@ -111,6 +112,26 @@ def trough_delay_samples(sos: npt.NDArray[np.float64], sfreq: float) -> float:
     raw = _parabolic_peak(-x, int(np.argmax(-x)))
     filtered = _parabolic_peak(-y, int(np.argmax(-y)))
     return filtered - raw
+
+
+@numba.njit(cache=True, nogil=True)
+def _sosfilt_rows(sos, x, zi, out):  # pragma: no cover (jitted)
+    """Causal SOS filter of time-first ``x`` (n, ch) into float32 ``out``; ``zi`` (sections, 2, ch).
+
+    Transposed direct form II, the arithmetic of ``scipy.signal.sosfilt``, in float64; each sample
+    runs through all sections before the next, in memory order, so no transposed copy is made.
+    """
+    n_samples, n_channels = x.shape
+    n_sections = sos.shape[0]
+    for i in range(n_samples):
+        for c in range(n_channels):
+            v = np.float64(x[i, c])
+            for s in range(n_sections):
+                y = sos[s, 0] * v + zi[s, 0, c]
+                zi[s, 0, c] = sos[s, 1] * v - sos[s, 4] * y + zi[s, 1, c]
+                zi[s, 1, c] = sos[s, 2] * v - sos[s, 5] * y
+                v = y
+            out[i, c] = v
 
 
 class BandPass(Stage, name="bandpass"):
@@ -230,8 +251,8 @@ class BandPass(Stage, name="bandpass"):
             x = self._hold_nan(chunk.data, nan_mask)
         elif chunk.n_samples:
             self._hold = chunk.data[-1].astype(np.float64)
-        y, self._zi = signal.sosfilt(self._sos, x, axis=0, zi=self._zi)
-        out = y.astype(np.float32)
+        out = np.empty(x.shape, dtype=np.float32)
+        _sosfilt_rows(self._sos, x, self._zi, out)
         if has_nan:
             out[nan_mask] = np.nan
         return dataclasses.replace(chunk, data=out)
