@@ -9,8 +9,9 @@ stimulation artifacts, a causal streaming renderer, and a real-time LSL publishe
 
 from bci.synthesis.noise import LFPParams
 from bci.synthesis.probe import PROBE_LAYOUTS, make_probe
-from bci.synthesis.recording import GroundTruthRecording, SyntheticSource, generate_recording
+from bci.synthesis.recording import GroundTruthRecording, generate_recording
 from bci.synthesis.renderer import StreamingRenderer
+from bci.synthesis.source import SyntheticSource
 from bci.synthesis.templates import UnitTemplates, make_templates, make_unit_templates
 
 __all__ = [

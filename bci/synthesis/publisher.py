@@ -33,7 +33,8 @@ from bci.acquisition.metadata import make_stream_info
 from bci.acquisition.outlet import MarkerOutlet, SignalOutlet
 from bci.errors import BCIError, ConfigError
 from bci.stream.chunks import SPIKE_DTYPE
-from bci.synthesis.recording import GroundTruthRecording, SyntheticSource
+from bci.synthesis.recording import GroundTruthRecording
+from bci.synthesis.source import SyntheticSource
 
 #: Channel formats the publisher writes.
 PUBLISH_FORMATS: tuple[str, ...] = ("int16", "float32")
@@ -98,7 +99,7 @@ class SyntheticPublisher:
     ----------
     source : GroundTruthRecording, SyntheticSource, mapping or None
         A finished recording (played, looped with ``loop=True``), a live source, or the arguments
-        of :class:`~bci.synthesis.recording.SyntheticSource` (also accepted as ``**params``).
+        of :class:`~bci.synthesis.source.SyntheticSource` (also accepted as ``**params``).
         A live source generates on the fly and runs for as long as asked, in constant memory.
     name : str
         Stream name; the ground truth goes out as ``f"{name}-groundtruth"``.
@@ -117,7 +118,7 @@ class SyntheticPublisher:
     synchronous : bool
         Use liblsl's synchronous transport (lower latency for one local consumer).
     **params
-        Arguments of :class:`~bci.synthesis.recording.SyntheticSource` when ``source`` is None.
+        Arguments of :class:`~bci.synthesis.source.SyntheticSource` when ``source`` is None.
     """
 
     def __init__(
