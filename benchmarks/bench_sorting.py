@@ -273,6 +273,12 @@ def scenario(
     res = score(gt, to_sorting(spikes), pulses)
     res.update(sorter=ours_label, wall_s=wall, x_recording=wall / seconds)
     rows.append(res)
+    if peers:  # in-process sorters need a serializable (on-disk) recording
+        recording = recording.save(
+            folder=workdir / label.replace(" ", "_") / "recording",
+            verbose=False,
+            progress_bar=False,
+        )
     for peer in peers:
         try:
             sorting, wall = run_peer(peer, recording, workdir / label)
@@ -301,6 +307,7 @@ def scenario(
         "n_pulses": 0 if pulses is None else len(pulses),
         "rows": rows,
         "missed_by_ours": missed,
+        "gt_trough_uv": {str(u): round(amps[u][0], 1) for u in gt.unit_ids},
     }
 
 
@@ -407,6 +414,26 @@ def print_tables(results: list[dict[str, Any]], perf: list[dict[str, Any]]) -> N
                 f"{sc_res['scenario']:<26} {r['sorter']:<52} {r['well_detected']:>4}/{sc_res['n_units']:<4} "
                 f"{r['median_accuracy']:>10.2f} {r['x_recording']:>8.2f}x {r.get('artifact_units', '-'):>9}"
             )
+        clean = next(
+            (
+                c
+                for c in results
+                if not c["artifacts"]
+                and c["n_units"] == sc_res["n_units"]
+                and c["noise_uv"] == sc_res["noise_uv"]
+                and c["seed"] == sc_res["seed"]
+            ),
+            None,
+        )
+        if sc_res["artifacts"] and clean is not None:
+            for r, rc in zip(sc_res["rows"], clean["rows"], strict=False):
+                if "error" in r or "error" in rc:
+                    continue
+                lost = sorted(set(rc["well_detected_units"]) - set(r["well_detected_units"]))
+                r["lost_vs_clean"] = lost
+                print(
+                    f"{'':<26} {r['sorter']}: {len(lost)} well-detected units lost to artifacts {lost}"
+                )
         missed = sc_res["missed_by_ours"]
         if missed:
             desc = ", ".join(
@@ -414,6 +441,11 @@ def print_tables(results: list[dict[str, Any]], perf: list[dict[str, Any]]) -> N
                 for u, m in sorted(missed.items(), key=lambda kv: kv[1]["trough_uv"])
             )
             print(f"{'':<26} missed by ours: {desc}")
+        for r in sc_res["rows"][1:]:
+            if "accuracy" in r:
+                miss = [u for u, a in r["accuracy"].items() if a < 0.8]
+                desc = ", ".join(f"{u} ({sc_res['gt_trough_uv'][u]} uV)" for u in miss)
+                print(f"{'':<26} missed by {r['sorter']}: {desc}")
     if perf:
         print(
             f"\n{'channels':>8} {'chunk':>6} {'x real time':>11} {'chunk p50':>10} {'chunk p99':>10} "
