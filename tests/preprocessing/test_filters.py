@@ -157,3 +157,20 @@ def test_in_a_pipeline() -> None:
     assert spec.meta["group_delay_samples"] > 0
     out = pipe.process(chunk(np.random.default_rng(4).normal(size=(300, 4))))
     assert out.data.shape == (300, 4)
+
+
+@pytest.mark.parametrize(
+    ("low_hz", "high_hz", "ftype", "freq_hz", "passes"),
+    [
+        (300.0, None, "butter", 10.0, False),
+        (300.0, None, "butter", 10_000.0, True),
+        (None, 3000.0, "butter", 10_000.0, False),
+        (None, 3000.0, "bessel", 200.0, True),
+    ],
+)
+def test_high_and_low_pass_only(low_hz, high_hz, ftype, freq_hz, passes) -> None:  # type: ignore[no-untyped-def]
+    t = np.arange(int(SFREQ)) / SFREQ
+    x = np.sin(2 * np.pi * freq_hz * t)[:, None].astype(np.float32)
+    y = BandPass(low_hz, high_hz, order=4, ftype=ftype).process(chunk(x)).data[15_000:, 0]
+    gain = np.sqrt(2) * y.std()
+    assert (0.9 < gain < 1.1) if passes else (gain < 0.02)
