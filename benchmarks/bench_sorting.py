@@ -110,6 +110,31 @@ def blank_traces(traces: np.ndarray, pulses: np.ndarray, chunk: int) -> np.ndarr
     return out
 
 
+def detect_pulses(traces: np.ndarray, chunk: int, threshold: float = 20.0) -> np.ndarray:
+    """Pulse onsets found by our ArtifactBlanker's own detector (no pulse times given)."""
+    blanker = ArtifactBlanker(mode="hold", detect_threshold=threshold)
+    for start in range(0, len(traces), chunk):
+        stop = min(start + chunk, len(traces))
+        blanker.process(SignalChunk(traces[start:stop], start, SFREQ, np.zeros(stop - start)))
+    return np.asarray(blanker.pulses_seen, dtype=np.int64)
+
+
+def match_pulses(found: np.ndarray, true: np.ndarray, tol: int = 3) -> dict[str, Any]:
+    """Recall/precision of detected pulse onsets within ``tol`` samples of the true ones."""
+    if len(found) == 0:
+        return {"true": len(true), "found": 0, "hits": 0, "false": 0, "max_offset": None}
+    k = np.clip(np.searchsorted(true, found), 1, len(true) - 1)
+    near = np.minimum(np.abs(found - true[k - 1]), np.abs(found - true[k]))
+    hits = near <= tol
+    return {
+        "true": len(true),
+        "found": len(found),
+        "hits": int(hits.sum()),
+        "false": int((~hits).sum()),
+        "max_offset": int(near[hits].max()) if hits.any() else None,
+    }
+
+
 # -- our path ---------------------------------------------------------------------------------------
 def threshold_crossings(traces: np.ndarray, chunk: int, calibration_s: float) -> np.ndarray:
     """Fallback "ours": per-channel negative threshold crossings (-4.5 x MAD noise) after our
@@ -257,19 +282,26 @@ def scenario(
     peers: tuple[str, ...],
     artifacts: bool,
     workdir: Path,
+    detect_artifacts: bool = False,
 ) -> dict[str, Any]:
     from spikeinterface.core import NumpyRecording
 
     recording, gt, traces, positions = make_data(n_units, noise, seed, seconds)
     amps = gt_unit_amplitudes(traces, gt)
     pulses = None
+    detection: dict[str, Any] | None = None
     if artifacts:
         traces, pulses = add_artifacts(traces, 130.0, 2000.0, seed)
+        found = detect_pulses(traces, int(0.010 * SFREQ))
+        detection = match_pulses(found, pulses)
         art_rec = NumpyRecording([traces], SFREQ)
         art_rec.set_probe(recording.get_probe())
         recording = art_rec
     rows: list[dict[str, Any]] = []
-    spikes, ours_label, wall = run_ours(traces, positions, calibration_s, pulses)
+    ours_pulses = found if (artifacts and detect_artifacts) else pulses
+    spikes, ours_label, wall = run_ours(traces, positions, calibration_s, ours_pulses)
+    if artifacts and detect_artifacts:
+        ours_label += " [pulses detected]"
     res = score(gt, to_sorting(spikes), pulses)
     res.update(sorter=ours_label, wall_s=wall, x_recording=wall / seconds)
     rows.append(res)
@@ -307,6 +339,7 @@ def scenario(
         "n_pulses": 0 if pulses is None else len(pulses),
         "rows": rows,
         "missed_by_ours": missed,
+        "pulse_detection": detection,
         "gt_trough_uv": {str(u): round(amps[u][0], 1) for u in gt.unit_ids},
     }
 
@@ -434,6 +467,12 @@ def print_tables(results: list[dict[str, Any]], perf: list[dict[str, Any]]) -> N
                 print(
                     f"{'':<26} {r['sorter']}: {len(lost)} well-detected units lost to artifacts {lost}"
                 )
+        if sc_res.get("pulse_detection"):
+            d = sc_res["pulse_detection"]
+            print(
+                f"{'':<26} ArtifactBlanker detection (threshold 20x): {d['hits']}/{d['true']} pulses "
+                f"found, {d['false']} false, max onset offset {d['max_offset']} samples"
+            )
         missed = sc_res["missed_by_ours"]
         if missed:
             desc = ", ".join(
@@ -476,6 +515,11 @@ def main() -> None:
     ap.add_argument("--noise", type=float, help="override the noise level (uV)")
     ap.add_argument("--no-peers", action="store_true", help="skip spykingcircus2 / tridesclous2")
     ap.add_argument("--no-artifacts", action="store_true", help="skip the 130 Hz artifact scenario")
+    ap.add_argument(
+        "--detect-artifacts",
+        action="store_true",
+        help="ours blanks the pulses its ArtifactBlanker detects instead of the given pulse times",
+    )
     ap.add_argument("--no-perf", action="store_true", help="skip the performance table")
     args = ap.parse_args()
     seconds, calibration = (20.0, 10.0) if args.quick else (60.0, 30.0)
@@ -493,7 +537,16 @@ def main() -> None:
             print(f"running {label} ...", flush=True)
             results.append(
                 scenario(
-                    label, n_units, noise, seed, seconds, calibration, peers, artifacts, Path(tmp)
+                    label,
+                    n_units,
+                    noise,
+                    seed,
+                    seconds,
+                    calibration,
+                    peers,
+                    artifacts,
+                    Path(tmp),
+                    args.detect_artifacts,
                 )
             )
     perf = [] if args.no_perf else performance(*((5.0, 5.0) if args.quick else (10.0, 10.0)))
