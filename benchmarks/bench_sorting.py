@@ -391,16 +391,21 @@ def time_path(stages: list, traces: np.ndarray, chunk: int) -> dict[str, Any]:
     n = (len(traces) // chunk) * chunk
     call_ns = np.zeros(n // chunk, np.int64)
     latencies: list[float] = []
+    stage_ns = np.zeros(len(stages), np.int64)
     chunk_s = chunk / SFREQ
     spike_stage = next((i for i, s in enumerate(stages) if isinstance(s, SpikeBinner)), len(stages))
     for k, start in enumerate(range(0, n, chunk)):
         c: Any = SignalChunk(traces[start : start + chunk], start, SFREQ, np.zeros(chunk))
         t0 = time.perf_counter_ns()
         spikes_out = None
+        t_prev = t0
         for i, stage in enumerate(stages):
             if c is None:
                 break
             c = stage.process(c)
+            t_now = time.perf_counter_ns()
+            stage_ns[i] += t_now - t_prev
+            t_prev = t_now
             if i == spike_stage - 1:
                 spikes_out = c
         call_ns[k] = time.perf_counter_ns() - t0
@@ -415,6 +420,10 @@ def time_path(stages: list, traces: np.ndarray, chunk: int) -> dict[str, Any]:
         "chunk_p99_ms": float(np.percentile(call_ns, 99) * 1e-6),
         "latency_p99_ms": float(np.percentile(latencies, 99) * 1e3) if latencies else float("nan"),
         "n_labelled": len(latencies),
+        "stage_share": {
+            type(st).__name__.lstrip("_"): round(float(ns / max(stage_ns.sum(), 1)), 3)
+            for st, ns in zip(stages, stage_ns, strict=True)
+        },
     }
 
 
@@ -495,6 +504,9 @@ def print_tables(results: list[dict[str, Any]], perf: list[dict[str, Any]]) -> N
                 f"{p['channels']:>8} {p['chunk_ms']:>4}ms {p['x_real_time']:>10.1f}x {p['chunk_p50_ms']:>8.3f}ms "
                 f"{p['chunk_p99_ms']:>8.3f}ms {p['latency_p99_ms']:>9.2f}ms  {p['path']}"
             )
+        for p in perf:
+            share = ", ".join(f"{k} {v:.0%}" for k, v in p["stage_share"].items())
+            print(f"  {p['channels']} ch / {p['chunk_ms']} ms, share of compute: {share}")
         print(
             "targets: >=10x at 96 ch, >=2x at 384 ch, chunk p99 < 1 ms and latency p99 < 3 ms at 96 ch / 1 ms"
         )

@@ -36,6 +36,10 @@ class CommonReference(Stage, name="common_reference"):
     -----
     NaN values are ignored when computing the reference (``nanmedian``/``nanmean``); a sample whose
     reference channels are all NaN stays NaN.
+
+    Cost: the median is a selection per sample, about 1 us per sample at 96 channels on one core
+    here (~30x real time at 30 kHz alone, the largest share of the preprocessing path);
+    ``"average"`` is about 10x cheaper. A hand-written numba quickselect was no faster than numpy.
     """
 
     accepts = ("signal",)
