@@ -65,6 +65,9 @@ class ArtifactBlanker(Stage, name="artifact_blanker"):
     indices (``first_sample``) and LSL times, so nothing downstream needs a correction; the delay is
     also put in ``StreamSpec.meta["blanker_delay_samples"]``. A pulse added after part of its window
     was emitted blanks only what has not been emitted yet (counted in :attr:`late_pulses`).
+
+    **Gaps.** When a chunk does not continue the stream (``first_sample`` jumps), the held-back
+    samples are dropped and the next emitted chunk's ``gap_before`` counts them with the gap.
     """
 
     accepts = ("signal",)
@@ -231,6 +234,14 @@ class ArtifactBlanker(Stage, name="artifact_blanker"):
         if self._buf_start is None:
             self._buf_start = chunk.first_sample
             self._emitted_upto = chunk.first_sample - 1
+        elif chunk.first_sample != self._buf_start + self._buf.shape[0]:
+            # A gap: the held-back samples cannot be joined to this chunk. Drop them (they are
+            # reported downstream as part of the gap) and restart the buffer here.
+            self._buf = self._buf[:0]
+            self._tbuf = self._tbuf[:0]
+            self._raw_tail = self._raw_tail[:0]
+            self._prev_raw = None
+            self._buf_start = chunk.first_sample
         self._detect(chunk.data, chunk.first_sample)
         if chunk.n_samples:
             self._prev_raw = chunk.data[-1].copy()
@@ -247,6 +258,7 @@ class ArtifactBlanker(Stage, name="artifact_blanker"):
         self._buf_start = w0 + n_emit
         if n_emit == 0:
             return None
+        previous_end = self._emitted_upto
         self._emitted_upto = w0 + n_emit - 1
         self._prev_out = out[-1].copy()
         self._pulses = [p for p in self._pulses if p + self._post > self._emitted_upto]
@@ -256,7 +268,11 @@ class ArtifactBlanker(Stage, name="artifact_blanker"):
             self._snapped.discard(key)
             self._left.pop(key, None)
         return dataclasses.replace(
-            chunk, data=np.ascontiguousarray(out), first_sample=w0, t_lsl=t_out, gap_before=0
+            chunk,
+            data=np.ascontiguousarray(out),
+            first_sample=w0,
+            t_lsl=t_out,
+            gap_before=w0 - (previous_end + 1),
         )
 
     def _clean(self, work: npt.NDArray[np.float32], w0: int, n_emit: int) -> None:

@@ -143,3 +143,14 @@ def test_checks_and_round_trip() -> None:
     assert spec.meta["blanker_delay_samples"] == 3
     with pytest.raises(StageCompatibilityError, match="3 channels.*2 channels"):
         blanker.process(SignalChunk(np.zeros((5, 2), np.float32), 0, SFREQ, np.zeros(5)))
+
+
+def test_gap_drops_held_back_samples_and_reports_them() -> None:
+    x = np.arange(200, dtype=np.float32)[:, None]
+    blanker = ArtifactBlanker()
+    first = blanker.process(SignalChunk(x[:100], 0, SFREQ, np.zeros(100)))
+    second = blanker.process(SignalChunk(x[150:], 150, SFREQ, np.zeros(50), gap_before=50))
+    assert first.first_sample == 0 and first.n_samples == 100 - PRE
+    assert second.first_sample == 150 and second.n_samples == 50 - PRE
+    assert second.gap_before == 50 + PRE
+    np.testing.assert_array_equal(second.data[:, 0], x[150 : 200 - PRE, 0])
