@@ -118,10 +118,13 @@ class SpikeBinner(Stage, name="spike_binner"):
         """Count ``spikes`` into the pending bins, growing them to cover ``upto`` and the spikes."""
         first = 0 if self._next_bin is None else self._next_bin
         n_cols = self._pending.shape[1]
+        if spikes.shape[0] == 0:  # the common case at 1 ms chunks: only make room
+            self._grow(upto - first, n_cols)
+            return
         n_units = n_cols - int(self.count_unsorted)
         raw = spikes["unit_index"].astype(np.int64)
-        bad = (raw >= n_units) | (raw < UNSORTED)
-        if bad.any():
+        if raw.max() >= n_units or raw.min() < UNSORTED:
+            bad = (raw >= n_units) | (raw < UNSORTED)
             raise BinningError(
                 f"SpikeBinner has {n_units} units, but got a spike of unit {int(raw[bad][0])}."
             )
@@ -130,14 +133,18 @@ class SpikeBinner(Stage, name="spike_binner"):
         else:
             keep = raw != UNSORTED
             spikes, units = spikes[keep], raw[keep]
-        bins = np.floor(spikes["sample_index"] / bin_len).astype(np.int64) - first
-        late = bins < 0
-        if late.any():
+        bins = (spikes["sample_index"] // bin_len).astype(np.int64) - first
+        if bins.size and bins.min() < 0:
+            late = bins < 0
             self.late_spikes += int(late.sum())
             bins, units = bins[~late], units[~late]
-        need = max(upto - first, int(bins.max()) + 1 if bins.size else 0)
+        self._grow(max(upto - first, int(bins.max()) + 1 if bins.size else 0), n_cols)
+        flat = self._pending.reshape(-1)  # a view: pending is C-contiguous
+        flat += np.bincount(bins * n_cols + units, minlength=flat.size).astype(np.float32)
+
+    def _grow(self, need: int, n_cols: int) -> None:
+        """Make the pending counts cover ``need`` bins."""
         if need > self._pending.shape[0]:
             grown = np.zeros((need, n_cols), dtype=np.float32)
             grown[: self._pending.shape[0]] = self._pending
             self._pending = grown
-        np.add.at(self._pending, (bins, units), 1.0)
