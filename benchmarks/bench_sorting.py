@@ -16,6 +16,12 @@ at 96 channels; spike-to-label latency p99 at 96 channels / 1 ms chunks, defined
 paced stream as ``(chunks waited between the chunk holding the trough and the call that emits the
 labelled spike) * chunk length + compute time of that call``.
 
+Per-chunk timings of the real sorter need ``bci.sorting.build_online_path(calibration_traces,
+sfreq, positions) -> list[Stage]`` (calibrated stages: filter .. match); until it exists the table
+times our preprocessing with a fixed-threshold stand-in detector, plus ``sort_recording`` end to
+end. Stimulation pulse times go to ``sort_recording`` as a ``pulses=`` (or ``stim_pulses=``)
+argument if it has one, else the traces are blanked first by our ArtifactBlanker, chunk by chunk.
+
 Until ``bci.sorting.sort_recording`` exists, "ours" falls back to per-channel threshold crossings
 after our BandPass + CommonReference (every channel a "unit"), and says so in the table.
 
