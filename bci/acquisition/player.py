@@ -8,7 +8,8 @@ first time stamp of the file is pushed ``t / speed`` seconds after :meth:`Player
 that LSL time, so the relative timing of every stream (jitter included) is preserved. With ``loop``
 the recording restarts where it ended, time stamps still increasing.
 
-Clock offsets recorded in the file are applied (pyxdf's ``synchronize_clocks``); time stamps are not
+Clock offsets recorded in the file are applied (one pooled fit per sending host, see
+:mod:`bci.acquisition.clock_sync`); time stamps are not
 dejittered, so what is replayed is what arrived.
 """
 
@@ -27,6 +28,7 @@ import pylsl
 
 import bci.acquisition.lsl_config  # noqa: F401  (quiet liblsl before first use)
 from bci._checks import check_type, ensure_float, ensure_int
+from bci.acquisition.clock_sync import synchronize_host_clocks
 from bci.acquisition.metadata import CHANNEL_FORMATS, NUMPY_DTYPES
 from bci.errors import BCIError, ConfigError
 
@@ -78,7 +80,9 @@ def read_xdf(
     path : str or Path
         An ``.xdf`` file, or a run folder holding ``recording.xdf``.
     synchronize_clocks : bool
-        Apply the recorded ClockOffset chunks, so every stream is on the recorder's clock.
+        Apply the recorded ClockOffset chunks, so every stream is on the recorder's clock: one robust
+        fit per sending host, pooled over its streams (:mod:`bci.acquisition.clock_sync`), so streams
+        stamped by the same clock keep their exact relative timing.
     dejitter : bool
         Replace the time stamps of regular streams by a linear fit (pyxdf's ``dejitter_timestamps``).
 
@@ -102,16 +106,25 @@ def read_xdf(
         raise RecordingFormatError(
             f"{p} is not an XDF file (it does not start with the 'XDF:' magic bytes)."
         )
-    try:
-        streams, header = pyxdf.load_xdf(
-            str(p),
-            synchronize_clocks=synchronize_clocks,
-            dejitter_timestamps=dejitter,
-            verbose=False,
-        )
-    except Exception as err:  # pyxdf raises bare Exception, IOError, ValueError, struct.error
-        raise RecordingFormatError(f"Could not read XDF file {p}: {err}") from err
-    return list(streams), dict(header)
+
+    def _load(sync: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        try:
+            streams, header = pyxdf.load_xdf(
+                str(p), synchronize_clocks=sync, dejitter_timestamps=dejitter, verbose=False
+            )
+        except Exception as err:  # pyxdf raises bare Exception, IOError, ValueError, struct.error
+            raise RecordingFormatError(f"Could not read XDF file {p}: {err}") from err
+        return list(streams), dict(header)
+
+    streams, header = _load(False)
+    if synchronize_clocks:
+        # one correction per sending host, so streams stamped by one clock stay aligned
+        reset = synchronize_host_clocks(streams)
+        if reset:  # a host clock was reset mid-recording: pyxdf's per-stream handling
+            by_pyxdf, _ = _load(True)
+            for i in reset:
+                streams[i]["time_stamps"] = by_pyxdf[i]["time_stamps"]
+    return streams, header
 
 
 def _first(info: Mapping[str, Any], key: str, default: str = "") -> str:

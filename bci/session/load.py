@@ -23,8 +23,8 @@ What each LSL stream becomes
   strings (numeric samples are written ``label=value`` per channel), numeric values per channel in
   ``array_annotations``.
 
-Time zero is the earliest first time stamp over all streams, after clock offsets are applied (pyxdf's
-``synchronize_clocks``); every object's times count from it, and ``segment.annotations
+Time zero is the earliest first time stamp over all streams, after clock offsets are applied (one
+pooled fit per sending host, :mod:`bci.acquisition.clock_sync`); every object's times count from it, and ``segment.annotations
 ["lsl_time_zero"]`` keeps its LSL time. Time stamps of regular streams are not dejittered unless
 ``dejitter=True``. Streams without a sample are listed in ``segment.annotations["empty_streams"]``
 (names separated by ``"; "``). Each object carries its stream's header in annotations (``lsl_name``,
