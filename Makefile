@@ -30,8 +30,8 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest -m ''
 
 lint: $(STAMP)
-	$(BIN)/ruff check bci decoders stimulation tests benchmarks
-	$(BIN)/ruff format --check bci decoders stimulation tests benchmarks
+	$(BIN)/ruff check bci stimulation tests benchmarks
+	$(BIN)/ruff format --check bci stimulation tests benchmarks
 	$(BIN)/mypy
 
 bench: $(VENV)/.installed-bench

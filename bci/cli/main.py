@@ -14,6 +14,7 @@ import click
 #: subcommand name -> "module:attribute" of its click command.
 #: Add one line here per new subcommand module.
 SUBCOMMANDS: dict[str, str] = {
+    "demo": "bci.cli.demo:demo",
     "replay": "bci.cli.replay:replay",
     "source": "bci.cli.source:source",
 }
@@ -29,7 +30,7 @@ class LazyGroup(click.Group):
         if cmd_name in SUBCOMMANDS:
             module_name, _, attr = SUBCOMMANDS[cmd_name].partition(":")
             command: Any = getattr(importlib.import_module(module_name), attr)
-            return command  # type: ignore[no-any-return]
+            return command
         return super().get_command(ctx, cmd_name)
 
 

@@ -94,7 +94,7 @@ class SignalChunk:
     @property
     def nan_rows(self) -> npt.NDArray[np.bool_]:
         """Boolean mask of samples holding at least one NaN."""
-        return np.isnan(self.data).any(axis=1)
+        return np.asarray(np.isnan(self.data).any(axis=1), dtype=np.bool_)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from bci.errors import StageCompatibilityError
-from bci.stream.stage import Stage, stage_from_dict
 from bci.stream.spec import StreamSpec
+from bci.stream.stage import Stage, stage_from_dict
 
 
 class ChunkSource(Protocol):
@@ -90,7 +90,7 @@ class Pipeline:
         """Run ``chunk`` through every stage; ``None`` if a stage had nothing ready."""
         if self.output_spec is None:
             raise StageCompatibilityError("Pipeline.prepare(spec) must be called before process().")
-        for stage, timer in zip(self.stages, self.timers):
+        for stage, timer in zip(self.stages, self.timers, strict=True):
             t0 = time.perf_counter_ns()
             chunk = stage.process(chunk)
             timer.add(time.perf_counter_ns() - t0)
@@ -115,7 +115,7 @@ class Pipeline:
         """One row per stage: name and compute-time summary in ms."""
         return [
             {"stage": type(stage).__name__, **timer.summary()}
-            for stage, timer in zip(self.stages, self.timers)
+            for stage, timer in zip(self.stages, self.timers, strict=True)
         ]
 
     def status(self) -> dict[str, Any]:

@@ -64,7 +64,7 @@ def get_stage_class(name: str) -> type[Stage]:
             cls = getattr(importlib.import_module(module_name), class_name)
         except (ImportError, AttributeError) as err:
             raise ConfigError(f"Cannot import stage {name!r}: {err}") from err
-        return cls  # type: ignore[no-any-return]
+        return cls
     if name not in _REGISTRY:
         _load_builtin_stages()
     if name not in _REGISTRY:

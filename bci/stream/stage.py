@@ -112,5 +112,5 @@ def stage_from_dict(description: Mapping[str, Any]) -> Stage:
     """Rebuild a stage from :meth:`Stage.to_dict` output (or a session config entry)."""
     cls = get_stage_class(str(description["stage"]))
     if hasattr(cls, "from_dict"):
-        return cls.from_dict(description)  # type: ignore[no-any-return, attr-defined]
+        return cls.from_dict(description)
     return cls(**dict(description.get("params", {})))
