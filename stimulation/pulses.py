@@ -147,9 +147,7 @@ class PulseTrain:
         t0_s = _float(t0_s, "t0_s")
         t1_s = _float(t1_s, "t1_s")
         if t1_s < t0_s:
-            raise PulseParameterError(
-                f"Invalid window: t1_s ({t1_s}) must be >= t0_s ({t0_s})."
-            )
+            raise PulseParameterError(f"Invalid window: t1_s ({t1_s}) must be >= t0_s ({t0_s}).")
         if self.amplitude == 0.0:
             return np.empty(0, dtype=np.float64)
         end = t1_s if self.stop_s is None else min(t1_s, self.stop_s)
@@ -175,7 +173,11 @@ class PulseTrain:
         amplitude_ma : float, optional
             Amplitude in mA; defaults to this train's amplitude read as mA (device units).
         """
-        amp = self.amplitude if amplitude_ma is None else _float(amplitude_ma, "amplitude_ma", minimum=0.0)
+        amp = (
+            self.amplitude
+            if amplitude_ma is None
+            else _float(amplitude_ma, "amplitude_ma", minimum=0.0)
+        )
         return amp * self.pulse_width_us * 1e-3
 
     def charge_per_second_uc(self) -> float:

@@ -9,17 +9,22 @@ State layout (rows of the per-nucleus state arrays, columns are cells):
 
 - ``th``:  v, h, r
 - ``stn``: v, n, h, r, c, ca, s, z
-- ``gpe``: v, n, h, r, ca, s, z
+- ``gpe``: v, n, h, r, ca, s
 - ``gpi``: v, n, h, r, ca, s, z
 
-``s`` is the synaptic (alpha-function) variable a cell sends to its targets and ``z = ds/dt``.
+``s`` is the synaptic variable a cell sends to its targets; for STN and GPi it is an alpha function
+and ``z = ds/dt``, for GPe first-order kinetics (So et al. 2012, ModelDB 141699).
+
+Speed: the exponentials dominate. Sigmoids that share a slope share one ``exp`` (for instance the
+GPe/GPi ``r_inf``, ``a_inf``, ``s_inf`` and the GPe synaptic ``H_inf`` all have slope 2 mV, so they
+are one ``exp`` times constants); this is the same arithmetic up to rounding (the numpy oracle
+computes every sigmoid separately and the tests check both give the same spike trains).
 """
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 from numba import njit
 
 from stimulation.plant.parameters import (
@@ -35,11 +40,11 @@ from stimulation.plant.parameters import (
     G_GPI_TH,
     G_STN_GPE,
     G_STN_GPI,
+    GP_ECA,
     GP_EK,
     GP_EL,
     GP_ENA,
     GP_EPS_CA,
-    GP_ECA,
     GP_GAHP,
     GP_GCA,
     GP_GK,
@@ -52,6 +57,9 @@ from stimulation.plant.parameters import (
     GP_PHI_N,
     GP_PHI_R,
     GP_TAU_R,
+    GPE_SYN_ALPHA,
+    GPE_SYN_BETA,
+    GPE_SYN_THETA,
     SPIKE_THRESHOLD_MV,
     STN_ECA,
     STN_EK,
@@ -70,8 +78,8 @@ from stimulation.plant.parameters import (
     STN_PHI_H,
     STN_PHI_N,
     STN_PHI_R,
-    SYN_PEAK,
     SYN_PEAK_GPI,
+    SYN_PEAK_STN,
     SYN_TAU_MS,
     TH_EK,
     TH_EL,
@@ -84,16 +92,26 @@ from stimulation.plant.parameters import (
     TH_SPIKE_THRESHOLD_MV,
 )
 
-# Jump of z = ds/dt at a presynaptic spike, so that s(t) = peak * (t / tau) * exp(1 - t / tau).
-_KICK = math.e / SYN_TAU_MS
-_INV_TAU2 = 1.0 / (SYN_TAU_MS * SYN_TAU_MS)
+# Jump of z = ds/dt at a presynaptic spike: peak / (tau * exp(-1)) (So 2012's u * dt).
+_KICK_STN = SYN_PEAK_STN / (SYN_TAU_MS * math.exp(-1.0))
+_KICK_GPI = SYN_PEAK_GPI / (SYN_TAU_MS * math.exp(-1.0))
 _TWO_OVER_TAU = 2.0 / SYN_TAU_MS
-_B_INF_OFFSET = 1.0 / (1.0 + math.exp(4.0))  # b_inf(0) in Rubin & Terman 2004
+_INV_TAU2 = 1.0 / (SYN_TAU_MS * SYN_TAU_MS)
+_B_INF_OFFSET = 1.0 / (1.0 + math.exp(0.4 / 0.1))  # b_inf(0) = 0 (Terman 2002)
+
+# exp((v + a) / k) = exp((v + b) / k) * exp((a - b) / k): constants for the shared exponentials.
+_TH_R_OVER_H = math.exp((84.0 - 41.0) / 4.0)  # r_inf uses (v+84)/4, h_inf (v+41)/4
+_STN_C_OVER_N = math.exp(-(20.0 - 32.0) / 8.0)  # c_inf exp(-(v+20)/8) = n's exp(-(v+32)/8) * this
+_GP_H_OVER_T = math.exp((58.0 - 40.0) / 12.0)  # h_inf exp((v+58)/12) = tau's exp((v+40)/12) * this
+# slope-2 sigmoids of GPe/GPi from e2 = exp(-(v + 57) / 2) (a_inf):
+_GP_S_FROM_A = math.exp(-(35.0 - 57.0) / 2.0)  # s_inf: exp(-(v+35)/2) = e2 * this
+_GP_R_FROM_A = math.exp((70.0 - 57.0) / 2.0)  # r_inf: exp((v+70)/2) = this / e2
+_GP_H_FROM_A = math.exp(GPE_SYN_THETA / 2.0)  # H_inf(v - 20): exp(-(v+37)/2) = e2 * this
 
 DBS_STN, DBS_GPE, DBS_GPI = 0, 1, 2
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@njit(cache=True, nogil=True)
 def _record_spike(buf_cell, buf_time, counts, nucleus, cell, t_ms):  # pragma: no cover - numba
     i = counts[nucleus]
     buf_cell[nucleus, i] = cell
@@ -101,51 +119,90 @@ def _record_spike(buf_cell, buf_time, counts, nucleus, cell, t_ms):  # pragma: n
     counts[nucleus] = i + 1
 
 
-@njit(cache=True, fastmath=False, nogil=True)
-def integrate(
-    th, stn, gpe, gpi,
-    iapp_stn, iapp_gpe, iapp_gpi,
-    pre_gpe_stn, w_gpe_stn, pre_stn_gpe, w_stn_gpe, pre_gpe_gpe, w_gpe_gpe,
-    pre_stn_gpi, w_stn_gpi, pre_gpe_gpi, w_gpe_gpi,
-    dt, k0, n_steps,
-    smc_onsets, smc_width, smc_amplitude,
-    dbs_onsets, dbs_amps, dbs_pw, dbs_gap, dbs_biphasic, dbs_target,
-    decim, lfp_acc, lfp_out,
-    buf_cell, buf_time, counts,
+@njit(cache=True, nogil=True)
+def integrate(  # noqa: PLR0913, PLR0915 - one flat compiled loop on purpose
+    th,
+    stn,
+    gpe,
+    gpi,
+    iapp,
+    pre,
+    dt,
+    k0,
+    n_steps,
+    smc_onsets,
+    smc_width,
+    smc_amplitude,
+    dbs_onsets,
+    dbs_amps,
+    dbs_pw,
+    dbs_gap,
+    dbs_biphasic,
+    dbs_target,
+    decim,
+    lfp_acc,
+    lfp_out,
+    buf_cell,
+    buf_time,
+    counts,
 ):  # pragma: no cover - compiled by numba
     """Advance the network ``n_steps`` steps of ``dt`` ms from global step ``k0``.
 
-    Returns ``(steps_done, n_lfp)``: stops early (``steps_done < n_steps``) when a spike buffer
-    has fewer free slots than cells, so the caller can drain the buffers and call again.
+    Parameters (all arrays are modified in place where they hold state)
+    ----------
+    th, stn, gpe, gpi : float64 arrays (n_vars, n)
+        State (layout in the module docstring).
+    iapp : float64 array (3, n)
+        Applied current of STN, GPe, GPi cells (uA/cm2).
+    pre : int64 array (5, n, 2)
+        Presynaptic cells of each cell for GPe->STN, STN->GPe, GPe->GPe, STN->GPi, GPe->GPi.
+    dt : float
+        Time step (ms). Step ``k`` goes from ``k * dt`` to ``(k + 1) * dt``.
+    k0, n_steps : int
+        First global step and number of steps.
+    smc_onsets : int64 array
+        Global step of each cortical pulse onset (sorted); the pulse is on for steps
+        ``onset <= k < onset + smc_width``. May start before ``k0`` (a pulse in progress).
+    dbs_onsets, dbs_amps, dbs_pw, dbs_gap, dbs_biphasic : arrays
+        DBS pulses: onset step, amplitude (uA/cm2), phase width and interphase gap (steps),
+        biphasic flag (a negative phase follows after the gap).
+    dbs_target : int
+        0 STN, 1 GPe, 2 GPi.
+    decim : int
+        Steps per LFP sample; a sample is emitted after each step ``k`` with ``(k + 1) % decim == 0``.
+    lfp_acc, lfp_out : float64 arrays (4,), (4, m)
+        Running sums of the current LFP sample, and the output samples.
+    buf_cell, buf_time, counts : arrays (4, cap), (4, cap), (4,)
+        Spike buffers per nucleus (cell index, time in ms) and their fill counts.
+
+    Returns
+    -------
+    (steps_done, n_lfp) : (int, int)
+        Stops early (``steps_done < n_steps``) when a spike buffer has fewer free slots than cells,
+        so the caller can drain the buffers and call again.
     """
     n = th.shape[1]
     cap = buf_cell.shape[1]
     n_lfp = 0
-    # synaptic drive of each postsynaptic cell, from the presynaptic s at the start of the step
-    d_gpe_stn = np.empty(n)
-    d_stn_gpe = np.empty(n)
-    d_gpe_gpe = np.empty(n)
-    d_stn_gpi = np.empty(n)
-    d_gpe_gpi = np.empty(n)
-    d_gpi_th = np.empty(n)
     i_smc_ptr = -1
     i_dbs_ptr = -1
     n_smc = smc_onsets.shape[0]
     n_dbs = dbs_onsets.shape[0]
-    kpre = pre_gpe_stn.shape[1]
+    # synaptic variables at the start of the step (every current uses these)
+    s_stn = stn[6].copy()
+    s_gpe = gpe[5].copy()
+    s_gpi = gpi[5].copy()
     for step in range(n_steps):
         for nu in range(4):
             if counts[nu] + n > cap:
                 return step, n_lfp
         k = k0 + step
-        t_ms = k * dt
-        # cortical drive to the thalamus: the latest onset <= k decides
+        # ------------------------------------------------------------ inputs
         while i_smc_ptr + 1 < n_smc and smc_onsets[i_smc_ptr + 1] <= k:
             i_smc_ptr += 1
         i_smc = 0.0
         if i_smc_ptr >= 0 and k - smc_onsets[i_smc_ptr] < smc_width:
             i_smc = smc_amplitude
-        # DBS current into the target nucleus
         while i_dbs_ptr + 1 < n_dbs and dbs_onsets[i_dbs_ptr + 1] <= k:
             i_dbs_ptr += 1
         i_dbs = 0.0
@@ -156,65 +213,51 @@ def integrate(
                 i_dbs = dbs_amps[i_dbs_ptr]
             elif dbs_biphasic[i_dbs_ptr] != 0:
                 second = phase - pw - dbs_gap[i_dbs_ptr]
-                if second >= 0 and second < pw:
+                if 0 <= second < pw:
                     i_dbs = -dbs_amps[i_dbs_ptr]
         dbs_stn = i_dbs if dbs_target == DBS_STN else 0.0
         dbs_gpe = i_dbs if dbs_target == DBS_GPE else 0.0
         dbs_gpi = i_dbs if dbs_target == DBS_GPI else 0.0
 
-        for j in range(n):
-            a = 0.0
-            b = 0.0
-            c = 0.0
-            d = 0.0
-            e = 0.0
-            for q in range(kpre):
-                a += w_gpe_stn[j, q] * gpe[5, pre_gpe_stn[j, q]]
-                b += w_stn_gpe[j, q] * stn[6, pre_stn_gpe[j, q]]
-                c += w_gpe_gpe[j, q] * gpe[5, pre_gpe_gpe[j, q]]
-                d += w_stn_gpi[j, q] * stn[6, pre_stn_gpi[j, q]]
-                e += w_gpe_gpi[j, q] * gpe[5, pre_gpe_gpi[j, q]]
-            d_gpe_stn[j] = a
-            d_stn_gpe[j] = b
-            d_gpe_gpe[j] = c
-            d_stn_gpi[j] = d
-            d_gpe_gpi[j] = e
-            d_gpi_th[j] = gpi[5, j]
-
         lfp_th = 0.0
         lfp_stn = 0.0
         lfp_gpe = 0.0
         lfp_gpi = 0.0
-        # ---------------------------------------------------------------- thalamus
+        # ------------------------------------------------------------ thalamus
         for j in range(n):
             v = th[0, j]
             h = th[1, j]
             r = th[2, j]
+            e_h = math.exp((v + 41.0) / 4.0)
             m_inf = 1.0 / (1.0 + math.exp(-(v + 37.0) / 7.0))
-            h_inf = 1.0 / (1.0 + math.exp((v + 41.0) / 4.0))
-            r_inf = 1.0 / (1.0 + math.exp((v + 84.0) / 4.0))
+            h_inf = 1.0 / (1.0 + e_h)
+            r_inf = 1.0 / (1.0 + e_h * _TH_R_OVER_H)
             p_inf = 1.0 / (1.0 + math.exp(-(v + 60.0) / 6.2))
             tau_h = 1.0 / (
                 0.128 * math.exp(-(v + 46.0) / 18.0) + 4.0 / (1.0 + math.exp(-(v + 23.0) / 5.0))
             )
             tau_r = 0.15 * (28.0 + math.exp(-(v + 25.0) / 10.5))
             i_l = TH_GL * (v - TH_EL)
-            i_na = TH_GNA * m_inf * m_inf * m_inf * h * (v - TH_ENA)
+            i_na = TH_GNA * (m_inf * m_inf * m_inf) * h * (v - TH_ENA)
             kk = 0.75 * (1.0 - h)
-            i_k = TH_GK * kk * kk * kk * kk * (v - TH_EK)
-            i_t = TH_GT * p_inf * p_inf * r * (v - TH_ET)
-            i_syn = G_GPI_TH * d_gpi_th[j] * (v - E_GPI_TH)
-            v_new = v + dt * (-i_l - i_na - i_k - i_t - i_syn + i_smc)
+            i_k = TH_GK * (kk * kk * kk * kk) * (v - TH_EK)
+            i_t = TH_GT * (p_inf * p_inf) * r * (v - TH_ET)
+            i_syn = G_GPI_TH * (v - E_GPI_TH) * s_gpi[j]
+            v_new = v + dt * (-i_l - i_k - i_na - i_t - i_syn + i_smc)
             th[0, j] = v_new
-            th[1, j] = h + dt * (h_inf - h) / tau_h
-            th[2, j] = r + dt * (r_inf - r) / tau_r
+            th[1, j] = h + dt * ((h_inf - h) / tau_h)
+            th[2, j] = r + dt * ((r_inf - r) / tau_r)
             lfp_th += i_syn
-            if v < TH_SPIKE_THRESHOLD_MV <= v_new:
+            if v < TH_SPIKE_THRESHOLD_MV < v_new:
                 _record_spike(
-                    buf_cell, buf_time, counts, 0, j,
-                    t_ms + dt * (TH_SPIKE_THRESHOLD_MV - v) / (v_new - v),
+                    buf_cell,
+                    buf_time,
+                    counts,
+                    0,
+                    j,
+                    (k + (TH_SPIKE_THRESHOLD_MV - v) / (v_new - v)) * dt,
                 )
-        # ---------------------------------------------------------------- STN
+        # ------------------------------------------------------------ STN
         for j in range(n):
             v = stn[0, j]
             nn = stn[1, j]
@@ -224,45 +267,51 @@ def integrate(
             ca = stn[5, j]
             s = stn[6, j]
             z = stn[7, j]
+            e_n = math.exp(-(v + 32.0) / 8.0)
+            e80 = math.exp((v + 80.0) / 26.0)
             m_inf = 1.0 / (1.0 + math.exp(-(v + 30.0) / 15.0))
             h_inf = 1.0 / (1.0 + math.exp((v + 39.0) / 3.1))
-            n_inf = 1.0 / (1.0 + math.exp(-(v + 32.0) / 8.0))
+            n_inf = 1.0 / (1.0 + e_n)
             r_inf = 1.0 / (1.0 + math.exp((v + 67.0) / 2.0))
             a_inf = 1.0 / (1.0 + math.exp(-(v + 63.0) / 7.8))
             b_inf = 1.0 / (1.0 + math.exp(-(r - 0.4) / 0.1)) - _B_INF_OFFSET
-            c_inf = 1.0 / (1.0 + math.exp(-(v + 20.0) / 8.0))
-            e80 = math.exp((v + 80.0) / 26.0)
+            c_inf = 1.0 / (1.0 + e_n * _STN_C_OVER_N)
             tau_n = 1.0 + 100.0 / (1.0 + e80)
             tau_c = 1.0 + 10.0 / (1.0 + e80)
             tau_h = 1.0 + 500.0 / (1.0 + math.exp((v + 57.0) / 3.0))
             tau_r = 7.1 + 17.5 / (1.0 + math.exp((v - 68.0) / 2.2))
             i_l = STN_GL * (v - STN_EL)
-            i_k = STN_GK * nn * nn * nn * nn * (v - STN_EK)
-            i_na = STN_GNA * m_inf * m_inf * m_inf * h * (v - STN_ENA)
-            i_t = STN_GT * a_inf * a_inf * a_inf * b_inf * b_inf * (v - STN_ECA)
-            i_ca = STN_GCA * cc * cc * (v - STN_ECA)
-            i_ahp = STN_GAHP * (v - STN_EK) * ca / (ca + STN_K1)
-            i_syn = G_GPE_STN * d_gpe_stn[j] * (v - E_GPE_STN)
-            v_new = v + dt * (
-                -i_l - i_k - i_na - i_t - i_ca - i_ahp - i_syn + iapp_stn[j] + dbs_stn
+            i_k = STN_GK * (nn * nn * nn * nn) * (v - STN_EK)
+            i_na = STN_GNA * (m_inf * m_inf * m_inf) * h * (v - STN_ENA)
+            i_t = STN_GT * (a_inf * a_inf * a_inf) * (b_inf * b_inf) * (v - STN_ECA)
+            i_ca = STN_GCA * (cc * cc) * (v - STN_ECA)
+            i_ahp = STN_GAHP * (v - STN_EK) * (ca / (ca + STN_K1))
+            i_syn = 0.5 * (
+                G_GPE_STN * (v - E_GPE_STN) * (s_gpe[pre[0, j, 0]] + s_gpe[pre[0, j, 1]])
             )
+            v_new = v + dt * (-i_l - i_k - i_na - i_t - i_ca - i_ahp - i_syn + iapp[0, j] + dbs_stn)
             stn[0, j] = v_new
-            stn[1, j] = nn + dt * STN_PHI_N * (n_inf - nn) / tau_n
-            stn[2, j] = h + dt * STN_PHI_H * (h_inf - h) / tau_h
-            stn[3, j] = r + dt * STN_PHI_R * (r_inf - r) / tau_r
-            stn[4, j] = cc + dt * STN_PHI_C * (c_inf - cc) / tau_c
-            stn[5, j] = ca + dt * STN_EPS_CA * (-i_ca - i_t - STN_KCA * ca)
-            stn[6, j] = s + dt * z
-            z_new = z + dt * (-_TWO_OVER_TAU * z - _INV_TAU2 * s)
-            lfp_stn += i_syn
-            if v < SPIKE_THRESHOLD_MV <= v_new:
-                z_new += SYN_PEAK * _KICK
+            stn[1, j] = nn + dt * (STN_PHI_N * (n_inf - nn) / tau_n)
+            stn[2, j] = h + dt * (STN_PHI_H * (h_inf - h) / tau_h)
+            stn[3, j] = r + dt * (STN_PHI_R * (r_inf - r) / tau_r)
+            stn[4, j] = cc + dt * (STN_PHI_C * (c_inf - cc) / tau_c)
+            stn[5, j] = ca + dt * (STN_EPS_CA * (-i_ca - i_t - STN_KCA * ca))
+            s_new = s + dt * z
+            z_new = z + dt * (-_TWO_OVER_TAU * z - _INV_TAU2 * s_new)
+            if v < SPIKE_THRESHOLD_MV < v_new:
+                z_new += _KICK_STN
                 _record_spike(
-                    buf_cell, buf_time, counts, 1, j,
-                    t_ms + dt * (SPIKE_THRESHOLD_MV - v) / (v_new - v),
+                    buf_cell,
+                    buf_time,
+                    counts,
+                    1,
+                    j,
+                    (k + (SPIKE_THRESHOLD_MV - v) / (v_new - v)) * dt,
                 )
+            stn[6, j] = s_new
             stn[7, j] = z_new
-        # ---------------------------------------------------------------- GPe and GPi
+            lfp_stn += i_syn
+        # ------------------------------------------------------------ GPe (0) and GPi (1)
         for nucleus in range(2):
             for j in range(n):
                 if nucleus == 0:
@@ -271,63 +320,75 @@ def integrate(
                     h = gpe[2, j]
                     r = gpe[3, j]
                     ca = gpe[4, j]
-                    s = gpe[5, j]
-                    z = gpe[6, j]
-                    i_syn_e = G_STN_GPE * d_stn_gpe[j] * (v - E_STN_GPE)
-                    i_syn_i = G_GPE_GPE * d_gpe_gpe[j] * (v - E_GPE_GPE)
-                    i_ext = iapp_gpe[j] + dbs_gpe
-                    peak = SYN_PEAK
+                    i_syn_e = 0.5 * (
+                        G_STN_GPE * (v - E_STN_GPE) * (s_stn[pre[1, j, 0]] + s_stn[pre[1, j, 1]])
+                    )
+                    i_syn_i = 0.5 * (
+                        G_GPE_GPE * (v - E_GPE_GPE) * (s_gpe[pre[2, j, 0]] + s_gpe[pre[2, j, 1]])
+                    )
+                    i_ext = iapp[1, j] + dbs_gpe
                 else:
                     v = gpi[0, j]
                     nn = gpi[1, j]
                     h = gpi[2, j]
                     r = gpi[3, j]
                     ca = gpi[4, j]
-                    s = gpi[5, j]
-                    z = gpi[6, j]
-                    i_syn_e = G_STN_GPI * d_stn_gpi[j] * (v - E_STN_GPI)
-                    i_syn_i = G_GPE_GPI * d_gpe_gpi[j] * (v - E_GPE_GPI)
-                    i_ext = iapp_gpi[j] + dbs_gpi
-                    peak = SYN_PEAK_GPI
+                    i_syn_e = 0.5 * (
+                        G_STN_GPI * (v - E_STN_GPI) * (s_stn[pre[3, j, 0]] + s_stn[pre[3, j, 1]])
+                    )
+                    i_syn_i = 0.5 * (
+                        G_GPE_GPI * (v - E_GPE_GPI) * (s_gpe[pre[4, j, 0]] + s_gpe[pre[4, j, 1]])
+                    )
+                    i_ext = iapp[2, j] + dbs_gpi
+                e2 = math.exp(-(v + 57.0) / 2.0)
+                e12 = math.exp((v + 40.0) / 12.0)
                 m_inf = 1.0 / (1.0 + math.exp(-(v + 37.0) / 10.0))
-                h_inf = 1.0 / (1.0 + math.exp((v + 58.0) / 12.0))
+                h_inf = 1.0 / (1.0 + e12 * _GP_H_OVER_T)
                 n_inf = 1.0 / (1.0 + math.exp(-(v + 50.0) / 14.0))
-                r_inf = 1.0 / (1.0 + math.exp((v + 70.0) / 2.0))
-                a_inf = 1.0 / (1.0 + math.exp(-(v + 57.0) / 2.0))
-                s_inf = 1.0 / (1.0 + math.exp(-(v + 35.0) / 2.0))
-                tau_nh = 0.05 + 0.27 / (1.0 + math.exp((v + 40.0) / 12.0))
+                r_inf = 1.0 / (1.0 + _GP_R_FROM_A / e2)
+                a_inf = 1.0 / (1.0 + e2)
+                s_inf = 1.0 / (1.0 + e2 * _GP_S_FROM_A)
+                tau_nh = 0.05 + 0.27 / (1.0 + e12)
                 i_l = GP_GL * (v - GP_EL)
-                i_k = GP_GK * nn * nn * nn * nn * (v - GP_EK)
-                i_na = GP_GNA * m_inf * m_inf * m_inf * h * (v - GP_ENA)
-                i_t = GP_GT * a_inf * a_inf * a_inf * r * (v - GP_ECA)
-                i_ca = GP_GCA * s_inf * s_inf * (v - GP_ECA)
-                i_ahp = GP_GAHP * (v - GP_EK) * ca / (ca + GP_K1)
+                i_k = GP_GK * (nn * nn * nn * nn) * (v - GP_EK)
+                i_na = GP_GNA * (m_inf * m_inf * m_inf) * h * (v - GP_ENA)
+                i_t = GP_GT * (a_inf * a_inf * a_inf) * r * (v - GP_ECA)
+                i_ca = GP_GCA * (s_inf * s_inf) * (v - GP_ECA)
+                i_ahp = GP_GAHP * (v - GP_EK) * (ca / (ca + GP_K1))
                 v_new = v + dt * (
                     -i_l - i_k - i_na - i_t - i_ca - i_ahp - i_syn_e - i_syn_i + i_ext
                 )
-                n_new = nn + dt * GP_PHI_N * (n_inf - nn) / tau_nh
-                h_new = h + dt * GP_PHI_H * (h_inf - h) / tau_nh
-                r_new = r + dt * GP_PHI_R * (r_inf - r) / GP_TAU_R
-                ca_new = ca + dt * GP_EPS_CA * (-i_ca - i_t - GP_KCA * ca)
-                s_new = s + dt * z
-                z_new = z + dt * (-_TWO_OVER_TAU * z - _INV_TAU2 * s)
-                spiked = v < SPIKE_THRESHOLD_MV <= v_new
+                n_new = nn + dt * (GP_PHI_N * (n_inf - nn) / tau_nh)
+                h_new = h + dt * (GP_PHI_H * (h_inf - h) / tau_nh)
+                r_new = r + dt * (GP_PHI_R * (r_inf - r) / GP_TAU_R)
+                ca_new = ca + dt * (GP_EPS_CA * (-i_ca - i_t - GP_KCA * ca))
+                spiked = v < SPIKE_THRESHOLD_MV < v_new
                 if spiked:
-                    z_new += peak * _KICK
                     _record_spike(
-                        buf_cell, buf_time, counts, 2 + nucleus, j,
-                        t_ms + dt * (SPIKE_THRESHOLD_MV - v) / (v_new - v),
+                        buf_cell,
+                        buf_time,
+                        counts,
+                        2 + nucleus,
+                        j,
+                        (k + (SPIKE_THRESHOLD_MV - v) / (v_new - v)) * dt,
                     )
                 if nucleus == 0:
+                    s = gpe[5, j]
+                    h_syn = 1.0 / (1.0 + e2 * _GP_H_FROM_A)
                     gpe[0, j] = v_new
                     gpe[1, j] = n_new
                     gpe[2, j] = h_new
                     gpe[3, j] = r_new
                     gpe[4, j] = ca_new
-                    gpe[5, j] = s_new
-                    gpe[6, j] = z_new
+                    gpe[5, j] = s + dt * (GPE_SYN_ALPHA * (1.0 - s) * h_syn - GPE_SYN_BETA * s)
                     lfp_gpe += i_syn_e + i_syn_i
                 else:
+                    s = gpi[5, j]
+                    z = gpi[6, j]
+                    s_new = s + dt * z
+                    z_new = z + dt * (-_TWO_OVER_TAU * z - _INV_TAU2 * s_new)
+                    if spiked:
+                        z_new += _KICK_GPI
                     gpi[0, j] = v_new
                     gpi[1, j] = n_new
                     gpi[2, j] = h_new
@@ -336,7 +397,11 @@ def integrate(
                     gpi[5, j] = s_new
                     gpi[6, j] = z_new
                     lfp_gpi += i_syn_e + i_syn_i
-        # ---------------------------------------------------------------- LFP proxy, decimated
+        for j in range(n):
+            s_stn[j] = stn[6, j]
+            s_gpe[j] = gpe[5, j]
+            s_gpi[j] = gpi[5, j]
+        # ------------------------------------------------------------ LFP proxy, decimated
         lfp_acc[0] += lfp_th
         lfp_acc[1] += lfp_stn
         lfp_acc[2] += lfp_gpe

@@ -96,16 +96,12 @@ class PlantRecord:
     def beta_power(self, nucleus: str = "gpi", discard_s: float = 0.0) -> float:
         """Relative beta power of the nucleus' LFP proxy: 13-30 Hz over 4-100 Hz (Welch, 1-s
         Hann segments); see :func:`stimulation.plant.biomarkers.relative_beta_power`."""
-        return biomarkers.relative_beta_power(
-            self.lfp_segment(nucleus, discard_s), self.lfp_sfreq
-        )
+        return biomarkers.relative_beta_power(self.lfp_segment(nucleus, discard_s), self.lfp_sfreq)
 
     def firing_rates(self, discard_s: float = 0.0) -> dict[str, float]:
         """Mean firing rate (Hz) of each nucleus after ``discard_s``."""
         t0, t1 = self._window(discard_s)
-        return {
-            nu: biomarkers.firing_rate_hz(self.spike_times[nu], t0, t1) for nu in NUCLEI
-        }
+        return {nu: biomarkers.firing_rate_hz(self.spike_times[nu], t0, t1) for nu in NUCLEI}
 
     def synchrony(self, nucleus: str = "gpi", discard_s: float = 0.0, bin_s: float = 0.01) -> float:
         """Golomb's chi of the nucleus' binned spike counts (bins of ``bin_s``): 1 for identical

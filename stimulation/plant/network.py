@@ -1,0 +1,396 @@
+"""The basal-ganglia network of Rubin & Terman (2004) with the parameters of So, Kent & Grill (2012).
+
+API changes against the contract given to the environment/bridge helpers: none. Extensions:
+``BasalGangliaNetwork.seed``, ``dbs_target``, ``dt_ms``, ``lfp_sfreq`` (read-only properties),
+``snapshot()`` / ``restore()`` (copy and restore the whole simulation state), ``step()`` accepts
+``interphase_us``. ``reset(seed=None)`` restarts with the current seed (same initial conditions
+and cortical pulses); pass a seed for a different network.
+
+Model
+-----
+Four nuclei of ``n`` conductance-based cells each: thalamocortical relay cells (TH), subthalamic
+nucleus (STN), globus pallidus externus (GPe) and internus (GPi). Units: mV, ms, mS/cm2, uA/cm2,
+C_m = 1 uF/cm2. Every cell obeys ``C_m dv/dt = -sum(I_ion) - I_syn + I_app (+ I_ext)`` with
+
+- TH: ``I_L + I_Na + I_K + I_T``; ``I_Na = g_Na m_inf^3 h (v - E_Na)``,
+  ``I_K = g_K (0.75 (1 - h))^4 (v - E_K)``, ``I_T = g_T p_inf^2 r (v - E_T)``; driven by the
+  sensorimotor-cortex pulses ``I_SMC`` (3.5 uA/cm2, 5 ms, gamma-distributed rate, mean 14 Hz,
+  CV 0.2) and inhibited one-to-one by GPi: ``I_GPi->TH = 1.4 * 0.08 (v + 85) s_GPi``.
+- STN: ``I_L + I_K + I_Na + I_T + I_Ca + I_AHP``; ``I_K = g_K n^4 (v - E_K)``,
+  ``I_Na = g_Na m_inf^3 h (v - E_Na)``, ``I_T = g_T a_inf^3 b_inf(r)^2 (v - E_Ca)``,
+  ``I_Ca = g_Ca c^2 (v - E_Ca)``, ``I_AHP = g_AHP (v - E_K) Ca / (Ca + k1)``,
+  ``Ca' = eps (-I_Ca - I_T - k_Ca Ca)``; inhibited by two GPe cells.
+- GPe, GPi: ``I_L + I_K + I_Na + I_T + I_Ca + I_AHP`` with ``I_T = g_T a_inf^3 r (v - E_Ca)``,
+  ``I_Ca = g_Ca s_inf^2 (v - E_Ca)``; each excited by two STN cells and inhibited by two GPe cells.
+- Gates ``x`` in (n, h, r, c) relax as ``x' = phi_x (x_inf(v) - x) / tau_x(v)``.
+- Synapses: STN and GPi cells send alpha functions (tau 5 ms, peak 0.43 and 0.3) kicked at each
+  upward crossing of -10 mV; GPe cells first-order kinetics
+  ``s' = 2 (1 - s) H_inf(v - 20) - 0.04 s``. A two-cell projection is the mean of the two
+  presynaptic ``s`` (ring connectivity, see :func:`stimulation.plant.inputs.connectivity`).
+- Applied currents (So 2012): healthy STN 33, GPe 21, GPi 22 uA/cm2; Parkinsonian ("pd") STN 23,
+  GPe 8, GPi 16; every GPe cell adds its own fixed ``N(0, 2^2)`` offset.
+- DBS: a rectangular current (uA/cm2) added to every cell of the target nucleus (STN by default;
+  So 2012: 300 uA/cm2, 0.3 ms, 130 Hz).
+
+All rate functions, constants and their sources are in :mod:`stimulation.plant.parameters` and
+:mod:`stimulation.plant._kernel`. Integration: forward Euler at ``dt_ms`` (0.01 ms, as So 2012's
+MATLAB), compiled with numba; the input at step ``k`` (from ``k dt`` to ``(k+1) dt``) is the pulse
+current on at time ``k dt``. Spike times are upward threshold crossings (TH -40 mV, others
+-10 mV) linearly interpolated between steps.
+
+References
+----------
+- Rubin JE, Terman D (2004). High frequency stimulation of the subthalamic nucleus eliminates
+  pathological thalamic rhythmicity in a computational model. J Comput Neurosci 16:211-235.
+- So RQ, Kent AR, Grill WM (2012). Relative contributions of local cell and passing fiber
+  activation and silencing to changes in thalamic fidelity during deep brain stimulation and
+  lesioning: a computational modeling study. J Comput Neurosci 32:499-519 (ModelDB 141699).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import numpy as np
+
+from bci._checks import check_value, ensure_float, ensure_int
+from bci.errors import ConfigError
+from stimulation.errors import PlantParameterError, PulseParameterError
+from stimulation.plant import _kernel
+from stimulation.plant.inputs import (
+    CorticalPulses,
+    DbsPulses,
+    connectivity,
+    initial_conditions,
+    seed_streams,
+    train_on_grid,
+    train_onsets,
+)
+from stimulation.plant.parameters import DBS_TARGETS, NUCLEI, SMC_AMPLITUDE, STATES
+from stimulation.plant.record import PlantRecord
+from stimulation.pulses import PulseTrain
+
+_MAX_DT_MS = 0.05  # forward Euler of these equations is not trustworthy beyond this
+
+
+def _plant_error(err: ConfigError) -> PlantParameterError:
+    return PlantParameterError(str(err))
+
+
+class BasalGangliaNetwork:
+    """The STN-GPe-GPi-thalamus network (Rubin & Terman 2004; So et al. 2012), compiled with numba.
+
+    Parameters
+    ----------
+    state : {"pd", "healthy"}
+        Parkinsonian or healthy applied currents (So 2012).
+    cells_per_nucleus : int
+        Cells in each of TH, STN, GPe, GPi; >= 1 (So 2012: 10).
+    seed : int
+        Seeds the initial conditions, the GPe current offsets and the cortical pulse train.
+    dbs_target : {"stn", "gpe", "gpi"}
+        Nucleus that receives the DBS current.
+    dt_ms : float
+        Forward-Euler step in ms, in (0, 0.05]; 0.01 as in So 2012.
+    lfp_sfreq : float
+        Sampling rate of the LFP proxies (Hz); ``1000 / (lfp_sfreq * dt_ms)`` must be a whole number
+        of steps.
+
+    Examples
+    --------
+    >>> net = BasalGangliaNetwork(state="pd", seed=1)
+    >>> rec = net.run(4.0, dbs=PulseTrain(300.0, 130.0, 300.0))  # doctest: +SKIP
+    >>> rec.error_index(discard_s=2.0)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        state: str = "pd",
+        cells_per_nucleus: int = 10,
+        seed: int = 0,
+        dbs_target: str = "stn",
+        dt_ms: float = 0.01,
+        lfp_sfreq: float = 1000.0,
+    ) -> None:
+        try:
+            self._state_name = check_value(state, STATES, "state")
+            self._n = ensure_int(cells_per_nucleus, "cells_per_nucleus", minimum=1)
+            self._target = check_value(dbs_target, DBS_TARGETS, "dbs_target")
+            self._dt = ensure_float(dt_ms, "dt_ms", minimum=0.0, strict_minimum=True)
+            self._lfp_sfreq = ensure_float(lfp_sfreq, "lfp_sfreq", minimum=0.0, strict_minimum=True)
+        except ConfigError as err:
+            raise _plant_error(err) from None
+        if self._dt > _MAX_DT_MS:
+            raise PlantParameterError(
+                f"Invalid value for the 'dt_ms' parameter. Allowed values are in (0, {_MAX_DT_MS}] "
+                f"ms (forward Euler), but got {dt_ms} instead."
+            )
+        decim = 1000.0 / (self._lfp_sfreq * self._dt)
+        if decim < 1.0 - 1e-9 or abs(decim - round(decim)) > 1e-6:
+            raise PlantParameterError(
+                f"Invalid value for the 'lfp_sfreq' parameter: 1000 / (lfp_sfreq * dt_ms) must be a "
+                f"whole number >= 1 of steps, but got lfp_sfreq={lfp_sfreq} with dt_ms={dt_ms}."
+            )
+        self._decim = round(decim)
+        self._seed = self._check_seed(seed)
+        self._pre = connectivity(self._n)
+        cap = 256 * self._n + 1024
+        self._buf_cell = np.zeros((4, cap), dtype=np.int64)
+        self._buf_time = np.zeros((4, cap), dtype=np.float64)
+        self._counts = np.zeros(4, dtype=np.int64)
+        self.reset()
+
+    @staticmethod
+    def _check_seed(seed: Any) -> int:
+        try:
+            return ensure_int(seed, "seed", minimum=0)
+        except ConfigError as err:
+            raise _plant_error(err) from None
+
+    # ------------------------------------------------------------------ state
+    def reset(self, seed: int | None = None) -> None:
+        """Restart at t = 0: fresh initial conditions and cortical pulse train from the seed.
+
+        Parameters
+        ----------
+        seed : int, optional
+            New seed; None keeps the current one (the same network again).
+        """
+        if seed is not None:
+            self._seed = self._check_seed(seed)
+        init_rng, smc_rng = seed_streams(self._seed)
+        ic = initial_conditions(self._n, self._state_name, init_rng)
+        self._th, self._stn, self._gpe, self._gpi = ic.th, ic.stn, ic.gpe, ic.gpi
+        self._iapp = ic.iapp
+        self._smc = CorticalPulses(smc_rng, self._dt)
+        self._k = 0
+        self._lfp_acc = np.zeros(4)
+        self._dbs_carry = DbsPulses.empty()
+        self._dbs_last_exact: float | None = None  # onset (in steps, unrounded) of the last pulse
+
+    def snapshot(self) -> dict[str, Any]:
+        """A deep copy of the whole simulation state (restore it with :meth:`restore`)."""
+        keys = (
+            *("_th", "_stn", "_gpe", "_gpi", "_iapp", "_smc", "_k", "_lfp_acc", "_seed"),
+            *("_dbs_carry", "_dbs_last_exact"),
+        )
+        return {key: copy.deepcopy(getattr(self, key)) for key in keys}
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Go back to a state taken by :meth:`snapshot` of a network of the same configuration."""
+        if snapshot["_th"].shape != self._th.shape:
+            raise PlantParameterError("The snapshot comes from a network of another size.")
+        for key, value in snapshot.items():
+            setattr(self, key, copy.deepcopy(value))
+
+    @property
+    def t_s(self) -> float:
+        """Simulated time so far (s)."""
+        return self._k * self._dt * 1e-3
+
+    @property
+    def n_cells(self) -> int:
+        """Cells per nucleus."""
+        return self._n
+
+    @property
+    def state(self) -> str:
+        """ "pd" or "healthy"."""
+        return self._state_name
+
+    @property
+    def seed(self) -> int:
+        """Seed of the current initial conditions and cortical pulses."""
+        return self._seed
+
+    @property
+    def dbs_target(self) -> str:
+        """Nucleus receiving the DBS current."""
+        return self._target
+
+    @property
+    def dt_ms(self) -> float:
+        """Integration step (ms)."""
+        return self._dt
+
+    @property
+    def lfp_sfreq(self) -> float:
+        """Sampling rate of the LFP proxies (Hz)."""
+        return self._lfp_sfreq
+
+    # ------------------------------------------------------------------ running
+    def _n_steps(self, duration_s: Any) -> int:
+        try:
+            duration_s = ensure_float(duration_s, "duration_s", minimum=0.0, strict_minimum=True)
+        except ConfigError as err:
+            raise _plant_error(err) from None
+        n_steps = round(duration_s * 1e3 / self._dt)
+        if n_steps < 1:
+            raise PlantParameterError(
+                f"Invalid value for the 'duration_s' parameter: {duration_s} s is shorter than one "
+                f"integration step ({self._dt} ms)."
+            )
+        return n_steps
+
+    def run(self, duration_s: float, dbs: PulseTrain | None = None) -> PlantRecord:
+        """Simulate ``duration_s`` seconds from the current state.
+
+        Parameters
+        ----------
+        duration_s : float
+            Simulated time (s), at least one step.
+        dbs : PulseTrain, optional
+            Stimulation of the target nucleus; amplitude in uA/cm2. Its onsets are absolute
+            simulated times (``start_s + k / frequency_hz``), so ``run(a, dbs)`` followed by
+            ``run(b, dbs)`` equals ``run(a + b, dbs)``.
+
+        Returns
+        -------
+        PlantRecord
+            Spikes, pulses and LFP proxies of the interval.
+        """
+        n_steps = self._n_steps(duration_s)
+        if dbs is not None and not isinstance(dbs, PulseTrain):
+            raise PlantParameterError(
+                f"Invalid value for the 'dbs' parameter: expected a PulseTrain or None, but got "
+                f"{type(dbs).__name__} instead."
+            )
+        k0, k1 = self._k, self._k + n_steps
+        if dbs is None or dbs.amplitude == 0.0:
+            new = DbsPulses.empty()
+        else:
+            new = train_on_grid(dbs, train_onsets(dbs, k0, k1, self._dt), self._dt)
+            if len(new):
+                self._dbs_last_exact = float(new.onsets[-1])
+        return self._integrate(n_steps, new)
+
+    def step(
+        self,
+        duration_s: float,
+        amplitude: float,
+        frequency_hz: float = 130.0,
+        pulse_width_us: float = 300.0,
+        biphasic: bool = False,
+        interphase_us: float = 0.0,
+    ) -> PlantRecord:
+        """Closed-loop step: continue for ``duration_s`` with this stimulation.
+
+        The pulse clock runs across steps: the next pulse comes one period (at this step's
+        frequency) after the previous one, wherever a step boundary falls; the first pulse ever
+        starts at the beginning of the step. An amplitude of 0 delivers nothing but keeps the
+        clock running.
+
+        Parameters
+        ----------
+        duration_s : float
+            Simulated time (s), at least one step.
+        amplitude : float
+            Pulse amplitude in uA/cm2, >= 0.
+        frequency_hz, pulse_width_us : float
+            Pulse rate and phase width (validated as :class:`~stimulation.pulses.PulseTrain`).
+        biphasic : bool
+            Charge-balanced pulses (a negative phase after ``interphase_us``).
+        """
+        n_steps = self._n_steps(duration_s)
+        try:
+            train = PulseTrain(
+                amplitude=amplitude,
+                frequency_hz=frequency_hz,
+                pulse_width_us=pulse_width_us,
+                waveform="biphasic" if biphasic else "monophasic",
+                interphase_us=interphase_us,
+            )
+        except PulseParameterError as err:
+            raise PlantParameterError(str(err)) from None
+        k0, k1 = self._k, self._k + n_steps
+        period = 1e3 / (train.frequency_hz * self._dt)  # in steps
+        nxt = float(k0) if self._dbs_last_exact is None else self._dbs_last_exact + period
+        if nxt < k0:  # the clock lagged (a run() without stimulation): keep its phase
+            nxt += math.ceil((k0 - nxt) / period) * period
+        exact = []
+        while round(nxt) < k1:
+            exact.append(nxt)
+            nxt += period
+        if exact:
+            self._dbs_last_exact = exact[-1]
+        if train.amplitude == 0.0 or not exact:
+            new = DbsPulses.empty()
+        else:
+            onsets = np.maximum(np.rint(np.asarray(exact)).astype(np.int64), k0)
+            new = train_on_grid(train, onsets, self._dt)
+        return self._integrate(n_steps, new)
+
+    # ------------------------------------------------------------------ core
+    def _integrate(self, n_steps: int, new_dbs: DbsPulses) -> PlantRecord:
+        k0 = self._k
+        k1 = k0 + n_steps
+        carry = self._dbs_carry
+        if len(carry) and carry.end_step(0) <= k0:
+            carry = DbsPulses.empty()
+        dbs = DbsPulses.join(carry, new_dbs)
+        smc_kernel, smc_new = self._smc.onsets(k0, k1)
+        target = {"stn": _kernel.DBS_STN, "gpe": _kernel.DBS_GPE, "gpi": _kernel.DBS_GPI}
+        lfp_out = np.empty((4, n_steps // self._decim + 1))
+        cells: list[list[np.ndarray]] = [[] for _ in NUCLEI]
+        times: list[list[np.ndarray]] = [[] for _ in NUCLEI]
+        n_lfp = 0
+        done = 0
+        while done < n_steps:
+            self._counts[:] = 0
+            steps, got = _kernel.integrate(
+                self._th,
+                self._stn,
+                self._gpe,
+                self._gpi,
+                self._iapp,
+                self._pre,
+                self._dt,
+                k0 + done,
+                n_steps - done,
+                smc_kernel,
+                self._smc.width_steps,
+                SMC_AMPLITUDE,
+                dbs.onsets,
+                dbs.amps,
+                dbs.pw,
+                dbs.gap,
+                dbs.biphasic,
+                target[self._target],
+                self._decim,
+                self._lfp_acc,
+                lfp_out[:, n_lfp:],
+                self._buf_cell,
+                self._buf_time,
+                self._counts,
+            )
+            for nu in range(4):
+                c = int(self._counts[nu])
+                cells[nu].append(self._buf_cell[nu, :c].copy())
+                times[nu].append(self._buf_time[nu, :c].copy())
+            done += steps
+            n_lfp += got
+        self._k = k1
+        if len(dbs):
+            self._dbs_carry = dbs.last()
+        spike_times = {}
+        for nu, name in enumerate(NUCLEI):
+            cell = np.concatenate(cells[nu])
+            t_s = np.concatenate(times[nu]) * 1e-3
+            order = np.argsort(cell, kind="stable")
+            bounds = np.searchsorted(cell[order], np.arange(self._n + 1))
+            sorted_t = t_s[order]
+            spike_times[name] = [sorted_t[bounds[i] : bounds[i + 1]] for i in range(self._n)]
+        dt_s = self._dt * 1e-3
+        first_end = (k0 // self._decim + 1) * self._decim
+        return PlantRecord(
+            t_start_s=k0 * dt_s,
+            t_stop_s=k1 * dt_s,
+            spike_times=spike_times,
+            cortex_pulse_times=smc_new.astype(np.float64) * dt_s,
+            dbs_pulse_times=new_dbs.onsets.astype(np.float64) * dt_s,
+            lfp={name: lfp_out[nu, :n_lfp].astype(np.float32) for nu, name in enumerate(NUCLEI)},
+            lfp_sfreq=self._lfp_sfreq,
+            lfp_t_start_s=(first_end - self._decim) * dt_s,
+        )
