@@ -15,7 +15,9 @@ import click
 #: Add one line here per new subcommand module.
 SUBCOMMANDS: dict[str, str] = {
     "demo": "bci.cli.demo:demo",
+    "record": "bci.cli.record:record",
     "replay": "bci.cli.replay:replay",
+    "session": "bci.cli.session:session",
     "source": "bci.cli.source:source",
 }
 

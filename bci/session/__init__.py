@@ -3,3 +3,13 @@
 from bci.session.load import load  # noqa: F401
 from bci.session.nix import load_nix, save_nix, write_run_nix  # noqa: F401
 from bci.session.run_folder import create_run_dir, write_config, write_summary  # noqa: F401
+from bci.session.recorder import (  # noqa: F401
+    Recorder,
+    RecorderError,
+    StreamQuery,
+    find_streams,
+    spawn_recorder,
+)
+from bci.session.repair import repair  # noqa: F401
+from bci.session.xdf import XDFWriter  # noqa: F401
+from bci.session.xdf_read import XDFFormatError, scan_xdf  # noqa: F401

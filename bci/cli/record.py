@@ -1,0 +1,170 @@
+"""``bci record``: record LSL streams into an XDF file (like LabRecorder), crash-safe."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from types import FrameType
+
+import click
+
+
+def _output_path(out: Path | None, run_name: str | None, runs_root: Path, file_name: str) -> Path:
+    from bci.session.run_folder import create_run_dir
+
+    if out is not None and run_name is not None:
+        raise click.UsageError("Give either --out or --run-name, not both.")
+    if run_name is not None:
+        return create_run_dir(run_name, runs_root) / file_name
+    if out is None:
+        raise click.UsageError("Give --out DIR (or FILE.xdf) or --run-name NAME.")
+    return out if out.suffix.lower() == ".xdf" else out / file_name
+
+
+@click.command()
+@click.option(
+    "--stream",
+    "names",
+    multiple=True,
+    metavar="NAME",
+    help="Record the stream with this name (repeat for more streams).",
+)
+@click.option(
+    "--source-id",
+    "source_ids",
+    multiple=True,
+    metavar="ID",
+    help="Record the stream with this source_id (repeat for more streams).",
+)
+@click.option(
+    "--type",
+    "types",
+    multiple=True,
+    metavar="TYPE",
+    help="Record a stream of this content type, e.g. Markers (repeat for more streams).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder to write recording.xdf into (created if missing), or an .xdf file path.",
+)
+@click.option(
+    "--run-name",
+    default=None,
+    metavar="NAME",
+    help="Create a run folder <runs-root>/<timestamp>-NAME and record into it.",
+)
+@click.option(
+    "--runs-root",
+    type=click.Path(path_type=Path),
+    default=Path("sessions") / "runs",
+    show_default=True,
+    help="Parent of the run folders made by --run-name.",
+)
+@click.option(
+    "--file-name", default="recording.xdf", show_default=True, help="File name inside a folder."
+)
+@click.option(
+    "--duration",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="Stop after this long (default: until Ctrl-C or SIGTERM).",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=5.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to look for each stream before giving up.",
+)
+@click.option(
+    "--flush-interval",
+    type=float,
+    default=0.5,
+    show_default=True,
+    metavar="SECONDS",
+    help="Hand the data to the OS at least this often (what a crash can lose).",
+)
+@click.option("--overwrite", is_flag=True, default=False, help="Replace an existing file.")
+@click.option(
+    "--fsync", is_flag=True, default=False, help="fsync on every flush (survives an OS crash)."
+)
+def record(
+    names: tuple[str, ...],
+    source_ids: tuple[str, ...],
+    types: tuple[str, ...],
+    out: Path | None,
+    run_name: str | None,
+    runs_root: Path,
+    file_name: str,
+    duration: float | None,
+    timeout: float,
+    flush_interval: float,
+    overwrite: bool,
+    fsync: bool,
+) -> None:
+    """Record LSL streams into an XDF file until --duration passes, Ctrl-C or SIGTERM.
+
+    The file is flushed at least every --flush-interval seconds, so a crash loses at most that
+    much; on a clean stop every stream gets its footer. Exits non-zero if a stream is missing.
+    """
+    from bci.errors import BCIError
+    from bci.session.recorder import READY_LINE, Recorder, StreamQuery, find_streams
+
+    queries = (
+        [StreamQuery(name=n) for n in names]
+        + [StreamQuery(source_id=s) for s in source_ids]
+        + [StreamQuery(stype=t) for t in types]
+    )
+    if not queries:
+        raise click.UsageError("Name at least one stream: --stream NAME, --source-id or --type.")
+    if duration is not None and duration <= 0:
+        raise click.BadParameter(f"must be > 0, got {duration}.", param_hint="--duration")
+    try:
+        infos = find_streams(queries, timeout_s=timeout)
+        path = _output_path(out, run_name, runs_root, file_name)
+        recorder = Recorder(
+            infos, path, overwrite=overwrite, flush_interval_s=flush_interval, fsync=fsync
+        )
+    except BCIError as err:
+        raise click.ClickException(str(err)) from err
+
+    stop_requested: list[str] = []
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop_requested.append(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    failure: BCIError | None = None
+    try:
+        try:
+            recorder.start()
+        except BCIError as err:
+            raise click.ClickException(str(err)) from err
+        for s in recorder.stats:
+            rate = f"{s.nominal_srate:g} Hz" if s.nominal_srate > 0 else "irregular"
+            click.echo(
+                f"  stream {s.stream_id}: {s.name!r} source_id={s.source_id!r} "
+                f"({s.n_channels} ch, {rate}, {s.channel_format})"
+            )
+        click.echo(f"{READY_LINE} {len(infos)} stream(s) to {path}", nl=True)
+        t_end = None if duration is None else time.monotonic() + duration
+        while not stop_requested and (t_end is None or time.monotonic() < t_end):
+            time.sleep(0.05)
+            recorder.check()
+    except BCIError as err:
+        failure = err
+    finally:
+        stats = recorder.stop() if recorder.is_recording else recorder.stats
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    why = f" ({stop_requested[0]})" if stop_requested else ""
+    click.echo(f"Stopped{why}; wrote {path}:")
+    for s in stats:
+        click.echo(f"  {s.name!r}: {s.sample_count} samples")
+    if failure is not None:
+        raise click.ClickException(str(failure))
