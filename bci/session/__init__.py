@@ -2,7 +2,6 @@
 
 from bci.session.load import load  # noqa: F401
 from bci.session.nix import load_nix, save_nix, write_run_nix  # noqa: F401
-from bci.session.run_folder import create_run_dir, write_config, write_summary  # noqa: F401
 from bci.session.recorder import (  # noqa: F401
     Recorder,
     RecorderError,
@@ -11,5 +10,6 @@ from bci.session.recorder import (  # noqa: F401
     spawn_recorder,
 )
 from bci.session.repair import repair  # noqa: F401
+from bci.session.run_folder import create_run_dir, write_config, write_summary  # noqa: F401
 from bci.session.xdf import XDFWriter  # noqa: F401
 from bci.session.xdf_read import XDFFormatError, scan_xdf  # noqa: F401
