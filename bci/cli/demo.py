@@ -68,6 +68,20 @@ def _publisher_command(
     ]
 
 
+def _stop(proc: subprocess.Popen[bytes]) -> str:
+    """End the publisher process; return what it wrote on stderr (once)."""
+    if proc.stderr is None or proc.stderr.closed:
+        return ""
+    if proc.returncode is None:
+        proc.terminate()
+    try:
+        _, err = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:  # pragma: no cover - a hung publisher
+        proc.kill()
+        _, err = proc.communicate()
+    return (err or b"").decode(errors="replace").strip()
+
+
 def _gt_markers(inlet: Any) -> list[tuple[float, int, int]]:
     """(LSL time, unit, channel) of every ground-truth marker waiting in ``inlet``."""
     from bci.session.load import parse_spike_marker
@@ -107,6 +121,7 @@ def run_demo(
     import pylsl
 
     from bci.acquisition import LSLSource, resolve_stream_info
+    from bci.errors import StreamNotFoundError
     from bci.features import SpikeBinner
     from bci.preprocessing import BandPass, CommonReference
     from bci.sorting.threshold import ThresholdCrossings
@@ -172,12 +187,12 @@ def run_demo(
         events = [e.message for e in source.events]
         source.close()
         gt_inlet.close_stream()
+    except StreamNotFoundError as err:
+        raise StreamNotFoundError(
+            f"{err}\nThe synthetic publisher said: {_stop(proc) or '(nothing)'}"
+        ) from err
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:  # pragma: no cover - a hung publisher
-            proc.kill()
+        _stop(proc)
     times = np.concatenate(crossing_times) if crossing_times else np.zeros(0)
     channels = np.concatenate(crossing_channels) if crossing_channels else np.zeros(0, int)
     caught, big, caught_big = _score(markers, times, channels, t_first, calibration_s, status)
