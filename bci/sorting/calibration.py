@@ -1,0 +1,253 @@
+"""Calibration: detected peaks -> snippets -> features -> clusters -> merged, refined unit templates.
+
+Steps (run once, offline, on the first seconds of a session):
+
+1. Peaks: locally exclusive threshold crossings (:mod:`bci.sorting.detection`).
+2. Features: each peak's snippet on the contacts within ``feature_radius_um`` of its peak channel,
+   compressed by a temporal PCA (SVD) shared by all channels, then a PCA of the concatenated
+   per-channel coefficients. Peaks are clustered per peak channel, so every feature vector of a
+   group lives on the same contacts (the local strategy of Tridesclous 2 and SpyKING CIRCUS 2).
+3. Clustering: scikit-learn's :class:`~sklearn.cluster.HDBSCAN` (Campello et al. 2013). Why:
+   the number of units is unknown (k-means and Gaussian mixtures need it, or a model-selection
+   loop around them); clusters of spike features have unequal sizes and densities, which a single
+   DBSCAN radius cannot serve; and noise peaks are left unlabelled instead of forced into a unit.
+   It is the clusterer SpyKING CIRCUS 2 and Tridesclous 2 use through the ``hdbscan`` package;
+   scikit-learn's port needs no extra dependency.
+4. Over-splitting: one unit seen on two peak channels, or cut in two by HDBSCAN, gives templates
+   that differ by little more than noise. Templates are merged when, at the best alignment
+   within a few samples, their difference holds less than ``merge_threshold`` of the smaller
+   one's energy.
+5. Refinement: the templates are matched against the calibration data with the online peeler
+   itself, each template is rebuilt from the spikes assigned to it, and templates that collect too
+   few spikes are dropped (one step of template-matching EM; it cleans clusters polluted by
+   overlaps and aligns every template on its own trough).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from bci.sorting.detection import channel_neighbours, detect_peaks
+from bci.sorting.noise import SortingError
+
+
+@dataclass(frozen=True)
+class CalibrationParams:
+    """Knobs of :func:`cluster_templates` (see :class:`bci.sorting.OnlineSorter` for meanings)."""
+
+    threshold: float = 5.0
+    sweep: int = 3
+    refractory: int = 15
+    detect_radius_um: float = 50.0
+    feature_radius_um: float = 50.0
+    pre: int = 20
+    post: int = 30
+    tail: int = 60
+    n_temporal_pcs: int = 5
+    n_features: int = 10
+    min_cluster_size: int = 20
+    max_peaks_per_channel: int = 2000
+    merge_threshold: float = 0.25
+    merge_max_shift: int = 3
+    min_spikes: int = 20
+    seed: int = 0
+
+
+def snippets(
+    x: npt.NDArray[np.float32],
+    times: npt.NDArray[np.int64],
+    pre: int,
+    post: int,
+    channels: npt.NDArray[np.intp] | None = None,
+) -> npt.NDArray[np.float32]:
+    """Windows ``x[t - pre : t + post + 1]`` of each time, shape (n, pre + post + 1, channels)."""
+    idx = times[:, None] + np.arange(-pre, post + 1)[None, :]
+    if channels is None:
+        return x[idx]
+    return x[idx[:, :, None], channels[None, None, :]]
+
+
+def _robust_mean(w: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Median over spikes: a template that overlapping spikes do not drag."""
+    return np.median(w, axis=0).astype(np.float32)
+
+
+def _template_from_times(
+    x: npt.NDArray[np.float32], times: npt.NDArray[np.int64], pre: int, post: int, limit: int = 1000
+) -> npt.NDArray[np.float32]:
+    if times.size > limit:
+        times = times[np.linspace(0, times.size - 1, limit).astype(np.int64)]
+    return _robust_mean(snippets(x, times, pre, post))
+
+
+def _align(
+    x: npt.NDArray[np.float32], times: npt.NDArray[np.int64], pre: int, post: int, max_shift: int
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    """Template of ``times`` re-centred on the trough of its main channel (shift bounded)."""
+    template = _template_from_times(x, times, pre, post)
+    main = int(np.argmin(template[: 2 * pre + 1].min(axis=0)))
+    shift = int(np.clip(int(np.argmin(template[: 2 * pre + 1, main])) - pre, -max_shift, max_shift))
+    if shift:
+        times = times + shift
+        template = _template_from_times(x, times, pre, post)
+    return template, times
+
+
+def _distance(
+    a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], max_shift: int
+) -> tuple[float, int]:
+    """Smallest ``||a - b_shifted||^2 / min(||a||^2, ||b||^2)`` over shifts; returns (d, shift)."""
+    n = a.shape[0]
+    best, best_s = np.inf, 0
+    ea, eb = float((a**2).sum()), float((b**2).sum())
+    for s in range(-max_shift, max_shift + 1):
+        lo, hi = max(0, s), min(n, n + s)
+        diff = a[lo:hi] - b[lo - s : hi - s]
+        d = float((diff**2).sum()) / max(min(ea, eb), 1e-12)
+        if d < best:
+            best, best_s = d, s
+    return best, best_s
+
+
+def _cluster_group(
+    features: npt.NDArray[np.float32], min_cluster_size: int, seed: int
+) -> npt.NDArray[np.int64]:
+    from sklearn.cluster import HDBSCAN
+
+    if features.shape[0] < 2 * min_cluster_size:
+        return np.zeros(features.shape[0], np.int64)
+    labels = HDBSCAN(min_cluster_size=min_cluster_size, min_samples=5, copy=True).fit_predict(
+        features
+    )
+    return np.asarray(labels, dtype=np.int64)
+
+
+def find_peaks(
+    x: npt.NDArray[np.float32], positions: npt.NDArray[np.float64], p: CalibrationParams
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]:
+    """Locally exclusive peaks of the whole calibration segment (edges kept clear for snippets)."""
+    neighbours, n_neighbours = channel_neighbours(positions, p.detect_radius_um)
+    margin = max(p.pre, p.tail) + p.merge_max_shift + p.sweep + 1
+    if x.shape[0] <= 2 * margin:
+        raise SortingError(
+            f"Calibration needs more than {2 * margin} samples, but got {x.shape[0]}."
+        )
+    return detect_peaks(
+        x, margin, x.shape[0] - margin, p.threshold, p.sweep, p.refractory, neighbours, n_neighbours
+    )
+
+
+def cluster_templates(
+    x: npt.NDArray[np.float32],
+    positions: npt.NDArray[np.float64],
+    p: CalibrationParams,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64], dict[str, Any]]:
+    """Cluster the peaks of normalised traces ``x`` into merged templates (steps 1-4).
+
+    Returns
+    -------
+    templates : float32 array (n_units, pre + post + 1, n_channels)
+    n_spikes : int64 array (n_units,)
+    info : dict
+        Counts for the calibration report (peaks, clusters before/after merging).
+    """
+    times, chans = find_peaks(x, positions, p)
+    n_channels = x.shape[1]
+    min_total = max(p.min_cluster_size, p.min_spikes)
+    if times.size < min_total:
+        raise SortingError(
+            f"Calibration found {times.size} spikes beyond {p.threshold} x noise on "
+            f"{n_channels} channels in {x.shape[0]} samples; at least {min_total} are needed to "
+            "learn a template. Calibrate on a longer or livelier segment, or lower the threshold."
+        )
+    rng = np.random.default_rng(p.seed)
+    # temporal basis from peak-channel waveforms
+    sample = rng.choice(times.size, size=min(times.size, 5000), replace=False)
+    waves = snippets(x, times[sample], p.pre, p.post)[np.arange(sample.size), :, chans[sample]]
+    _, _, vt = np.linalg.svd(waves - waves.mean(axis=0), full_matrices=False)
+    basis = vt[: p.n_temporal_pcs].astype(np.float32)  # (n_pcs, n_t)
+    feat_neigh, feat_counts = channel_neighbours(positions, p.feature_radius_um)
+    clusters: list[npt.NDArray[np.int64]] = []
+    for c in range(n_channels):
+        members = np.flatnonzero(chans == c)
+        if members.size < p.min_cluster_size:
+            continue
+        if members.size > p.max_peaks_per_channel:
+            members = np.sort(rng.choice(members, size=p.max_peaks_per_channel, replace=False))
+        chs = np.concatenate([[c], feat_neigh[c, : feat_counts[c]]]).astype(np.intp)
+        w = snippets(x, times[members], p.pre, p.post, chs)  # (m, n_t, n_chs)
+        coeffs = np.einsum("mtc,kt->mck", w, basis).reshape(members.size, -1)
+        coeffs = coeffs - coeffs.mean(axis=0)
+        if coeffs.shape[1] > p.n_features:
+            _, _, v = np.linalg.svd(coeffs, full_matrices=False)
+            coeffs = coeffs @ v[: p.n_features].T
+        labels = _cluster_group(coeffs.astype(np.float32), p.min_cluster_size, p.seed)
+        for lab in np.unique(labels[labels >= 0]):
+            clusters.append(times[members[labels == lab]])
+    if not clusters:
+        raise SortingError(
+            f"Calibration found {times.size} peaks but no cluster of at least "
+            f"{p.min_cluster_size} similar spikes on any channel; calibrate on a longer segment."
+        )
+    aligned = [_align(x, t, p.pre, p.tail, p.merge_max_shift) for t in clusters]
+    templates = [a[0] for a in aligned]
+    spike_times = [a[1] for a in aligned]
+    n_before = len(templates)
+    templates, spike_times = merge_similar(x, templates, spike_times, p)
+    info = {
+        "n_peaks": int(times.size),
+        "n_clusters": n_before,
+        "n_after_merge": len(templates),
+    }
+    return (
+        np.asarray(templates, dtype=np.float32),
+        np.array([t.size for t in spike_times], dtype=np.int64),
+        info,
+    )
+
+
+def merge_similar(
+    x: npt.NDArray[np.float32],
+    templates: list[npt.NDArray[np.float32]],
+    spike_times: list[npt.NDArray[np.int64]],
+    p: CalibrationParams,
+) -> tuple[list[npt.NDArray[np.float32]], list[npt.NDArray[np.int64]]]:
+    """Merge templates whose aligned difference is below ``merge_threshold`` (union-find)."""
+    k = len(templates)
+    parent = list(range(k))
+    shift_to_root = [0] * k
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    order = np.argsort([-t.size for t in spike_times])  # big clusters absorb small ones
+    for ii, i in enumerate(order):
+        for j in order[ii + 1 :]:
+            ri, rj = find(int(i)), find(int(j))
+            if ri == rj:
+                continue
+            d, s = _distance(templates[i], templates[j], p.merge_max_shift)
+            if d < p.merge_threshold:
+                # b shifted by s matches a: unit j's spikes sit s samples early against i
+                parent[rj] = ri
+                shift_to_root[int(j)] = s
+    groups: dict[int, list[int]] = {}
+    for i in range(k):
+        groups.setdefault(find(i), []).append(i)
+    out_t, out_s = [], []
+    for root, members in groups.items():
+        times = np.sort(
+            np.concatenate(
+                [spike_times[m] - (shift_to_root[m] if m != root else 0) for m in members]
+            )
+        )
+        template, times = _align(x, times, p.pre, p.tail, p.merge_max_shift)
+        out_t.append(template)
+        out_s.append(times)
+    return out_t, out_s

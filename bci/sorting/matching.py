@@ -1,0 +1,617 @@
+"""OnlineSorter: calibrate templates once, then label spikes chunk by chunk, causally.
+
+``fit`` learns templates from the first seconds of a session (:mod:`bci.sorting.calibration`);
+``process`` takes band-passed, referenced :class:`~bci.stream.SignalChunk` objects and returns a
+:class:`~bci.stream.SpikeChunk` of the spikes whose labels are final, using the peeler of
+:mod:`bci.sorting.peeler`. A spike near the end of a chunk needs samples that have not arrived yet,
+so the sorter carries a margin: the last ``lookahead`` samples of every chunk are held in a buffer
+and scanned when the next chunk completes them. Every spike is therefore reported exactly once,
+and the output does not depend on how the stream is cut into chunks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from bci._checks import ensure_float, ensure_int
+from bci.errors import StageCompatibilityError
+from bci.sorting.calibration import CalibrationParams, cluster_templates, snippets
+from bci.sorting.detection import channel_neighbours, default_positions
+from bci.sorting.noise import SortingError, mad_noise
+from bci.sorting.peeler import peel
+from bci.sorting.templates import TemplateBank
+from bci.stream import SPIKE_DTYPE, SignalChunk, SpikeChunk, Stage, StreamSpec
+
+
+def _ms(value_ms: float, sfreq: float) -> int:
+    return int(round(value_ms * 1e-3 * sfreq))
+
+
+class OnlineSorter(Stage, name="online_sorter"):
+    """Template-matching spike sorter for a live stream: ``fit`` once, then ``process`` chunks.
+
+    Input: spike-band signal (after :class:`~bci.preprocessing.BandPass` and
+    :class:`~bci.preprocessing.CommonReference`), in uV. Output: spikes with ``unit_index`` the
+    template matched, or :data:`~bci.stream.UNSORTED` (-1) for a peak no template explains;
+    ``amplitude`` is the trough on the peak channel in the input's unit. Spike times are the
+    trough sample minus the upstream filters' group delay
+    (``StreamSpec.meta["group_delay_samples"]``, rounded), i.e. on the raw signal's clock.
+
+    Parameters
+    ----------
+    threshold : float
+        Detection threshold in multiples of each channel's noise sigma (MAD, from calibration).
+        5 is SpikeInterface's default for sorting; BCI threshold crossings use 3-4.5 (Christie et
+        al. 2015) because they need no clean clusters.
+    radius_um : float
+        Contacts within this distance are neighbours for locally exclusive detection.
+    feature_radius_um : float
+        Contacts within this distance of the peak channel give a spike's calibration features.
+    sweep_ms : float
+        Half-width of the local-minimum test in time (0.1 ms, SpikeInterface's default).
+    refractory_ms : float
+        After an *unsorted* peak, its channel is not re-detected for this long (one slow or
+        ragged trough is one event). Matched spikes are subtracted instead, so a second unit firing
+        on the same channel right after is still found.
+    pre_ms, post_ms : float
+        Template window before and after the trough. ``post_ms`` sets the latency floor: a spike is
+        labelled once ``post_ms`` (+ a few samples of alignment slack) of signal after its trough has
+        arrived. 1 ms after the trough holds the repolarisation that separates most units.
+    tail_ms : float
+        Template length after the trough that is *subtracted* (not compared): the slow
+        after-potential of a big spike would otherwise be detected again as a spike of its own.
+    max_shift : int
+        Alignments tried around the expected trough, in samples (+- ``max_shift``).
+    amplitude_range : (float, float)
+        Allowed scaling of a template to fit a spike (amplitude varies within bursts and with
+        slow drift; Pouzat et al. 2002).
+    explain_fraction : float
+        A fit is accepted only if it leaves less than this fraction of the peak's depth.
+    residual_guard : float
+        After a subtraction, the channels it touched need a peak deeper than this fraction of the
+        subtracted trough (for the template's duration) to give a new detection, so the small
+        mismatch a big spike leaves behind is not reported as a spike.
+    tracking_rate : float
+        Slow template tracking for drift: every matched spike moves its template by this fraction
+        towards the (amplitude-normalised) spike. 0 (default) freezes the templates.
+    n_temporal_pcs, n_features, min_cluster_size, merge_threshold, max_peaks_per_channel, refine,
+    min_spikes, seed
+        Calibration knobs, see :mod:`bci.sorting.calibration`.
+
+    Notes
+    -----
+    **Bad input.** A chunk with another channel count or rate than calibration raises
+    :class:`~bci.errors.StageCompatibilityError`; calibration data that yields no spikes or no
+    cluster raises :class:`SortingError`. NaN samples (gaps the source could not fill) are
+    treated as zeros, so no spike is detected in them, and counted in :attr:`nan_samples`. A
+    non-contiguous chunk (``first_sample`` jumps) finishes the old segment as if it ended there and
+    starts a new one; gaps are counted in :attr:`gaps`.
+    """
+
+    accepts = ("signal",)
+
+    def __init__(
+        self,
+        threshold: float = 5.0,
+        radius_um: float = 50.0,
+        feature_radius_um: float = 50.0,
+        sweep_ms: float = 0.1,
+        refractory_ms: float = 0.5,
+        pre_ms: float = 0.7,
+        post_ms: float = 1.0,
+        tail_ms: float = 2.5,
+        max_shift: int = 1,
+        amplitude_range: Sequence[float] = (0.6, 1.6),
+        explain_fraction: float = 0.5,
+        residual_guard: float = 0.3,
+        tracking_rate: float = 0.0,
+        n_temporal_pcs: int = 5,
+        n_features: int = 10,
+        min_cluster_size: int = 20,
+        merge_threshold: float = 0.25,
+        max_peaks_per_channel: int = 2000,
+        refine: bool = True,
+        min_spikes: int = 20,
+        seed: int = 0,
+    ) -> None:
+        self.threshold = ensure_float(threshold, "threshold", minimum=0.0, strict_minimum=True)
+        self.radius_um = ensure_float(radius_um, "radius_um", minimum=0.0)
+        self.feature_radius_um = ensure_float(feature_radius_um, "feature_radius_um", minimum=0.0)
+        self.sweep_ms = ensure_float(sweep_ms, "sweep_ms", minimum=0.0)
+        self.refractory_ms = ensure_float(refractory_ms, "refractory_ms", minimum=0.0)
+        self.pre_ms = ensure_float(pre_ms, "pre_ms", minimum=0.0, strict_minimum=True)
+        self.post_ms = ensure_float(post_ms, "post_ms", minimum=0.0, strict_minimum=True)
+        self.tail_ms = ensure_float(tail_ms, "tail_ms", minimum=self.post_ms)
+        self.max_shift = ensure_int(max_shift, "max_shift", minimum=0)
+        if len(amplitude_range) != 2:
+            raise SortingError(
+                "Invalid value for the 'amplitude_range' parameter. Allowed values are "
+                f"(min, max) with 0 < min <= 1 <= max, but got {amplitude_range!r} instead."
+            )
+        lo = ensure_float(amplitude_range[0], "amplitude_range", minimum=0.0, strict_minimum=True)
+        hi = ensure_float(amplitude_range[1], "amplitude_range", minimum=1.0)
+        if lo > 1.0:
+            raise SortingError(
+                "Invalid value for the 'amplitude_range' parameter. Allowed values are "
+                f"(min, max) with 0 < min <= 1 <= max, but got {amplitude_range!r} instead."
+            )
+        self.amplitude_range = (lo, hi)
+        self.explain_fraction = ensure_float(
+            explain_fraction, "explain_fraction", minimum=0.0, maximum=1.0
+        )
+        self.residual_guard = ensure_float(
+            residual_guard, "residual_guard", minimum=0.0, maximum=1.0
+        )
+        self.tracking_rate = ensure_float(tracking_rate, "tracking_rate", minimum=0.0, maximum=1.0)
+        self.refine = bool(refine)
+        self.seed = ensure_int(seed, "seed")
+        self._calibration_knobs: dict[str, Any] = {
+            "n_temporal_pcs": ensure_int(n_temporal_pcs, "n_temporal_pcs", minimum=1),
+            "n_features": ensure_int(n_features, "n_features", minimum=1),
+            "min_cluster_size": ensure_int(min_cluster_size, "min_cluster_size", minimum=2),
+            "merge_threshold": ensure_float(merge_threshold, "merge_threshold", minimum=0.0),
+            "max_peaks_per_channel": ensure_int(
+                max_peaks_per_channel, "max_peaks_per_channel", minimum=10
+            ),
+            "min_spikes": ensure_int(min_spikes, "min_spikes", minimum=1),
+        }
+        self.bank: TemplateBank | None = None
+        self._neigh: tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]] | None = None
+        self.calibration_info: dict[str, Any] = {}
+        self.templates_file: str | None = None
+        self._delay = 0
+        self.reset()
+
+    # -- geometry in samples ------------------------------------------------------------------------
+    def _params(self, sfreq: float) -> CalibrationParams:
+        return CalibrationParams(
+            threshold=self.threshold,
+            sweep=max(1, _ms(self.sweep_ms, sfreq)),
+            refractory=_ms(self.refractory_ms, sfreq),
+            detect_radius_um=self.radius_um,
+            feature_radius_um=self.feature_radius_um,
+            pre=max(1, _ms(self.pre_ms, sfreq)),
+            post=max(1, _ms(self.post_ms, sfreq)),
+            tail=max(1, _ms(self.tail_ms, sfreq)),
+            merge_max_shift=max(self.max_shift, 2),
+            seed=self.seed,
+            **self._calibration_knobs,
+        )
+
+    # -- calibration --------------------------------------------------------------------------------
+    @property
+    def is_fitted(self) -> bool:
+        return self.bank is not None
+
+    @property
+    def n_units(self) -> int:
+        """Number of templates (0 before fit)."""
+        return 0 if self.bank is None else self.bank.n_units
+
+    def fit(
+        self,
+        traces: npt.ArrayLike,
+        sfreq: float | None = None,
+        positions: npt.ArrayLike | None = None,
+    ) -> OnlineSorter:
+        """Learn noise levels and unit templates from a calibration segment.
+
+        Parameters
+        ----------
+        traces : array, shape (n_samples, n_channels)
+            The *preprocessed* signal this stage will see (band-passed, referenced), in uV;
+            typically the first 30 s of a session.
+        sfreq : float or None
+            Sampling rate; ``None``: the prepared stream's rate.
+        positions : array (n_channels, 2) or None
+            Contact positions in um; ``None``: the prepared stream's positions, else a single
+            column at 20 um pitch.
+
+        Returns
+        -------
+        self
+        """
+        x = np.asarray(traces, dtype=np.float32)
+        if x.ndim != 2:
+            raise SortingError(
+                f"OnlineSorter.fit needs traces of shape (n_samples, n_channels), got {x.shape}."
+            )
+        if sfreq is None:
+            if self.input_spec is None:
+                raise SortingError("OnlineSorter.fit needs sfreq (or prepare() the stage first).")
+            sfreq = float(self.input_spec.rate_hz)
+        sfreq = ensure_float(sfreq, "sfreq", minimum=0.0, strict_minimum=True)
+        if self.input_spec is not None and self.input_spec.n_channels != x.shape[1]:
+            raise StageCompatibilityError(
+                f"OnlineSorter was prepared for {self.input_spec.n_channels} channels, but the "
+                f"calibration traces have {x.shape[1]}."
+            )
+        pos = self._positions(positions, x.shape[1])
+        noise = mad_noise(x)
+        xn: npt.NDArray[np.float32] = np.ascontiguousarray(x / noise.astype(np.float32))
+        p = self._params(sfreq)
+        templates, n_spikes, info = cluster_templates(xn, pos, p)
+        bank = self._make_bank(templates, n_spikes, noise, pos, sfreq, p)
+        if self.refine:
+            bank, info["refine"] = self._refine(xn, bank, p)
+        info["n_units"] = bank.n_units
+        self.bank = bank
+        self.calibration_info = info
+        self.reset()
+        return self
+
+    def _positions(
+        self, positions: npt.ArrayLike | None, n_channels: int
+    ) -> npt.NDArray[np.float64]:
+        if positions is None and self.input_spec is not None and self.input_spec.positions:
+            positions = self.input_spec.positions
+        if positions is None:
+            return default_positions(n_channels)
+        pos = np.asarray(positions, dtype=np.float64)
+        if pos.ndim != 2 or pos.shape[0] != n_channels:
+            raise StageCompatibilityError(
+                f"Probe positions must have shape ({n_channels}, 2) for {n_channels} channels, "
+                f"but got shape {pos.shape}."
+            )
+        return pos[:, :2]
+
+    def _make_bank(
+        self,
+        templates: npt.NDArray[np.float32],
+        n_spikes: npt.NDArray[np.int64],
+        noise: npt.NDArray[np.float64],
+        positions: npt.NDArray[np.float64],
+        sfreq: float,
+        p: CalibrationParams,
+    ) -> TemplateBank:
+        return TemplateBank(
+            templates=templates,
+            pre=p.pre,
+            n_match=p.pre + p.post + 1,
+            noise=noise,
+            positions=positions,
+            sfreq=sfreq,
+            n_spikes=n_spikes,
+            max_offset=max(2, p.sweep + 1),
+            threshold=self.threshold,
+        )
+
+    def _refine(
+        self, xn: npt.NDArray[np.float32], bank: TemplateBank, p: CalibrationParams
+    ) -> tuple[TemplateBank, dict[str, Any]]:
+        """Match the calibration data with the first templates; rebuild them from their spikes."""
+        times, units = self._match_array(xn, bank)
+        keep: list[int] = []
+        templates = []
+        counts = []
+        for k in range(bank.n_units):
+            t = times[units == k]
+            if t.size < p.min_spikes:
+                continue
+            sel = t if t.size <= 1000 else t[np.linspace(0, t.size - 1, 1000).astype(np.int64)]
+            templates.append(np.median(snippets(xn, sel, p.pre, p.tail), axis=0))
+            counts.append(t.size)
+            keep.append(k)
+        if not templates:
+            raise SortingError(
+                "Calibration templates matched fewer than "
+                f"{p.min_spikes} spikes each on the calibration data; calibrate on a longer segment."
+            )
+        refined = self._make_bank(
+            np.asarray(templates, np.float32),
+            np.asarray(counts),
+            bank.noise,
+            bank.positions,
+            bank.sfreq,
+            p,
+        )
+        info = {
+            "dropped": bank.n_units - len(keep),
+            "unsorted_fraction": float(np.mean(units < 0)) if units.size else 0.0,
+        }
+        return refined, info
+
+    def _match_array(
+        self, xn: npt.NDArray[np.float32], bank: TemplateBank
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]:
+        """Peel a whole normalised array (zero-padded at both ends); spike times and units."""
+        pad = self._history(bank) + self._lookahead(bank) + self._pending(bank)
+        x = np.zeros((xn.shape[0] + 2 * pad, xn.shape[1]), np.float32)
+        x[pad : pad + xn.shape[0]] = xn
+        state = self._fresh_state(bank.n_channels)
+        t, _, k, _, _ = self._peel(x, pad, pad + xn.shape[0], bank, state, tracking=0.0)
+        return t - pad, k
+
+    # -- geometry of the carried margin -------------------------------------------------------------
+    def _sweep(self, bank: TemplateBank) -> int:
+        return max(1, _ms(self.sweep_ms, bank.sfreq))
+
+    def _lookahead(self, bank: TemplateBank) -> int:
+        """Samples after a peak that must be present before it can be decided."""
+        return max(self._sweep(bank), bank.post + bank.max_offset + self.max_shift)
+
+    def _pending(self, bank: TemplateBank) -> int:
+        """Rows past the arrived data that a subtracted template tail may reach."""
+        return bank.tail + bank.max_offset + self.max_shift + 1
+
+    def _history(self, bank: TemplateBank) -> int:
+        """Samples before the scan position that matching may read or subtract from."""
+        return max(self._sweep(bank), bank.pre + bank.max_offset + self.max_shift)
+
+    @property
+    def lookahead_samples(self) -> int:
+        """Signal a spike needs after its trough before it is labelled (the latency floor)."""
+        self._require_fit()
+        assert self.bank is not None
+        return self._lookahead(self.bank)
+
+    def _fresh_state(self, n_channels: int) -> dict[str, npt.NDArray[Any]]:
+        return {
+            "last_unsorted": np.full(n_channels, -(10**12), np.int64),
+            "guard_until": np.full(n_channels, -(10**12), np.int64),
+            "guard_level": np.zeros(n_channels, np.float64),
+        }
+
+    def _peel(
+        self,
+        x: npt.NDArray[np.float32],
+        start: int,
+        stop: int,
+        bank: TemplateBank,
+        state: dict[str, npt.NDArray[Any]],
+        tracking: float,
+    ) -> tuple[npt.NDArray[Any], ...]:
+        if self._neigh is None or self._neigh[0].shape[0] != bank.n_channels:
+            self._neigh = channel_neighbours(bank.positions, self.radius_um)
+        templates = bank.templates
+        if templates.shape[0] == 0:
+            templates = np.zeros((1, bank.n_samples, bank.n_channels), np.float32)
+        return peel(
+            x,
+            start,
+            stop,
+            self.threshold,
+            self._sweep(bank),
+            _ms(self.refractory_ms, bank.sfreq),
+            self._neigh[0],
+            self._neigh[1],
+            templates,
+            bank.pre,
+            bank.n_match,
+            bank.support,
+            bank.n_support,
+            bank.norms,
+            bank.offsets,
+            bank.candidates,
+            bank.n_candidates,
+            self.max_shift,
+            self.amplitude_range[0],
+            self.amplitude_range[1],
+            self.explain_fraction,
+            self.residual_guard,
+            state["last_unsorted"],
+            state["guard_until"],
+            state["guard_level"],
+            tracking,
+            4,
+        )
+
+    # -- the Stage contract -------------------------------------------------------------------------
+    def prepare(self, upstream: StreamSpec) -> StreamSpec:
+        """Check the stream against calibration; emit a spike stream with one channel per unit."""
+        super().prepare(upstream)
+        self._delay = int(round(float(upstream.meta.get("group_delay_samples", 0.0))))
+        if self.bank is not None:
+            self._check_stream(int(upstream.n_channels), float(upstream.rate_hz))
+        n_units = self.n_units
+        self.output_spec = StreamSpec(
+            kind="spikes",
+            n_channels=n_units,
+            rate_hz=float(upstream.rate_hz),
+            channel_names=tuple(f"unit{k}" for k in range(n_units)),
+            unit=upstream.unit,
+            positions=upstream.positions,
+            meta={
+                **upstream.meta,
+                "sorter": "online_sorter",
+                "spike_time_corrected_samples": self._delay,
+            },
+        )
+        self.reset()
+        return self.output_spec
+
+    def _check_stream(self, n_channels: int, sfreq: float) -> None:
+        assert self.bank is not None
+        if n_channels != self.bank.n_channels:
+            raise StageCompatibilityError(
+                f"OnlineSorter was calibrated on {self.bank.n_channels} channels, but got a "
+                f"chunk with {n_channels} channels."
+            )
+        if abs(sfreq - self.bank.sfreq) > 1e-6 * self.bank.sfreq:
+            raise StageCompatibilityError(
+                f"OnlineSorter was calibrated at {self.bank.sfreq} Hz, but the stream runs at "
+                f"{sfreq} Hz."
+            )
+
+    def _require_fit(self) -> None:
+        if self.bank is None:
+            raise SortingError(
+                "OnlineSorter has no templates: call fit(calibration_traces) or "
+                "OnlineSorter.load(path) before process()."
+            )
+
+    def reset(self) -> None:
+        """Forget the carried margin and the stream position (templates stay)."""
+        self._buf: npt.NDArray[np.float32] | None = None
+        self._buf_start = 0  # sample index of _buf[0]
+        self._arrived_end = 0  # one past the last sample that has arrived
+        self._pending_rows = 0
+        self._pos = 0  # next sample to scan
+        self._state: dict[str, npt.NDArray[Any]] = {}
+        self._neigh = None
+        self._emitted_upto = 0
+        self.nan_samples = 0
+        self.gaps = 0
+
+    def process(self, chunk: SignalChunk) -> SpikeChunk:
+        """Scan what the chunk completes; return the spikes labelled in that span."""
+        self._require_fit()
+        bank = self.bank
+        assert bank is not None
+        if self.input_spec is None:
+            self.prepare(StreamSpec("signal", chunk.n_channels, chunk.sfreq))
+        self._check_stream(chunk.n_channels, chunk.sfreq)
+        data = chunk.data
+        nan_rows = np.isnan(data).any(axis=1)
+        if nan_rows.any():
+            self.nan_samples += int(nan_rows.sum())
+            data = np.where(np.isnan(data), np.float32(0.0), data)
+        xn = data * self._inv_noise(bank)
+        results = []
+        if self._buf is None:
+            self._start(chunk.first_sample, bank)
+        elif chunk.first_sample != self._arrived_end:
+            self.gaps += 1
+            results.append(self._finish_segment(bank))
+            self._start(chunk.first_sample, bank)
+        self._append(xn)
+        stop = self._arrived_end - self._lookahead(bank)
+        results.append(self._scan(stop, bank))
+        return self._emit(results, chunk)
+
+    def _append(self, xn: npt.NDArray[np.float32]) -> None:
+        """Add arriving samples onto the residual (which holds pending subtractions there)."""
+        assert self._buf is not None
+        n = xn.shape[0]
+        i = self._arrived_end - self._buf_start
+        need = i + n + self._pending_rows - self._buf.shape[0]
+        if need > 0:
+            self._buf = np.concatenate(
+                [self._buf, np.zeros((need, self._buf.shape[1]), np.float32)]
+            )
+        self._buf[i : i + n] += xn
+        self._arrived_end += n
+
+    def flush(self) -> SpikeChunk:
+        """Decide the held-back margin as if the stream ended here (end of a recording)."""
+        self._require_fit()
+        assert self.bank is not None
+        if self._buf is None:
+            return SpikeChunk(
+                np.zeros(0, SPIKE_DTYPE),
+                self._emitted_upto,
+                self._emitted_upto - 1,
+                self.bank.sfreq,
+            )
+        first = self._pos
+        res = self._finish_segment(self.bank)
+        spikes = self._to_spikes([res])
+        out = SpikeChunk(spikes, first - self._delay, self._pos - 1 - self._delay, self.bank.sfreq)
+        self._buf = None
+        return out
+
+    # -- internals ----------------------------------------------------------------------------------
+    def _inv_noise(self, bank: TemplateBank) -> npt.NDArray[np.float32]:
+        return (1.0 / bank.noise).astype(np.float32)
+
+    def _start(self, first_sample: int, bank: TemplateBank) -> None:
+        history = self._history(bank)
+        self._pending_rows = self._pending(bank)
+        self._buf = np.zeros((history + self._pending_rows, bank.n_channels), np.float32)
+        self._buf_start = first_sample - history
+        self._arrived_end = first_sample
+        self._pos = first_sample
+        self._state = self._fresh_state(bank.n_channels)
+
+    def _finish_segment(self, bank: TemplateBank) -> tuple[Any, ...]:
+        """Scan the current segment to its end, as if zeros followed it."""
+        end = self._arrived_end
+        self._append(np.zeros((self._lookahead(bank), bank.n_channels), np.float32))
+        return self._scan(end, bank)
+
+    def _scan(self, stop: int, bank: TemplateBank) -> tuple[Any, ...]:
+        assert self._buf is not None
+        start = self._pos
+        if stop <= start:
+            empty = np.zeros(0, np.int64)
+            return (empty, empty.astype(np.int32), empty.astype(np.int32), np.zeros(0, np.float32))
+        off = self._buf_start
+        # the kernel counts samples from the buffer's start; the carried state is in stream samples
+        self._state["last_unsorted"] -= off
+        self._state["guard_until"] -= off
+        t, c, k, _a, v = self._peel(
+            self._buf, start - off, stop - off, bank, self._state, self.tracking_rate
+        )
+        self._state["last_unsorted"] += off
+        self._state["guard_until"] += off
+        self._pos = stop
+        amp = (v * bank.noise[c]).astype(np.float32)  # trough depth on the peak channel, in uV
+        # keep only the history the next scan needs
+        keep_from = self._pos - self._history(bank)
+        drop = keep_from - self._buf_start
+        if drop > 0:
+            self._buf = self._buf[drop:]
+            self._buf_start = keep_from
+        return (t + off, c, k, amp)
+
+    def _to_spikes(self, results: list[tuple[Any, ...]]) -> npt.NDArray[np.void]:
+        n = sum(r[0].size for r in results)
+        spikes = np.zeros(n, SPIKE_DTYPE)
+        i = 0
+        for t, c, k, amp in results:
+            m = t.size
+            spikes["sample_index"][i : i + m] = t - self._delay
+            spikes["channel_index"][i : i + m] = c
+            spikes["unit_index"][i : i + m] = k
+            spikes["amplitude"][i : i + m] = amp
+            i += m
+        return spikes
+
+    def _emit(self, results: list[tuple[Any, ...]], chunk: SignalChunk) -> SpikeChunk:
+        spikes = self._to_spikes(results)
+        first = self._emitted_upto
+        last = self._pos - 1 - self._delay
+        out = SpikeChunk(spikes, first, max(last, first - 1), chunk.sfreq)
+        self._emitted_upto = max(last + 1, first)
+        return out
+
+    # -- persistence --------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Save the calibrated templates and this sorter's parameters (``.npz``)."""
+        self._require_fit()
+        assert self.bank is not None
+        saved = self.bank.save(
+            path, extra={"params": self.params, "calibration_info": self.calibration_info}
+        )
+        self.templates_file = str(saved)
+        return saved
+
+    @classmethod
+    def load(cls, path: str | Path) -> OnlineSorter:
+        """Rebuild a calibrated sorter saved by :meth:`save`, ready to ``process``."""
+        bank, extra = TemplateBank.load(path)
+        sorter = cls(**extra.get("params", {}))
+        sorter.bank = bank
+        sorter.calibration_info = dict(extra.get("calibration_info", {}))
+        sorter.templates_file = str(path)
+        sorter.reset()
+        return sorter
+
+    def to_dict(self) -> dict[str, Any]:
+        """Parameters, plus the template file when the sorter was saved or loaded."""
+        out = super().to_dict()
+        if self.templates_file is not None:
+            out["templates_file"] = self.templates_file
+        return out
+
+    @classmethod
+    def from_dict(cls, description: dict[str, Any]) -> OnlineSorter:
+        """Rebuild from :meth:`to_dict`; loads the templates when a file is named."""
+        if description.get("templates_file"):
+            return cls.load(description["templates_file"])
+        return cls(**dict(description.get("params", {})))

@@ -1,0 +1,177 @@
+"""The matching kernel: detect, match a template with amplitude scaling, subtract, detect again.
+
+Greedy "peeling" in time order (the template-matching scheme of Tridesclous and SpyKING CIRCUS;
+Pouzat et al. 2002, J Neurosci Methods 122:43; Yger et al. 2018, eLife 7:e34518): each locally
+exclusive peak of the residual is compared with the templates that can produce a trough on its
+channel, at a few alignments; the best fit (largest drop of residual energy, amplitude scaled within
+bounds) is accepted if it explains the peak, and is then subtracted from the residual, so a spike
+hidden under it can be found at the same sample. A peak no template explains is reported as
+unsorted and not subtracted.
+
+Every decision at sample ``t`` depends only on the residual up to ``t + lookahead``, and the
+residual is changed only by decisions at earlier samples, so the result does not depend on where
+the stream is cut into chunks.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from bci.sorting.detection import is_local_peak
+
+
+@numba.njit(cache=True, nogil=True)
+def peel(  # pragma: no cover (jitted)
+    x,
+    start,
+    stop,
+    threshold,
+    sweep,
+    refractory,
+    neighbours,
+    n_neighbours,
+    templates,
+    pre,
+    n_match,
+    support,
+    n_support,
+    norms,
+    offsets,
+    candidates,
+    n_candidates,
+    max_shift,
+    amp_min,
+    amp_max,
+    explain_fraction,
+    residual_guard,
+    last_unsorted,
+    guard_until,
+    guard_level,
+    tracking_rate,
+    max_passes,
+):
+    """Peel spikes off the residual ``x`` (modified in place) at samples ``[start, stop)``.
+
+    Matching compares the first ``n_match`` samples of each template (trough at ``pre``); the
+    subtraction removes the whole template, whose tail may reach past the samples that have
+    arrived (``x`` then holds minus the pending subtraction there, and arriving data is added).
+    ``last_unsorted``, ``guard_until``, ``guard_level`` (per channel) are carried between calls.
+    Returns ``(times, channels, units, scale, depth)``: unit -1 is an unsorted peak, ``scale`` the
+    fitted template amplitude (0 when unsorted), ``depth`` the peak's value in noise sigmas.
+    """
+    n_channels = x.shape[1]
+    n_t = templates.shape[1]
+    cap = 256
+    out_t = np.empty(cap, np.int64)
+    out_c = np.empty(cap, np.int32)
+    out_k = np.empty(cap, np.int32)
+    out_a = np.empty(cap, np.float32)
+    out_v = np.empty(cap, np.float32)
+    n = 0
+    for t in range(start, stop):
+        passes = 0
+        c = 0
+        while c < n_channels:
+            v = x[t, c]
+            thr = threshold
+            if t <= guard_until[c] and guard_level[c] > thr:
+                thr = guard_level[c]
+            if v > -thr or t - last_unsorted[c] < refractory:
+                c += 1
+                continue
+            if not is_local_peak(x, t, c, v, sweep, neighbours, n_neighbours):
+                c += 1
+                continue
+            best_k = -1
+            best_score = 0.0
+            best_t0 = 0
+            best_a = 0.0
+            for j in range(n_candidates[c]):
+                k = candidates[c, j]
+                for s in range(-max_shift, max_shift + 1):
+                    t0 = t - offsets[k, c] + s
+                    base = t0 - pre
+                    dot = 0.0
+                    for ii in range(n_support[k]):
+                        ch = support[k, ii]
+                        for i in range(n_match):
+                            dot += x[base + i, ch] * templates[k, i, ch]
+                    a = dot / norms[k]
+                    if a < amp_min or a > amp_max:
+                        continue
+                    score = a * dot
+                    if score > best_score:
+                        best_score = score
+                        best_k = k
+                        best_t0 = t0
+                        best_a = a
+            accepted = False
+            after = v
+            if best_k >= 0:
+                after = v - best_a * templates[best_k, t - best_t0 + pre, c]
+                if after > explain_fraction * v:
+                    accepted = True
+            if n == cap:
+                cap *= 2
+                t2 = np.empty(cap, np.int64)
+                c2 = np.empty(cap, np.int32)
+                k2 = np.empty(cap, np.int32)
+                a2 = np.empty(cap, np.float32)
+                v2 = np.empty(cap, np.float32)
+                v2[:n] = out_v[:n]
+                t2[:n] = out_t[:n]
+                c2[:n] = out_c[:n]
+                k2[:n] = out_k[:n]
+                a2[:n] = out_a[:n]
+                out_t, out_c, out_k, out_a, out_v = t2, c2, k2, a2, v2
+            out_t[n] = t
+            out_c[n] = c
+            out_v[n] = v
+            if not accepted:
+                out_k[n] = -1
+                out_a[n] = 0.0
+                n += 1
+                last_unsorted[c] = t
+                c += 1
+                continue
+            out_k[n] = best_k
+            out_a[n] = best_a
+            n += 1
+            base = best_t0 - pre
+            end = base + n_t - 1
+            for ii in range(n_support[best_k]):
+                ch = support[best_k, ii]
+                peak = 0.0
+                for i in range(n_t):
+                    w = best_a * templates[best_k, i, ch]
+                    if tracking_rate > 0.0:
+                        templates[best_k, i, ch] += tracking_rate * (
+                            x[base + i, ch] / best_a - templates[best_k, i, ch]
+                        )
+                    x[base + i, ch] -= w
+                    if -w > peak:
+                        peak = -w
+                # what a slightly wrong template leaves behind must not become a spike of its own
+                level = residual_guard * peak
+                if guard_until[ch] >= t and guard_level[ch] > level:
+                    level = guard_level[ch]
+                guard_level[ch] = level
+                if end > guard_until[ch]:
+                    guard_until[ch] = end
+            if after < 0.0 and -after >= guard_level[c]:
+                # never detect what is left of this very peak as a second spike
+                guard_level[c] = -after * 1.001
+                if t > guard_until[c]:
+                    guard_until[c] = t
+            if tracking_rate > 0.0:
+                norm = 0.0
+                for ii in range(n_support[best_k]):
+                    ch = support[best_k, ii]
+                    for i in range(n_match):
+                        norm += templates[best_k, i, ch] * templates[best_k, i, ch]
+                norms[best_k] = norm
+            passes += 1
+            # an overlapping spike may now show at this very sample: look at it again
+            c = 0 if passes < max_passes else c + 1
+    return out_t[:n], out_c[:n], out_k[:n], out_a[:n], out_v[:n]

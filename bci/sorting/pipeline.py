@@ -1,0 +1,209 @@
+"""Convenience: the whole online sorting path built, calibrated and run on an array.
+
+:func:`build_online_path` returns calibrated stages (band-pass, common reference, sorter) ready
+for a :class:`~bci.stream.Pipeline`; :func:`sort_recording` streams a whole array through them
+chunk by chunk, exactly as a live stream would flow, and returns every spike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from bci._checks import ensure_float
+from bci.preprocessing import ArtifactBlanker, BandPass, CommonReference
+from bci.sorting.detection import default_positions
+from bci.sorting.matching import OnlineSorter
+from bci.sorting.noise import SortingError
+from bci.stream import SPIKE_DTYPE, SignalChunk, Stage, StreamSpec
+
+
+def _check_traces(traces: npt.ArrayLike, name: str = "traces") -> npt.NDArray[np.float32]:
+    x = np.asarray(traces)
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise SortingError(
+            f"Invalid value for the '{name}' parameter. Allowed values are arrays of shape "
+            f"(n_samples, n_channels), but got shape {x.shape} instead."
+        )
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    bad = ~np.isfinite(x)
+    if bad.any():
+        rows = np.flatnonzero(bad.any(axis=1))
+        raise SortingError(
+            f"The '{name}' array holds NaN or inf in {rows.size} samples (first at sample "
+            f"{int(rows[0])}); fill or cut them before sorting."
+        )
+    return x
+
+
+def _spec(n_channels: int, sfreq: float, positions: npt.ArrayLike | None) -> StreamSpec:
+    pos = default_positions(n_channels) if positions is None else np.asarray(positions, float)
+    if pos.ndim != 2 or pos.shape[0] != n_channels:
+        raise SortingError(
+            f"Invalid value for the 'positions' parameter. Allowed values are arrays of shape "
+            f"({n_channels}, 2) in um, but got shape {pos.shape} instead."
+        )
+    return StreamSpec(
+        kind="signal",
+        n_channels=n_channels,
+        rate_hz=sfreq,
+        unit="uV",
+        positions=tuple((float(p[0]), float(p[1])) for p in pos[:, :2]),
+    )
+
+
+def _chunks(
+    x: npt.NDArray[np.float32], sfreq: float, start: int, stop: int, size: int
+) -> Iterator[SignalChunk]:
+    for a in range(start, stop, size):
+        b = min(a + size, stop)
+        yield SignalChunk(x[a:b], a, sfreq, np.arange(a, b, dtype=np.float64) / sfreq)
+
+
+def _preprocessing(pulses: bool, reference: str) -> list[Stage]:
+    stages: list[Stage] = []
+    if pulses:
+        # before the filter: a 2 mV step would ring through the band-pass for milliseconds
+        stages.append(ArtifactBlanker(mode="hold"))
+    stages += [BandPass(300.0, 6000.0), CommonReference(reference)]  # type: ignore[arg-type]
+    return stages
+
+
+def build_online_path(
+    calibration_traces: npt.ArrayLike,
+    sfreq: float,
+    positions: npt.ArrayLike | None = None,
+    chunk_ms: float = 10.0,
+    reference: str = "median",
+    **sorter_kwargs: Any,
+) -> list[Stage]:
+    """Band-pass, common reference and an :class:`OnlineSorter` calibrated on the given traces.
+
+    The calibration traces (raw, in uV) are streamed through the preprocessing stages in
+    ``chunk_ms`` chunks, exactly as they will run online, and the sorter is fitted on the result.
+    The preprocessing stages keep their state, so the stream can continue right after the
+    calibration segment. The stages are prepared (spec with the filter's group delay), ready for
+    ``Pipeline(stages)`` or direct ``process`` calls.
+
+    Returns
+    -------
+    stages : list of Stage
+        ``[BandPass, CommonReference, OnlineSorter]``.
+    """
+    x = _check_traces(calibration_traces, "calibration_traces")
+    sfreq = ensure_float(sfreq, "sfreq", minimum=0.0, strict_minimum=True)
+    stages = _preprocessing(False, reference)
+    sorter = OnlineSorter(**sorter_kwargs)
+    filtered, spec = _calibrate(x, sfreq, positions, chunk_ms, stages, sorter, pulses=None)
+    del filtered
+    return [*stages, sorter]
+
+
+def _calibrate(
+    x: npt.NDArray[np.float32],
+    sfreq: float,
+    positions: npt.ArrayLike | None,
+    chunk_ms: float,
+    stages: list[Stage],
+    sorter: OnlineSorter,
+    pulses: npt.NDArray[np.int64] | None,
+) -> tuple[list[SignalChunk], StreamSpec]:
+    """Prepare the chain, preprocess ``x`` chunk by chunk, fit the sorter; the chunks come back."""
+    spec = _spec(x.shape[1], sfreq, positions)
+    for stage in stages:
+        spec = stage.prepare(spec)
+    size = max(1, int(round(chunk_ms * 1e-3 * sfreq)))
+    out: list[SignalChunk] = []
+    for chunk in _chunks(x, sfreq, 0, x.shape[0], size):
+        res = _run_preprocessing(stages, chunk, pulses)
+        if res is not None:
+            out.append(res)
+    if not out:
+        raise SortingError("The calibration segment is too short to pass the preprocessing.")
+    sorter.prepare(spec)
+    sorter.fit(np.concatenate([c.data for c in out]), sfreq)
+    sorter.prepare(spec)  # now with one output channel per unit
+    return out, spec
+
+
+def _run_preprocessing(
+    stages: list[Stage], chunk: SignalChunk, pulses: npt.NDArray[np.int64] | None
+) -> SignalChunk | None:
+    if pulses is not None and isinstance(stages[0], ArtifactBlanker):
+        # announced when the chunk holding the onset arrives (what a stimulator feed gives)
+        lo, hi = np.searchsorted(pulses, [chunk.first_sample, chunk.last_sample + 1])
+        if hi > lo:
+            stages[0].add_pulses(pulses[lo:hi])
+    res: SignalChunk | None = chunk
+    for stage in stages:
+        res = stage.process(res)
+        if res is None:
+            return None
+    return res
+
+
+def sort_recording(
+    traces: npt.ArrayLike,
+    sfreq: float,
+    positions: npt.ArrayLike | None = None,
+    chunk_ms: float = 10.0,
+    calibration_s: float = 30.0,
+    pulses: npt.ArrayLike | None = None,
+    reference: str = "median",
+    **sorter_kwargs: Any,
+) -> npt.NDArray[np.void]:
+    """Sort a whole recording through the online path, chunk by chunk; return every spike.
+
+    The first ``calibration_s`` seconds are preprocessed and used to fit the sorter; then the
+    whole recording, calibration segment included, is sorted with those frozen templates (the
+    preprocessing runs once: its output on the calibration segment is replayed into the sorter).
+    Everything after calibration is exactly what the live path would do with ``chunk_ms`` chunks.
+
+    Parameters
+    ----------
+    traces : array, shape (n_samples, n_channels)
+        Raw (broadband) voltage in uV.
+    sfreq : float
+        Sampling rate in Hz.
+    positions : array (n_channels, 2) or None
+        Contact positions in um (``None``: one column at 20 um pitch).
+    chunk_ms : float
+        Chunk length of the simulated stream.
+    calibration_s : float
+        Seconds used to learn the templates (the whole recording if shorter).
+    pulses : array of int or None
+        Stimulation pulse onsets (sample indices): an :class:`~bci.preprocessing.ArtifactBlanker`
+        (mode ``"hold"``) runs before the filter and learns of each pulse when its chunk arrives.
+    reference : {"median", "average"}
+        Common reference mode.
+    **sorter_kwargs
+        Passed to :class:`OnlineSorter`.
+
+    Returns
+    -------
+    spikes : SPIKE_DTYPE array
+        Sorted by ``sample_index`` (raw-signal clock: the filter's group delay is removed);
+        ``unit_index`` -1 marks unsorted peaks.
+    """
+    x = _check_traces(traces)
+    sfreq = ensure_float(sfreq, "sfreq", minimum=0.0, strict_minimum=True)
+    chunk_ms = ensure_float(chunk_ms, "chunk_ms", minimum=0.0, strict_minimum=True)
+    calibration_s = ensure_float(calibration_s, "calibration_s", minimum=0.0, strict_minimum=True)
+    pulse_arr = None if pulses is None else np.sort(np.asarray(pulses, dtype=np.int64).ravel())
+    stages = _preprocessing(pulse_arr is not None, reference)
+    sorter = OnlineSorter(**sorter_kwargs)
+    n_cal = min(x.shape[0], max(1, int(round(calibration_s * sfreq))))
+    size = max(1, int(round(chunk_ms * 1e-3 * sfreq)))
+    n_cal = max(size, (n_cal // size) * size)  # calibration ends on a chunk boundary
+    cal_chunks, _ = _calibrate(x[:n_cal], sfreq, positions, chunk_ms, stages, sorter, pulse_arr)
+    parts = [sorter.process(c).spikes for c in cal_chunks]
+    for chunk in _chunks(x, sfreq, n_cal, x.shape[0], size):
+        res = _run_preprocessing(stages, chunk, pulse_arr)
+        if res is not None:
+            parts.append(sorter.process(res).spikes)
+    parts.append(sorter.flush().spikes)
+    spikes = np.concatenate(parts) if parts else np.zeros(0, SPIKE_DTYPE)
+    return spikes[np.argsort(spikes["sample_index"], kind="stable")]
