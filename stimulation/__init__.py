@@ -14,5 +14,16 @@ from stimulation.pulses import PulseTrain
 __all__ = ["PlantParameterError", "PulseParameterError", "PulseTrain", "StimulationError"]
 
 # --- Gymnasium environment registration (owned by the plant-env engineer) ---------------------
-# Place the `gymnasium.register(...)` call for the plant environment here.
+# Entry points are strings, so registering imports neither numba nor the network: they load on
+# gymnasium.make("BasalGanglia-v0") / gymnasium.make_vec("BasalGanglia-v0", num_envs=...).
+import gymnasium as _gymnasium
+
+if "BasalGanglia-v0" not in _gymnasium.registry:
+    _gymnasium.register(
+        id="BasalGanglia-v0",
+        entry_point="stimulation.plant.env:BasalGangliaEnv",
+        vector_entry_point="stimulation.plant.vector_env:BasalGangliaVectorEnv",
+        nondeterministic=False,
+    )
+del _gymnasium
 # --- end of Gymnasium environment registration ------------------------------------------------

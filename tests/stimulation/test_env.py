@@ -1,0 +1,158 @@
+"""BasalGangliaEnv: Gymnasium contract, reward terms, episodes, seeding, bad actions, DBS effect."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import stimulation  # noqa: F401  (registers BasalGanglia-v0)
+from stimulation.errors import PlantParameterError, StimulationError
+from stimulation.plant.env import BasalGangliaEnv
+
+SMALL = {"cells_per_nucleus": 6, "warmup_s": 0.25, "episode_s": 0.2}
+
+
+def test_registration_is_lazy_and_make_passes_check_env() -> None:
+    code = (
+        "import sys, gymnasium, stimulation\n"
+        "assert 'BasalGanglia-v0' in gymnasium.registry\n"
+        "assert 'numba' not in sys.modules and 'torch' not in sys.modules, sorted(sys.modules)\n"
+        "assert 'stimulation.plant.network' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    env = gym.make("BasalGanglia-v0", **SMALL)
+    check_env(env.unwrapped)
+    env.close()
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"observation": "spikes", "bin_s": 0.005},
+        {"control_frequency": True, "symptom": "error_index", "features": ("error_index",)},
+    ],
+)
+def test_other_configurations_pass_check_env(kwargs: dict) -> None:
+    env = gym.make("BasalGanglia-v0", **SMALL, **kwargs)
+    check_env(env.unwrapped)
+
+
+def test_reward_is_the_sum_of_its_terms_in_info() -> None:
+    env = BasalGangliaEnv(**SMALL, energy_weight=0.5)
+    env.reset(seed=3)
+    _, reward, terminated, truncated, info = env.step(np.array([0.5], dtype=np.float32))
+    assert info["energy"] == pytest.approx(0.25)  # (0.5 of max amplitude)^2 at 130 Hz, 300 us
+    assert info["reward_energy"] == pytest.approx(-0.5 * 0.25)
+    assert info["reward_symptom"] == pytest.approx(-info["symptom"])
+    assert reward == pytest.approx(info["reward_symptom"] + info["reward_energy"])
+    assert info["amplitude"] == pytest.approx(150.0) and info["frequency_hz"] == 130.0
+    assert 0.0 < info["symptom"] < 1.0 and info["symptom"] == info["beta"]
+    assert not terminated and not truncated
+
+
+def test_episode_truncates_at_its_length_and_never_terminates() -> None:
+    env = BasalGangliaEnv(**{**SMALL, "episode_s": 0.1})
+    env.reset(seed=0)
+    flags = [env.step(np.zeros(1, np.float32))[2:4] for _ in range(5)]
+    assert flags == [(False, False)] * 4 + [(False, True)]
+    with pytest.raises(PlantParameterError, match="reset"):
+        env.step(np.zeros(1, np.float32))
+    obs, _ = env.reset()
+    assert obs in env.observation_space
+
+
+def test_seeded_reset_reproduces_the_episode_and_seeds_differ() -> None:
+    env = BasalGangliaEnv(**SMALL)
+
+    def episode(seed: int | None) -> list[np.ndarray]:
+        obs, _ = env.reset(seed=seed)
+        out = [obs]
+        for a in (0.0, 1.0, 0.3):
+            out.append(env.step(np.array([a], np.float32))[0])
+        return out
+
+    first, again, other = episode(11), episode(11), episode(12)
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not all(np.array_equal(a, b) for a, b in zip(first, other, strict=True))
+    unseeded = episode(None)  # continues the seeded stream: a new network, not the same one
+    assert not np.array_equal(unseeded[0], first[0])
+
+
+@pytest.mark.parametrize(
+    "action",
+    [[np.nan], [-0.1], [1.5], [0.2, 0.3], "loud", [np.inf]],
+)
+def test_bad_actions_raise_and_change_nothing(action: object) -> None:
+    env = BasalGangliaEnv(**SMALL)
+    env.reset(seed=0)
+    t = env.network.t_s
+    with pytest.raises(PlantParameterError, match="'action'"):
+        env.step(action)
+    assert env.network.t_s == t
+
+
+def test_bad_configuration_names_the_parameter() -> None:
+    with pytest.raises(PlantParameterError, match="Allowed values are 'biomarkers', 'spikes'"):
+        BasalGangliaEnv(observation="lfp")
+    with pytest.raises(PlantParameterError, match="'features'"):
+        BasalGangliaEnv(features=("beta_cortex",))
+    with pytest.raises(PlantParameterError, match="bin_s"):
+        BasalGangliaEnv(observation="spikes", bin_s=0.003)
+    with pytest.raises(StimulationError, match="shorter than the period"):
+        # 2.5 ms pulses cannot run at the top of a 10-500 Hz frequency range
+        BasalGangliaEnv(
+            control_frequency=True, frequency_range_hz=(10.0, 500.0), pulse_width_us=2500
+        )
+
+
+def test_frequency_action_sets_the_rate_and_the_energy_follows() -> None:
+    env = BasalGangliaEnv(**SMALL, control_frequency=True, frequency_range_hz=(10.0, 200.0))
+    env.reset(seed=0)
+    info_lo = env.step(np.array([1.0, 0.0], np.float32))[4]
+    info_hi = env.step(np.array([1.0, 1.0], np.float32))[4]
+    assert info_lo["frequency_hz"] == pytest.approx(10.0)
+    assert info_hi["frequency_hz"] == pytest.approx(200.0)
+    assert info_hi["energy"] == pytest.approx(200.0 / 130.0)
+    assert info_hi["n_pulses"] == 4  # 20 ms at 200 Hz
+
+
+def test_spike_observation_counts_the_recorded_cells() -> None:
+    env = BasalGangliaEnv(**SMALL, observation="spikes", recorded_nuclei=("stn", "gpi"))
+    env.reset(seed=2)
+    total = 0.0
+    for _ in range(5):
+        obs = env.step(np.array([1.0], np.float32))[0]
+        rec = env.record
+        assert rec is not None
+        n = env.cells_per_nucleus
+        assert obs.shape == (4, 2 * n)
+        for j, nucleus in enumerate(("stn", "gpi")):
+            expected = [len(s) for s in rec.spike_times[nucleus]]
+            np.testing.assert_array_equal(obs[:, j * n : (j + 1) * n].sum(axis=0), expected)
+        total += float(obs.sum())
+    assert total > 0
+
+
+def test_dbs_at_130_hz_lowers_the_symptom_and_the_error_index() -> None:
+    # So et al. (2012): 300 uA/cm2, 300 us, 130 Hz STN DBS restores thalamic relay (error index);
+    # here it also suppresses GPi beta within the 0.25-s window. Scored over the second half of
+    # 1-s episodes, once the window holds only stimulated (or only unstimulated) activity.
+    env = BasalGangliaEnv(cells_per_nucleus=10, warmup_s=0.5, episode_s=1.0)
+    off, on = [], []
+    for seed in (0, 1, 2):
+        for a, out in ((0.0, off), (1.0, on)):
+            env.reset(seed=seed)
+            rows = []
+            for _ in range(env.n_steps_per_episode):
+                info = env.step(np.array([a], np.float32))[4]
+                rows.append((info["symptom"], info["error_index"]))
+            out.append(np.mean(rows[len(rows) // 2 :], axis=0))
+    off_a, on_a = np.array(off), np.array(on)
+    assert np.all(on_a < off_a), (off_a, on_a)  # every seed, both measures
+    assert on_a[:, 0].mean() < 0.5 * off_a[:, 0].mean(), (off_a, on_a)

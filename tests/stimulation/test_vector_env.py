@@ -1,0 +1,78 @@
+"""BasalGangliaVectorEnv: same results as the single envs, autoreset, make_vec, bad actions."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.vector import AutoresetMode
+
+import stimulation  # noqa: F401  (registers BasalGanglia-v0)
+from stimulation.errors import PlantParameterError
+from stimulation.plant.env import BasalGangliaEnv
+from stimulation.plant.vector_env import BasalGangliaVectorEnv
+
+SMALL = {"cells_per_nucleus": 5, "warmup_s": 0.1, "episode_s": 0.06}  # 3 steps per episode
+
+
+def test_threads_give_the_same_results_as_single_envs() -> None:
+    actions = np.array([[0.0], [1.0], [0.4]], dtype=np.float32)
+    venv = BasalGangliaVectorEnv(3, n_threads=2, **SMALL)
+    obs, infos = venv.reset(seed=5)
+    assert obs.shape == (3, *venv.single_observation_space.shape)
+    assert obs in venv.observation_space
+    singles = [BasalGangliaEnv(**SMALL) for _ in range(3)]
+    expected = [env.reset(seed=5 + i)[0] for i, env in enumerate(singles)]
+    np.testing.assert_array_equal(obs, np.stack(expected))
+    for _ in range(2):
+        obs, rewards, terminated, truncated, infos = venv.step(actions)
+        for i, env in enumerate(singles):
+            o, r, te, tr, info = env.step(actions[i])
+            np.testing.assert_array_equal(obs[i], o)
+            assert rewards[i] == r and terminated[i] == te and truncated[i] == tr
+            assert infos["energy"][i] == info["energy"] and infos["_energy"][i]
+    venv.close()
+
+
+def test_make_vec_autoresets_on_the_next_step() -> None:
+    venv = gym.make_vec("BasalGanglia-v0", num_envs=2, **SMALL)
+    assert isinstance(venv.unwrapped, BasalGangliaVectorEnv)
+    assert venv.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+    venv.reset(seed=0)
+    a = np.ones((2, 1), dtype=np.float32)
+    truncs = [venv.step(a)[3].tolist() for _ in range(3)]
+    assert truncs == [[False, False], [False, False], [True, True]]
+    obs, rewards, terminated, truncated, infos = venv.step(a)  # the reset step
+    np.testing.assert_array_equal(rewards, 0.0)
+    assert not truncated.any() and not terminated.any()
+    assert infos["t_s"].tolist() == [0.0, 0.0] and "energy" not in infos
+    assert not venv.step(a)[3].any()  # a new episode has started
+    venv.close()
+
+
+def test_same_step_autoreset_returns_the_final_observation_in_info() -> None:
+    venv = BasalGangliaVectorEnv(2, n_threads=1, autoreset_mode="same_step", **SMALL)
+    venv.reset(seed=1)
+    a = np.zeros((2, 1), dtype=np.float32)
+    for _ in range(2):
+        venv.step(a)
+    obs, _, _, truncated, infos = venv.step(a)
+    assert truncated.all()
+    assert infos["_final_obs"].all() and infos["final_obs"][0].shape == obs[0].shape
+    assert infos["t_s"].tolist() == [0.0, 0.0]  # obs and info already from the new episode
+    assert not venv.step(a)[3].any()
+    venv.close()
+
+
+def test_one_bad_action_row_raises_and_no_network_moves() -> None:
+    venv = BasalGangliaVectorEnv(2, n_threads=2, **SMALL)
+    venv.reset(seed=0)
+    times = [env.network.t_s for env in venv.envs]
+    with pytest.raises(PlantParameterError, match="'action'"):
+        venv.step(np.array([[0.5], [np.nan]], dtype=np.float32))
+    with pytest.raises(PlantParameterError, match="'actions'"):
+        venv.step(np.zeros((3, 1), dtype=np.float32))
+    assert [env.network.t_s for env in venv.envs] == times
+    with pytest.raises(PlantParameterError, match="autoreset_mode"):
+        BasalGangliaVectorEnv(2, autoreset_mode="whenever", **SMALL)
+    venv.close()
