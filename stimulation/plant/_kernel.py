@@ -108,10 +108,33 @@ _GP_S_FROM_A = math.exp(-(35.0 - 57.0) / 2.0)  # s_inf: exp(-(v+35)/2) = e2 * th
 _GP_R_FROM_A = math.exp((70.0 - 57.0) / 2.0)  # r_inf: exp((v+70)/2) = this / e2
 _GP_H_FROM_A = math.exp(GPE_SYN_THETA / 2.0)  # H_inf(v - 20): exp(-(v+37)/2) = e2 * this
 
+# Reciprocals, so that the loop multiplies instead of dividing by constants (same value up to
+# rounding; divisions are, with the exponentials, what the loop spends its time on).
+_R7, _R6_2, _R18, _R10_5 = 1.0 / 7.0, 1.0 / 6.2, 1.0 / 18.0, 1.0 / 10.5
+_R15, _R3_1, _R7_8, _R26, _R3, _R2_2 = (
+    1.0 / 15.0,
+    1.0 / 3.1,
+    1.0 / 7.8,
+    1.0 / 26.0,
+    1.0 / 3.0,
+    1.0 / 2.2,
+)
+_R12, _R14, _R_GP_TAU_R = 1.0 / 12.0, 1.0 / 14.0, 1.0 / GP_TAU_R
+
 DBS_STN, DBS_GPE, DBS_GPI = 0, 1, 2
 
 
-@njit(cache=True, nogil=True)
+_EXP_CAP = 200.0  # exp(200) ~ 7e86: products of three stay finite, 1 / (1 + e) is already 0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _exp(x):  # pragma: no cover - numba
+    """``exp`` with the argument capped, so that the merged fractions below never form inf / inf
+    at absurd voltages (the sigmoids are 0 or 1 to double precision long before the cap)."""
+    return math.exp(x if x < _EXP_CAP else _EXP_CAP)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def _record_spike(buf_cell, buf_time, counts, nucleus, cell, t_ms):  # pragma: no cover - numba
     i = counts[nucleus]
     buf_cell[nucleus, i] = cell
@@ -119,7 +142,7 @@ def _record_spike(buf_cell, buf_time, counts, nucleus, cell, t_ms):  # pragma: n
     counts[nucleus] = i + 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def integrate(  # noqa: PLR0913, PLR0915 - one flat compiled loop on purpose
     th,
     stn,
@@ -228,25 +251,26 @@ def integrate(  # noqa: PLR0913, PLR0915 - one flat compiled loop on purpose
             v = th[0, j]
             h = th[1, j]
             r = th[2, j]
-            e_h = math.exp((v + 41.0) / 4.0)
-            m_inf = 1.0 / (1.0 + math.exp(-(v + 37.0) / 7.0))
-            h_inf = 1.0 / (1.0 + e_h)
-            r_inf = 1.0 / (1.0 + e_h * _TH_R_OVER_H)
-            p_inf = 1.0 / (1.0 + math.exp(-(v + 60.0) / 6.2))
-            tau_h = 1.0 / (
-                0.128 * math.exp(-(v + 46.0) / 18.0) + 4.0 / (1.0 + math.exp(-(v + 23.0) / 5.0))
-            )
-            tau_r = 0.15 * (28.0 + math.exp(-(v + 25.0) / 10.5))
-            i_l = TH_GL * (v - TH_EL)
-            i_na = TH_GNA * (m_inf * m_inf * m_inf) * h * (v - TH_ENA)
+            d_m = 1.0 + _exp(-(v + 37.0) * _R7)  # m_inf = 1 / d_m
+            d_p = 1.0 + _exp(-(v + 60.0) * _R6_2)  # p_inf = 1 / d_p
+            e_h = _exp((v + 41.0) * 0.25)
+            d_h = 1.0 + e_h  # h_inf = 1 / d_h
+            d_r = 1.0 + e_h * _TH_R_OVER_H  # r_inf = 1 / d_r
+            d_b = 1.0 + _exp(-(v + 23.0) * 0.2)
+            # 1 / tau_h = 0.128 exp(-(v+46)/18) + 4 / d_b
+            num_tau_h = 0.128 * _exp(-(v + 46.0) * _R18) * d_b + 4.0
+            tau_r = 0.15 * (28.0 + _exp(-(v + 25.0) * _R10_5))
             kk = 0.75 * (1.0 - h)
+            i_l = TH_GL * (v - TH_EL)
+            i_na = TH_GNA * h * (v - TH_ENA) / (d_m * d_m * d_m)
             i_k = TH_GK * (kk * kk * kk * kk) * (v - TH_EK)
-            i_t = TH_GT * (p_inf * p_inf) * r * (v - TH_ET)
+            i_t = TH_GT * r * (v - TH_ET) / (d_p * d_p)
             i_syn = G_GPI_TH * (v - E_GPI_TH) * s_gpi[j]
             v_new = v + dt * (-i_l - i_k - i_na - i_t - i_syn + i_smc)
             th[0, j] = v_new
-            th[1, j] = h + dt * ((h_inf - h) / tau_h)
-            th[2, j] = r + dt * ((r_inf - r) / tau_r)
+            # h' = (h_inf - h) / tau_h, r' = (r_inf - r) / tau_r, one division each
+            th[1, j] = h + dt * ((1.0 - h * d_h) * num_tau_h / (d_h * d_b))
+            th[2, j] = r + dt * ((1.0 - r * d_r) / (d_r * tau_r))
             lfp_th += i_syn
             if v < TH_SPIKE_THRESHOLD_MV < v_new:
                 _record_spike(
@@ -267,23 +291,23 @@ def integrate(  # noqa: PLR0913, PLR0915 - one flat compiled loop on purpose
             ca = stn[5, j]
             s = stn[6, j]
             z = stn[7, j]
-            e_n = math.exp(-(v + 32.0) / 8.0)
-            e80 = math.exp((v + 80.0) / 26.0)
-            m_inf = 1.0 / (1.0 + math.exp(-(v + 30.0) / 15.0))
-            h_inf = 1.0 / (1.0 + math.exp((v + 39.0) / 3.1))
-            n_inf = 1.0 / (1.0 + e_n)
-            r_inf = 1.0 / (1.0 + math.exp((v + 67.0) / 2.0))
-            a_inf = 1.0 / (1.0 + math.exp(-(v + 63.0) / 7.8))
-            b_inf = 1.0 / (1.0 + math.exp(-(r - 0.4) / 0.1)) - _B_INF_OFFSET
-            c_inf = 1.0 / (1.0 + e_n * _STN_C_OVER_N)
-            tau_n = 1.0 + 100.0 / (1.0 + e80)
-            tau_c = 1.0 + 10.0 / (1.0 + e80)
-            tau_h = 1.0 + 500.0 / (1.0 + math.exp((v + 57.0) / 3.0))
-            tau_r = 7.1 + 17.5 / (1.0 + math.exp((v - 68.0) / 2.2))
+            e_n = _exp(-(v + 32.0) * 0.125)
+            e80 = _exp((v + 80.0) * _R26)
+            d_m = 1.0 + _exp(-(v + 30.0) * _R15)  # m_inf = 1 / d_m
+            d_h = 1.0 + _exp((v + 39.0) * _R3_1)  # h_inf = 1 / d_h
+            d_n = 1.0 + e_n
+            d_r = 1.0 + _exp((v + 67.0) * 0.5)
+            d_a = 1.0 + _exp(-(v + 63.0) * _R7_8)
+            b_inf = 1.0 / (1.0 + _exp(-(r - 0.4) * 10.0)) - _B_INF_OFFSET
+            d_c = 1.0 + e_n * _STN_C_OVER_N
+            # tau = a + b / (1 + e) written as (a (1 + e) + b) / (1 + e)
+            d80 = 1.0 + e80
+            e57 = 1.0 + _exp((v + 57.0) * _R3)
+            e68 = 1.0 + _exp((v - 68.0) * _R2_2)
             i_l = STN_GL * (v - STN_EL)
             i_k = STN_GK * (nn * nn * nn * nn) * (v - STN_EK)
-            i_na = STN_GNA * (m_inf * m_inf * m_inf) * h * (v - STN_ENA)
-            i_t = STN_GT * (a_inf * a_inf * a_inf) * (b_inf * b_inf) * (v - STN_ECA)
+            i_na = STN_GNA * h * (v - STN_ENA) / (d_m * d_m * d_m)
+            i_t = STN_GT * (b_inf * b_inf) * (v - STN_ECA) / (d_a * d_a * d_a)
             i_ca = STN_GCA * (cc * cc) * (v - STN_ECA)
             i_ahp = STN_GAHP * (v - STN_EK) * (ca / (ca + STN_K1))
             i_syn = 0.5 * (
@@ -291,10 +315,10 @@ def integrate(  # noqa: PLR0913, PLR0915 - one flat compiled loop on purpose
             )
             v_new = v + dt * (-i_l - i_k - i_na - i_t - i_ca - i_ahp - i_syn + iapp[0, j] + dbs_stn)
             stn[0, j] = v_new
-            stn[1, j] = nn + dt * (STN_PHI_N * (n_inf - nn) / tau_n)
-            stn[2, j] = h + dt * (STN_PHI_H * (h_inf - h) / tau_h)
-            stn[3, j] = r + dt * (STN_PHI_R * (r_inf - r) / tau_r)
-            stn[4, j] = cc + dt * (STN_PHI_C * (c_inf - cc) / tau_c)
+            stn[1, j] = nn + dt * (STN_PHI_N * (1.0 - nn * d_n) * d80 / (d_n * (d80 + 100.0)))
+            stn[2, j] = h + dt * (STN_PHI_H * (1.0 - h * d_h) * e57 / (d_h * (e57 + 500.0)))
+            stn[3, j] = r + dt * (STN_PHI_R * (1.0 - r * d_r) * e68 / (d_r * (7.1 * e68 + 17.5)))
+            stn[4, j] = cc + dt * (STN_PHI_C * (1.0 - cc * d_c) * d80 / (d_c * (d80 + 10.0)))
             stn[5, j] = ca + dt * (STN_EPS_CA * (-i_ca - i_t - STN_KCA * ca))
             s_new = s + dt * z
             z_new = z + dt * (-_TWO_OVER_TAU * z - _INV_TAU2 * s_new)
@@ -340,27 +364,29 @@ def integrate(  # noqa: PLR0913, PLR0915 - one flat compiled loop on purpose
                         G_GPE_GPI * (v - E_GPE_GPI) * (s_gpe[pre[4, j, 0]] + s_gpe[pre[4, j, 1]])
                     )
                     i_ext = iapp[2, j] + dbs_gpi
-                e2 = math.exp(-(v + 57.0) / 2.0)
-                e12 = math.exp((v + 40.0) / 12.0)
-                m_inf = 1.0 / (1.0 + math.exp(-(v + 37.0) / 10.0))
-                h_inf = 1.0 / (1.0 + e12 * _GP_H_OVER_T)
-                n_inf = 1.0 / (1.0 + math.exp(-(v + 50.0) / 14.0))
-                r_inf = 1.0 / (1.0 + _GP_R_FROM_A / e2)
-                a_inf = 1.0 / (1.0 + e2)
-                s_inf = 1.0 / (1.0 + e2 * _GP_S_FROM_A)
-                tau_nh = 0.05 + 0.27 / (1.0 + e12)
+                e2 = _exp(-(v + 57.0) * 0.5)  # a_inf = 1 / (1 + e2)
+                e12 = _exp((v + 40.0) * _R12)
+                d_m = 1.0 + _exp(-(v + 37.0) * 0.1)
+                d_h = 1.0 + e12 * _GP_H_OVER_T
+                d_n = 1.0 + _exp(-(v + 50.0) * _R14)
+                d_a = 1.0 + e2
+                d_s = 1.0 + e2 * _GP_S_FROM_A
+                # tau_n = tau_h = 0.05 + 0.27 / (1 + e12) = (0.32 + 0.05 e12) / (1 + e12)
+                d12 = 1.0 + e12
+                den_tau = 0.05 * d12 + 0.27
                 i_l = GP_GL * (v - GP_EL)
                 i_k = GP_GK * (nn * nn * nn * nn) * (v - GP_EK)
-                i_na = GP_GNA * (m_inf * m_inf * m_inf) * h * (v - GP_ENA)
-                i_t = GP_GT * (a_inf * a_inf * a_inf) * r * (v - GP_ECA)
-                i_ca = GP_GCA * (s_inf * s_inf) * (v - GP_ECA)
+                i_na = GP_GNA * h * (v - GP_ENA) / (d_m * d_m * d_m)
+                i_t = GP_GT * r * (v - GP_ECA) / (d_a * d_a * d_a)
+                i_ca = GP_GCA * (v - GP_ECA) / (d_s * d_s)
                 i_ahp = GP_GAHP * (v - GP_EK) * (ca / (ca + GP_K1))
                 v_new = v + dt * (
                     -i_l - i_k - i_na - i_t - i_ca - i_ahp - i_syn_e - i_syn_i + i_ext
                 )
-                n_new = nn + dt * (GP_PHI_N * (n_inf - nn) / tau_nh)
-                h_new = h + dt * (GP_PHI_H * (h_inf - h) / tau_nh)
-                r_new = r + dt * (GP_PHI_R * (r_inf - r) / GP_TAU_R)
+                n_new = nn + dt * (GP_PHI_N * (1.0 - nn * d_n) * d12 / (d_n * den_tau))
+                h_new = h + dt * (GP_PHI_H * (1.0 - h * d_h) * d12 / (d_h * den_tau))
+                # r_inf = 1 / (1 + exp((v + 70) / 2)) = e2 / (e2 + exp(13 / 2))
+                r_new = r + dt * (GP_PHI_R * (e2 / (e2 + _GP_R_FROM_A) - r) * _R_GP_TAU_R)
                 ca_new = ca + dt * (GP_EPS_CA * (-i_ca - i_t - GP_KCA * ca))
                 spiked = v < SPIKE_THRESHOLD_MV < v_new
                 if spiked:

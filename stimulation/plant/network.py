@@ -372,6 +372,11 @@ class BasalGangliaNetwork:
             done += steps
             n_lfp += got
         self._k = k1
+        if not all(np.isfinite(x[0]).all() for x in (self._th, self._stn, self._gpe, self._gpi)):
+            raise PlantParameterError(
+                "The simulation diverged (a membrane potential is not finite): the stimulation "
+                f"amplitude is too large for forward Euler at dt_ms={self._dt}. Call reset()."
+            )
         if len(dbs):
             self._dbs_carry = dbs.last()
         spike_times = {}
