@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -14,7 +15,7 @@ import stimulation  # noqa: F401  (registers BasalGanglia-v0)
 from stimulation.errors import PlantParameterError, StimulationError
 from stimulation.plant.env import BasalGangliaEnv
 
-SMALL = {"cells_per_nucleus": 6, "warmup_s": 0.25, "episode_s": 0.2}
+SMALL: dict[str, Any] = {"cells_per_nucleus": 6, "warmup_s": 0.25, "episode_s": 0.2}
 
 
 def test_registration_is_lazy_and_make_passes_check_env() -> None:
@@ -37,7 +38,7 @@ def test_registration_is_lazy_and_make_passes_check_env() -> None:
         {"control_frequency": True, "symptom": "error_index", "features": ("error_index",)},
     ],
 )
-def test_other_configurations_pass_check_env(kwargs: dict) -> None:
+def test_other_configurations_pass_check_env(kwargs: dict[str, Any]) -> None:
     env = gym.make("BasalGanglia-v0", **SMALL, **kwargs)
     check_env(env.unwrapped)
 
@@ -144,7 +145,8 @@ def test_dbs_at_130_hz_lowers_the_symptom_and_the_error_index() -> None:
     # here it also suppresses GPi beta within the 0.25-s window. Scored over the second half of
     # 1-s episodes, once the window holds only stimulated (or only unstimulated) activity.
     env = BasalGangliaEnv(cells_per_nucleus=10, warmup_s=0.5, episode_s=1.0)
-    off, on = [], []
+    off: list[np.ndarray] = []
+    on: list[np.ndarray] = []
     for seed in (0, 1, 2):
         for a, out in ((0.0, off), (1.0, on)):
             env.reset(seed=seed)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -12,14 +14,18 @@ from stimulation.errors import PlantParameterError
 from stimulation.plant.env import BasalGangliaEnv
 from stimulation.plant.vector_env import BasalGangliaVectorEnv
 
-SMALL = {"cells_per_nucleus": 5, "warmup_s": 0.1, "episode_s": 0.06}  # 3 steps per episode
+SMALL: dict[str, Any] = {
+    "cells_per_nucleus": 5,
+    "warmup_s": 0.1,
+    "episode_s": 0.06,
+}  # 3 steps per episode
 
 
 def test_threads_give_the_same_results_as_single_envs() -> None:
     actions = np.array([[0.0], [1.0], [0.4]], dtype=np.float32)
     venv = BasalGangliaVectorEnv(3, n_threads=2, **SMALL)
     obs, infos = venv.reset(seed=5)
-    assert obs.shape == (3, *venv.single_observation_space.shape)
+    assert obs.shape[0] == 3 and obs.shape[1:] == venv.single_observation_space.shape
     assert obs in venv.observation_space
     singles = [BasalGangliaEnv(**SMALL) for _ in range(3)]
     expected = [env.reset(seed=5 + i)[0] for i, env in enumerate(singles)]
