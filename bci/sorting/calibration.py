@@ -14,9 +14,12 @@ Steps (run once, offline, on the first seconds of a session):
    It is the clusterer SpyKING CIRCUS 2 and Tridesclous 2 use through the ``hdbscan`` package;
    scikit-learn's port needs no extra dependency.
 4. Over-splitting: one unit seen on two peak channels, or cut in two by HDBSCAN, gives templates
-   that differ by little more than noise. Templates are merged when, at the best alignment
-   within a few samples, their difference holds less than ``merge_threshold`` of the smaller
-   one's energy.
+   that differ by little more than noise. Two templates are merged when, at the best alignment
+   within a few samples and the best relative scale in [0.8, 1.25], their difference on the
+   contacts either one reaches has less energy than ``merge_distance`` noise-sigma^2 (a matched
+   filter could not tell them apart on single spikes: sqrt(40) ~ 6 sigma), or less than
+   ``merge_threshold`` of the smaller template's energy (big units whose clusters differ by
+   sub-sample jitter). Two units 15 um apart differ by ~8% of their energy, hundreds of sigma^2.
 5. Refinement: the templates are matched against the calibration data with the online peeler
    itself, each template is rebuilt from the spikes assigned to it, and templates that collect too
    few spikes are dropped (one step of template-matching EM; it cleans clusters polluted by
@@ -51,8 +54,11 @@ class CalibrationParams:
     n_features: int = 10
     min_cluster_size: int = 20
     max_peaks_per_channel: int = 2000
-    merge_threshold: float = 0.25
+    merge_threshold: float = 0.05
+    merge_distance: float = 40.0
     merge_max_shift: int = 3
+    split_depth: int = 2
+    n_split_pcs: int = 3
     min_spikes: int = 20
     seed: int = 0
 
@@ -99,18 +105,25 @@ def _align(
 
 def _distance(
     a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], max_shift: int
-) -> tuple[float, int]:
-    """Smallest ``||a - b_shifted||^2 / min(||a||^2, ||b||^2)`` over shifts; returns (d, shift)."""
+) -> tuple[float, float, int]:
+    """Smallest ``||a - c * b_shifted||^2`` over shifts and a scale ``c`` in [0.8, 1.25].
+
+    Returns ``(absolute, relative, shift)``: the distance in noise-sigma^2 (what a matched filter
+    sees on one spike), the same over the smaller template's energy, and the best shift.
+    """
     n = a.shape[0]
+    support = (np.abs(a).max(axis=0) >= 1.0) | (np.abs(b).max(axis=0) >= 1.0)
+    a, b = a[:, support].astype(np.float64), b[:, support].astype(np.float64)
     best, best_s = np.inf, 0
     ea, eb = float((a**2).sum()), float((b**2).sum())
     for s in range(-max_shift, max_shift + 1):
         lo, hi = max(0, s), min(n, n + s)
-        diff = a[lo:hi] - b[lo - s : hi - s]
-        d = float((diff**2).sum()) / max(min(ea, eb), 1e-12)
+        aa, bb = a[lo:hi], b[lo - s : hi - s]
+        c = float(np.clip((aa * bb).sum() / max(float((bb**2).sum()), 1e-12), 0.8, 1.25))
+        d = float(((aa - c * bb) ** 2).sum())
         if d < best:
             best, best_s = d, s
-    return best, best_s
+    return best, best / max(min(ea, eb), 1e-12), best_s
 
 
 def _cluster_group(
@@ -120,10 +133,37 @@ def _cluster_group(
 
     if features.shape[0] < 2 * min_cluster_size:
         return np.zeros(features.shape[0], np.int64)
-    labels = HDBSCAN(min_cluster_size=min_cluster_size, min_samples=5, copy=True).fit_predict(
-        features
-    )
+    labels = HDBSCAN(
+        min_cluster_size=min_cluster_size, min_samples=5, allow_single_cluster=True, copy=True
+    ).fit_predict(features)
     return np.asarray(labels, dtype=np.int64)
+
+
+def _split(
+    w: npt.NDArray[np.float32], times: npt.NDArray[np.int64], p: CalibrationParams, depth: int
+) -> list[npt.NDArray[np.int64]]:
+    """Split a cluster again in the principal components of its own waveforms, recursively.
+
+    A density clustering of all the peaks of a channel can leave two units with similar
+    waveforms in one cluster; within that cluster, the direction that separates them is the
+    dominant one, so a second clustering on the cluster's own PCA separates them (the iterative
+    local split of Tridesclous 2 and SpyKING CIRCUS 2).
+    """
+    if depth >= p.split_depth or times.size < 2 * p.min_cluster_size:
+        return [times]
+    flat = w.reshape(w.shape[0], -1).astype(np.float64)
+    flat -= flat.mean(axis=0)
+    _, _, v = np.linalg.svd(flat, full_matrices=False)
+    feats = (flat @ v[: p.n_split_pcs].T).astype(np.float32)
+    labels = _cluster_group(feats, p.min_cluster_size, p.seed)
+    kept = np.unique(labels[labels >= 0])
+    if kept.size < 2:
+        return [times]
+    out: list[npt.NDArray[np.int64]] = []
+    for lab in kept:
+        sel = labels == lab
+        out.extend(_split(w[sel], times[sel], p, depth + 1))
+    return out
 
 
 def find_peaks(
@@ -187,7 +227,7 @@ def cluster_templates(
             coeffs = coeffs @ v[: p.n_features].T
         labels = _cluster_group(coeffs.astype(np.float32), p.min_cluster_size, p.seed)
         for lab in np.unique(labels[labels >= 0]):
-            clusters.append(times[members[labels == lab]])
+            clusters.extend(_split(w[labels == lab], times[members[labels == lab]], p, depth=0))
     if not clusters:
         raise SortingError(
             f"Calibration found {times.size} peaks but no cluster of at least "
@@ -232,8 +272,8 @@ def merge_similar(
             ri, rj = find(int(i)), find(int(j))
             if ri == rj:
                 continue
-            d, s = _distance(templates[i], templates[j], p.merge_max_shift)
-            if d < p.merge_threshold:
+            d_abs, d_rel, s = _distance(templates[i], templates[j], p.merge_max_shift)
+            if d_abs < p.merge_distance or d_rel < p.merge_threshold:
                 # b shifted by s matches a: unit j's spikes sit s samples early against i
                 parent[rj] = ri
                 shift_to_root[int(j)] = s

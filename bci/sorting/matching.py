@@ -78,9 +78,10 @@ class OnlineSorter(Stage, name="online_sorter"):
         mismatch a big spike leaves behind is not reported as a spike.
     tracking_rate : float
         Slow template tracking for drift: every matched spike moves its template by this fraction
-        towards the (amplitude-normalised) spike. 0 (default) freezes the templates.
-    n_temporal_pcs, n_features, min_cluster_size, merge_threshold, max_peaks_per_channel, refine,
-    min_spikes, seed
+        towards the spike (shape and amplitude; an exponential moving average over about
+        ``1 / tracking_rate`` spikes). 0 (default) freezes the templates.
+    n_temporal_pcs, n_features, min_cluster_size, merge_threshold, merge_distance,
+    max_peaks_per_channel, refine, min_spikes, seed
         Calibration knobs, see :mod:`bci.sorting.calibration`.
 
     Notes
@@ -113,7 +114,8 @@ class OnlineSorter(Stage, name="online_sorter"):
         n_temporal_pcs: int = 5,
         n_features: int = 10,
         min_cluster_size: int = 20,
-        merge_threshold: float = 0.25,
+        merge_threshold: float = 0.05,
+        merge_distance: float = 40.0,
         max_peaks_per_channel: int = 2000,
         refine: bool = True,
         min_spikes: int = 20,
@@ -155,6 +157,7 @@ class OnlineSorter(Stage, name="online_sorter"):
             "n_features": ensure_int(n_features, "n_features", minimum=1),
             "min_cluster_size": ensure_int(min_cluster_size, "min_cluster_size", minimum=2),
             "merge_threshold": ensure_float(merge_threshold, "merge_threshold", minimum=0.0),
+            "merge_distance": ensure_float(merge_distance, "merge_distance", minimum=0.0),
             "max_peaks_per_channel": ensure_int(
                 max_peaks_per_channel, "max_peaks_per_channel", minimum=10
             ),

@@ -147,7 +147,7 @@ def peel(  # pragma: no cover (jitted)
                     w = best_a * templates[best_k, i, ch]
                     if tracking_rate > 0.0:
                         templates[best_k, i, ch] += tracking_rate * (
-                            x[base + i, ch] / best_a - templates[best_k, i, ch]
+                            x[base + i, ch] - templates[best_k, i, ch]
                         )
                     x[base + i, ch] -= w
                     if -w > peak:
