@@ -292,8 +292,9 @@ class OnlineSorter(Stage, name="online_sorter"):
         keep: list[int] = []
         templates = []
         counts = []
+        inside = (times >= p.pre) & (times + p.tail < xn.shape[0])
         for k in range(bank.n_units):
-            t = times[units == k]
+            t = times[(units == k) & inside]
             if t.size < p.min_spikes:
                 continue
             sel = t if t.size <= 1000 else t[np.linspace(0, t.size - 1, 1000).astype(np.int64)]
