@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.signal import get_window
 
 from bci._checks import ensure_float, ensure_int
 from bci.errors import ConfigError
@@ -48,6 +50,7 @@ class _Period:
     t_start_s: float
     t_stop_s: float
     spikes: dict[str, list[NDArray[np.float64]]]
+    pooled: dict[str, NDArray[np.float64]]  # all cells' spikes of a nucleus, for counting
     cortex_pulse_times: NDArray[np.float64]
 
 
@@ -78,6 +81,11 @@ class BiomarkerMonitor:
             )
         except ConfigError as err:
             raise PlantParameterError(str(err)) from None
+        if biomarkers.TOTAL_BAND_HZ[1] >= self.lfp_sfreq / 2:
+            raise PlantParameterError(
+                f"Invalid value for the 'lfp_sfreq' parameter: beta power needs the band up to "
+                f"{biomarkers.TOTAL_BAND_HZ[1]} Hz below Nyquist, but got {self.lfp_sfreq} Hz."
+            )
         self.reset()
 
     def reset(self) -> None:
@@ -86,6 +94,8 @@ class BiomarkerMonitor:
         self._periods: deque[_Period] = deque()
         self.t_s = float("nan")
         self.n_cells = 0
+        self._cache: dict[str, Any] = {}
+        self._fft_n = -1
 
     # ------------------------------------------------------------------ feeding
     def update(self, record: PlantRecord) -> None:
@@ -109,11 +119,13 @@ class BiomarkerMonitor:
                 record.t_start_s,
                 record.t_stop_s,
                 {nu: list(record.spike_times[nu]) for nu in NUCLEI},
+                {nu: np.concatenate([np.zeros(0), *record.spike_times[nu]]) for nu in NUCLEI},
                 np.asarray(record.cortex_pulse_times, dtype=np.float64),
             )
         )
         self.t_s = record.t_stop_s
         self.n_cells = record.n_cells
+        self._cache = {}
         t_from = self.t_s - self.window_s
         while self._periods and self._periods[0].t_stop_s <= t_from + 1e-12:
             self._periods.popleft()
@@ -126,36 +138,73 @@ class BiomarkerMonitor:
             raise PlantParameterError("The monitor has not been fed a record yet.")
         return max(self._periods[0].t_start_s, self.t_s - self.window_s)
 
-    def _spikes(self, nucleus: str, t0: float) -> list[NDArray[np.float64]]:
-        out = []
-        for cell in range(self.n_cells):
-            s = np.concatenate([p.spikes[nucleus][cell] for p in self._periods])
-            out.append(s[s >= t0])
-        return out
+    def _spikes(self, nucleus: str) -> list[NDArray[np.float64]]:
+        """Each cell's spike times in the window (cached until the next update)."""
+        key = f"spikes_{nucleus}"
+        cached = self._cache.get(key)
+        if cached is None:
+            t0 = self.window_start_s
+            cached = []
+            for cell in range(self.n_cells):
+                s = np.concatenate([p.spikes[nucleus][cell] for p in self._periods])
+                cached.append(s[s >= t0])
+            self._cache[key] = cached
+        return cached
 
     # ------------------------------------------------------------------ biomarkers
     def beta_power(self, nucleus: str = "gpi") -> float:
-        """Relative beta power (13-30 Hz over 4-100 Hz) of the nucleus' LFP proxy in the window."""
-        x = self._lfp[self._nucleus(nucleus)]
-        if x.size < 8:
+        """Relative beta power (13-30 Hz over 4-100 Hz) of the nucleus' LFP proxy in the window.
+
+        The same number as :func:`stimulation.plant.biomarkers.relative_beta_power` of the window
+        with one Welch segment of the window's length (Hann, mean removed), computed as one real
+        FFT with the window and band masks kept from call to call (Welch's scaling cancels in the
+        ratio).
+        """
+        key = f"beta_{self._nucleus(nucleus)}"
+        if key not in self._cache:
+            x = self._lfp[nucleus]
+            self._cache[key] = self._relative_beta(x) if x.size >= 8 else float("nan")
+        return float(self._cache[key])
+
+    def _relative_beta(self, x: NDArray[np.float64]) -> float:
+        n = x.size
+        if self._fft_n != n:
+            freqs = np.fft.rfftfreq(n, 1.0 / self.lfp_sfreq)
+            lo, hi = biomarkers.BETA_BAND_HZ
+            t_lo, t_hi = biomarkers.TOTAL_BAND_HZ
+            self._hann = get_window("hann", n)
+            self._band = (freqs >= lo) & (freqs <= hi)
+            self._total = (freqs >= t_lo) & (freqs <= t_hi)
+            self._fft_n = n
+        spec = np.fft.rfft(self._hann * (x - x.mean()))
+        power = spec.real * spec.real + spec.imag * spec.imag
+        total = float(power[self._total].sum())
+        if total <= 0.0:
             return float("nan")
-        return biomarkers.relative_beta_power(x, self.lfp_sfreq, segment_s=self.window_s)
+        return float(power[self._band].sum()) / total
 
     def firing_rate_hz(self, nucleus: str) -> float:
         """Mean firing rate (Hz) of the nucleus' cells in the window."""
         t0 = self.window_start_s
-        return biomarkers.firing_rate_hz(self._spikes(self._nucleus(nucleus), t0), t0, self.t_s)
+        nucleus = self._nucleus(nucleus)
+        if self.n_cells == 0 or self.t_s <= t0:
+            return float("nan")
+        count = sum(int(np.count_nonzero(p.pooled[nucleus] >= t0)) for p in self._periods)
+        return count / ((self.t_s - t0) * self.n_cells)
 
     def error_index(self) -> float:
         """Thalamic error index (So et al. 2012) of the cortical pulses in the window."""
-        t0 = self.window_start_s
-        pulses = np.concatenate([p.cortex_pulse_times for p in self._periods])
-        return biomarkers.error_index(self._spikes("th", t0), pulses, t0, self.t_s)
+        if "error_index" not in self._cache:
+            t0 = self.window_start_s
+            pulses = np.concatenate([p.cortex_pulse_times for p in self._periods])
+            spikes = self._spikes("th")
+            self._cache["error_index"] = biomarkers.error_index(spikes, pulses, t0, self.t_s)
+        return float(self._cache["error_index"])
 
     def synchrony(self, nucleus: str, bin_s: float = 0.01) -> float:
         """Golomb's chi of the nucleus' spike counts in bins of ``bin_s`` over the window."""
         t0 = self.window_start_s
-        return biomarkers.golomb_chi(self._spikes(self._nucleus(nucleus), t0), t0, self.t_s, bin_s)
+        return biomarkers.golomb_chi(self._spikes(self._nucleus(nucleus)), t0, self.t_s, bin_s)
 
     def value(self, feature: str) -> float:
         """One feature by name (see :data:`FEATURES`): ``beta_<nucleus>``, ``rate_<nucleus>``

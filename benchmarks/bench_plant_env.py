@@ -1,0 +1,202 @@
+"""Benchmark ``BasalGanglia-v0`` throughput: env-seconds simulated per wall second.
+
+Side by side, in one run, on the same machine load:
+
+- **network.run**: the bare :class:`~stimulation.plant.BasalGangliaNetwork` integrating the same
+  simulated time in one call (the ceiling of one core: no control loop, no biomarkers);
+- **single env**: one :class:`~stimulation.plant.env.BasalGangliaEnv` stepped in a loop (20-ms
+  control periods, random normalised amplitudes);
+- **gymnasium SyncVectorEnv**: ``--num-envs`` envs stepped in turn in one thread (the peer without
+  parallelism);
+- **gymnasium AsyncVectorEnv**: ``--num-envs`` envs, one worker process each (the peer with
+  parallelism: pickled actions/observations through pipes);
+- **ours, BasalGangliaVectorEnv**: ``--num-envs`` envs on ``--threads`` threads in one process
+  (the numba kernel releases the GIL).
+
+Throughput = ``num_envs x steps x control_period / wall time`` of the timed steps (resets and
+warm-up excluded; episodes are long enough not to end inside the timing). Every configuration runs
+at ``dt_ms=0.01`` (So et al. 2012's step, the default) and at ``dt_ms=0.025``, the largest step
+found to keep the model's behaviour: over 1.5 s of 2 seeds, mean rates TH/STN/GPe/GPi
+12.4/12.1/36.0/80.9 Hz, GPi beta 0.086 and EI 0.40 at 0.01 ms against 12.3/11.7/34.9/79.5 Hz, 0.10
+and 0.36 at 0.025 ms, while at 0.05 ms (the network's limit) GPe and GPi fire 2.5x faster (91.5 and
+224.9 Hz) and GPi beta is 0.32: a different model. The target of issue 4 is 50 env-s per wall s for the vectorised env on 2 cores.
+Prints a table with ratios to the single env of the same ``dt``; ``--json OUT`` writes the numbers.
+Never fails on timing.
+
+    .venv/bin/python benchmarks/bench_plant_env.py            # full run (about 1 min)
+    .venv/bin/python benchmarks/bench_plant_env.py --quick    # short run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+import stimulation  # noqa: F401  (registers BasalGanglia-v0)
+from stimulation.plant import BasalGangliaNetwork
+from stimulation.plant.env import BasalGangliaEnv
+from stimulation.plant.vector_env import BasalGangliaVectorEnv
+
+PERIOD_S = 0.02
+TARGET = 50.0
+
+
+def _env_kwargs(dt_ms: float, cells: int, sim_s: float) -> dict[str, Any]:
+    return {
+        "cells_per_nucleus": cells,
+        "dt_ms": dt_ms,
+        "warmup_s": 0.1,
+        "episode_s": sim_s + 1.0,  # no episode ends inside the timing
+        "control_period_s": PERIOD_S,
+    }
+
+
+def _time_network(dt_ms: float, cells: int, sim_s: float) -> float:
+    net = BasalGangliaNetwork("pd", cells, seed=0, dt_ms=dt_ms)
+    net.run(0.05)
+    t = time.perf_counter()
+    net.run(sim_s)
+    return sim_s / (time.perf_counter() - t)
+
+
+def _time_single(dt_ms: float, cells: int, sim_s: float) -> float:
+    env = BasalGangliaEnv(**_env_kwargs(dt_ms, cells, sim_s))
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    n = int(round(sim_s / PERIOD_S))
+    actions = rng.uniform(0, 1, size=(n, 1)).astype(np.float32)
+    t = time.perf_counter()
+    for a in actions:
+        env.step(a)
+    return n * PERIOD_S / (time.perf_counter() - t)
+
+
+def _time_vector(venv: Any, num_envs: int, sim_s: float) -> float:
+    venv.reset(seed=0)
+    rng = np.random.default_rng(0)
+    n = int(round(sim_s / PERIOD_S))
+    actions = rng.uniform(0, 1, size=(n, num_envs, 1)).astype(np.float32)
+    venv.step(actions[0])  # workers warm
+    t = time.perf_counter()
+    for a in actions[1:]:
+        venv.step(a)
+    wall = time.perf_counter() - t
+    venv.close()
+    return num_envs * (n - 1) * PERIOD_S / wall
+
+
+CONFIGS: tuple[str, ...] = (
+    "network.run (1 core, no env)",
+    "single env",
+    "gymnasium SyncVectorEnv",
+    "gymnasium AsyncVectorEnv",
+    "ours: BasalGangliaVectorEnv",
+)
+
+
+def _measure(config: str, dt_ms: float, args: argparse.Namespace) -> float:
+    scale = dt_ms / 0.01  # larger steps: simulate longer for about the same wall time
+    sim1 = args.sim_s * scale
+    simv = sim1 * 2 / args.num_envs
+    kw = _env_kwargs(dt_ms, args.cells, simv)
+    if config == CONFIGS[0]:
+        return _time_network(dt_ms, args.cells, sim1)
+    if config == CONFIGS[1]:
+        return _time_single(dt_ms, args.cells, sim1)
+    if config == CONFIGS[4]:
+        venv = BasalGangliaVectorEnv(args.num_envs, n_threads=args.threads, **kw)
+    else:
+        mode = "sync" if config == CONFIGS[2] else "async"
+        venv = gym.make_vec("BasalGanglia-v0", args.num_envs, vectorization_mode=mode, **kw)
+    return _time_vector(venv, args.num_envs, simv)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    load_before = os.getloadavg()
+    rates: dict[tuple[float, str], list[float]] = {}
+    for r in range(args.rounds):
+        # alternate the order between rounds so a change in machine load hits every config
+        order = CONFIGS if r % 2 == 0 else tuple(reversed(CONFIGS))
+        for dt_ms in args.dt_ms:
+            for config in order:
+                rates.setdefault((dt_ms, config), []).append(_measure(config, dt_ms, args))
+    rows: list[dict[str, Any]] = []
+    for dt_ms in args.dt_ms:
+        base = float(np.median(rates[(dt_ms, "single env")]))
+        for config in CONFIGS:
+            values = rates[(dt_ms, config)]
+            rate = float(np.median(values))
+            label = f"{config} ({args.threads} threads)" if config == CONFIGS[4] else config
+            rows.append(
+                {
+                    "dt_ms": dt_ms,
+                    "config": label,
+                    "num_envs": args.num_envs if "Vector" in config else 1,
+                    "env_s_per_s": rate,
+                    "rounds": values,
+                    "ratio_to_single": rate / base,
+                }
+            )
+    return {
+        "rows": rows,
+        "cells_per_nucleus": args.cells,
+        "num_envs": args.num_envs,
+        "threads": args.threads,
+        "control_period_s": PERIOD_S,
+        "target_env_s_per_s": TARGET,
+        "cpu_count": os.cpu_count(),
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+        "platform": platform.platform(),
+    }
+
+
+def print_table(result: dict[str, Any]) -> None:
+    print(
+        f"\nBasalGanglia-v0 throughput: {result['cells_per_nucleus']} cells per nucleus, "
+        f"{result['control_period_s'] * 1e3:g}-ms steps, {result['num_envs']} envs, "
+        f"{result['cpu_count']} CPUs, load {result['load_before'][0]:.2f} -> "
+        f"{result['load_after'][0]:.2f} (1-min avg)"
+    )
+    head = (
+        f"{'dt (ms)':>8} | {'configuration':<42} | {'envs':>4} | {'env-s / s':>9} | {'x single':>8}"
+    )
+    print(head)
+    print("-" * len(head))
+    for r in result["rows"]:
+        print(
+            f"{r['dt_ms']:>8g} | {r['config']:<42} | {r['num_envs']:>4} | "
+            f"{r['env_s_per_s']:>9.2f} | {r['ratio_to_single']:>8.2f}"
+        )
+    print(f"target: {result['target_env_s_per_s']:g} env-s / s for the vectorised env on 2 cores")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--num-envs", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--cells", type=int, default=10)
+    parser.add_argument("--dt-ms", type=float, nargs="+", default=[0.01, 0.025])
+    parser.add_argument("--sim-s", type=float, default=2.0, help="Simulated s per env at dt 0.01.")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="One short round.")
+    parser.add_argument("--json", type=Path, default=None, metavar="OUT")
+    args = parser.parse_args()
+    if args.quick:
+        args.sim_s, args.rounds = 0.5, 1
+    result = run(args)
+    print_table(result)
+    if args.json is not None:
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
