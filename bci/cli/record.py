@@ -84,7 +84,7 @@ def _output_path(out: Path | None, run_name: str | None, runs_root: Path, file_n
 @click.option(
     "--flush-interval",
     type=float,
-    default=0.5,
+    default=0.25,
     show_default=True,
     metavar="SECONDS",
     help="Hand the data to the OS at least this often (what a crash can lose).",
