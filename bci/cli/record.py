@@ -126,6 +126,11 @@ def record(
         raise click.BadParameter(f"must be > 0, got {duration}.", param_hint="--duration")
     try:
         infos = find_streams(queries, timeout_s=timeout)
+    except KeyboardInterrupt:
+        raise click.ClickException("Interrupted while looking for the streams.") from None
+    except BCIError as err:
+        raise click.ClickException(str(err)) from err
+    try:
         path = _output_path(out, run_name, runs_root, file_name)
         recorder = Recorder(
             infos, path, overwrite=overwrite, flush_interval_s=flush_interval, fsync=fsync
@@ -159,7 +164,12 @@ def record(
     except BCIError as err:
         failure = err
     finally:
-        stats = recorder.stop() if recorder.is_recording else recorder.stats
+        stats = recorder.stats
+        if recorder.is_recording:
+            try:
+                stats = recorder.stop()
+            except BCIError as err:
+                failure = failure or err
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     why = f" ({stop_requested[0]})" if stop_requested else ""

@@ -260,12 +260,17 @@ class Recorder:
             raise
         from bci import __version__
 
-        self._writer = XDFWriter(
-            self.path,
-            overwrite=self.overwrite,
-            fsync=self.fsync,
-            header_fields={"writer": f"bci-closed-loop {__version__} (bci.session.recorder)"},
-        )
+        try:
+            self._writer = XDFWriter(
+                self.path,
+                overwrite=self.overwrite,
+                fsync=self.fsync,
+                header_fields={"writer": f"bci-closed-loop {__version__} (bci.session.recorder)"},
+            )
+        except BaseException:
+            for inlet, _ in inlets:
+                inlet.close_stream()
+            raise
         for inlet, full in inlets:
             stream_id = self._writer.add_stream(full.as_xml())
             fmt = FORMAT_NAMES.get(full.channel_format(), "")
@@ -326,8 +331,13 @@ class Recorder:
                         s.clock_offsets,
                     ),
                 )
+        except BCIError as err:  # e.g. disk full: reported by check() below
+            self._add_error(f"footers: {err}")
         finally:
-            writer.close()
+            try:
+                writer.close()
+            except BCIError as err:
+                self._add_error(f"closing: {err}")
             for track in self._tracks:
                 try:
                     track.inlet.close_stream()
@@ -367,14 +377,17 @@ class Recorder:
 
     # -- threads -----------------------------------------------------------------------------
 
+    def _add_error(self, message: str) -> None:
+        with self._errors_lock:
+            self._errors.append(message)
+
     def _guard(self, loop: Any, track: _Track | None) -> None:
         try:
             loop(track) if track is not None else loop()
         except Exception as err:
             what = f"stream {track.stats.name!r}" if track is not None else "writer"
             logger.exception("Recorder thread for %s failed", what)
-            with self._errors_lock:
-                self._errors.append(f"{what}: {type(err).__name__}: {err}")
+            self._add_error(f"{what}: {type(err).__name__}: {err}")
 
     def _pull_loop(self, track: _Track) -> None:
         stats, inlet = track.stats, track.inlet

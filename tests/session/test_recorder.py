@@ -200,14 +200,24 @@ def test_replay_into_a_new_recorder_gives_the_same_samples(recording, tmp_path):
     assert np.ptp(all_shifts) < 1e-6
 
 
-def test_recorder_in_process_writes_footers_and_stats(tmp_path):
+def test_recorder_in_process_writes_footers_and_stats(tmp_path, source_id):
     streams = ThreeStreams(seed=3)
-    infos = find_streams([{"source_id": sid} for sid in streams.source_ids.values()])
+    # an irregular numeric stream too (stimulation commands)
+    stim = pylsl.StreamOutlet(pylsl.StreamInfo("Stim", "Stim", 3, 0.0, "double64", source_id))
+    commands = np.array([[1.5, 130.0, 60.0], [0.0, 130.0, 60.0], [2.25, 20.0, 90.0]])
+    sids = [*streams.source_ids.values(), source_id]
+    infos = find_streams([{"source_id": sid} for sid in sids])
     with Recorder(infos, tmp_path / "r.xdf", flush_interval_s=0.2) as rec:
-        streams.push_for(0.5)
+        for k, row in enumerate(commands):
+            stim.push_sample(row.tolist(), 1000.0 + k)
+            streams.push_for(0.2)
         time.sleep(0.3)
         assert rec.is_recording and rec.bytes_written > 0
     streams.close()
+    del stim
+    got = _by_name(read_xdf(rec.path, synchronize_clocks=False)[0])["Stim"]
+    np.testing.assert_array_equal(got["time_series"], commands)
+    np.testing.assert_array_equal(got["time_stamps"], [1000.0, 1001.0, 1002.0])
     fast = next(s for s in rec.stats if s.name == streams.names["fast"])
     _, stamps, _ = streams.pushed["fast"].arrays()
     assert fast.sample_count == len(stamps)
