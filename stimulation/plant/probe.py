@@ -214,7 +214,9 @@ class VirtualProbe:
         return np.asarray(y)
 
     def calibrate_lfp(self, record: PlantRecord) -> float:
-        """Fix the LFP scale so that this record's (unstimulated) LFP has ``lfp_uv`` RMS.
+        """Fix the LFP scale so that the second half of this (unstimulated) record's LFP, high-passed,
+        has ``lfp_uv`` RMS (the first half holds the network's start-up transient: its LFP is
+        about 4x larger over the first 0.25 s).
 
         Returns the scale (uV per plant unit). Filter state is not kept: calibration does not
         touch the stream.
@@ -224,7 +226,7 @@ class VirtualProbe:
             raise PlantParameterError("calibrate_lfp needs a record with LFP samples.")
         b, a = signal.butter(1, self.lfp_highpass_hz, "highpass", fs=record.lfp_sfreq)
         y, _ = signal.lfilter(b, a, x, zi=signal.lfilter_zi(b, a) * x[0])
-        y = y[y.size // 4 :]  # past the filter's settling
+        y = y[y.size // 2 :]  # past the network's start-up transient and the filter's settling
         rms = float(np.sqrt(np.mean(y * y)))
         self.lfp_scale = self.lfp_uv / rms if rms > 0 else 0.0
         return self.lfp_scale
