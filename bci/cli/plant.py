@@ -94,6 +94,12 @@ import click
 @click.option(
     "--pulse-width", type=float, default=300.0, show_default=True, help="Pulse width (us)."
 )
+@click.option(
+    "--biphasic/--monophasic",
+    default=False,
+    show_default=True,
+    help="Charge-balanced biphasic pulses.",
+)
 def plant(
     state: str,
     seed: int,
@@ -116,6 +122,7 @@ def plant(
     amplitude: float,
     frequency: float,
     pulse_width: float,
+    biphasic: bool,
 ) -> None:
     """Run the basal-ganglia plant (So et al. 2012) and publish it on LSL.
 
@@ -151,6 +158,7 @@ def plant(
             amplitude=amplitude,
             frequency_hz=frequency,
             pulse_width_us=pulse_width,
+            biphasic=biphasic,
         )
     except BCIError as err:
         raise click.ClickException(str(err)) from err
