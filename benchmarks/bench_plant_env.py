@@ -20,8 +20,10 @@ found to keep the model's behaviour: over 1.5 s of 2 seeds, mean rates TH/STN/GP
 12.4/12.1/36.0/80.9 Hz, GPi beta 0.086 and EI 0.40 at 0.01 ms against 12.3/11.7/34.9/79.5 Hz, 0.10
 and 0.36 at 0.025 ms, while at 0.05 ms (the network's limit) GPe and GPi fire 2.5x faster (91.5 and
 224.9 Hz) and GPi beta is 0.32: a different model. The target of issue 4 is 50 env-s per wall s for the vectorised env on 2 cores.
-Prints a table with ratios to the single env of the same ``dt``; ``--json OUT`` writes the numbers.
-Never fails on timing.
+Prints a table with ratios to the single env of the same ``dt``, and the env-seconds per CPU-second
+of this process with its CPU-per-wall ratio (how many cores it got: on a shared machine the wall
+rate of a threaded run is capped by the cores left to it, the per-CPU rate much less so);
+``--json OUT`` writes the numbers. Never fails on timing.
 
     .venv/bin/python benchmarks/bench_plant_env.py            # full run (about 1 min)
     .venv/bin/python benchmarks/bench_plant_env.py --quick    # short run
@@ -59,38 +61,49 @@ def _env_kwargs(dt_ms: float, cells: int, sim_s: float) -> dict[str, Any]:
     }
 
 
-def _time_network(dt_ms: float, cells: int, sim_s: float) -> float:
+Timing = tuple[float, float, float]  # env-seconds, wall seconds, CPU seconds of this process
+
+
+def _clock() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+def _since(start: tuple[float, float]) -> tuple[float, float]:
+    return time.perf_counter() - start[0], time.process_time() - start[1]
+
+
+def _time_network(dt_ms: float, cells: int, sim_s: float) -> Timing:
     net = BasalGangliaNetwork("pd", cells, seed=0, dt_ms=dt_ms)
     net.run(0.05)
-    t = time.perf_counter()
+    t = _clock()
     net.run(sim_s)
-    return sim_s / (time.perf_counter() - t)
+    return (sim_s, *_since(t))
 
 
-def _time_single(dt_ms: float, cells: int, sim_s: float) -> float:
+def _time_single(dt_ms: float, cells: int, sim_s: float) -> Timing:
     env = BasalGangliaEnv(**_env_kwargs(dt_ms, cells, sim_s))
     env.reset(seed=0)
     rng = np.random.default_rng(0)
     n = int(round(sim_s / PERIOD_S))
     actions = rng.uniform(0, 1, size=(n, 1)).astype(np.float32)
-    t = time.perf_counter()
+    t = _clock()
     for a in actions:
         env.step(a)
-    return n * PERIOD_S / (time.perf_counter() - t)
+    return (n * PERIOD_S, *_since(t))
 
 
-def _time_vector(venv: Any, num_envs: int, sim_s: float) -> float:
+def _time_vector(venv: Any, num_envs: int, sim_s: float) -> Timing:
     venv.reset(seed=0)
     rng = np.random.default_rng(0)
     n = int(round(sim_s / PERIOD_S))
     actions = rng.uniform(0, 1, size=(n, num_envs, 1)).astype(np.float32)
     venv.step(actions[0])  # workers warm
-    t = time.perf_counter()
+    t = _clock()
     for a in actions[1:]:
         venv.step(a)
-    wall = time.perf_counter() - t
+    wall, cpu = _since(t)
     venv.close()
-    return num_envs * (n - 1) * PERIOD_S / wall
+    return num_envs * (n - 1) * PERIOD_S, wall, cpu
 
 
 CONFIGS: tuple[str, ...] = (
@@ -102,7 +115,7 @@ CONFIGS: tuple[str, ...] = (
 )
 
 
-def _measure(config: str, dt_ms: float, args: argparse.Namespace) -> float:
+def _measure(config: str, dt_ms: float, args: argparse.Namespace) -> Timing:
     scale = dt_ms / 0.01  # larger steps: simulate longer for about the same wall time
     sim1 = args.sim_s * scale
     simv = sim1 * 2 / args.num_envs
@@ -121,19 +134,24 @@ def _measure(config: str, dt_ms: float, args: argparse.Namespace) -> float:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     load_before = os.getloadavg()
-    rates: dict[tuple[float, str], list[float]] = {}
+    timings: dict[tuple[float, str], list[Timing]] = {}
     for r in range(args.rounds):
         # alternate the order between rounds so a change in machine load hits every config
         order = CONFIGS if r % 2 == 0 else tuple(reversed(CONFIGS))
         for dt_ms in args.dt_ms:
             for config in order:
-                rates.setdefault((dt_ms, config), []).append(_measure(config, dt_ms, args))
+                timings.setdefault((dt_ms, config), []).append(_measure(config, dt_ms, args))
     rows: list[dict[str, Any]] = []
     for dt_ms in args.dt_ms:
-        base = float(np.median(rates[(dt_ms, "single env")]))
+        single = timings[(dt_ms, "single env")]
+        base = float(np.median([e / w for e, w, _ in single]))
         for config in CONFIGS:
-            values = rates[(dt_ms, config)]
-            rate = float(np.median(values))
+            values = timings[(dt_ms, config)]
+            rate = float(np.median([e / w for e, w, _ in values]))
+            # worker processes' CPU is not this process': no CPU figure for AsyncVectorEnv
+            async_ = "Async" in config
+            per_cpu = float("nan") if async_ else float(np.median([e / c for e, _, c in values]))
+            cpu_wall = float("nan") if async_ else float(np.median([c / w for _, w, c in values]))
             label = f"{config} ({args.threads} threads)" if config == CONFIGS[4] else config
             rows.append(
                 {
@@ -141,7 +159,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "config": label,
                     "num_envs": args.num_envs if "Vector" in config else 1,
                     "env_s_per_s": rate,
-                    "rounds": values,
+                    "env_s_per_cpu_s": per_cpu,
+                    "cpu_per_wall": cpu_wall,
+                    "rounds": [list(v) for v in values],
                     "ratio_to_single": rate / base,
                 }
             )
@@ -167,14 +187,19 @@ def print_table(result: dict[str, Any]) -> None:
         f"{result['load_after'][0]:.2f} (1-min avg)"
     )
     head = (
-        f"{'dt (ms)':>8} | {'configuration':<42} | {'envs':>4} | {'env-s / s':>9} | {'x single':>8}"
+        f"{'dt (ms)':>7} | {'configuration':<40} | {'envs':>4} | {'env-s / s':>9} | "
+        f"{'x single':>8} | {'env-s / CPU-s':>13} | {'CPU / wall':>10}"
     )
     print(head)
     print("-" * len(head))
     for r in result["rows"]:
+        na = np.isnan(r["env_s_per_cpu_s"])
+        per_cpu = "n/a" if na else f"{r['env_s_per_cpu_s']:.2f}"
+        cpu_wall = "n/a" if na else f"{r['cpu_per_wall']:.2f}"
         print(
-            f"{r['dt_ms']:>8g} | {r['config']:<42} | {r['num_envs']:>4} | "
-            f"{r['env_s_per_s']:>9.2f} | {r['ratio_to_single']:>8.2f}"
+            f"{r['dt_ms']:>7g} | {r['config']:<40} | {r['num_envs']:>4} | "
+            f"{r['env_s_per_s']:>9.2f} | {r['ratio_to_single']:>8.2f} | {per_cpu:>13} | "
+            f"{cpu_wall:>10}"
         )
     print(f"target: {result['target_env_s_per_s']:g} env-s / s for the vectorised env on 2 cores")
 
