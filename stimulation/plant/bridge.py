@@ -26,7 +26,8 @@ stream               type        content
                                  the command that set it (-1: none yet). Stamped with the period's end.
 ==================== =========== ======================================================================
 
-Every stream's ``source_id`` is the bridge's ``source_id`` plus the suffix of its name (``-raw``...).
+Every stream's ``source_id`` is the bridge's ``source_id`` plus the suffix of its name (``-raw``...);
+the stream definitions live in :mod:`stimulation.plant.streams`.
 
 Stamps. Sample ``n`` of ``-raw`` is stamped ``t0 + n / sfreq``, where ``t0`` is the LSL time of
 the stream's start, and every marker and biomarker is stamped on that same axis. In real time each
@@ -55,8 +56,6 @@ import numpy as np
 import pylsl
 
 from bci._checks import check_value, ensure_float, ensure_int
-from bci.acquisition.metadata import make_stream_info
-from bci.acquisition.outlet import MarkerOutlet, SignalOutlet
 from bci.errors import ConfigError
 from stimulation.errors import PlantParameterError, StimulationError
 from stimulation.plant import BasalGangliaNetwork
@@ -65,18 +64,8 @@ from stimulation.plant.monitor import FEATURES, BiomarkerMonitor
 from stimulation.plant.parameters import DBS_TARGETS, NUCLEI, STATES
 from stimulation.plant.probe import ProbeChunk, VirtualProbe
 from stimulation.plant.record import PlantRecord
+from stimulation.plant.streams import BIOMARKER_CHANNELS, RAW_FORMATS, make_plant_outlets
 from stimulation.pulses import PulseTrain, Waveform
-
-#: Channels of the ``-biomarkers`` stream.
-BIOMARKER_CHANNELS: tuple[str, ...] = (
-    *FEATURES,
-    "amplitude",
-    "frequency_hz",
-    "pulse_width_us",
-    "command_seq",
-)
-_BIOMARKER_UNITS = {"rate": "Hz", "frequency_hz": "Hz", "pulse_width_us": "us"}
-RAW_FORMATS: tuple[str, ...] = ("float32", "int16")
 
 
 @dataclass
@@ -264,7 +253,32 @@ class PlantBridge:
         self.t_origin_s = float(self.network.t_s)
         self.probe.reset(self.t_origin_s)
 
-        self._make_outlets(recorded_nucleus, dbs_target, cells_per_nucleus)
+        outlets = make_plant_outlets(
+            name,
+            self.source_id,
+            self.probe,
+            channel_format=self.channel_format,
+            scale_uv_per_bit=self.scale_uv_per_bit,
+            chunk_samples=self.chunk_samples,
+            control_period_s=self.control_period_s,
+            window_s=self.monitor.window_s,
+            plant_desc={
+                "state": self.state,
+                "seed": str(self.seed),
+                "cells_per_nucleus": str(cells_per_nucleus),
+                "dbs_target": dbs_target,
+                "recorded_nucleus": recorded_nucleus,
+                "recorded_cells": " ".join(str(int(c)) for c in self.probe.cells),
+                "control_period_s": repr(self.control_period_s),
+                "lockstep": str(self.lockstep).lower(),
+                "command_stream": self.command_stream,
+                "biomarker_stream": f"{name}-biomarkers",
+            },
+        )
+        self.raw_outlet = outlets.raw
+        self.spike_outlet = outlets.spikes
+        self.stim_outlet = outlets.stim
+        self.biomarker_outlet = outlets.biomarkers
         self.stats = BridgeStats()
         self.t0: float | None = None  # LSL time of sample 0 of -raw
         self._outbox: list[tuple[float, int, Callable[[], None]]] = []
@@ -281,79 +295,6 @@ class PlantBridge:
                 f"({self.max_amplitude:g}), but got {train.amplitude:g}."
             )
         return train
-
-    def _make_outlets(self, nucleus: str, dbs_target: str, cells_per_nucleus: int) -> None:
-        name, sid = self.name, self.source_id
-        info = make_stream_info(
-            f"{name}-raw",
-            "Neural",
-            self.probe.n_channels,
-            self.sfreq,
-            self.channel_format,
-            f"{sid}-raw",
-            units="uV",
-            channel_types="Neural",
-            positions=self.probe.positions,
-            model="stimulation.plant",
-        )
-        acq = info.desc().child("acquisition")
-        acq.append_child_value("scale_uv_per_bit", repr(self.scale_uv_per_bit))
-        acq.append_child_value("ground_truth_stream", f"{name}-spikes")
-        acq.append_child_value("stim_stream", f"{name}-stim")
-        plant = info.desc().append_child("plant")
-        for key, value in (
-            ("state", self.state),
-            ("seed", str(self.seed)),
-            ("cells_per_nucleus", str(cells_per_nucleus)),
-            ("dbs_target", dbs_target),
-            ("recorded_nucleus", nucleus),
-            ("recorded_cells", " ".join(str(int(c)) for c in self.probe.cells)),
-            ("control_period_s", repr(self.control_period_s)),
-            ("lockstep", str(self.lockstep).lower()),
-            ("command_stream", self.command_stream),
-            ("biomarker_stream", f"{name}-biomarkers"),
-        ):
-            plant.append_child_value(key, value)
-        self.raw_outlet = SignalOutlet(info, chunk_size=self.chunk_samples)
-
-        def marker_info(suffix: str, label: str) -> pylsl.StreamInfo:
-            minfo = make_stream_info(
-                f"{name}-{suffix}",
-                "Markers",
-                1,
-                0.0,
-                "string",
-                f"{sid}-{suffix}",
-                labels=[label],
-                units="",
-                model="stimulation.plant",
-            )
-            minfo.desc().append_child("plant").append_child_value("data_stream", f"{name}-raw")
-            return minfo
-
-        self.spike_outlet = MarkerOutlet(marker_info("spikes", "spike"))
-        self.stim_outlet = MarkerOutlet(marker_info("stim", "stim"))
-        units = [
-            _BIOMARKER_UNITS.get(ch, _BIOMARKER_UNITS.get(ch.partition("_")[0], ""))
-            for ch in BIOMARKER_CHANNELS
-        ]
-        units[BIOMARKER_CHANNELS.index("amplitude")] = "uA/cm2"
-        binfo = make_stream_info(
-            f"{name}-biomarkers",
-            "Biomarkers",
-            len(BIOMARKER_CHANNELS),
-            1.0 / self.control_period_s,
-            "float32",
-            f"{sid}-biomarkers",
-            labels=BIOMARKER_CHANNELS,
-            units=units,
-            channel_types="Biomarker",
-            model="stimulation.plant",
-        )
-        bdesc = binfo.desc().append_child("plant")
-        bdesc.append_child_value("window_s", repr(self.monitor.window_s))
-        bdesc.append_child_value("data_stream", f"{name}-raw")
-        self.biomarker_outlet = SignalOutlet(binfo)
 
     # ------------------------------------------------------------------ one period
     @property
@@ -551,3 +492,6 @@ class PlantBridge:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+__all__ = ["BIOMARKER_CHANNELS", "BridgeStats", "PlantBridge"]
