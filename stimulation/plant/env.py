@@ -37,8 +37,8 @@ Reward
 *Symptom* (``symptom="beta"``, default): the relative beta power of the ``symptom_nucleus`` LFP
 proxy over the sliding window. Exaggerated beta synchrony in the STN and GPi is the biomarker
 adaptive DBS uses in patients (Little et al. 2013, Ann Neurol 74:449), it is defined at every
-control step, and it is the feedback signal of Fleming et al. (2020, Front Neurosci 14:166), which
-used the STN LFP. ``symptom="error_index"`` uses the thalamic error index of So et al. (2012)
+control step, and it is the feedback signal of Fleming, Dunn & Lowery (2020, Front Neurosci
+14:166), who used the STN LFP. ``symptom="error_index"`` uses the thalamic error index of So et al. (2012)
 instead: the model's most direct measure of motor symptoms (failed thalamocortical relay), but
 cortical pulses come at about 14 Hz, so a 20-ms period holds at most one and the index only makes
 sense over a window of several pulses; it is also reported in ``info`` either way.
@@ -56,8 +56,9 @@ Parkinsonian and 0.04 with DBS.
 ``I^2 R x PW x phases x f`` (the Joule heating :meth:`PulseTrain.energy_j` sums pulse by pulse).
 It is 1 for full So-2012 DBS and 0 off, so ``energy_weight`` reads as "the symptom reduction that
 would justify continuous full-amplitude DBS". The default, 0.02, is a quarter of the GPi beta
-reduction full DBS brings (about 0.08, above), so stimulation pays but not at any amplitude. It follows the action, not the count of pulse onsets
-that happen to fall in the period (2 or 3 at 130 Hz and 20 ms; ``n_pulses`` in ``info``).
+reduction full DBS brings (about 0.08, above), so stimulation pays but not at any amplitude. It
+follows the action, not the count of pulse onsets that happen to fall in the period (2 or 3 at
+130 Hz and 20 ms; ``n_pulses`` in ``info``).
 
 Episodes end with ``truncated=True`` after ``episode_s`` (the time limit); ``terminated`` is always
 False (the plant has no terminal state).
