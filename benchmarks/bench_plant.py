@@ -7,9 +7,8 @@ Three parts, all in one run:
   correctness oracle), each on the same seed, side by side as wall seconds per simulated second and
   their ratio, for 10 and 100 cells per nucleus. Both are checked to give the same spike trains on
   the oracle's (short) window. The real-time factor is simulated seconds per wall second on one
-  core (the compiled loop is single-threaded). A profile row measures the floor set by the
-  exponentials and divisions the loop must evaluate (the same count, in a numba loop with nothing
-  else), to say what limits the speed.
+  core (the compiled loop is single-threaded). Profile rows time the kernel's vectorised cell
+  updates alone against a whole step, to say what limits the speed.
 - **science** (So, Kent & Grill 2012): over ``--seeds`` (default 1-5), 4 s simulated with the first
   2 s discarded: thalamic error index (EI) and GPi relative beta (13-30 Hz over 4-100 Hz) in the
   healthy and Parkinsonian states, and Parkinsonian with STN DBS (300 uA/cm2, 0.3 ms) at 130 and
@@ -39,15 +38,13 @@ import numpy as np
 from numba import njit
 
 from stimulation import PulseTrain
-from stimulation.plant import BasalGangliaNetwork, PlantRecord
+from stimulation.plant import BasalGangliaNetwork, PlantRecord, _kernel
 from stimulation.plant.parameters import NUCLEI
 from stimulation.plant.reference import ReferenceNetwork
 
 SWEEP_HZ = (0.0, 20.0, 40.0, 80.0, 130.0, 180.0)
 DBS_UA_CM2, DBS_PW_US = 300.0, 300.0
 DURATION_S, DISCARD_S = 4.0, 2.0
-# per cell of each of the 4 nuclei, per step, in stimulation/plant/_kernel.py
-EXPS_PER_QUAD, DIVS_PER_QUAD = 23, 27
 
 
 def _wall(fn: Any, repeats: int) -> float:
@@ -72,20 +69,52 @@ def _max_spike_diff(a: PlantRecord, b: PlantRecord) -> tuple[bool, float, int]:
     return same_counts, worst, n
 
 
-@njit(cache=True, error_model="numpy")
-def _exp_div_floor(
-    x: np.ndarray, n_steps: int, n_exp: int, n_div: int
-) -> float:  # pragma: no cover
-    acc = 0.0
+@njit(error_model="numpy")
+def _cell_updates(n_cells: int, n_steps: int) -> float:  # pragma: no cover - numba
+    """The four vectorised nucleus updates of the kernel alone, on a network at rest."""
+    n_pad = ((n_cells + 7) // 8) * 8
+    th, stn = np.full((3, n_pad), 0.5), np.full((8, n_pad), 0.3)
+    gpe, gpi = np.full((6, n_pad), 0.3), np.full((7, n_pad), 0.3)
+    th[0], stn[0], gpe[0], gpi[0] = -65.0, -60.0, -62.0, -63.0
+    th2, stn2, gpe2, gpi2 = th.copy(), stn.copy(), gpe.copy(), gpi.copy()
+    drive, isyn, iapp = np.zeros((6, n_pad)), np.zeros((4, n_pad)), np.full((3, n_pad), 20.0)
     for _ in range(n_steps):
-        for j in range(x.size):
-            v = x[j]
-            for q in range(n_exp):
-                acc += math.exp(-(v + q) * 0.1)
-            for q in range(n_div):
-                acc += 1.0 / (v + q + 1000.0)
-        x[0] += 1e-9
-    return acc
+        _kernel._th_update(th, th2, drive[0], isyn[0], 0.0, 0.01, n_pad)
+        _kernel._stn_update(stn, stn2, drive[1], iapp[0], isyn[1], 0.0, 0.01, n_pad)
+        _kernel._gp_update(
+            gpe,
+            gpe2,
+            drive[2],
+            drive[3],
+            0.3,
+            0.0,
+            1.0,
+            -85.0,
+            iapp[1],
+            isyn[2],
+            0.0,
+            0.01,
+            n_pad,
+            True,
+        )
+        _kernel._gp_update(
+            gpi,
+            gpi2,
+            drive[4],
+            drive[5],
+            0.3,
+            0.0,
+            1.0,
+            -85.0,
+            iapp[2],
+            isyn[3],
+            0.0,
+            0.01,
+            n_pad,
+            False,
+        )
+        th, th2, stn, stn2, gpe, gpe2, gpi, gpi2 = th2, th, stn2, stn, gpe2, gpe, gpi2, gpi
+    return th[0, 0] + stn[0, 0] + gpe[0, 0] + gpi[0, 0]
 
 
 def speed(n_cells: int, fast_s: float, ref_s: float, repeats: int) -> dict[str, Any]:
@@ -114,23 +143,20 @@ def speed(n_cells: int, fast_s: float, ref_s: float, repeats: int) -> dict[str, 
 
 
 def profile(n_cells: int, repeats: int) -> dict[str, Any]:
-    """Floor set by the exponentials and divisions of one step, against the whole step."""
+    """Share of a step spent in the vectorised cell updates (the rest: spike tests, synaptic
+    drives, LFP sums, pulse bookkeeping, the Python call)."""
     n_steps = 20000
-    x = np.linspace(-70.0, -50.0, n_cells)  # the counts are per cell of each of the 4 nuclei
-    _exp_div_floor(x, 10, EXPS_PER_QUAD, DIVS_PER_QUAD)
-    exp_div = _wall(lambda: _exp_div_floor(x, n_steps, EXPS_PER_QUAD, DIVS_PER_QUAD), repeats)
-    exp_only = _wall(lambda: _exp_div_floor(x, n_steps, EXPS_PER_QUAD, 0), repeats)
+    _cell_updates(n_cells, 10)
+    updates = _wall(lambda: _cell_updates(n_cells, n_steps), repeats) / n_steps
+    BasalGangliaNetwork(cells_per_nucleus=n_cells).run(0.001)
     step = _wall(lambda: BasalGangliaNetwork(cells_per_nucleus=n_cells, seed=1).run(0.2), repeats)
-    per_step = step / 20000
+    per_step = step / n_steps
     return {
         "n_cells": n_cells,
         "us_per_step": per_step * 1e6,
-        "exp_us_per_step": exp_only / n_steps * 1e6,
-        "exp_and_div_us_per_step": exp_div / n_steps * 1e6,
-        "exp_share": exp_only / n_steps / per_step,
-        "exp_and_div_share": exp_div / n_steps / per_step,
-        "exps_per_cell_quad": EXPS_PER_QUAD,
-        "divisions_per_cell_quad": DIVS_PER_QUAD,
+        "cell_updates_us_per_step": updates * 1e6,
+        "cell_updates_share": updates / per_step,
+        "ns_per_cell_update": updates / (4 * n_cells) * 1e9,
     }
 
 
@@ -223,7 +249,7 @@ def main() -> None:
     t_start = time.perf_counter()
     load_before = os.getloadavg()
     rows = [speed(10, 2.0, ref10, args.repeats), speed(100, 0.2, ref100, args.repeats)]
-    prof = profile(10, args.repeats)
+    prof = [profile(10, args.repeats), profile(100, args.repeats)]
     sci = science(seeds)
     figure(sci, figure_path)
     load_after = os.getloadavg()
@@ -247,12 +273,12 @@ def main() -> None:
             f"{r['numpy_wall_per_sim_s']:>10.2f} {r['speedup_vs_numpy']:>7.0f}x "
             f"{r['real_time_factor']:>11.2f}x {oracle:>22}"
         )
-    print(
-        f"profile (10 cells): {prof['us_per_step']:.2f} us per step; "
-        f"{prof['exps_per_cell_quad']} exp per cell quad = {prof['exp_us_per_step']:.2f} us "
-        f"({100 * prof['exp_share']:.0f}%), with {prof['divisions_per_cell_quad']} divisions "
-        f"{prof['exp_and_div_us_per_step']:.2f} us ({100 * prof['exp_and_div_share']:.0f}%)"
-    )
+    for p in prof:
+        print(
+            f"profile ({p['n_cells']} cells): {p['us_per_step']:.2f} us per step, of which the "
+            f"vectorised cell updates {p['cell_updates_us_per_step']:.2f} us "
+            f"({100 * p['cell_updates_share']:.0f}%, {p['ns_per_cell_update']:.1f} ns per cell)"
+        )
 
     print(
         f"\nScience, seeds {seeds}, {DURATION_S:g} s with {DISCARD_S:g} s discarded "
