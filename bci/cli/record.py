@@ -42,7 +42,8 @@ def _output_path(out: Path | None, run_name: str | None, runs_root: Path, file_n
     "types",
     multiple=True,
     metavar="TYPE",
-    help="Record a stream of this content type, e.g. Markers (repeat for more streams).",
+    help="Record a stream of this content type, e.g. Markers: the first one found (repeat for "
+    "more streams; --source-id picks one for sure).",
 )
 @click.option(
     "--out",
