@@ -124,7 +124,7 @@ def test_salvage_from_a_labrecorder_style_chunk_without_stamps(tmp_path: Path):
     scan = scan_xdf(path)
     assert scan.streams[sid].sample_count == 10 and scan.truncated is not None
     report = repair(path, tmp_path / "fixed.xdf")
-    assert report.salvaged_samples == {"Lab": 8}
+    assert report.salvaged_samples == {"Lab": 8} and report.output is not None
     (s,) = read_xdf(report.output, synchronize_clocks=False)[0]
     np.testing.assert_array_equal(s["time_series"], np.concatenate([values, values[:8]]))
     expected = np.concatenate([5.0 + np.arange(10) / 100.0, 5.0 + np.arange(8) / 100.0])
@@ -161,6 +161,7 @@ def test_bad_files_are_named_and_nothing_is_written(good: Path, tmp_path: Path):
     assert not default_repair_path(unknown).exists()
     # ... copied verbatim only when asked; pyxdf skips it
     report = repair(unknown, allow_unknown=True)
+    assert report.output is not None
     assert odd in report.output.read_bytes()
     assert len(_streams(report.output)["Sig"]["time_stamps"]) > 0
     # a length field of a width XDF does not allow

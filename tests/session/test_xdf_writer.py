@@ -24,7 +24,7 @@ from bci.session.xdf import (
 )
 from bci.session.xdf_read import scan_xdf
 
-LIMITS = {
+LIMITS: dict[str, list[float]] = {
     "int8": [-128, 127, 0, -1],
     "int16": [-32768, 32767, 0, -1],
     "int32": [-(2**31), 2**31 - 1, 0, -1],
