@@ -16,7 +16,7 @@ State layout (rows of the per-nucleus state arrays, columns are cells):
 and ``z = ds/dt``, for GPe first-order kinetics (So et al. 2012, ModelDB 141699).
 
 Speed: the step is dominated by exponentials and divisions (about 23 and 27 per cell of each of
-the four nuclei). Three things keep it fast:
+the four nuclei). These keep it fast:
 
 - each nucleus is updated by a branch-free loop over its cells (``_th_update``, ``_stn_update``,
   ``_gp_update``) that LLVM vectorises (AVX-512 on the machines measured: 8 cells per
@@ -26,7 +26,9 @@ the four nuclei). Three things keep it fast:
 - sigmoids that share a slope share one ``exp`` (the GPe/GPi ``r_inf``, ``a_inf``, ``s_inf`` and
   the GPe synaptic ``H_inf`` all have slope 2 mV);
 - constant divisors are reciprocals, and each gate update ``(x_inf - x) / tau`` with
-  ``x_inf = 1 / (1 + e)`` and ``tau = a + b / (1 + e')`` is one fraction (one division, not three).
+  ``x_inf = 1 / (1 + e)`` and ``tau = a + b / (1 + e')`` is one fraction (one division, not three);
+  multiplications and additions may fuse (``fastmath={"contract"}``: FMA, no other fast-math
+  licence).
 
 All of this is the same arithmetic up to rounding: the numpy oracle
 (:mod:`stimulation.plant.reference`) computes every sigmoid separately with numpy's ``exp`` and
@@ -164,7 +166,7 @@ def _float_to_bits(typingctx, x):  # pragma: no cover - numba
     return types.int64(types.float64), codegen
 
 
-@njit(cache=True, nogil=True, inline="always", error_model="numpy")
+@njit(cache=True, nogil=True, inline="always", error_model="numpy", fastmath={"contract"})
 def _exp(x):  # pragma: no cover - numba
     """``exp(x)`` to about 1 ulp, written so that LLVM vectorises the loops that call it.
 
@@ -197,7 +199,7 @@ def _exp(x):  # pragma: no cover - numba
     return p * _bits_to_float((bits + 1023) << 52)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 def _record_spike(buf_cell, buf_time, counts, nucleus, cell, t_ms):  # pragma: no cover - numba
     i = counts[nucleus]
     buf_cell[nucleus, i] = cell
@@ -205,7 +207,7 @@ def _record_spike(buf_cell, buf_time, counts, nucleus, cell, t_ms):  # pragma: n
     counts[nucleus] = i + 1
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 def _padded(state, n_pad):  # pragma: no cover - numba
     """A copy of ``state`` with columns added up to ``n_pad``: copies of cell 0 that receive no
     synaptic input, feed no synapse and are never recorded (they only fill the last vector)."""
@@ -217,14 +219,14 @@ def _padded(state, n_pad):  # pragma: no cover - numba
     return out
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 def _unpad(work, state):  # pragma: no cover - numba
     for row in range(state.shape[0]):
         for j in range(state.shape[1]):
             state[row, j] = work[row, j]
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 def _th_update(old, new, drive, isyn, i_smc, dt, n_pad):  # pragma: no cover - numba
     """Thalamocortical cells, one forward-Euler step of every (padded) cell: no branches, so LLVM
     vectorises it. Rows of old/new: v, h, r; ``drive`` is s of the GPi cell of each cell."""
@@ -254,7 +256,7 @@ def _th_update(old, new, drive, isyn, i_smc, dt, n_pad):  # pragma: no cover - n
         isyn[j] = i_syn
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 def _stn_update(old, new, drive, iapp, isyn, i_dbs, dt, n_pad):  # pragma: no cover - numba
     """STN cells (rows v, n, h, r, c, ca, s, z); ``drive`` is the summed s of the two GPe cells.
     The spike kick of z is added afterwards (it needs the crossing test)."""
@@ -298,7 +300,7 @@ def _stn_update(old, new, drive, iapp, isyn, i_dbs, dt, n_pad):  # pragma: no co
         isyn[j] = i_syn
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 def _gp_update(
     old, new, drive_e, drive_i, g_e, e_e, g_i, e_i, iapp, isyn, i_dbs, dt, n_pad, is_gpe
 ):  # pragma: no cover - numba
@@ -350,7 +352,7 @@ def _gp_update(
         isyn[j] = i_syn_e + i_syn_i
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 def _spikes(old, new, threshold, nucleus, k, dt, n, buf_cell, buf_time, counts):  # pragma: no cover
     """Record the upward crossings of ``threshold`` by v (row 0) between ``old`` and ``new`` at
     their linearly interpolated time (ms); returns how many cells crossed."""
@@ -366,14 +368,14 @@ def _spikes(old, new, threshold, nucleus, k, dt, n, buf_cell, buf_time, counts):
     return fired
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 def _kick(old, new, threshold, z_row, kick, n):  # pragma: no cover - numba
     for j in range(n):
         if old[0, j] < threshold < new[0, j]:
             new[z_row, j] += kick
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 def integrate(  # noqa: PLR0913, PLR0915 - one flat compiled loop on purpose
     th,
     stn,
