@@ -158,6 +158,7 @@ def test_sigkill_loses_at_most_the_last_second(tmp_path):
         must_have = int(np.sum(pushed_at <= t_kill - MAX_LOSS_S))
         assert n >= must_have, f"{key}: {n} samples on disk, {must_have} pushed > 1 s before kill"
     assert "footer" not in raw[streams.names["fast"]]
+    assert load(path).segments[0].analogsignals  # our loader reads the killed file as it is
     # repair closes it: footers with the counts on disk, the samples unchanged
     report = repair(path)
     assert report.output is not None and report.footers_added
@@ -250,6 +251,13 @@ def test_cli_names_a_missing_stream_and_what_exists(tmp_path, source_id):
     assert source_id in result.output or "more" in result.output
     assert not (tmp_path / "run").exists()
     del outlet
+
+
+def test_spawned_recorder_that_cannot_start_says_why(tmp_path):
+    missing = f"NoSuchStream-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(RecorderError, match=f"(?s)did not start.*{missing}"):
+        spawn_recorder(tmp_path / "r.xdf", names=[missing], timeout_s=0.2)
+    assert not (tmp_path / "r.xdf").exists()
 
 
 def test_cli_records_into_a_run_folder(tmp_path, source_id):
