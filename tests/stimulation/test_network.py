@@ -95,7 +95,7 @@ def test_zero_amplitude_steps_keep_the_clock_running() -> None:
 
 
 def test_stimulation_reaches_the_chosen_target() -> None:
-    rates = {}
+    rates: dict[str, dict[str, float]] = {}
     for target in ("stn", "gpe", "gpi"):
         net = BasalGangliaNetwork(seed=1, dbs_target=target)
         assert net.dbs_target == target

@@ -7,6 +7,8 @@ rounding: spike counts must be equal and spike times equal to far below the 10 u
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -42,7 +44,12 @@ def assert_same_trains(fast: PlantRecord, slow: PlantRecord) -> int:
 def test_compiled_model_gives_the_oracle_spike_trains(
     state: str, n_cells: int, dbs_target: str, dbs: PulseTrain | None
 ) -> None:
-    kwargs = {"state": state, "cells_per_nucleus": n_cells, "seed": 7, "dbs_target": dbs_target}
+    kwargs: dict[str, Any] = {
+        "state": state,
+        "cells_per_nucleus": n_cells,
+        "seed": 7,
+        "dbs_target": dbs_target,
+    }
     fast = BasalGangliaNetwork(**kwargs).run(0.06, dbs=dbs)
     slow = ReferenceNetwork(**kwargs).run(0.06, dbs=dbs)
     # enough activity to mean something: the pallidum fires several spikes per cell
