@@ -274,6 +274,7 @@ class XDFWriter:
             raise XDFWriteError(f"Cannot create the XDF file {self.path}: {err}") from err
         self.fsync = bool(fsync)
         self._lock = threading.Lock()
+        self._io_lock = threading.Lock()
         self._meta: list[Any] = []  # headers, clock offsets, footers, boundaries
         self._samples: list[Any] = []
         self._next_stream_id = 1
@@ -334,14 +335,17 @@ class XDFWriter:
 
     def flush(self) -> int:
         """Hand every queued chunk to the OS; return the number of bytes written."""
-        with self._lock:
-            if self._fd is None:
-                if self._meta or self._samples:
-                    raise XDFWriteError(f"{self.path} is closed; cannot write more chunks.")
-                return 0
-            meta, self._meta = self._meta, []
-            samples, self._samples = self._samples, []
-            fd = self._fd
+        # _io_lock keeps flushes in order; _lock is held only to swap the queues, so the threads
+        # that queue chunks never wait for the disk
+        with self._io_lock:
+            with self._lock:
+                if self._fd is None:
+                    if self._meta or self._samples:
+                        raise XDFWriteError(f"{self.path} is closed; cannot write more chunks.")
+                    return 0
+                meta, self._meta = self._meta, []
+                samples, self._samples = self._samples, []
+                fd = self._fd
             n = 0
             try:
                 if meta:
@@ -362,7 +366,7 @@ class XDFWriter:
         try:
             self.flush()
         finally:
-            with self._lock:
+            with self._io_lock, self._lock:
                 fd, self._fd = self._fd, None
                 if fd is not None:
                     os.close(fd)
