@@ -90,6 +90,14 @@ def _output_path(out: Path | None, run_name: str | None, runs_root: Path, file_n
     metavar="SECONDS",
     help="Hand the data to the OS at least this often (what a crash can lose).",
 )
+@click.option(
+    "--status-interval",
+    type=float,
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Print the samples recorded so far this often (0: never); flags silent streams.",
+)
 @click.option("--overwrite", is_flag=True, default=False, help="Replace an existing file.")
 @click.option(
     "--fsync", is_flag=True, default=False, help="fsync on every flush (survives an OS crash)."
@@ -105,6 +113,7 @@ def record(
     duration: float | None,
     timeout: float,
     flush_interval: float,
+    status_interval: float,
     overwrite: bool,
     fsync: bool,
 ) -> None:
@@ -158,10 +167,25 @@ def record(
                 f"({s.n_channels} ch, {rate}, {s.channel_format})"
             )
         click.echo(f"{READY_LINE} {len(infos)} stream(s) to {path}", nl=True)
-        t_end = None if duration is None else time.monotonic() + duration
+        t_start = time.monotonic()
+        t_end = None if duration is None else t_start + duration
+        next_status = t_start + status_interval
+        last_counts = [s.sample_count for s in recorder.stats]
         while not stop_requested and (t_end is None or time.monotonic() < t_end):
             time.sleep(0.05)
             recorder.check()
+            if status_interval > 0 and time.monotonic() >= next_status:
+                next_status += status_interval
+                counts = [s.sample_count for s in recorder.stats]
+                parts = [
+                    f"{s.name} {n}" + (" (silent)" if n == before else "")
+                    for s, n, before in zip(recorder.stats, counts, last_counts, strict=True)
+                ]
+                last_counts = counts
+                click.echo(
+                    f"[{time.monotonic() - t_start:.0f} s] {', '.join(parts)} samples; "
+                    f"{recorder.bytes_written / 1e6:.1f} MB"
+                )
     except BCIError as err:
         failure = err
     finally:
