@@ -70,3 +70,21 @@ def test_ten_cell_network_matches_the_oracle_over_half_a_second() -> None:
     fast = BasalGangliaNetwork(seed=1).run(0.5, dbs=dbs)
     slow = ReferenceNetwork(seed=1).run(0.5, dbs=dbs)
     assert assert_same_trains(fast, slow) > 1000
+
+
+def test_vectorisable_exp_matches_numpy() -> None:
+    from numba import njit
+
+    from stimulation.plant._vexp import vexp
+
+    @njit
+    def apply(x: np.ndarray) -> np.ndarray:
+        out = np.empty_like(x)
+        for i in range(x.size):
+            out[i] = vexp(x[i])
+        return out
+
+    x = np.concatenate([np.linspace(-700.0, 200.0, 200001), [0.0, 1e-300, -1e-300, 0.5, -0.5]])
+    np.testing.assert_allclose(apply(x), np.exp(x), rtol=4e-16, atol=0.0)
+    # clipped outside [-700, 200]: finite, no overflow to inf, no subnormals
+    np.testing.assert_allclose(apply(np.array([1e4, -1e4])), np.exp([200.0, -700.0]), rtol=4e-16)
