@@ -303,7 +303,7 @@ class _Recording:
         self.kind, self.path = kind, path
         self.pid: int | None = None
         if kind == "ours":
-            from bci.session.recorder import spawn_recorder
+            from bci.session.recorder_process import spawn_recorder
 
             self._ours = spawn_recorder(path, source_ids=[source_id])
             self.pid = self._ours.pid

@@ -123,7 +123,8 @@ def record(
     much; on a clean stop every stream gets its footer. Exits non-zero if a stream is missing.
     """
     from bci.errors import BCIError
-    from bci.session.recorder import READY_LINE, Recorder, StreamQuery, find_streams
+    from bci.session.recorder import Recorder, StreamQuery, find_streams
+    from bci.session.recorder_process import READY_LINE
 
     queries = (
         [StreamQuery(name=n) for n in names]

@@ -7,8 +7,8 @@ from bci.session.recorder import (  # noqa: F401
     RecorderError,
     StreamQuery,
     find_streams,
-    spawn_recorder,
 )
+from bci.session.recorder_process import RecorderProcess, spawn_recorder  # noqa: F401
 from bci.session.repair import repair  # noqa: F401
 from bci.session.run_folder import create_run_dir, write_config, write_summary  # noqa: F401
 from bci.session.xdf import XDFWriter  # noqa: F401

@@ -20,7 +20,8 @@ from click.testing import CliRunner
 from bci.acquisition.player import Player, read_xdf
 from bci.cli.main import cli
 from bci.session import load
-from bci.session.recorder import Recorder, RecorderError, find_streams, spawn_recorder
+from bci.session.recorder import Recorder, RecorderError, find_streams
+from bci.session.recorder_process import spawn_recorder
 from bci.session.repair import repair
 from bci.session.xdf_read import scan_xdf
 
