@@ -14,8 +14,10 @@ C_m = 1 uF/cm2. Every cell obeys ``C_m dv/dt = -sum(I_ion) - I_syn + I_app (+ I_
 
 - TH: ``I_L + I_Na + I_K + I_T``; ``I_Na = g_Na m_inf^3 h (v - E_Na)``,
   ``I_K = g_K (0.75 (1 - h))^4 (v - E_K)``, ``I_T = g_T p_inf^2 r (v - E_T)``; driven by the
-  sensorimotor-cortex pulses ``I_SMC`` (3.5 uA/cm2, 5 ms, gamma-distributed rate, mean 14 Hz,
-  CV 0.2) and inhibited one-to-one by GPi: ``I_GPi->TH = 1.4 * 0.08 (v + 85) s_GPi``.
+  sensorimotor-cortex pulses ``I_SMC`` (3.5 uA/cm2, 5 ms, mean 14 Hz, CV 0.2; as in So 2012's
+  ``createSMC.m`` the instantaneous rate, not the interval, is gamma distributed, see
+  :class:`stimulation.plant.inputs.CorticalPulses`) and inhibited one-to-one by GPi:
+  ``I_GPi->TH = 1.4 * 0.08 (v + 85) s_GPi``.
 - STN: ``I_L + I_K + I_Na + I_T + I_Ca + I_AHP``; ``I_K = g_K n^4 (v - E_K)``,
   ``I_Na = g_Na m_inf^3 h (v - E_Na)``, ``I_T = g_T a_inf^3 b_inf(r)^2 (v - E_Ca)``,
   ``I_Ca = g_Ca c^2 (v - E_Ca)``, ``I_AHP = g_AHP (v - E_K) Ca / (Ca + k1)``,
@@ -30,7 +32,9 @@ C_m = 1 uF/cm2. Every cell obeys ``C_m dv/dt = -sum(I_ion) - I_syn + I_app (+ I_
 - Applied currents (So 2012): healthy STN 33, GPe 21, GPi 22 uA/cm2; Parkinsonian ("pd") STN 23,
   GPe 8, GPi 16; every GPe cell adds its own fixed ``N(0, 2^2)`` offset.
 - DBS: a rectangular current (uA/cm2) added to every cell of the target nucleus (STN by default;
-  So 2012: 300 uA/cm2, 0.3 ms, 130 Hz).
+  So 2012: 300 uA/cm2, 0.3 ms, 130 Hz); pulse onsets and widths are rounded to whole steps.
+- LFP proxy of a nucleus: the sum over its cells of the synaptic currents onto them (uA/cm2),
+  averaged over each sample period of ``1 / lfp_sfreq``.
 
 All rate functions, constants and their sources are in :mod:`stimulation.plant.parameters` and
 :mod:`stimulation.plant._kernel`. Integration: forward Euler at ``dt_ms`` (0.01 ms, as So 2012's
