@@ -28,8 +28,10 @@ def test_crossings_catch_the_ground_truth_spikes_of_units_above_noise(result):
     assert result.gt_spikes > 50
     assert result.gt_big > 20
     assert result.gt_caught_big / result.gt_big >= 0.9
-    # crossings are spikes, not noise: not many more than the ground truth spikes published
-    assert result.crossings < 3 * result.gt_spikes
+    # crossings are spikes, not noise: at -4.5 x RMS almost every crossing lies within 1 ms of a
+    # ground-truth spike (on some channel: one spike crosses on several neighbouring channels)
+    assert result.crossings > result.gt_caught
+    assert result.crossings_without_spike <= 0.05 * result.crossings
 
 
 def test_bins_cover_the_detected_stretch(result):
