@@ -16,14 +16,17 @@ Steps (run once, offline, on the first seconds of a session):
 4. Over-splitting: one unit seen on two peak channels, or cut in two by HDBSCAN, gives templates
    that differ by little more than noise. Two templates are merged when, at the best alignment
    within a few samples and the best relative scale in [0.8, 1.25], their difference on the
-   contacts either one reaches has less energy than ``merge_distance`` noise-sigma^2 (a matched
-   filter could not tell them apart on single spikes: sqrt(40) ~ 6 sigma), or less than
+   contacts either one reaches, minus what estimating each template from its spikes explains
+   (the median of n spikes has variance ~pi/(2n) per point), has less energy than
+   ``merge_distance`` noise-sigma^2 (a matched filter could not tell them apart on single
+   spikes: sqrt(40) ~ 6 sigma), or less than
    ``merge_threshold`` of the smaller template's energy (big units whose clusters differ by
    sub-sample jitter). Two units 15 um apart differ by ~8% of their energy, hundreds of sigma^2.
 5. Refinement: the templates are matched against the calibration data with the online peeler
-   itself, each template is rebuilt from the spikes assigned to it, and templates that collect too
-   few spikes are dropped (one step of template-matching EM; it cleans clusters polluted by
-   overlaps and aligns every template on its own trough).
+   itself, each template is rebuilt from the spikes assigned to it, templates that collect too
+   few spikes are dropped, and the rebuilt templates are merged again (one step of
+   template-matching EM; it cleans clusters polluted by overlaps and aligns every template on its
+   own trough).
 """
 
 from __future__ import annotations
@@ -82,8 +85,16 @@ def _robust_mean(w: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     return np.median(w, axis=0).astype(np.float32)
 
 
+#: Templates are medians of at most this many spikes.
+_TEMPLATE_SPIKES = 1000
+
+
 def _template_from_times(
-    x: npt.NDArray[np.float32], times: npt.NDArray[np.int64], pre: int, post: int, limit: int = 1000
+    x: npt.NDArray[np.float32],
+    times: npt.NDArray[np.int64],
+    pre: int,
+    post: int,
+    limit: int = _TEMPLATE_SPIKES,
 ) -> npt.NDArray[np.float32]:
     if times.size > limit:
         times = times[np.linspace(0, times.size - 1, limit).astype(np.int64)]
@@ -105,11 +116,12 @@ def _align(
 
 def _distance(
     a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], max_shift: int
-) -> tuple[float, float, int]:
+) -> tuple[float, float, int, int]:
     """Smallest ``||a - c * b_shifted||^2`` over shifts and a scale ``c`` in [0.8, 1.25].
 
-    Returns ``(absolute, relative, shift)``: the distance in noise-sigma^2 (what a matched filter
-    sees on one spike), the same over the smaller template's energy, and the best shift.
+    Returns ``(absolute, relative, shift, n_points)``: the distance in noise-sigma^2 (what a
+    matched filter sees on one spike), the same over the smaller template's energy, the best
+    shift, and the number of (sample, channel) points compared.
     """
     n = a.shape[0]
     support = (np.abs(a).max(axis=0) >= 1.0) | (np.abs(b).max(axis=0) >= 1.0)
@@ -123,7 +135,11 @@ def _distance(
         d = float(((aa - c * bb) ** 2).sum())
         if d < best:
             best, best_s = d, s
-    return best, best / max(min(ea, eb), 1e-12), best_s
+    return best, best / max(min(ea, eb), 1e-12), best_s, int(a.size)
+
+
+#: Variance of a median of n unit-variance Gaussian samples is about pi / (2 n).
+_MEDIAN_VARIANCE = np.pi / 2
 
 
 def _cluster_group(
@@ -272,8 +288,17 @@ def merge_similar(
             ri, rj = find(int(i)), find(int(j))
             if ri == rj:
                 continue
-            d_abs, d_rel, s = _distance(templates[i], templates[j], p.merge_max_shift)
-            if d_abs < p.merge_distance or d_rel < p.merge_threshold:
+            d_abs, d_rel, s, n_points = _distance(templates[i], templates[j], p.merge_max_shift)
+            # what two templates of the same unit differ by, from estimation noise alone
+            noise = (
+                n_points
+                * _MEDIAN_VARIANCE
+                * sum(
+                    1.0 / min(max(t.size, 1), _TEMPLATE_SPIKES)
+                    for t in (spike_times[i], spike_times[j])
+                )
+            )
+            if d_abs - noise < p.merge_distance or d_rel < p.merge_threshold:
                 # b shifted by s matches a: unit j's spikes sit s samples early against i
                 parent[rj] = ri
                 shift_to_root[int(j)] = s

@@ -20,7 +20,12 @@ import numpy.typing as npt
 
 from bci._checks import ensure_float, ensure_int
 from bci.errors import StageCompatibilityError
-from bci.sorting.calibration import CalibrationParams, cluster_templates, snippets
+from bci.sorting.calibration import (
+    CalibrationParams,
+    cluster_templates,
+    merge_similar,
+    snippets,
+)
 from bci.sorting.detection import channel_neighbours, default_positions
 from bci.sorting.noise import SortingError, mad_noise
 from bci.sorting.peeler import peel
@@ -70,6 +75,12 @@ class OnlineSorter(Stage, name="online_sorter"):
     amplitude_range : (float, float)
         Allowed scaling of a template to fit a spike (amplitude varies within bursts and with
         slow drift; Pouzat et al. 2002).
+    amplitude_prior : float
+        Weight of a Gaussian prior pulling the fitted amplitude towards 1 (0: plain least
+        squares): the amplitude is ``(a_ls + prior) / (1 + prior)``, so a spike overlapping
+        another cannot make the template absorb its neighbour (Kilosort's amplitude penalty,
+        Pachitariu et al. 2024, Nat Methods 21:914). The least-squares amplitude must still lie
+        in ``amplitude_range``.
     explain_fraction : float
         A fit is accepted only if it leaves less than this fraction of the peak's depth.
     residual_guard : float
@@ -108,6 +119,7 @@ class OnlineSorter(Stage, name="online_sorter"):
         tail_ms: float = 2.5,
         max_shift: int = 1,
         amplitude_range: Sequence[float] = (0.6, 1.6),
+        amplitude_prior: float = 1.0,
         explain_fraction: float = 0.5,
         residual_guard: float = 0.3,
         tracking_rate: float = 0.0,
@@ -143,6 +155,7 @@ class OnlineSorter(Stage, name="online_sorter"):
                 f"(min, max) with 0 < min <= 1 <= max, but got {amplitude_range!r} instead."
             )
         self.amplitude_range = (lo, hi)
+        self.amplitude_prior = ensure_float(amplitude_prior, "amplitude_prior", minimum=0.0)
         self.explain_fraction = ensure_float(
             explain_fraction, "explain_fraction", minimum=0.0, maximum=1.0
         )
@@ -288,52 +301,60 @@ class OnlineSorter(Stage, name="online_sorter"):
         self, xn: npt.NDArray[np.float32], bank: TemplateBank, p: CalibrationParams
     ) -> tuple[TemplateBank, dict[str, Any]]:
         """Match the calibration data with the first templates; rebuild them from their spikes."""
-        times, units = self._match_array(xn, bank)
-        keep: list[int] = []
-        templates = []
-        counts = []
-        inside = (times >= p.pre) & (times + p.tail < xn.shape[0])
+        times, chans, units = self._match_array(xn, bank)
+        # the template's own trough time, not the trough of the channel the spike was found on
+        aligned = times - bank.offsets[np.maximum(units, 0), chans]
+        margin = p.merge_max_shift + 1
+        inside = (aligned >= p.pre + margin) & (aligned + p.tail + margin < xn.shape[0])
+        templates, spike_times = [], []
         for k in range(bank.n_units):
-            t = times[(units == k) & inside]
+            t = aligned[(units == k) & inside]
             if t.size < p.min_spikes:
                 continue
             sel = t if t.size <= 1000 else t[np.linspace(0, t.size - 1, 1000).astype(np.int64)]
-            templates.append(np.median(snippets(xn, sel, p.pre, p.tail), axis=0))
-            counts.append(t.size)
-            keep.append(k)
+            templates.append(np.median(snippets(xn, sel, p.pre, p.tail), axis=0).astype(np.float32))
+            spike_times.append(t)
         if not templates:
             raise SortingError(
                 "Calibration templates matched fewer than "
                 f"{p.min_spikes} spikes each on the calibration data; calibrate on a longer segment."
             )
+        n_kept = len(templates)
+        templates, spike_times = merge_similar(xn, templates, spike_times, p)
         refined = self._make_bank(
             np.asarray(templates, np.float32),
-            np.asarray(counts),
+            np.asarray([t.size for t in spike_times]),
             bank.noise,
             bank.positions,
             bank.sfreq,
             p,
         )
         info = {
-            "dropped": bank.n_units - len(keep),
+            "dropped": bank.n_units - n_kept,
+            "merged": n_kept - len(templates),
             "unsorted_fraction": float(np.mean(units < 0)) if units.size else 0.0,
         }
         return refined, info
 
     def _match_array(
         self, xn: npt.NDArray[np.float32], bank: TemplateBank
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]:
-        """Peel a whole normalised array (zero-padded at both ends); spike times and units."""
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.int32]]:
+        """Peel a whole normalised array (zero-padded at both ends): times, channels, units."""
         pad = self._history(bank) + self._lookahead(bank) + self._pending(bank)
         x = np.zeros((xn.shape[0] + 2 * pad, xn.shape[1]), np.float32)
         x[pad : pad + xn.shape[0]] = xn
         state = self._fresh_state(bank.n_channels)
-        t, _, k, _, _ = self._peel(x, pad, pad + xn.shape[0], bank, state, tracking=0.0)
-        return t - pad, k
+        t, c, k, _, _ = self._peel(x, pad, pad + xn.shape[0], bank, state, tracking=0.0)
+        return t - pad, c, k
 
     # -- geometry of the carried margin -------------------------------------------------------------
     def _sweep(self, bank: TemplateBank) -> int:
         return max(1, _ms(self.sweep_ms, bank.sfreq))
+
+    def _rescan(self, bank: TemplateBank) -> int:
+        """Samples the scan steps back after a subtraction (a hidden peak sits within
+        ``sweep`` of the flank of the spike that hid it, a few samples before its trough)."""
+        return 2 * self._sweep(bank) + 2
 
     def _lookahead(self, bank: TemplateBank) -> int:
         """Samples after a peak that must be present before it can be decided."""
@@ -349,16 +370,17 @@ class OnlineSorter(Stage, name="online_sorter"):
 
     @property
     def lookahead_samples(self) -> int:
-        """Signal a spike needs after its trough before it is labelled (the latency floor)."""
+        """Signal a spike needs after its trough before it is reported (the latency floor)."""
         self._require_fit()
         assert self.bank is not None
-        return self._lookahead(self.bank)
+        return self._lookahead(self.bank) + self._rescan(self.bank)
 
     def _fresh_state(self, n_channels: int) -> dict[str, npt.NDArray[Any]]:
         return {
             "last_unsorted": np.full(n_channels, -(10**12), np.int64),
             "guard_until": np.full(n_channels, -(10**12), np.int64),
             "guard_level": np.zeros(n_channels, np.float64),
+            "floor": np.full(1, -(10**12), np.int64),
         }
 
     def _peel(
@@ -396,13 +418,16 @@ class OnlineSorter(Stage, name="online_sorter"):
             self.max_shift,
             self.amplitude_range[0],
             self.amplitude_range[1],
+            self.amplitude_prior,
             self.explain_fraction,
             self.residual_guard,
             state["last_unsorted"],
             state["guard_until"],
             state["guard_level"],
             tracking,
-            4,
+            8,
+            state["floor"],
+            self._rescan(bank),
         )
 
     # -- the Stage contract -------------------------------------------------------------------------
@@ -458,7 +483,8 @@ class OnlineSorter(Stage, name="online_sorter"):
         self._pos = 0  # next sample to scan
         self._state: dict[str, npt.NDArray[Any]] = {}
         self._neigh = None
-        self._emitted_upto = 0
+        self._emitted_upto: int | None = None
+        self._held = np.zeros(0, SPIKE_DTYPE)
         self.nan_samples = 0
         self.gaps = 0
 
@@ -476,17 +502,19 @@ class OnlineSorter(Stage, name="online_sorter"):
             self.nan_samples += int(nan_rows.sum())
             data = np.where(np.isnan(data), np.float32(0.0), data)
         xn = data * self._inv_noise(bank)
-        results = []
+        released = []
         if self._buf is None:
             self._start(chunk.first_sample, bank)
         elif chunk.first_sample != self._arrived_end:
             self.gaps += 1
-            results.append(self._finish_segment(bank))
+            released.append(self._release([self._finish_segment(bank)], self._pos))
             self._start(chunk.first_sample, bank)
         self._append(xn)
         stop = self._arrived_end - self._lookahead(bank)
-        results.append(self._scan(stop, bank))
-        return self._emit(results, chunk)
+        result = self._scan(stop, bank)
+        # a rescan may still find spikes a few samples back: those wait
+        released.append(self._release([result], self._pos - self._rescan(bank)))
+        return self._emit(released, self._pos - self._rescan(bank), chunk.sfreq)
 
     def _append(self, xn: npt.NDArray[np.float32]) -> None:
         """Add arriving samples onto the residual (which holds pending subtractions there)."""
@@ -505,17 +533,11 @@ class OnlineSorter(Stage, name="online_sorter"):
         """Decide the held-back margin as if the stream ended here (end of a recording)."""
         self._require_fit()
         assert self.bank is not None
-        if self._buf is None:
-            return SpikeChunk(
-                np.zeros(0, SPIKE_DTYPE),
-                self._emitted_upto,
-                self._emitted_upto - 1,
-                self.bank.sfreq,
-            )
-        first = self._pos
-        res = self._finish_segment(self.bank)
-        spikes = self._to_spikes([res])
-        out = SpikeChunk(spikes, first - self._delay, self._pos - 1 - self._delay, self.bank.sfreq)
+        if self._buf is None or self._emitted_upto is None:
+            upto = 0 if self._emitted_upto is None else self._emitted_upto
+            return SpikeChunk(np.zeros(0, SPIKE_DTYPE), upto, upto - 1, self.bank.sfreq)
+        spikes = self._release([self._finish_segment(self.bank)], self._pos)
+        out = self._emit([spikes], self._pos, self.bank.sfreq)
         self._buf = None
         return out
 
@@ -531,6 +553,8 @@ class OnlineSorter(Stage, name="online_sorter"):
         self._arrived_end = first_sample
         self._pos = first_sample
         self._state = self._fresh_state(bank.n_channels)
+        if self._emitted_upto is None:
+            self._emitted_upto = first_sample - self._delay
 
     def _finish_segment(self, bank: TemplateBank) -> tuple[Any, ...]:
         """Scan the current segment to its end, as if zeros followed it."""
@@ -548,11 +572,13 @@ class OnlineSorter(Stage, name="online_sorter"):
         # the kernel counts samples from the buffer's start; the carried state is in stream samples
         self._state["last_unsorted"] -= off
         self._state["guard_until"] -= off
+        self._state["floor"] -= off
         t, c, k, _a, v = self._peel(
             self._buf, start - off, stop - off, bank, self._state, self.tracking_rate
         )
         self._state["last_unsorted"] += off
         self._state["guard_until"] += off
+        self._state["floor"] += off
         self._pos = stop
         amp = (v * bank.noise[c]).astype(np.float32)  # trough depth on the peak channel, in uV
         # keep only the history the next scan needs
@@ -576,11 +602,21 @@ class OnlineSorter(Stage, name="online_sorter"):
             i += m
         return spikes
 
-    def _emit(self, results: list[tuple[Any, ...]], chunk: SignalChunk) -> SpikeChunk:
-        spikes = self._to_spikes(results)
-        first = self._emitted_upto
-        last = self._pos - 1 - self._delay
-        out = SpikeChunk(spikes, first, max(last, first - 1), chunk.sfreq)
+    def _release(self, results: list[tuple[Any, ...]], final_before: int) -> npt.NDArray[np.void]:
+        """Spikes (held back ones included) before stream sample ``final_before``; hold the rest."""
+        spikes = np.concatenate([self._held, self._to_spikes(results)])
+        spikes = spikes[np.argsort(spikes["sample_index"], kind="stable")]
+        n_final = int(np.searchsorted(spikes["sample_index"], final_before - self._delay))
+        self._held = spikes[n_final:]
+        return spikes[:n_final]
+
+    def _emit(
+        self, released: list[npt.NDArray[np.void]], final_before: int, sfreq: float
+    ) -> SpikeChunk:
+        spikes = released[0] if len(released) == 1 else np.concatenate(released)
+        first = 0 if self._emitted_upto is None else self._emitted_upto
+        last = final_before - 1 - self._delay
+        out = SpikeChunk(spikes, first, max(last, first - 1), sfreq)
         self._emitted_upto = max(last + 1, first)
         return out
 

@@ -43,6 +43,7 @@ def peel(  # pragma: no cover (jitted)
     max_shift,
     amp_min,
     amp_max,
+    amp_prior,
     explain_fraction,
     residual_guard,
     last_unsorted,
@@ -50,13 +51,18 @@ def peel(  # pragma: no cover (jitted)
     guard_level,
     tracking_rate,
     max_passes,
+    floor_state,
+    rescan,
 ):
     """Peel spikes off the residual ``x`` (modified in place) at samples ``[start, stop)``.
 
     Matching compares the first ``n_match`` samples of each template (trough at ``pre``); the
     subtraction removes the whole template, whose tail may reach past the samples that have
     arrived (``x`` then holds minus the pending subtraction there, and arriving data is added).
-    ``last_unsorted``, ``guard_until``, ``guard_level`` (per channel) are carried between calls.
+    ``last_unsorted``, ``guard_until``, ``guard_level`` (per channel) and ``floor_state`` (the
+    earliest sample a rescan may return to) are carried between calls. After each accepted spike
+    the scan steps back ``rescan`` samples, so spikes may be found up to ``rescan`` samples before
+    ``start``; callers treat spikes before ``stop - rescan`` as final.
     Returns ``(times, channels, units, scale, depth)``: unit -1 is an unsorted peak, ``scale`` the
     fitted template amplitude (0 when unsorted), ``depth`` the peak's value in noise sigmas.
     """
@@ -69,8 +75,15 @@ def peel(  # pragma: no cover (jitted)
     out_a = np.empty(cap, np.float32)
     out_v = np.empty(cap, np.float32)
     n = 0
-    for t in range(start, stop):
-        passes = 0
+    floor = floor_state[0]
+    t = start
+    t_front = start  # the furthest sample scanned so far
+    passes = 0
+    while t < stop:
+        if t > t_front:
+            t_front = t
+            passes = 0
+        rescan = False
         c = 0
         while c < n_channels:
             v = x[t, c]
@@ -97,10 +110,13 @@ def peel(  # pragma: no cover (jitted)
                         ch = support[k, ii]
                         for i in range(n_match):
                             dot += x[base + i, ch] * templates[k, i, ch]
-                    a = dot / norms[k]
-                    if a < amp_min or a > amp_max:
+                    a_ls = dot / norms[k]
+                    if a_ls < amp_min or a_ls > amp_max:
                         continue
-                    score = a * dot
+                    # least squares with a Gaussian prior on the amplitude around 1: an overlapping
+                    # spike must not inflate the fit (Kilosort's amplitude penalty)
+                    a = (a_ls + amp_prior) / (1.0 + amp_prior)
+                    score = 2.0 * a * dot - a * a * norms[k] - amp_prior * (a - 1.0) ** 2 * norms[k]
                     if score > best_score:
                         best_score = score
                         best_k = k
@@ -172,6 +188,19 @@ def peel(  # pragma: no cover (jitted)
                         norm += templates[best_k, i, ch] * templates[best_k, i, ch]
                 norms[best_k] = norm
             passes += 1
-            # an overlapping spike may now show at this very sample: look at it again
-            c = 0 if passes < max_passes else c + 1
+            if passes < max_passes:
+                # a smaller spike that this one hid (it was no local peak next to it) may now show
+                # up to ``rescan`` samples back: scan again from there, never below an earlier
+                # rescan, so the scan only moves forward overall
+                back = t - rescan
+                if back < floor:
+                    back = floor
+                floor = back
+                t = back
+                rescan = True
+                break
+            c += 1
+        if not rescan:
+            t += 1
+    floor_state[0] = floor
     return out_t[:n], out_c[:n], out_k[:n], out_a[:n], out_v[:n]

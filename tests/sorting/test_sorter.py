@@ -61,6 +61,8 @@ def _run(sorter: OnlineSorter, x: npt.NDArray[np.float32], size: int) -> npt.NDA
     # spans tile the stream without gaps or overlaps, and every spike lies in its span
     for (_, last), (first, _) in zip(spans[:-1], spans[1:], strict=True):
         assert first == last + 1
+    for part, (first, last) in zip(parts, spans, strict=True):
+        assert np.all((part["sample_index"] >= first) & (part["sample_index"] <= last))
     return np.concatenate(parts)
 
 
