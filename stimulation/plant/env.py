@@ -446,7 +446,7 @@ class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
             for i, name in enumerate(self.features):
                 if name.startswith("rate_"):
                     values[i] /= self.rate_scale_hz
-            values = np.nan_to_num(values, nan=0.0)
+            values[~np.isfinite(values)] = 0.0
             return np.clip(values, space.low, space.high).astype(np.float32)
         t1 = rec.t_stop_s
         t0 = t1 - self.n_bins * self.bin_s

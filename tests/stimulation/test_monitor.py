@@ -47,3 +47,21 @@ def test_bad_input_is_refused() -> None:
         monitor.beta_power("cortex")
     with pytest.raises(PlantParameterError, match="Nyquist"):
         BiomarkerMonitor(150.0)
+
+
+def test_vectorised_error_index_equals_the_reference_one() -> None:
+    from stimulation.plant.monitor import _error_index
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        t0 = rng.uniform(0, 100)
+        t1 = t0 + rng.uniform(0.05, 1.0)
+        pulses = np.sort(rng.uniform(t0 - 0.1, t1 + 0.1, rng.integers(0, 20)))
+        cells = [
+            np.sort(rng.uniform(t0, t1, rng.integers(0, 30)))
+            for _ in range(int(rng.integers(1, 12)))
+        ]
+        # responses: one spike 2-10 ms after some pulses, bursts after others
+        cells[0] = np.sort(np.concatenate([cells[0], pulses[pulses >= t0] + 0.005]))
+        expected = biomarkers.error_index(cells, pulses, t0, t1)
+        assert _error_index(cells, pulses, t0, t1) == pytest.approx(expected, nan_ok=True)
