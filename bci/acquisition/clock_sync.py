@@ -10,6 +10,11 @@ streams that were stamped by the same clock: a marker pushed with the same stamp
 25 us away from it. Pooling the pairs of all streams of a host and applying one correction to all of them
 keeps their relative timing exact, and the pooled fit is less noisy than any single one.
 
+Streams stamped on the recorder's own host need no correction at all: they share its clock, the true
+offset is exactly 0 and any measured one is the noise of loopback round trips (-3 to -36 us measured
+here). Our recorder writes its host name into the file header (``<hostname>``), so those streams are
+left as stamped; files without it (LabRecorder's) get the pooled fit for every host.
+
 The fit is robust: Theil-Sen slope and median intercept when the pooled measurements span at least
 ``MIN_SPAN_FOR_DRIFT_S`` (clock drift is only measurable over a span), else the median offset. A host
 whose offsets jump by more than ``RESET_JUMP_S`` (its clock was reset mid-recording, e.g. a reboot) is
@@ -82,7 +87,9 @@ def host_clock_groups(streams: Sequence[Mapping[str, Any]]) -> dict[str, list[in
     return dict(groups)
 
 
-def synchronize_host_clocks(streams: Sequence[dict[str, Any]]) -> list[int]:
+def synchronize_host_clocks(
+    streams: Sequence[dict[str, Any]], recorder_host: str | None = None
+) -> list[int]:
     """Apply one pooled clock correction per sending host to the streams' ``time_stamps``, in place.
 
     Parameters
@@ -90,6 +97,9 @@ def synchronize_host_clocks(streams: Sequence[dict[str, Any]]) -> list[int]:
     streams : sequence of dict
         pyxdf stream dicts read with ``synchronize_clocks=False`` (they keep ``clock_times`` and
         ``clock_values``).
+    recorder_host : str, optional
+        Host name of the recorder (the file header's ``hostname``); streams from that host share the
+        recorder's clock and are left as stamped.
 
     Returns
     -------
@@ -98,7 +108,9 @@ def synchronize_host_clocks(streams: Sequence[dict[str, Any]]) -> list[int]:
         caller corrects those with pyxdf's per-stream handling.
     """
     reset: list[int] = []
-    for members in host_clock_groups(streams).values():
+    for group, members in host_clock_groups(streams).items():
+        if recorder_host and group == f"host:{recorder_host}":
+            continue  # the recorder's own clock: offset 0 by definition
         times = np.concatenate([np.asarray(streams[i]["clock_times"], float) for i in members])
         values = np.concatenate([np.asarray(streams[i]["clock_values"], float) for i in members])
         if np.ptp(values) > RESET_JUMP_S:

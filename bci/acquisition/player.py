@@ -119,7 +119,8 @@ def read_xdf(
     streams, header = _load(False)
     if synchronize_clocks:
         # one correction per sending host, so streams stamped by one clock stay aligned
-        reset = synchronize_host_clocks(streams)
+        recorder_host = _first(header.get("info", {}), "hostname") or None
+        reset = synchronize_host_clocks(streams, recorder_host)
         if reset:  # a host clock was reset mid-recording: pyxdf's per-stream handling
             by_pyxdf, _ = _load(True)
             for i in reset:

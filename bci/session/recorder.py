@@ -24,6 +24,7 @@ from Python) so that a crash of the pipeline never loses what the recorder alrea
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -257,7 +258,12 @@ class Recorder:
                 self.path,
                 overwrite=self.overwrite,
                 fsync=self.fsync,
-                header_fields={"writer": f"bci-closed-loop {__version__} (bci.session.recorder)"},
+                header_fields={
+                    "writer": f"bci-closed-loop {__version__} (bci.session.recorder)",
+                    # streams stamped on this host share the recorder's clock: offset exactly 0
+                    # (bci.acquisition.clock_sync reads this back)
+                    "hostname": socket.gethostname(),
+                },
             )
         except BaseException:
             for inlet, _ in inlets:

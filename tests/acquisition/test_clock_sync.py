@@ -54,3 +54,12 @@ def test_drift_is_fitted_only_over_a_long_enough_span():
     intercept, slope = fit_clock_offset(np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.1, 1.0]))
     assert slope == 0.0 and intercept == pytest.approx(1.0)
     assert fit_clock_offset(np.array([]), np.array([])) == (0.0, 0.0)
+
+
+def test_streams_of_the_recorders_own_host_are_left_as_stamped():
+    # loopback offset measurements are noise around 0: the recorder's host shares its clock
+    local = _stream("rig", [10.0, 11.0], [0.0, 5.0, 10.0], [-3e-6, -36e-6, -11e-6])
+    remote = _stream("amp", [10.0], [0.0, 5.0], [0.25, 0.25])
+    synchronize_host_clocks([local, remote], recorder_host="rig")
+    np.testing.assert_array_equal(local["time_stamps"], [10.0, 11.0])
+    assert remote["time_stamps"][0] == pytest.approx(10.25)
