@@ -18,8 +18,15 @@ def _inlet_for(source_id: str) -> pylsl.StreamInlet:
 def test_metadata_survives_the_network(source_id):
     positions = np.array([[0.0, 0.0], [0.0, 25.0], [16.0, 50.0]])
     info = make_stream_info(
-        "probe", "Neural", 3, 30000.0, "int16", source_id,
-        labels=["a", "b", "c"], units="uV", positions=positions,
+        "probe",
+        "Neural",
+        3,
+        30000.0,
+        "int16",
+        source_id,
+        labels=["a", "b", "c"],
+        units="uV",
+        positions=positions,
     )
     outlet = SignalOutlet(info)
     inlet = _inlet_for(source_id)
