@@ -113,7 +113,11 @@ def read_xdf(
                 str(p), synchronize_clocks=sync, dejitter_timestamps=dejitter, verbose=False
             )
         except Exception as err:  # pyxdf raises bare Exception, IOError, ValueError, struct.error
-            raise RecordingFormatError(f"Could not read XDF file {p}: {err}") from err
+            raise RecordingFormatError(
+                f"Could not read XDF file {p}: {err}. If the recording was cut short (a crash), "
+                f"'bci session check {p}' names the problem and 'bci session repair {p}' writes a "
+                "readable copy."
+            ) from err
         return list(streams), dict(header)
 
     streams, header = _load(False)
