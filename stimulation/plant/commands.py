@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pylsl
+from pylsl.util import LostError
+from pylsl.util import TimeoutError as LSLTimeoutError
 
 from bci.acquisition.metadata import make_stream_info
 from bci.errors import BCIError
@@ -176,7 +178,10 @@ class CommandListener:
             else:
                 authorised = info.source_id() == self.controller_source_id
             inlet = pylsl.StreamInlet(info, max_buflen=60, recover=True)
-            inlet.open_stream(timeout=5.0)
+            try:
+                inlet.open_stream(timeout=1.0)
+            except (LSLTimeoutError, LostError):
+                continue  # gone again, or slow to answer: the next resolve retries
             self._inlets[uid] = (inlet, authorised)
             if not authorised:
                 self.unauthorised_sources.add(info.source_id())
@@ -205,7 +210,7 @@ class CommandListener:
             for inlet, authorised in list(self._inlets.values()):
                 try:
                     samples, stamps = inlet.pull_chunk(timeout=0.0)
-                except pylsl.LostError:
+                except LostError:
                     continue
                 if not stamps:
                     continue

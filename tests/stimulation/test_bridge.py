@@ -118,6 +118,18 @@ def test_invalid_commands_are_refused_counted_and_the_plant_keeps_going(source_i
         assert (
             "max_amplitude" in bridge.listener.last_error or "finite" in bridge.listener.last_error
         )
+        # a text stream of the command stream's name is never obeyed, even from the controller
+        text = pylsl.StreamOutlet(
+            pylsl.StreamInfo(
+                f"{name}-commands", "Markers", 1, 0.0, "string", f"{source_id}-controller"
+            )
+        )
+        listener = bridge.listener
+        assert _until(lambda: (listener.poll(0.0), listener.n_streams)[1] == 2)
+        assert text.wait_for_consumers(5.0)
+        text.push_sample(["amplitude=300"])
+        assert _until(lambda: (bridge.serve(0.0), bridge.n_unauthorised)[1] == 1)
+        assert bridge.stats.periods == 6 and bridge.train.amplitude == 200.0
         with pytest.raises(StimulationError, match="amplitude"):
             bridge.advance(amplitude=-5.0)
         with pytest.raises(PlantParameterError, match="max_amplitude"):
