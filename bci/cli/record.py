@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 
@@ -146,6 +148,8 @@ def record(
         recorder = Recorder(
             infos, path, overwrite=overwrite, flush_interval_s=flush_interval, fsync=fsync
         )
+        if run_name is not None:  # the config goes in first: a crash still leaves it
+            _write_run_config(path.parent, run_name, infos, recorder, duration)
     except BCIError as err:
         raise click.ClickException(str(err)) from err
 
@@ -156,6 +160,7 @@ def record(
 
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     failure: BCIError | None = None
+    t_start = time.monotonic()
     try:
         try:
             recorder.start()
@@ -202,5 +207,83 @@ def record(
     click.echo(f"Stopped{why}; wrote {path}:")
     for s in stats:
         click.echo(f"  {s.name!r}: {s.sample_count} samples")
+    if run_name is not None:
+        _finish_run_folder(path, stats, stop_requested, failure, time.monotonic() - t_start)
     if failure is not None:
         raise click.ClickException(str(failure))
+
+
+def _write_run_config(
+    run_dir: Path, run_name: str, infos: Sequence[Any], recorder: Any, duration: float | None
+) -> None:
+    from bci.session.run_folder import write_config
+
+    write_config(
+        run_dir,
+        {
+            "session": run_name,
+            "kind": "recording",
+            "recorder": {
+                "file": recorder.path.name,
+                "flush_interval_s": recorder.flush_interval_s,
+                "fsync": recorder.fsync,
+                "duration_s": duration,
+            },
+            "streams": [
+                {
+                    "name": info.name(),
+                    "type": info.type(),
+                    "source_id": info.source_id(),
+                    "hostname": info.hostname(),
+                    "channel_count": info.channel_count(),
+                    "nominal_srate": info.nominal_srate(),
+                }
+                for info in infos
+            ],
+        },
+    )
+
+
+def _finish_run_folder(
+    path: Path,
+    stats: Sequence[Any],
+    stop_requested: list[str],
+    failure: Exception | None,
+    elapsed_s: float,
+) -> None:
+    """summary.json, then session.nix (neo's NixIO, the analysis format) next to the recording."""
+    from bci.errors import BCIError
+    from bci.session.nix import write_run_nix
+    from bci.session.run_folder import write_summary
+
+    summary: dict[str, Any] = {
+        "recording": path.name,
+        "wall_time_s": round(elapsed_s, 3),
+        "stopped_by": stop_requested[0] if stop_requested else "duration",
+        "error": None if failure is None else str(failure),
+        "streams": [
+            {
+                "name": s.name,
+                "source_id": s.source_id,
+                "samples": s.sample_count,
+                "first_timestamp": s.first_timestamp,
+                "last_timestamp": s.last_timestamp,
+                "clock_offsets": len(s.clock_offsets),
+            }
+            for s in stats
+        ],
+    }
+    nix_error = None
+    try:
+        summary["nix"] = write_run_nix(path.parent).name
+    except BCIError as err:  # the recording stays; say why the analysis copy is missing
+        nix_error = str(err)
+        summary["nix"] = None
+        summary["nix_error"] = nix_error
+    write_summary(path.parent, summary)
+    click.echo(
+        f"Run folder {path.parent}: config.yaml, summary.json"
+        + (", session.nix" if nix_error is None else "")
+    )
+    if nix_error is not None:
+        click.echo(f"  session.nix not written: {nix_error}", err=True)

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
 import socket
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -15,12 +17,14 @@ import numpy as np
 import pylsl
 import pytest
 import quantities as pq
+import yaml
 from _streams import FAST_CH, FAST_FS, SLOW_FS, ThreeStreams
 from click.testing import CliRunner
 
 from bci.acquisition.player import Player, read_xdf
 from bci.cli.main import cli
 from bci.session import load
+from bci.session.nix import load_nix
 from bci.session.recorder import Recorder, RecorderError, find_streams
 from bci.session.recorder_process import spawn_recorder
 from bci.session.repair import repair
@@ -264,16 +268,43 @@ def test_spawned_recorder_that_cannot_start_says_why(tmp_path):
 
 def test_cli_records_into_a_run_folder(tmp_path, source_id):
     outlet = pylsl.StreamOutlet(pylsl.StreamInfo("RunSig", "Misc", 2, 200.0, "float32", source_id))
+    pushed = np.arange(2 * 120, dtype=np.float32).reshape(120, 2)
+    stop = threading.Event()
+
+    def push(out: pylsl.StreamOutlet) -> None:  # 200 Hz, 10-sample chunks, while recording
+        i = 0
+        while not stop.is_set() and i < len(pushed):
+            out.push_chunk(pushed[i : i + 10])
+            i += 10
+            time.sleep(0.05)
+
+    pusher = threading.Thread(target=push, args=(outlet,))
+    pusher.start()
     result = CliRunner().invoke(
         cli,
         [
             "record", "--source-id", source_id, "--run-name", "demo",
-            "--runs-root", str(tmp_path), "--duration", "0.3",
+            "--runs-root", str(tmp_path), "--duration", "0.8",
         ],
     )  # fmt: skip
+    stop.set()
+    pusher.join()
     del outlet
     assert result.exit_code == 0, result.output
     (run_dir,) = list(tmp_path.iterdir())
     assert run_dir.name.endswith("-demo")
     assert scan_xdf(run_dir).is_complete
     assert "RunSig" in result.output
+    # the run folder of ARCHITECTURE.md: config first, then summary and the neo/NIX copy
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["session"] == "demo"
+    assert config["streams"][0]["source_id"] == source_id
+    summary = json.loads((run_dir / "summary.json").read_text())
+    (stream,) = summary["streams"]
+    assert stream["name"] == "RunSig" and stream["samples"] > 0
+    assert summary["nix"] == "session.nix"
+    block = load_nix(run_dir / "session.nix")
+    (sig,) = block.segments[0].analogsignals
+    assert sig.shape[0] == stream["samples"]
+    first = int(sig.magnitude[0, 0]) // 2  # the recorder hears what was pushed once it listened
+    np.testing.assert_array_equal(sig.magnitude, pushed[first : first + stream["samples"]])
