@@ -6,9 +6,30 @@
   beta power, firing rates and synchrony (:mod:`stimulation.plant.record`,
   :mod:`stimulation.plant.biomarkers`).
 - :mod:`stimulation.plant.reference`: the same equations in plain numpy (the correctness oracle).
+- :class:`BasalGangliaEnv` (``BasalGanglia-v0``) and :class:`BasalGangliaVectorEnv`: the Gymnasium
+  environment and its threaded vectorised form; :class:`BiomarkerMonitor`: causal sliding-window
+  biomarkers; :class:`PlantBridge`: the network behind LSL (``bci plant``). These load on first use
+  (the bridge needs pylsl).
 """
+
+from typing import Any
 
 from stimulation.plant.network import BasalGangliaNetwork
 from stimulation.plant.record import PlantRecord
 
-__all__ = ["BasalGangliaNetwork", "PlantRecord"]
+_LAZY = {
+    "BasalGangliaEnv": "stimulation.plant.env",
+    "BasalGangliaVectorEnv": "stimulation.plant.vector_env",
+    "BiomarkerMonitor": "stimulation.plant.monitor",
+    "PlantBridge": "stimulation.plant.bridge",
+}
+
+__all__ = ["BasalGangliaNetwork", "PlantRecord", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'stimulation.plant' has no attribute {name!r}")
