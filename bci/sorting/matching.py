@@ -53,6 +53,11 @@ class OnlineSorter(Stage, name="online_sorter"):
         Detection threshold in multiples of each channel's noise sigma (MAD, from calibration).
         5 is SpikeInterface's default for sorting; BCI threshold crossings use 3-4.5 (Christie et
         al. 2015) because they need no clean clusters.
+    match_threshold : float
+        Peaks between ``match_threshold`` and ``threshold`` noise sigmas are reported only when a
+        template explains them (never as unsorted): a known waveform is found below the blind
+        detection threshold, as the template matchers of SpyKING CIRCUS and Kilosort do. Must be
+        <= ``threshold`` (a larger value acts as ``threshold``).
     radius_um : float
         Contacts within this distance are neighbours for locally exclusive detection.
     feature_radius_um : float
@@ -91,8 +96,10 @@ class OnlineSorter(Stage, name="online_sorter"):
         Slow template tracking for drift: every matched spike moves its template by this fraction
         towards the spike (shape and amplitude; an exponential moving average over about
         ``1 / tracking_rate`` spikes). 0 (default) freezes the templates.
+    refine : int
+        Refinement rounds (match the calibration data, rebuild and re-merge the templates).
     n_temporal_pcs, n_features, min_cluster_size, merge_threshold, merge_distance,
-    max_peaks_per_channel, refine, min_spikes, seed
+    max_peaks_per_channel, min_spikes, seed
         Calibration knobs, see :mod:`bci.sorting.calibration`.
 
     Notes
@@ -110,6 +117,7 @@ class OnlineSorter(Stage, name="online_sorter"):
     def __init__(
         self,
         threshold: float = 5.0,
+        match_threshold: float = 4.0,
         radius_um: float = 50.0,
         feature_radius_um: float = 50.0,
         sweep_ms: float = 0.1,
@@ -129,11 +137,14 @@ class OnlineSorter(Stage, name="online_sorter"):
         merge_threshold: float = 0.05,
         merge_distance: float = 40.0,
         max_peaks_per_channel: int = 2000,
-        refine: bool = True,
+        refine: int = 2,
         min_spikes: int = 20,
         seed: int = 0,
     ) -> None:
         self.threshold = ensure_float(threshold, "threshold", minimum=0.0, strict_minimum=True)
+        self.match_threshold = ensure_float(
+            match_threshold, "match_threshold", minimum=0.0, strict_minimum=True
+        )
         self.radius_um = ensure_float(radius_um, "radius_um", minimum=0.0)
         self.feature_radius_um = ensure_float(feature_radius_um, "feature_radius_um", minimum=0.0)
         self.sweep_ms = ensure_float(sweep_ms, "sweep_ms", minimum=0.0)
@@ -163,7 +174,7 @@ class OnlineSorter(Stage, name="online_sorter"):
             residual_guard, "residual_guard", minimum=0.0, maximum=1.0
         )
         self.tracking_rate = ensure_float(tracking_rate, "tracking_rate", minimum=0.0, maximum=1.0)
-        self.refine = bool(refine)
+        self.refine = ensure_int(refine, "refine", minimum=0)
         self.seed = ensure_int(seed, "seed")
         self._calibration_knobs: dict[str, Any] = {
             "n_temporal_pcs": ensure_int(n_temporal_pcs, "n_temporal_pcs", minimum=1),
@@ -253,8 +264,10 @@ class OnlineSorter(Stage, name="online_sorter"):
         p = self._params(sfreq)
         templates, n_spikes, info = cluster_templates(xn, pos, p)
         bank = self._make_bank(templates, n_spikes, noise, pos, sfreq, p)
-        if self.refine:
-            bank, info["refine"] = self._refine(xn, bank, p)
+        info["refine"] = []
+        for _ in range(self.refine):
+            bank, step = self._refine(xn, bank, p)
+            info["refine"].append(step)
         info["n_units"] = bank.n_units
         self.bank = bank
         self.calibration_info = info
@@ -402,6 +415,7 @@ class OnlineSorter(Stage, name="online_sorter"):
             start,
             stop,
             self.threshold,
+            min(self.match_threshold, self.threshold),
             self._sweep(bank),
             _ms(self.refractory_ms, bank.sfreq),
             self._neigh[0],

@@ -27,6 +27,7 @@ def peel(  # pragma: no cover (jitted)
     start,
     stop,
     threshold,
+    match_threshold,
     sweep,
     refractory,
     neighbours,
@@ -87,7 +88,7 @@ def peel(  # pragma: no cover (jitted)
         c = 0
         while c < n_channels:
             v = x[t, c]
-            thr = threshold
+            thr = match_threshold
             if t <= guard_until[c] and guard_level[c] > thr:
                 thr = guard_level[c]
             if v > -thr or t - last_unsorted[c] < refractory:
@@ -128,6 +129,10 @@ def peel(  # pragma: no cover (jitted)
                 after = v - best_a * templates[best_k, t - best_t0 + pre, c]
                 if after > explain_fraction * v:
                     accepted = True
+            if not accepted and v > -threshold:
+                # shallower than the detection threshold: a spike only if a template explains it
+                c += 1
+                continue
             if n == cap:
                 cap *= 2
                 t2 = np.empty(cap, np.int64)
