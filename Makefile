@@ -34,9 +34,16 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check bci stimulation tests benchmarks
 	$(BIN)/mypy
 
+# Every benchmark prints its table (ours beside the peer) and writes its numbers to benchmarks/results/.
+# The sorting benchmark runs SpikeInterface's offline sorters too: expect 10-20 minutes on 2 cores.
 bench: $(VENV)/.installed-bench
 	mkdir -p benchmarks/results
 	$(BIN)/python benchmarks/bench_lsl.py --json benchmarks/results/lsl.json
+	$(BIN)/python benchmarks/bench_plant.py --json benchmarks/results/plant.json --figure benchmarks/results/plant_dbs_frequency.png
+	$(BIN)/python benchmarks/bench_plant_env.py --json benchmarks/results/plant_env.json
+	$(BIN)/python benchmarks/bench_sorting.py --json benchmarks/results/sorting.json
+	$(BIN)/python benchmarks/bench_replay.py --json benchmarks/results/replay.json
+	$(BIN)/python benchmarks/bench_synthesis.py --json benchmarks/results/synthesis.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

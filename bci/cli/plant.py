@@ -124,7 +124,7 @@ def plant(
     pulse_width: float,
     biphasic: bool,
 ) -> None:
-    """Run the basal-ganglia plant (So et al. 2012) and publish it on LSL.
+    """Run the basal-ganglia plant (So, Kent & Grill 2012) and publish it on LSL.
 
     Streams: <name>-raw (virtual probe, 30 kHz), <name>-spikes (ground truth), <name>-stim (DBS
     pulse onsets), <name>-biomarkers (one sample per control period). Commands are read from
