@@ -38,7 +38,7 @@ import numpy as np
 from numba import njit
 
 from stimulation import PulseTrain
-from stimulation.plant import BasalGangliaNetwork, PlantRecord, _kernel
+from stimulation.plant import BasalGangliaNetwork, PlantRecord, _cells
 from stimulation.plant.parameters import NUCLEI
 from stimulation.plant.reference import ReferenceNetwork
 
@@ -78,10 +78,11 @@ def _cell_updates(n_cells: int, n_steps: int) -> float:  # pragma: no cover - nu
     th[0], stn[0], gpe[0], gpi[0] = -65.0, -60.0, -62.0, -63.0
     th2, stn2, gpe2, gpi2 = th.copy(), stn.copy(), gpe.copy(), gpi.copy()
     drive, isyn, iapp = np.zeros((6, n_pad)), np.zeros((4, n_pad)), np.full((3, n_pad), 20.0)
+    ext = np.zeros((4, n_pad))
     for _ in range(n_steps):
-        _kernel._th_update(th, th2, drive[0], isyn[0], 0.0, 0.01, n_pad)
-        _kernel._stn_update(stn, stn2, drive[1], iapp[0], isyn[1], 0.0, 0.01, n_pad)
-        _kernel._gp_update(
+        _cells.th_update(th, th2, drive[0], isyn[0], ext[0], 0.01, n_pad)
+        _cells.stn_update(stn, stn2, drive[1], iapp[0], isyn[1], ext[1], 0.01, n_pad)
+        _cells.gp_update(
             gpe,
             gpe2,
             drive[2],
@@ -92,12 +93,12 @@ def _cell_updates(n_cells: int, n_steps: int) -> float:  # pragma: no cover - nu
             -85.0,
             iapp[1],
             isyn[2],
-            0.0,
+            ext[2],
             0.01,
             n_pad,
             True,
         )
-        _kernel._gp_update(
+        _cells.gp_update(
             gpi,
             gpi2,
             drive[4],
@@ -108,7 +109,7 @@ def _cell_updates(n_cells: int, n_steps: int) -> float:  # pragma: no cover - nu
             -85.0,
             iapp[2],
             isyn[3],
-            0.0,
+            ext[3],
             0.01,
             n_pad,
             False,

@@ -1,9 +1,19 @@
-"""The compiled integration loop of the basal-ganglia network (numba, forward Euler).
+"""The compiled integration loops of the basal-ganglia network (numba, forward Euler).
 
 One call integrates all cells of the four nuclei over many time steps with every state variable in
 preallocated arrays; spikes go into preallocated buffers and the LFP proxy is decimated on the fly.
-The equations are written out in :mod:`stimulation.plant.network` (the public docstring) and again,
-independently, in plain numpy in :mod:`stimulation.plant.reference` (the correctness oracle).
+The equations are written out in :mod:`stimulation.plant.network` (the public docstring), coded for
+speed in :mod:`stimulation.plant._cells` (the per-nucleus cell updates, shared by both loops here)
+and again, independently, in plain numpy in :mod:`stimulation.plant.reference` (the correctness
+oracle).
+
+- :func:`integrate` advances one network; its cells are padded to a multiple of 8 lanes (an
+  AVX-512 vector of doubles) with copies of cell 0 that are never recorded.
+- :func:`integrate_batch` advances ``B`` independent networks of the same size in one call: their
+  cells lie side by side in the lanes (8 networks of 10 cells fill 80 lanes, where 8 separate
+  calls fill 8 x 16), each with its own state, step counter, cortical pulses and DBS schedule.
+  Every lane computes what it would compute alone, in the same order, so a batch gives bit for bit
+  the spike trains of its networks run one by one (tested).
 
 State layout (rows of the per-nucleus state arrays, columns are cells):
 
@@ -14,128 +24,26 @@ State layout (rows of the per-nucleus state arrays, columns are cells):
 
 ``s`` is the synaptic variable a cell sends to its targets; for STN and GPi it is an alpha function
 and ``z = ds/dt``, for GPe first-order kinetics (So et al. 2012, ModelDB 141699).
-
-Speed: the step is dominated by exponentials and divisions (about 23 and 27 per cell of each of
-the four nuclei). These keep it fast:
-
-- each nucleus is updated by a branch-free loop over its cells (``_th_update``, ``_stn_update``,
-  ``_gp_update``) that LLVM vectorises (AVX-512 on the machines measured: 8 cells per
-  instruction); the state is padded to a multiple of 8 cells for that, the spike tests and the
-  synaptic kicks follow in short scalar loops, and the exponential is the vectorisable ``_exp``
-  (libm's ``exp`` is a call that blocks vectorisation);
-- sigmoids that share a slope share one ``exp`` (the GPe/GPi ``r_inf``, ``a_inf``, ``s_inf`` and
-  the GPe synaptic ``H_inf`` all have slope 2 mV);
-- constant divisors are reciprocals, and each gate update ``(x_inf - x) / tau`` with
-  ``x_inf = 1 / (1 + e)`` and ``tau = a + b / (1 + e')`` is one fraction (one division, not three);
-  multiplications and additions may fuse (``fastmath={"contract"}``: FMA, no other fast-math
-  licence).
-
-All of this is the same arithmetic up to rounding: the numpy oracle
-(:mod:`stimulation.plant.reference`) computes every sigmoid separately with numpy's ``exp`` and
-divides where this module multiplies, and the tests check that both give the same spike trains.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit
 
-from stimulation.plant._vexp import vexp as _exp
+from stimulation.plant._cells import KICK_GPI, KICK_STN, gp_update, stn_update, th_update
 from stimulation.plant.parameters import (
     E_GPE_GPE,
     E_GPE_GPI,
-    E_GPE_STN,
-    E_GPI_TH,
     E_STN_GPE,
     E_STN_GPI,
     G_GPE_GPE,
     G_GPE_GPI,
-    G_GPE_STN,
-    G_GPI_TH,
     G_STN_GPE,
     G_STN_GPI,
-    GP_ECA,
-    GP_EK,
-    GP_EL,
-    GP_ENA,
-    GP_EPS_CA,
-    GP_GAHP,
-    GP_GCA,
-    GP_GK,
-    GP_GL,
-    GP_GNA,
-    GP_GT,
-    GP_K1,
-    GP_KCA,
-    GP_PHI_H,
-    GP_PHI_N,
-    GP_PHI_R,
-    GP_TAU_R,
-    GPE_SYN_ALPHA,
-    GPE_SYN_BETA,
-    GPE_SYN_THETA,
     SPIKE_THRESHOLD_MV,
-    STN_ECA,
-    STN_EK,
-    STN_EL,
-    STN_ENA,
-    STN_EPS_CA,
-    STN_GAHP,
-    STN_GCA,
-    STN_GK,
-    STN_GL,
-    STN_GNA,
-    STN_GT,
-    STN_K1,
-    STN_KCA,
-    STN_PHI_C,
-    STN_PHI_H,
-    STN_PHI_N,
-    STN_PHI_R,
-    SYN_PEAK_GPI,
-    SYN_PEAK_STN,
-    SYN_TAU_MS,
-    TH_EK,
-    TH_EL,
-    TH_ENA,
-    TH_ET,
-    TH_GK,
-    TH_GL,
-    TH_GNA,
-    TH_GT,
     TH_SPIKE_THRESHOLD_MV,
 )
-
-# Jump of z = ds/dt at a presynaptic spike: peak / (tau * exp(-1)) (So 2012's u * dt).
-_KICK_STN = SYN_PEAK_STN / (SYN_TAU_MS * math.exp(-1.0))
-_KICK_GPI = SYN_PEAK_GPI / (SYN_TAU_MS * math.exp(-1.0))
-_TWO_OVER_TAU = 2.0 / SYN_TAU_MS
-_INV_TAU2 = 1.0 / (SYN_TAU_MS * SYN_TAU_MS)
-_B_INF_OFFSET = 1.0 / (1.0 + math.exp(0.4 / 0.1))  # b_inf(0) = 0 (Terman 2002)
-
-# exp((v + a) / k) = exp((v + b) / k) * exp((a - b) / k): constants for the shared exponentials.
-_TH_R_OVER_H = math.exp((84.0 - 41.0) / 4.0)  # r_inf uses (v+84)/4, h_inf (v+41)/4
-_STN_C_OVER_N = math.exp(-(20.0 - 32.0) / 8.0)  # c_inf exp(-(v+20)/8) = n's exp(-(v+32)/8) * this
-_GP_H_OVER_T = math.exp((58.0 - 40.0) / 12.0)  # h_inf exp((v+58)/12) = tau's exp((v+40)/12) * this
-# slope-2 sigmoids of GPe/GPi from e2 = exp(-(v + 57) / 2) (a_inf):
-_GP_S_FROM_A = math.exp(-(35.0 - 57.0) / 2.0)  # s_inf: exp(-(v+35)/2) = e2 * this
-_GP_R_FROM_A = math.exp((70.0 - 57.0) / 2.0)  # r_inf: exp((v+70)/2) = this / e2
-_GP_H_FROM_A = math.exp(GPE_SYN_THETA / 2.0)  # H_inf(v - 20): exp(-(v+37)/2) = e2 * this
-
-# Reciprocals, so that the loop multiplies instead of dividing by constants (same value up to
-# rounding; divisions are, with the exponentials, what the loop spends its time on).
-_R7, _R6_2, _R18, _R10_5 = 1.0 / 7.0, 1.0 / 6.2, 1.0 / 18.0, 1.0 / 10.5
-_R15, _R3_1, _R7_8, _R26, _R3, _R2_2 = (
-    1.0 / 15.0,
-    1.0 / 3.1,
-    1.0 / 7.8,
-    1.0 / 26.0,
-    1.0 / 3.0,
-    1.0 / 2.2,
-)
-_R12, _R14, _R_GP_TAU_R = 1.0 / 12.0, 1.0 / 14.0, 1.0 / GP_TAU_R
 
 DBS_STN, DBS_GPE, DBS_GPI = 0, 1, 2
 
@@ -171,132 +79,6 @@ def _unpad(work, state):  # pragma: no cover - numba
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def _th_update(old, new, drive, isyn, i_smc, dt, n_pad):  # pragma: no cover - numba
-    """Thalamocortical cells, one forward-Euler step of every (padded) cell: no branches, so LLVM
-    vectorises it. Rows of old/new: v, h, r; ``drive`` is s of the GPi cell of each cell."""
-    for j in range(n_pad):
-        v = old[0, j]
-        h = old[1, j]
-        r = old[2, j]
-        d_m = 1.0 + _exp(-(v + 37.0) * _R7)  # m_inf = 1 / d_m
-        d_p = 1.0 + _exp(-(v + 60.0) * _R6_2)  # p_inf = 1 / d_p
-        e_h = _exp((v + 41.0) * 0.25)
-        d_h = 1.0 + e_h  # h_inf = 1 / d_h
-        d_r = 1.0 + e_h * _TH_R_OVER_H  # r_inf = 1 / d_r
-        d_b = 1.0 + _exp(-(v + 23.0) * 0.2)
-        # 1 / tau_h = 0.128 exp(-(v+46)/18) + 4 / d_b
-        num_tau_h = 0.128 * _exp(-(v + 46.0) * _R18) * d_b + 4.0
-        tau_r = 0.15 * (28.0 + _exp(-(v + 25.0) * _R10_5))
-        kk = 0.75 * (1.0 - h)
-        i_l = TH_GL * (v - TH_EL)
-        i_na = TH_GNA * h * (v - TH_ENA) / (d_m * d_m * d_m)
-        i_k = TH_GK * (kk * kk * kk * kk) * (v - TH_EK)
-        i_t = TH_GT * r * (v - TH_ET) / (d_p * d_p)
-        i_syn = G_GPI_TH * (v - E_GPI_TH) * drive[j]
-        new[0, j] = v + dt * (-i_l - i_k - i_na - i_t - i_syn + i_smc)
-        # h' = (h_inf - h) / tau_h, r' = (r_inf - r) / tau_r, one division each
-        new[1, j] = h + dt * ((1.0 - h * d_h) * num_tau_h / (d_h * d_b))
-        new[2, j] = r + dt * ((1.0 - r * d_r) / (d_r * tau_r))
-        isyn[j] = i_syn
-
-
-@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def _stn_update(old, new, drive, iapp, isyn, i_dbs, dt, n_pad):  # pragma: no cover - numba
-    """STN cells (rows v, n, h, r, c, ca, s, z); ``drive`` is the summed s of the two GPe cells.
-    The spike kick of z is added afterwards (it needs the crossing test)."""
-    for j in range(n_pad):
-        v = old[0, j]
-        nn = old[1, j]
-        h = old[2, j]
-        r = old[3, j]
-        cc = old[4, j]
-        ca = old[5, j]
-        s = old[6, j]
-        z = old[7, j]
-        e_n = _exp(-(v + 32.0) * 0.125)
-        d_m = 1.0 + _exp(-(v + 30.0) * _R15)  # m_inf = 1 / d_m
-        d_h = 1.0 + _exp((v + 39.0) * _R3_1)  # h_inf = 1 / d_h
-        d_n = 1.0 + e_n
-        d_r = 1.0 + _exp((v + 67.0) * 0.5)
-        d_a = 1.0 + _exp(-(v + 63.0) * _R7_8)
-        b_inf = 1.0 / (1.0 + _exp(-(r - 0.4) * 10.0)) - _B_INF_OFFSET
-        d_c = 1.0 + e_n * _STN_C_OVER_N
-        # tau = a + b / (1 + e) written as (a (1 + e) + b) / (1 + e)
-        d80 = 1.0 + _exp((v + 80.0) * _R26)
-        e57 = 1.0 + _exp((v + 57.0) * _R3)
-        e68 = 1.0 + _exp((v - 68.0) * _R2_2)
-        i_l = STN_GL * (v - STN_EL)
-        i_k = STN_GK * (nn * nn * nn * nn) * (v - STN_EK)
-        i_na = STN_GNA * h * (v - STN_ENA) / (d_m * d_m * d_m)
-        i_t = STN_GT * (b_inf * b_inf) * (v - STN_ECA) / (d_a * d_a * d_a)
-        i_ca = STN_GCA * (cc * cc) * (v - STN_ECA)
-        i_ahp = STN_GAHP * (v - STN_EK) * (ca / (ca + STN_K1))
-        i_syn = 0.5 * (G_GPE_STN * (v - E_GPE_STN) * drive[j])
-        new[0, j] = v + dt * (-i_l - i_k - i_na - i_t - i_ca - i_ahp - i_syn + iapp[j] + i_dbs)
-        new[1, j] = nn + dt * (STN_PHI_N * (1.0 - nn * d_n) * d80 / (d_n * (d80 + 100.0)))
-        new[2, j] = h + dt * (STN_PHI_H * (1.0 - h * d_h) * e57 / (d_h * (e57 + 500.0)))
-        new[3, j] = r + dt * (STN_PHI_R * (1.0 - r * d_r) * e68 / (d_r * (7.1 * e68 + 17.5)))
-        new[4, j] = cc + dt * (STN_PHI_C * (1.0 - cc * d_c) * d80 / (d_c * (d80 + 10.0)))
-        new[5, j] = ca + dt * (STN_EPS_CA * (-i_ca - i_t - STN_KCA * ca))
-        s_new = s + dt * z
-        new[6, j] = s_new
-        new[7, j] = z + dt * (-_TWO_OVER_TAU * z - _INV_TAU2 * s_new)
-        isyn[j] = i_syn
-
-
-@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def _gp_update(
-    old, new, drive_e, drive_i, g_e, e_e, g_i, e_i, iapp, isyn, i_dbs, dt, n_pad, is_gpe
-):  # pragma: no cover - numba
-    """GPe or GPi cells (rows v, n, h, r, ca, s[, z]); ``drive_e``/``drive_i`` are the summed s of
-    the two STN and the two GPe cells. GPe's synapse is first order, GPi's an alpha function
-    (its spike kick is added afterwards)."""
-    for j in range(n_pad):
-        v = old[0, j]
-        nn = old[1, j]
-        h = old[2, j]
-        r = old[3, j]
-        ca = old[4, j]
-        s = old[5, j]
-        i_syn_e = 0.5 * (g_e * (v - e_e) * drive_e[j])
-        i_syn_i = 0.5 * (g_i * (v - e_i) * drive_i[j])
-        e2 = _exp(-(v + 57.0) * 0.5)  # a_inf = 1 / (1 + e2)
-        e12 = _exp((v + 40.0) * _R12)
-        d_m = 1.0 + _exp(-(v + 37.0) * 0.1)
-        d_h = 1.0 + e12 * _GP_H_OVER_T
-        d_n = 1.0 + _exp(-(v + 50.0) * _R14)
-        d_a = 1.0 + e2
-        d_s = 1.0 + e2 * _GP_S_FROM_A
-        # tau_n = tau_h = 0.05 + 0.27 / (1 + e12) = (0.32 + 0.05 e12) / (1 + e12)
-        d12 = 1.0 + e12
-        den_tau = 0.05 * d12 + 0.27
-        i_l = GP_GL * (v - GP_EL)
-        i_k = GP_GK * (nn * nn * nn * nn) * (v - GP_EK)
-        i_na = GP_GNA * h * (v - GP_ENA) / (d_m * d_m * d_m)
-        i_t = GP_GT * r * (v - GP_ECA) / (d_a * d_a * d_a)
-        i_ca = GP_GCA * (v - GP_ECA) / (d_s * d_s)
-        i_ahp = GP_GAHP * (v - GP_EK) * (ca / (ca + GP_K1))
-        new[0, j] = v + dt * (
-            -i_l - i_k - i_na - i_t - i_ca - i_ahp - i_syn_e - i_syn_i + iapp[j] + i_dbs
-        )
-        new[1, j] = nn + dt * (GP_PHI_N * (1.0 - nn * d_n) * d12 / (d_n * den_tau))
-        new[2, j] = h + dt * (GP_PHI_H * (1.0 - h * d_h) * d12 / (d_h * den_tau))
-        # r_inf = 1 / (1 + exp((v + 70) / 2)) = e2 / (e2 + exp(13 / 2))
-        new[3, j] = r + dt * (GP_PHI_R * (e2 / (e2 + _GP_R_FROM_A) - r) * _R_GP_TAU_R)
-        new[4, j] = ca + dt * (GP_EPS_CA * (-i_ca - i_t - GP_KCA * ca))
-        if is_gpe:
-            # s' = alpha (1 - s) H_inf(v - theta) - beta s, H_inf(v - 20) = 1 / (1 + e2 e^10)
-            h_syn = 1.0 / (1.0 + e2 * _GP_H_FROM_A)
-            new[5, j] = s + dt * (GPE_SYN_ALPHA * (1.0 - s) * h_syn - GPE_SYN_BETA * s)
-        else:
-            z = old[6, j]
-            s_new = s + dt * z
-            new[5, j] = s_new
-            new[6, j] = z + dt * (-_TWO_OVER_TAU * z - _INV_TAU2 * s_new)
-        isyn[j] = i_syn_e + i_syn_i
-
-
-@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 def _spikes(old, new, threshold, nucleus, k, dt, n, buf_cell, buf_time, counts):  # pragma: no cover
     """Record the upward crossings of ``threshold`` by v (row 0) between ``old`` and ``new`` at
     their linearly interpolated time (ms); returns how many cells crossed."""
@@ -317,6 +99,48 @@ def _kick(old, new, threshold, z_row, kick, n):  # pragma: no cover - numba
     for j in range(n):
         if old[0, j] < threshold < new[0, j]:
             new[z_row, j] += kick
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def _update_all(
+    th_a, stn_a, gpe_a, gpi_a, th_b, stn_b, gpe_b, gpi_b, drive, iapp, isyn, ext, dt
+):  # pragma: no cover - numba
+    """One step of every lane of the four nuclei (reads ``*_a``, writes ``*_b``)."""
+    n_lanes = th_a.shape[1]
+    th_update(th_a, th_b, drive[0], isyn[0], ext[0], dt, n_lanes)
+    stn_update(stn_a, stn_b, drive[1], iapp[0], isyn[1], ext[1], dt, n_lanes)
+    gp_update(
+        gpe_a,
+        gpe_b,
+        drive[2],
+        drive[3],
+        G_STN_GPE,
+        E_STN_GPE,
+        G_GPE_GPE,
+        E_GPE_GPE,
+        iapp[1],
+        isyn[2],
+        ext[2],
+        dt,
+        n_lanes,
+        True,
+    )
+    gp_update(
+        gpi_a,
+        gpi_b,
+        drive[4],
+        drive[5],
+        G_STN_GPI,
+        E_STN_GPI,
+        G_GPE_GPI,
+        E_GPE_GPI,
+        iapp[2],
+        isyn[3],
+        ext[3],
+        dt,
+        n_lanes,
+        False,
+    )
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
@@ -401,6 +225,10 @@ def integrate(  # noqa: PLR0913, PLR0915 - one flat compiled loop on purpose
     # synaptic drive of each cell (sums of presynaptic s; 0 for padding cells)
     drive = np.zeros((6, n_pad))
     isyn = np.zeros((4, n_pad))
+    # external current of each lane: row 0 cortical pulses into TH, rows 1-3 DBS into STN/GPe/GPi
+    ext = np.zeros((4, n_pad))
+    ext_smc = 0.0
+    ext_dbs = 0.0
     done = n_steps
     for step in range(n_steps):
         full = False
@@ -438,56 +266,24 @@ def integrate(  # noqa: PLR0913, PLR0915 - one flat compiled loop on purpose
             drive[4, j] = stn_a[6, pre[3, j, 0]] + stn_a[6, pre[3, j, 1]]
             drive[5, j] = gpe_a[5, pre[4, j, 0]] + gpe_a[5, pre[4, j, 1]]
         # ------------------------------------------------------------ all cells, vectorised
-        _th_update(th_a, th_b, drive[0], isyn[0], i_smc, dt, n_pad)
-        _stn_update(
-            stn_a,
-            stn_b,
-            drive[1],
-            iapp_p[0],
-            isyn[1],
-            i_dbs if dbs_target == DBS_STN else 0.0,
-            dt,
-            n_pad,
-        )
-        _gp_update(
-            gpe_a,
-            gpe_b,
-            drive[2],
-            drive[3],
-            G_STN_GPE,
-            E_STN_GPE,
-            G_GPE_GPE,
-            E_GPE_GPE,
-            iapp_p[1],
-            isyn[2],
-            i_dbs if dbs_target == DBS_GPE else 0.0,
-            dt,
-            n_pad,
-            True,
-        )
-        _gp_update(
-            gpi_a,
-            gpi_b,
-            drive[4],
-            drive[5],
-            G_STN_GPI,
-            E_STN_GPI,
-            G_GPE_GPI,
-            E_GPE_GPI,
-            iapp_p[2],
-            isyn[3],
-            i_dbs if dbs_target == DBS_GPI else 0.0,
-            dt,
-            n_pad,
-            False,
+        if i_smc != ext_smc:
+            ext_smc = i_smc
+            for j in range(n_pad):
+                ext[0, j] = i_smc
+        if i_dbs != ext_dbs:
+            ext_dbs = i_dbs
+            for j in range(n_pad):
+                ext[1 + dbs_target, j] = i_dbs
+        _update_all(
+            th_a, stn_a, gpe_a, gpi_a, th_b, stn_b, gpe_b, gpi_b, drive, iapp_p, isyn, ext, dt
         )
         # ------------------------------------------------------------ spikes, synaptic kicks
         _spikes(th_a, th_b, TH_SPIKE_THRESHOLD_MV, 0, k, dt, n, buf_cell, buf_time, counts)
         if _spikes(stn_a, stn_b, SPIKE_THRESHOLD_MV, 1, k, dt, n, buf_cell, buf_time, counts):
-            _kick(stn_a, stn_b, SPIKE_THRESHOLD_MV, 7, _KICK_STN, n)
+            _kick(stn_a, stn_b, SPIKE_THRESHOLD_MV, 7, KICK_STN, n)
         _spikes(gpe_a, gpe_b, SPIKE_THRESHOLD_MV, 2, k, dt, n, buf_cell, buf_time, counts)
         if _spikes(gpi_a, gpi_b, SPIKE_THRESHOLD_MV, 3, k, dt, n, buf_cell, buf_time, counts):
-            _kick(gpi_a, gpi_b, SPIKE_THRESHOLD_MV, 6, _KICK_GPI, n)
+            _kick(gpi_a, gpi_b, SPIKE_THRESHOLD_MV, 6, KICK_GPI, n)
         th_a, th_b = th_b, th_a
         stn_a, stn_b = stn_b, stn_a
         gpe_a, gpe_b = gpe_b, gpe_a
@@ -508,3 +304,278 @@ def integrate(  # noqa: PLR0913, PLR0915 - one flat compiled loop on purpose
     _unpad(gpe_a, gpe)
     _unpad(gpi_a, gpi)
     return done, n_lfp
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def _pulse_current(onsets, lo, hi, ptr, k, width, amplitude):  # pragma: no cover - numba
+    """Advance ``ptr`` (index into ``onsets[lo:hi]``) to the last onset <= k; the cortical
+    current at step ``k`` and the new pointer."""
+    while lo + ptr + 1 < hi and onsets[lo + ptr + 1] <= k:
+        ptr += 1
+    if ptr >= 0 and k - onsets[lo + ptr] < width:
+        return amplitude, ptr
+    return 0.0, ptr
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def _dbs_current(onsets, amps, pw, gap, biphasic, lo, hi, ptr, k):  # pragma: no cover - numba
+    """Like ``_pulse_current`` for the DBS schedule ``[lo, hi)`` (one network's pulses)."""
+    while lo + ptr + 1 < hi and onsets[lo + ptr + 1] <= k:
+        ptr += 1
+    i_dbs = 0.0
+    if ptr >= 0:
+        i = lo + ptr
+        phase = k - onsets[i]
+        if phase < pw[i]:
+            i_dbs = amps[i]
+        elif biphasic[i] != 0:
+            second = phase - pw[i] - gap[i]
+            if 0 <= second < pw[i]:
+                i_dbs = -amps[i]
+    return i_dbs, ptr
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def integrate_batch(  # noqa: PLR0913, PLR0915 - one flat compiled loop on purpose
+    th,
+    stn,
+    gpe,
+    gpi,
+    iapp,
+    pre,
+    n,
+    dt,
+    k0,
+    n_steps,
+    smc_onsets,
+    smc_bounds,
+    smc_width,
+    smc_amplitude,
+    dbs_onsets,
+    dbs_amps,
+    dbs_pw,
+    dbs_gap,
+    dbs_biphasic,
+    dbs_bounds,
+    dbs_target,
+    decim,
+    lfp_acc,
+    lfp_out,
+    n_lfp,
+    buf_cell,
+    buf_time,
+    counts,
+):  # pragma: no cover - compiled by numba
+    """Advance ``B`` networks of ``n`` cells each ``n_steps`` steps of ``dt`` ms.
+
+    Network ``b`` owns lanes ``b * n`` to ``(b + 1) * n - 1`` of the state arrays; further lanes
+    (up to a multiple of 8) are padding that nothing reads. Arguments as in :func:`integrate`,
+    except:
+
+    Parameters
+    ----------
+    th, stn, gpe, gpi : float64 arrays (n_vars, n_lanes)
+        State of all networks side by side, ``n_lanes >= B * n``; modified in place.
+    iapp : float64 array (3, n_lanes)
+        Applied currents, laid out the same way.
+    pre : int64 array (5, B * n, 2)
+        Presynaptic lanes (each network's ring connectivity shifted to its lanes).
+    n : int
+        Cells per nucleus of each network.
+    k0 : int64 array (B,)
+        First global step of each network.
+    smc_onsets, smc_bounds : int64 arrays
+        Every network's cortical onsets (as in :func:`integrate`) one after the other; network
+        ``b``'s are ``smc_onsets[smc_bounds[b]:smc_bounds[b + 1]]``.
+    dbs_onsets, dbs_amps, dbs_pw, dbs_gap, dbs_biphasic, dbs_bounds : arrays
+        The DBS schedules, concatenated the same way.
+    dbs_target : int64 array (B,)
+        Target nucleus of each network (0 STN, 1 GPe, 2 GPi).
+    lfp_acc, lfp_out, n_lfp : float64 (B, 4), float64 (B, 4, m), int64 (B,)
+        Running LFP sums, output samples, and the samples written so far per network (network
+        ``b`` writes its next sample at ``lfp_out[b, :, n_lfp[b]]`` and counts it).
+    buf_cell, buf_time, counts : arrays (B, 4, cap), (B, 4, cap), (B, 4)
+        Spike buffers per network and nucleus.
+
+    Returns
+    -------
+    int
+        Steps done: fewer than ``n_steps`` when a network's spike buffer has fewer free slots than
+        cells (drain and call again).
+    """
+    n_b = k0.shape[0]
+    n_real = n_b * n
+    n_lanes = th.shape[1]
+    cap = buf_cell.shape[2]
+    smc_ptr = np.full(n_b, -1, dtype=np.int64)
+    dbs_ptr = np.full(n_b, -1, dtype=np.int64)
+    th_b, stn_b, gpe_b, gpi_b = th.copy(), stn.copy(), gpe.copy(), gpi.copy()
+    th_a, stn_a, gpe_a, gpi_a = th, stn, gpe, gpi
+    drive = np.zeros((6, n_lanes))
+    isyn = np.zeros((4, n_lanes))
+    ext = np.zeros((4, n_lanes))
+    ext_smc = np.zeros(n_b)
+    ext_dbs = np.zeros(n_b)
+    done = n_steps
+    for step in range(n_steps):
+        full = False
+        for b in range(n_b):
+            for nu in range(4):
+                if counts[b, nu] + n > cap:
+                    full = True
+        if full:
+            done = step
+            break
+        # ------------------------------------------------------------ inputs of each network
+        for b in range(n_b):
+            k = k0[b] + step
+            i_smc, ptr = _pulse_current(
+                smc_onsets,
+                smc_bounds[b],
+                smc_bounds[b + 1],
+                smc_ptr[b],
+                k,
+                smc_width,
+                smc_amplitude,
+            )
+            smc_ptr[b] = ptr
+            i_dbs, ptr = _dbs_current(
+                dbs_onsets,
+                dbs_amps,
+                dbs_pw,
+                dbs_gap,
+                dbs_biphasic,
+                dbs_bounds[b],
+                dbs_bounds[b + 1],
+                dbs_ptr[b],
+                k,
+            )
+            dbs_ptr[b] = ptr
+            if i_smc != ext_smc[b]:
+                ext_smc[b] = i_smc
+                for j in range(b * n, (b + 1) * n):
+                    ext[0, j] = i_smc
+            if i_dbs != ext_dbs[b]:
+                ext_dbs[b] = i_dbs
+                row = 1 + dbs_target[b]
+                for j in range(b * n, (b + 1) * n):
+                    ext[row, j] = i_dbs
+        # ------------------------------------------------------------ synaptic drives (start of step)
+        for j in range(n_real):
+            drive[0, j] = gpi_a[5, j]
+            drive[1, j] = gpe_a[5, pre[0, j, 0]] + gpe_a[5, pre[0, j, 1]]
+            drive[2, j] = stn_a[6, pre[1, j, 0]] + stn_a[6, pre[1, j, 1]]
+            drive[3, j] = gpe_a[5, pre[2, j, 0]] + gpe_a[5, pre[2, j, 1]]
+            drive[4, j] = stn_a[6, pre[3, j, 0]] + stn_a[6, pre[3, j, 1]]
+            drive[5, j] = gpe_a[5, pre[4, j, 0]] + gpe_a[5, pre[4, j, 1]]
+        # ------------------------------------------------------------ all lanes, vectorised
+        _update_all(
+            th_a, stn_a, gpe_a, gpi_a, th_b, stn_b, gpe_b, gpi_b, drive, iapp, isyn, ext, dt
+        )
+        # ------------------------------------------------------------ spikes, synaptic kicks
+        for b in range(n_b):
+            k = k0[b] + step
+            lo = b * n
+            _spikes_lanes(
+                th_a,
+                th_b,
+                TH_SPIKE_THRESHOLD_MV,
+                -1,
+                0.0,
+                lo,
+                n,
+                k,
+                dt,
+                buf_cell[b, 0],
+                buf_time[b, 0],
+                counts[b],
+                0,
+            )
+            _spikes_lanes(
+                stn_a,
+                stn_b,
+                SPIKE_THRESHOLD_MV,
+                7,
+                KICK_STN,
+                lo,
+                n,
+                k,
+                dt,
+                buf_cell[b, 1],
+                buf_time[b, 1],
+                counts[b],
+                1,
+            )
+            _spikes_lanes(
+                gpe_a,
+                gpe_b,
+                SPIKE_THRESHOLD_MV,
+                -1,
+                0.0,
+                lo,
+                n,
+                k,
+                dt,
+                buf_cell[b, 2],
+                buf_time[b, 2],
+                counts[b],
+                2,
+            )
+            _spikes_lanes(
+                gpi_a,
+                gpi_b,
+                SPIKE_THRESHOLD_MV,
+                6,
+                KICK_GPI,
+                lo,
+                n,
+                k,
+                dt,
+                buf_cell[b, 3],
+                buf_time[b, 3],
+                counts[b],
+                3,
+            )
+        th_a, th_b = th_b, th_a
+        stn_a, stn_b = stn_b, stn_a
+        gpe_a, gpe_b = gpe_b, gpe_a
+        gpi_a, gpi_b = gpi_b, gpi_a
+        # ------------------------------------------------------------ LFP proxy, decimated
+        for b in range(n_b):
+            lo = b * n
+            for nu in range(4):
+                total = 0.0
+                for j in range(lo, lo + n):
+                    total += isyn[nu, j]
+                lfp_acc[b, nu] += total
+            if (k0[b] + step + 1) % decim == 0:
+                m = n_lfp[b]
+                for nu in range(4):
+                    lfp_out[b, nu, m] = lfp_acc[b, nu] / decim
+                    lfp_acc[b, nu] = 0.0
+                n_lfp[b] = m + 1
+    if done % 2 == 1:  # an odd number of steps: the last state is in the scratch arrays
+        th[:, :] = th_a
+        stn[:, :] = stn_a
+        gpe[:, :] = gpe_a
+        gpi[:, :] = gpi_a
+    return done
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def _spikes_lanes(
+    old, new, threshold, z_row, kick, lo, n, k, dt, buf_cell, buf_time, counts, nucleus
+):  # pragma: no cover - numba
+    """Record the upward threshold crossings of lanes ``lo .. lo + n - 1`` (as cells 0 .. n-1)
+    at their interpolated times (ms), and kick z (``z_row`` >= 0) of the cells that fired."""
+    i = counts[nucleus]
+    for j in range(n):
+        v = old[0, lo + j]
+        v_new = new[0, lo + j]
+        if v < threshold < v_new:
+            buf_cell[i] = j
+            buf_time[i] = (k + (threshold - v) / (v_new - v)) * dt
+            i += 1
+            if z_row >= 0:
+                new[z_row, lo + j] += kick
+    counts[nucleus] = i

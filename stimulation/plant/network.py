@@ -58,6 +58,7 @@ import math
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from bci._checks import check_value, ensure_float, ensure_int
 from bci.errors import ConfigError
@@ -173,6 +174,7 @@ class BasalGangliaNetwork:
         self._lfp_acc = np.zeros(4)
         self._dbs_carry = DbsPulses.empty()
         self._dbs_last_exact: float | None = None  # onset (in steps, unrounded) of the last pulse
+        self._staged: tuple[int, PulseTrain, PlantRecord] | None = None
 
     def snapshot(self) -> dict[str, Any]:
         """A deep copy of the whole simulation state (restore it with :meth:`restore`)."""
@@ -188,6 +190,7 @@ class BasalGangliaNetwork:
             raise PlantParameterError("The snapshot comes from a network of another size.")
         for key, value in snapshot.items():
             setattr(self, key, copy.deepcopy(value))
+        self._staged = None
 
     @property
     def t_s(self) -> float:
@@ -256,6 +259,11 @@ class BasalGangliaNetwork:
             Spikes, pulses and LFP proxies of the interval.
         """
         n_steps = self._n_steps(duration_s)
+        self._staged = None
+        return self._integrate(n_steps, self._run_schedule(n_steps, dbs))
+
+    def _run_schedule(self, n_steps: int, dbs: PulseTrain | None) -> DbsPulses:
+        """The new DBS pulses of :meth:`run` over the next ``n_steps`` (records the last onset)."""
         if dbs is not None and not isinstance(dbs, PulseTrain):
             raise PlantParameterError(
                 f"Invalid value for the 'dbs' parameter: expected a PulseTrain or None, but got "
@@ -263,12 +271,11 @@ class BasalGangliaNetwork:
             )
         k0, k1 = self._k, self._k + n_steps
         if dbs is None or dbs.amplitude == 0.0:
-            new = DbsPulses.empty()
-        else:
-            new = train_on_grid(dbs, train_onsets(dbs, k0, k1, self._dt), self._dt)
-            if len(new):
-                self._dbs_last_exact = float(new.onsets[-1])
-        return self._integrate(n_steps, new)
+            return DbsPulses.empty()
+        new = train_on_grid(dbs, train_onsets(dbs, k0, k1, self._dt), self._dt)
+        if len(new):
+            self._dbs_last_exact = float(new.onsets[-1])
+        return new
 
     def step(
         self,
@@ -308,6 +315,32 @@ class BasalGangliaNetwork:
             )
         except PulseParameterError as err:
             raise PlantParameterError(str(err)) from None
+        staged, self._staged = self._staged, None
+        if staged is not None:
+            return self._take_staged(staged, n_steps, train)
+        return self._integrate(n_steps, self._step_schedule(n_steps, train))
+
+    def _stage(self, n_steps: int, train: PulseTrain, record: PlantRecord) -> None:
+        """Hold the record of a step already integrated (by a :class:`NetworkBatch`): the next
+        :meth:`step` with the same duration and stimulation returns it instead of integrating.
+        Lets a batched vector env step its networks together and still call each environment's
+        own ``step``."""
+        self._staged = (n_steps, train, record)
+
+    @staticmethod
+    def _take_staged(
+        staged: tuple[int, PulseTrain, PlantRecord], n_steps: int, train: PulseTrain
+    ) -> PlantRecord:
+        staged_steps, staged_train, record = staged
+        if (staged_steps, staged_train) != (n_steps, train):
+            raise PlantParameterError(
+                f"This network already took a batched step of {staged_steps} steps with "
+                f"{staged_train}, but step() asked for {n_steps} steps with {train}."
+            )
+        return record
+
+    def _step_schedule(self, n_steps: int, train: PulseTrain) -> DbsPulses:
+        """The new DBS pulses of :meth:`step` over the next ``n_steps`` (moves the pulse clock)."""
         k0, k1 = self._k, self._k + n_steps
         period = 1e3 / (train.frequency_hz * self._dt)  # in steps
         nxt = float(k0) if self._dbs_last_exact is None else self._dbs_last_exact + period
@@ -320,25 +353,32 @@ class BasalGangliaNetwork:
         if exact:
             self._dbs_last_exact = exact[-1]
         if train.amplitude == 0.0 or not exact:
-            new = DbsPulses.empty()
-        else:
-            onsets = np.maximum(np.rint(np.asarray(exact)).astype(np.int64), k0)
-            new = train_on_grid(train, onsets, self._dt)
-        return self._integrate(n_steps, new)
+            return DbsPulses.empty()
+        onsets = np.maximum(np.rint(np.asarray(exact)).astype(np.int64), k0)
+        return train_on_grid(train, onsets, self._dt)
 
     # ------------------------------------------------------------------ core
-    def _integrate(self, n_steps: int, new_dbs: DbsPulses) -> PlantRecord:
+    def _inputs(
+        self, n_steps: int, new_dbs: DbsPulses
+    ) -> tuple[DbsPulses, NDArray[np.int64], NDArray[np.int64]]:
+        """The DBS pulses the kernel needs (the one in progress, then ``new_dbs``) and the
+        cortical onsets (for the kernel, and the new ones for the record) of the next steps."""
         k0 = self._k
-        k1 = k0 + n_steps
         carry = self._dbs_carry
         if len(carry) and carry.end_step(0) <= k0:
-            carry = DbsPulses.empty()
-        dbs = DbsPulses.join(carry, new_dbs)
-        smc_kernel, smc_new = self._smc.onsets(k0, k1)
-        target = {"stn": _kernel.DBS_STN, "gpe": _kernel.DBS_GPE, "gpi": _kernel.DBS_GPI}
+            dbs = new_dbs
+        elif len(new_dbs) == 0:
+            dbs = carry
+        else:
+            dbs = DbsPulses.join(carry, new_dbs)
+        smc_kernel, smc_new = self._smc.onsets(k0, k0 + n_steps)
+        return dbs, smc_kernel, smc_new
+
+    def _integrate(self, n_steps: int, new_dbs: DbsPulses) -> PlantRecord:
+        k0 = self._k
+        dbs, smc_kernel, smc_new = self._inputs(n_steps, new_dbs)
         lfp_out = np.empty((4, n_steps // self._decim + 1))
-        cells: list[list[np.ndarray]] = [[] for _ in NUCLEI]
-        times: list[list[np.ndarray]] = [[] for _ in NUCLEI]
+        chunks: list[SpikeChunk] = []
         n_lfp = 0
         done = 0
         while done < n_steps:
@@ -361,7 +401,7 @@ class BasalGangliaNetwork:
                 dbs.pw,
                 dbs.gap,
                 dbs.biphasic,
-                target[self._target],
+                TARGET_CODES[self._target],
                 self._decim,
                 self._lfp_acc,
                 lfp_out[:, n_lfp:],
@@ -369,14 +409,31 @@ class BasalGangliaNetwork:
                 self._buf_time,
                 self._counts,
             )
-            for nu in range(4):
-                c = int(self._counts[nu])
-                cells[nu].append(self._buf_cell[nu, :c].copy())
-                times[nu].append(self._buf_time[nu, :c].copy())
+            chunks.append(drain(self._buf_cell, self._buf_time, self._counts))
             done += steps
             n_lfp += got
+        return self._finish(n_steps, new_dbs, dbs, smc_new, chunks, lfp_out[:, :n_lfp])
+
+    def _finish(
+        self,
+        n_steps: int,
+        new_dbs: DbsPulses,
+        dbs: DbsPulses,
+        smc_new: NDArray[np.int64],
+        chunks: list[SpikeChunk],
+        lfp: NDArray[np.float64],
+    ) -> PlantRecord:
+        """Advance the clock past an integration and build its record (spikes drained from the
+        kernel's buffers in ``chunks``, LFP samples ``lfp`` of shape (4, m))."""
+        k0 = self._k
+        k1 = k0 + n_steps
         self._k = k1
-        if not all(np.isfinite(x[0]).all() for x in (self._th, self._stn, self._gpe, self._gpi)):
+        if not (
+            np.isfinite(self._th[0]).all()
+            and np.isfinite(self._stn[0]).all()
+            and np.isfinite(self._gpe[0]).all()
+            and np.isfinite(self._gpi[0]).all()
+        ):
             raise PlantParameterError(
                 "The simulation diverged (a membrane potential is not finite): the stimulation "
                 f"amplitude is too large for forward Euler at dt_ms={self._dt}. Call reset()."
@@ -385,21 +442,48 @@ class BasalGangliaNetwork:
             self._dbs_carry = dbs.last()
         spike_times = {}
         for nu, name in enumerate(NUCLEI):
-            cell = np.concatenate(cells[nu])
-            t_s = np.concatenate(times[nu]) * 1e-3
-            order = np.argsort(cell, kind="stable")
-            bounds = np.searchsorted(cell[order], np.arange(self._n + 1))
-            sorted_t = t_s[order]
-            spike_times[name] = [sorted_t[bounds[i] : bounds[i + 1]] for i in range(self._n)]
+            if len(chunks) == 1:
+                cell, t_ms = chunks[0][nu]
+            else:
+                cell = np.concatenate([c[nu][0] for c in chunks])
+                t_ms = np.concatenate([c[nu][1] for c in chunks])
+            spike_times[name] = split_by_cell(cell, t_ms * 1e-3, self._n)
         dt_s = self._dt * 1e-3
         first_end = (k0 // self._decim + 1) * self._decim
+        lfp32 = lfp.astype(np.float32)
         return PlantRecord(
             t_start_s=k0 * dt_s,
             t_stop_s=k1 * dt_s,
             spike_times=spike_times,
             cortex_pulse_times=smc_new.astype(np.float64) * dt_s,
             dbs_pulse_times=new_dbs.onsets.astype(np.float64) * dt_s,
-            lfp={name: lfp_out[nu, :n_lfp].astype(np.float32) for nu, name in enumerate(NUCLEI)},
+            lfp={name: lfp32[nu] for nu, name in enumerate(NUCLEI)},
             lfp_sfreq=self._lfp_sfreq,
             lfp_t_start_s=(first_end - self._decim) * dt_s,
         )
+
+
+#: One kernel call's spikes: per nucleus, (cell indices, times in ms), copied out of the buffers.
+SpikeChunk = list[tuple[NDArray[np.int64], NDArray[np.float64]]]
+
+#: Kernel code of each DBS target.
+TARGET_CODES = {"stn": _kernel.DBS_STN, "gpe": _kernel.DBS_GPE, "gpi": _kernel.DBS_GPI}
+
+
+def drain(
+    buf_cell: NDArray[np.int64], buf_time: NDArray[np.float64], counts: NDArray[np.int64]
+) -> SpikeChunk:
+    """Copy the filled part of a network's spike buffers (4, cap) out, nucleus by nucleus."""
+    return [
+        (buf_cell[nu, : counts[nu]].copy(), buf_time[nu, : counts[nu]].copy()) for nu in range(4)
+    ]
+
+
+def split_by_cell(
+    cell: NDArray[np.int64], t_s: NDArray[np.float64], n_cells: int
+) -> list[NDArray[np.float64]]:
+    """Spike times (in time order) of each of ``n_cells`` cells, from spikes in time order."""
+    order = np.argsort(cell, kind="stable")
+    bounds = np.searchsorted(cell[order], np.arange(n_cells + 1)).tolist()
+    sorted_t = t_s[order]
+    return [sorted_t[bounds[i] : bounds[i + 1]] for i in range(n_cells)]
