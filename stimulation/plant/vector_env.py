@@ -1,13 +1,25 @@
-"""Vectorised ``BasalGanglia-v0``: many independent networks stepped together, in threads.
+"""Vectorised ``BasalGanglia-v0``: many independent networks stepped together.
 
 :class:`BasalGangliaVectorEnv` is a :class:`gymnasium.vector.VectorEnv` over ``num_envs``
-:class:`~stimulation.plant.env.BasalGangliaEnv` instances that steps them on a pool of threads.
+:class:`~stimulation.plant.env.BasalGangliaEnv` instances. Two ways to step them:
+
+- ``batched=True`` (default): the envs are split into ``n_threads`` groups, and the networks of a
+  group are integrated in one compiled call by a :class:`~stimulation.plant.batch.NetworkBatch`
+  (their cells side by side in the vector lanes: 8 envs of 10 cells fill 80 lanes instead of 8 x
+  16 padded ones, and the per-call overhead is paid once per group). Each env's own ``step`` then
+  runs as usual on the record its network already produced (the network holds it for that one
+  ``step`` call and checks that the stimulation asked for is the one integrated), so rewards,
+  observations and infos come from the same code as for a single env. Resets (and their warm-up)
+  still integrate network by network.
+- ``batched=False``: each env is stepped on its own, the envs spread over the threads.
+
 Threads, not processes: almost all the time of a step is spent in the numba integration kernel,
 which is compiled with ``nogil=True`` and so runs truly in parallel, while the Python around it
 (biomarkers, observation) is short. Threads need no pickling of observations and no worker
 processes, which is why this beats :class:`gymnasium.vector.AsyncVectorEnv` on a small machine
 (``benchmarks/bench_plant_env.py`` measures both). Each sub-environment stays on its own network,
-so results do not depend on the number of threads or on scheduling.
+and a batch computes bit for bit what its networks compute alone, so results depend neither on
+the number of threads, nor on scheduling, nor on ``batched``.
 
 Made by ``gymnasium.make_vec("BasalGanglia-v0", num_envs=8)`` (the registered
 ``vector_entry_point``) or directly. Sub-environments autoreset on the step after their episode
@@ -29,7 +41,9 @@ from numpy.typing import NDArray
 from bci._checks import ensure_int
 from bci.errors import ConfigError
 from stimulation.errors import PlantParameterError
+from stimulation.plant.batch import NetworkBatch
 from stimulation.plant.env import BasalGangliaEnv
+from stimulation.pulses import PulseTrain
 
 _MODES = {"next_step": AutoresetMode.NEXT_STEP, "same_step": AutoresetMode.SAME_STEP}
 
@@ -45,6 +59,9 @@ class BasalGangliaVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], 
         Worker threads (default: the number of CPUs, at most ``num_envs``); 1 steps them in turn.
     autoreset_mode : {"next_step", "same_step"} or AutoresetMode
         When a finished sub-environment is reset (module docstring).
+    batched : bool
+        Integrate the networks of each thread's group in one compiled call (module docstring);
+        False steps every env on its own.
     **env_kwargs
         Arguments of :class:`~stimulation.plant.env.BasalGangliaEnv`, the same for every network.
     """
@@ -54,6 +71,7 @@ class BasalGangliaVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], 
         num_envs: int = 1,
         n_threads: int | None = None,
         autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
+        batched: bool = True,
         **env_kwargs: Any,
     ) -> None:
         try:
@@ -91,6 +109,17 @@ class BasalGangliaVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], 
             else None
         )
         self._autoreset = np.zeros(self.num_envs, dtype=np.bool_)
+        self._needs_reset = True
+        self.batched = bool(batched)
+        size = -(-self.num_envs // self.n_threads)
+        self._groups = [
+            list(range(lo, min(lo + size, self.num_envs))) for lo in range(0, self.num_envs, size)
+        ]
+        self._batches = (
+            [NetworkBatch([self.envs[i].network for i in g]) for g in self._groups]
+            if self.batched
+            else []
+        )
 
     # ------------------------------------------------------------------ Gymnasium API
     def reset(
@@ -117,6 +146,7 @@ class BasalGangliaVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], 
             lambda i: self.envs[i].reset(seed=seeds[i], options=options), range(self.num_envs)
         )
         self._autoreset[:] = False
+        self._needs_reset = False
         infos: dict[str, Any] = {}
         for i, (_, info) in enumerate(results):
             infos = self._add_info(infos, info, i)
@@ -138,10 +168,13 @@ class BasalGangliaVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], 
                 f"Invalid value for the 'actions' parameter: expected one row per environment, "
                 f"shape ({self.num_envs}, ...), but got {acts.shape} instead."
             )
+        if self._needs_reset:
+            raise PlantParameterError("Call reset() before step().")
         # validate every action before any network moves, so a bad row changes nothing
-        for i in range(self.num_envs):
-            if not self._autoreset[i]:
-                self.envs[i].action_to_train(acts[i])
+        trains: list[PulseTrain | None] = [
+            None if self._autoreset[i] else self.envs[i].action_to_train(acts[i])
+            for i in range(self.num_envs)
+        ]
         same_step = self.autoreset_mode == AutoresetMode.SAME_STEP
 
         def one(i: int) -> tuple[Any, float, bool, bool, dict[str, Any]]:
@@ -156,7 +189,15 @@ class BasalGangliaVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], 
                 info = {**info, **final}
             return obs, float(reward), terminated, truncated, info
 
-        results = self._map(one, range(self.num_envs))
+        if self.batched:
+
+            def group(g: int) -> list[tuple[Any, float, bool, bool, dict[str, Any]]]:
+                self._step_batch(g, trains)
+                return [one(i) for i in self._groups[g]]
+
+            results = [r for rs in self._map(group, range(len(self._groups))) for r in rs]
+        else:
+            results = self._map(one, range(self.num_envs))
         infos: dict[str, Any] = {}
         for i, res in enumerate(results):
             infos = self._add_info(infos, res[4], i)
@@ -189,6 +230,25 @@ class BasalGangliaVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], 
             env.close()
 
     # ------------------------------------------------------------------ internals
+    def _step_batch(self, g: int, trains: list[PulseTrain | None]) -> None:
+        """Integrate the networks of group ``g`` that step (not autoreset) in one call; each
+        holds its record for its env's ``step``."""
+        group = self._groups[g]
+        stepping = [i for i in group if trains[i] is not None]
+        if not stepping:
+            return
+        batch = (
+            self._batches[g]
+            if len(stepping) == len(group)
+            else NetworkBatch([self.envs[i].network for i in stepping])
+        )
+        period = self.envs[stepping[0]].control_period_s
+        step_trains = [t for t in (trains[i] for i in stepping) if t is not None]
+        records = batch.step(period, step_trains)
+        for i, train, rec in zip(stepping, step_trains, records, strict=True):
+            net = self.envs[i].network
+            net._stage(net._n_steps(period), train, rec)
+
     def _map(self, fn: Any, items: Any) -> list[Any]:
         if self._pool is None:
             return [fn(i) for i in items]

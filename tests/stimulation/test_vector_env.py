@@ -82,3 +82,50 @@ def test_one_bad_action_row_raises_and_no_network_moves() -> None:
     with pytest.raises(PlantParameterError, match="autoreset_mode"):
         BasalGangliaVectorEnv(2, autoreset_mode="whenever", **SMALL)
     venv.close()
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_batched_and_unbatched_envs_give_identical_episodes(n_threads: int) -> None:
+    kwargs = {**SMALL, "episode_s": 0.04, "biphasic": True, "control_frequency": True}
+    batched = BasalGangliaVectorEnv(3, n_threads=n_threads, **kwargs)
+    plain = BasalGangliaVectorEnv(3, n_threads=n_threads, batched=False, **kwargs)
+    assert batched.batched and not plain.batched
+    obs_b, _ = batched.reset(seed=11)
+    obs_p, _ = plain.reset(seed=11)
+    np.testing.assert_array_equal(obs_b, obs_p)
+    rng = np.random.default_rng(3)
+    for _ in range(5):  # two episodes and the autoreset step between them
+        actions = rng.uniform(0.0, 1.0, size=(3, 2)).astype(np.float32)
+        out_b, out_p = batched.step(actions), plain.step(actions)
+        for x, y in zip(out_b[:4], out_p[:4], strict=True):
+            np.testing.assert_array_equal(x, y)
+        assert out_b[4].keys() == out_p[4].keys()
+        for key in out_b[4]:
+            np.testing.assert_array_equal(out_b[4][key], out_p[4][key])
+    batched.close()
+    plain.close()
+
+
+def test_a_group_where_only_some_envs_step_is_integrated_without_the_others() -> None:
+    venv = BasalGangliaVectorEnv(3, n_threads=1, **SMALL)
+    singles = [BasalGangliaEnv(**SMALL) for _ in range(3)]
+    venv.reset(seed=2)
+    for i, env in enumerate(singles):
+        env.reset(seed=2 + i)
+    venv._autoreset[1] = True  # env 1 resets on this step, envs 0 and 2 step in a batch of two
+    a = np.full((3, 1), 0.7, dtype=np.float32)
+    obs, rewards, _, _, infos = venv.step(a)
+    for i in (0, 2):
+        o, r, _, _, _ = singles[i].step(a[i])
+        np.testing.assert_array_equal(obs[i], o)
+        assert rewards[i] == r
+    assert infos["t_s"][1] == 0.0 and rewards[1] == 0.0
+    venv.close()
+
+
+def test_step_before_reset_raises_and_no_network_moves() -> None:
+    venv = BasalGangliaVectorEnv(2, n_threads=1, **SMALL)
+    with pytest.raises(PlantParameterError, match="reset"):
+        venv.step(np.zeros((2, 1), dtype=np.float32))
+    assert [env.network.t_s for env in venv.envs] == [0.0, 0.0]
+    venv.close()
