@@ -9,6 +9,12 @@ Three parts, all in one run:
   the oracle's (short) window. The real-time factor is simulated seconds per wall second on one
   core (the compiled loop is single-threaded). Profile rows time the kernel's vectorised cell
   updates alone against a whole step, to say what limits the speed.
+- **batched speed**: ``B`` networks of 10 cells (B = 1, 2, 8), each run separately (one compiled
+  call per network: the single-network path) against one :class:`~stimulation.plant.batch.
+  NetworkBatch` call (their cells side by side in the vector lanes), same seeds, same run: wall
+  seconds per simulated network-second and their ratio, the spike trains checked equal bit for
+  bit. The profile row times the vectorised cell updates of ``8 x 10`` lanes alone against a
+  batched step.
 - **science** (So, Kent & Grill 2012): over ``--seeds`` (default 1-5), 4 s simulated with the first
   2 s discarded: thalamic error index (EI) and GPi relative beta (13-30 Hz over 4-100 Hz) in the
   healthy and Parkinsonian states, and Parkinsonian with STN DBS (300 uA/cm2, 0.3 ms) at 130 and
@@ -39,6 +45,7 @@ from numba import njit
 
 from stimulation import PulseTrain
 from stimulation.plant import BasalGangliaNetwork, PlantRecord, _cells
+from stimulation.plant.batch import NetworkBatch
 from stimulation.plant.parameters import NUCLEI
 from stimulation.plant.reference import ReferenceNetwork
 
@@ -161,6 +168,58 @@ def profile(n_cells: int, repeats: int) -> dict[str, Any]:
     }
 
 
+def batch_speed(n_cells: int, n_nets: int, sim_s: float, repeats: int) -> dict[str, Any]:
+    """Per-network wall time per simulated second: separate calls vs one batched call."""
+    dbs = PulseTrain(DBS_UA_CM2, 130.0, DBS_PW_US)
+    NetworkBatch([BasalGangliaNetwork(cells_per_nucleus=n_cells)]).run(0.001)  # compile / load
+
+    def separate() -> list[PlantRecord]:
+        nets = [BasalGangliaNetwork(cells_per_nucleus=n_cells, seed=s) for s in range(n_nets)]
+        return [net.run(sim_s, dbs=dbs) for net in nets]
+
+    def batched() -> list[PlantRecord]:
+        nets = [BasalGangliaNetwork(cells_per_nucleus=n_cells, seed=s) for s in range(n_nets)]
+        return NetworkBatch(nets).run(sim_s, [dbs] * n_nets)
+
+    sep_wall, bat_wall = math.inf, math.inf
+    for _ in range(repeats):  # interleaved, so a change in machine load hits both
+        sep_wall = min(sep_wall, _wall(separate, 1))
+        bat_wall = min(bat_wall, _wall(batched, 1))
+    same = True
+    for a, b in zip(separate(), batched(), strict=True):
+        same_counts, worst, _ = _max_spike_diff(a, b)
+        same = same and same_counts and worst == 0.0
+    sep, bat = sep_wall / (n_nets * sim_s), bat_wall / (n_nets * sim_s)
+    return {
+        "n_cells": n_cells,
+        "n_networks": n_nets,
+        "separate_wall_per_net_s": sep,
+        "batched_wall_per_net_s": bat,
+        "batched_speedup": sep / bat,
+        "batched_real_time_factor": 1.0 / bat,
+        "bit_identical": same,
+    }
+
+
+def batch_profile(n_cells: int, n_nets: int, repeats: int) -> dict[str, Any]:
+    """Share of a batched step spent in the vectorised cell updates of all its lanes."""
+    n_steps, lanes = 20000, n_cells * n_nets
+    _cell_updates(lanes, 10)
+    updates = _wall(lambda: _cell_updates(lanes, n_steps), repeats) / n_steps
+    nets = [BasalGangliaNetwork(cells_per_nucleus=n_cells, seed=s) for s in range(n_nets)]
+    batch = NetworkBatch(nets)
+    batch.run(0.001)
+    per_step = _wall(lambda: batch.run(0.2), repeats) / n_steps
+    return {
+        "n_cells": n_cells,
+        "n_networks": n_nets,
+        "us_per_step": per_step * 1e6,
+        "cell_updates_us_per_step": updates * 1e6,
+        "cell_updates_share": updates / per_step,
+        "ns_per_cell_update": updates / (4 * lanes) * 1e9,
+    }
+
+
 def run_condition(state: str, freq: float, seed: int) -> dict[str, Any]:
     dbs = None if freq == 0.0 else PulseTrain(DBS_UA_CM2, freq, DBS_PW_US)
     rec = BasalGangliaNetwork(state=state, seed=seed).run(DURATION_S, dbs=dbs)
@@ -251,6 +310,8 @@ def main() -> None:
     load_before = os.getloadavg()
     rows = [speed(10, 2.0, ref10, args.repeats), speed(100, 0.2, ref100, args.repeats)]
     prof = [profile(10, args.repeats), profile(100, args.repeats)]
+    batch_rows = [batch_speed(10, b, 0.5, args.repeats) for b in (1, 2, 8)]
+    batch_prof = batch_profile(10, 8, args.repeats)
     sci = science(seeds)
     figure(sci, figure_path)
     load_after = os.getloadavg()
@@ -280,6 +341,27 @@ def main() -> None:
             f"vectorised cell updates {p['cell_updates_us_per_step']:.2f} us "
             f"({100 * p['cell_updates_share']:.0f}%, {p['ns_per_cell_update']:.1f} ns per cell)"
         )
+    print(
+        f"\nBatched networks ({batch_rows[0]['n_cells']} cells each, 0.5 s of 130 Hz DBS; per "
+        "network, same run)"
+    )
+    print(
+        f"{'networks':>8} {'separate s/s':>13} {'batched s/s':>12} {'speedup':>8} "
+        f"{'x real time':>12} {'spikes':>14}"
+    )
+    for r in batch_rows:
+        print(
+            f"{r['n_networks']:>8} {r['separate_wall_per_net_s']:>13.3f} "
+            f"{r['batched_wall_per_net_s']:>12.3f} {r['batched_speedup']:>7.2f}x "
+            f"{r['batched_real_time_factor']:>11.2f}x "
+            f"{'bit-identical' if r['bit_identical'] else 'DIFFERENT':>14}"
+        )
+    p = batch_prof
+    print(
+        f"profile (batch of {p['n_networks']} x {p['n_cells']} cells): {p['us_per_step']:.2f} us per "
+        f"step, of which the vectorised cell updates {p['cell_updates_us_per_step']:.2f} us "
+        f"({100 * p['cell_updates_share']:.0f}%, {p['ns_per_cell_update']:.1f} ns per cell)"
+    )
 
     print(
         f"\nScience, seeds {seeds}, {DURATION_S:g} s with {DISCARD_S:g} s discarded "
@@ -315,6 +397,8 @@ def main() -> None:
                     },
                     "speed": rows,
                     "profile": prof,
+                    "batched": batch_rows,
+                    "batched_profile": batch_prof,
                     "science": sci,
                     "seeds": seeds,
                     "figure": str(figure_path),

@@ -10,8 +10,12 @@ Side by side, in one run, on the same machine load:
   parallelism);
 - **gymnasium AsyncVectorEnv**: ``--num-envs`` envs, one worker process each (the peer with
   parallelism: pickled actions/observations through pipes);
-- **ours, BasalGangliaVectorEnv**: ``--num-envs`` envs on ``--threads`` threads in one process
-  (the numba kernel releases the GIL).
+- **ours, BasalGangliaVectorEnv, unbatched**: ``--num-envs`` envs on ``--threads`` threads in one
+  process, each network integrated by its own kernel call (``batched=False``; the numba kernel
+  releases the GIL);
+- **ours, BasalGangliaVectorEnv, batched**: the same, with the networks of each thread's group
+  integrated side by side in one kernel call (``batched=True``, the default; bit-identical
+  results).
 
 Throughput = ``num_envs x steps x control_period / wall time`` of the timed steps (resets and
 warm-up excluded; episodes are long enough not to end inside the timing). Every configuration runs
@@ -111,7 +115,8 @@ CONFIGS: tuple[str, ...] = (
     "single env",
     "gymnasium SyncVectorEnv",
     "gymnasium AsyncVectorEnv",
-    "ours: BasalGangliaVectorEnv",
+    "ours: BasalGangliaVectorEnv, unbatched",
+    "ours: BasalGangliaVectorEnv, batched",
 )
 
 
@@ -124,8 +129,10 @@ def _measure(config: str, dt_ms: float, args: argparse.Namespace) -> Timing:
         return _time_network(dt_ms, args.cells, sim1)
     if config == CONFIGS[1]:
         return _time_single(dt_ms, args.cells, sim1)
-    if config == CONFIGS[4]:
-        venv = BasalGangliaVectorEnv(args.num_envs, n_threads=args.threads, **kw)
+    venv: gym.vector.VectorEnv[Any, Any, Any]
+    if config in CONFIGS[4:]:
+        batched = config == CONFIGS[5]
+        venv = BasalGangliaVectorEnv(args.num_envs, n_threads=args.threads, batched=batched, **kw)
     else:
         mode = "sync" if config == CONFIGS[2] else "async"
         venv = gym.make_vec("BasalGanglia-v0", args.num_envs, vectorization_mode=mode, **kw)
@@ -152,7 +159,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             async_ = "Async" in config
             per_cpu = float("nan") if async_ else float(np.median([e / c for e, _, c in values]))
             cpu_wall = float("nan") if async_ else float(np.median([c / w for _, w, c in values]))
-            label = f"{config} ({args.threads} threads)" if config == CONFIGS[4] else config
+            label = f"{config} ({args.threads} thr)" if config in CONFIGS[4:] else config
             rows.append(
                 {
                     "dt_ms": dt_ms,
@@ -165,8 +172,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "ratio_to_single": rate / base,
                 }
             )
+    speedup = {}
+    for dt_ms in args.dt_ms:
+        by = {r["config"].split(" (")[0]: r for r in rows if r["dt_ms"] == dt_ms}
+        old, new = by[CONFIGS[4]], by[CONFIGS[5]]
+        speedup[str(dt_ms)] = {
+            "wall": new["env_s_per_s"] / old["env_s_per_s"],
+            "per_cpu": new["env_s_per_cpu_s"] / old["env_s_per_cpu_s"],
+        }
     return {
         "rows": rows,
+        "batched_over_unbatched": speedup,
         "cells_per_nucleus": args.cells,
         "num_envs": args.num_envs,
         "threads": args.threads,
@@ -187,7 +203,7 @@ def print_table(result: dict[str, Any]) -> None:
         f"{result['load_after'][0]:.2f} (1-min avg)"
     )
     head = (
-        f"{'dt (ms)':>7} | {'configuration':<40} | {'envs':>4} | {'env-s / s':>9} | "
+        f"{'dt (ms)':>7} | {'configuration':<46} | {'envs':>4} | {'env-s / s':>9} | "
         f"{'x single':>8} | {'env-s / CPU-s':>13} | {'CPU / wall':>10}"
     )
     print(head)
@@ -197,9 +213,14 @@ def print_table(result: dict[str, Any]) -> None:
         per_cpu = "n/a" if na else f"{r['env_s_per_cpu_s']:.2f}"
         cpu_wall = "n/a" if na else f"{r['cpu_per_wall']:.2f}"
         print(
-            f"{r['dt_ms']:>7g} | {r['config']:<40} | {r['num_envs']:>4} | "
+            f"{r['dt_ms']:>7g} | {r['config']:<46} | {r['num_envs']:>4} | "
             f"{r['env_s_per_s']:>9.2f} | {r['ratio_to_single']:>8.2f} | {per_cpu:>13} | "
             f"{cpu_wall:>10}"
+        )
+    for dt_ms, ratio in result["batched_over_unbatched"].items():
+        print(
+            f"dt {dt_ms} ms: batched / unbatched vector env = {ratio['wall']:.2f}x per wall s, "
+            f"{ratio['per_cpu']:.2f}x per CPU s (same run)"
         )
     print(f"target: {result['target_env_s_per_s']:g} env-s / s for the vectorised env on 2 cores")
 

@@ -473,69 +473,75 @@ def integrate_batch(  # noqa: PLR0913, PLR0915 - one flat compiled loop on purpo
             th_a, stn_a, gpe_a, gpi_a, th_b, stn_b, gpe_b, gpi_b, drive, iapp, isyn, ext, dt
         )
         # ------------------------------------------------------------ spikes, synaptic kicks
-        for b in range(n_b):
-            k = k0[b] + step
-            lo = b * n
-            _spikes_lanes(
-                th_a,
-                th_b,
-                TH_SPIKE_THRESHOLD_MV,
-                -1,
-                0.0,
-                lo,
-                n,
-                k,
-                dt,
-                buf_cell[b, 0],
-                buf_time[b, 0],
-                counts[b],
-                0,
-            )
-            _spikes_lanes(
-                stn_a,
-                stn_b,
-                SPIKE_THRESHOLD_MV,
-                7,
-                KICK_STN,
-                lo,
-                n,
-                k,
-                dt,
-                buf_cell[b, 1],
-                buf_time[b, 1],
-                counts[b],
-                1,
-            )
-            _spikes_lanes(
-                gpe_a,
-                gpe_b,
-                SPIKE_THRESHOLD_MV,
-                -1,
-                0.0,
-                lo,
-                n,
-                k,
-                dt,
-                buf_cell[b, 2],
-                buf_time[b, 2],
-                counts[b],
-                2,
-            )
-            _spikes_lanes(
-                gpi_a,
-                gpi_b,
-                SPIKE_THRESHOLD_MV,
-                6,
-                KICK_GPI,
-                lo,
-                n,
-                k,
-                dt,
-                buf_cell[b, 3],
-                buf_time[b, 3],
-                counts[b],
-                3,
-            )
+        # (a crossing is rare: one vectorised test of all lanes of a nucleus first)
+        if _any_crossing(th_a, th_b, TH_SPIKE_THRESHOLD_MV, n_real):
+            for b in range(n_b):
+                _spikes_lanes(
+                    th_a,
+                    th_b,
+                    TH_SPIKE_THRESHOLD_MV,
+                    -1,
+                    0.0,
+                    b * n,
+                    n,
+                    k0[b] + step,
+                    dt,
+                    buf_cell[b, 0],
+                    buf_time[b, 0],
+                    counts[b],
+                    0,
+                )
+        if _any_crossing(stn_a, stn_b, SPIKE_THRESHOLD_MV, n_real):
+            for b in range(n_b):
+                _spikes_lanes(
+                    stn_a,
+                    stn_b,
+                    SPIKE_THRESHOLD_MV,
+                    7,
+                    KICK_STN,
+                    b * n,
+                    n,
+                    k0[b] + step,
+                    dt,
+                    buf_cell[b, 1],
+                    buf_time[b, 1],
+                    counts[b],
+                    1,
+                )
+        if _any_crossing(gpe_a, gpe_b, SPIKE_THRESHOLD_MV, n_real):
+            for b in range(n_b):
+                _spikes_lanes(
+                    gpe_a,
+                    gpe_b,
+                    SPIKE_THRESHOLD_MV,
+                    -1,
+                    0.0,
+                    b * n,
+                    n,
+                    k0[b] + step,
+                    dt,
+                    buf_cell[b, 2],
+                    buf_time[b, 2],
+                    counts[b],
+                    2,
+                )
+        if _any_crossing(gpi_a, gpi_b, SPIKE_THRESHOLD_MV, n_real):
+            for b in range(n_b):
+                _spikes_lanes(
+                    gpi_a,
+                    gpi_b,
+                    SPIKE_THRESHOLD_MV,
+                    6,
+                    KICK_GPI,
+                    b * n,
+                    n,
+                    k0[b] + step,
+                    dt,
+                    buf_cell[b, 3],
+                    buf_time[b, 3],
+                    counts[b],
+                    3,
+                )
         th_a, th_b = th_b, th_a
         stn_a, stn_b = stn_b, stn_a
         gpe_a, gpe_b = gpe_b, gpe_a
@@ -560,6 +566,16 @@ def integrate_batch(  # noqa: PLR0913, PLR0915 - one flat compiled loop on purpo
         gpe[:, :] = gpe_a
         gpi[:, :] = gpi_a
     return done
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def _any_crossing(old, new, threshold, n):  # pragma: no cover - numba
+    """Whether v (row 0) of any of the first ``n`` lanes crosses ``threshold`` upwards
+    (branch-free, so it vectorises)."""
+    count = 0
+    for j in range(n):
+        count += (old[0, j] < threshold) & (threshold < new[0, j])
+    return count > 0
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
