@@ -140,6 +140,8 @@ class BasalGangliaNetwork:
             )
         self._decim = round(decim)
         self._seed = self._check_seed(seed)
+        # a stimulation.plant.batch.StepRendezvous: the next step() joins its batch
+        self._rendezvous: Any = None
         self._pre = connectivity(self._n)
         cap = 256 * self._n + 1024
         self._buf_cell = np.zeros((4, cap), dtype=np.int64)
@@ -318,6 +320,9 @@ class BasalGangliaNetwork:
         staged, self._staged = self._staged, None
         if staged is not None:
             return self._take_staged(staged, n_steps, train)
+        rendezvous, self._rendezvous = self._rendezvous, None
+        if rendezvous is not None:  # integrated in a batch with other threads' networks
+            return rendezvous.step(self, n_steps, train)
         return self._integrate(n_steps, self._step_schedule(n_steps, train))
 
     def _stage(self, n_steps: int, train: PulseTrain, record: PlantRecord) -> None:

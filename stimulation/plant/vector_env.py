@@ -9,8 +9,9 @@
   16 padded ones, and the per-call overhead is paid once per group). Each env's own ``step`` then
   runs as usual on the record its network already produced (the network holds it for that one
   ``step`` call and checks that the stimulation asked for is the one integrated), so rewards,
-  observations and infos come from the same code as for a single env. Resets (and their warm-up)
-  still integrate network by network.
+  observations and infos come from the same code as for a single env. Resets run each env's own
+  ``reset`` in a thread of its own, and the warm-ups of a group are integrated together too (a
+  :class:`~stimulation.plant.batch.StepRendezvous` collects them).
 - ``batched=False``: each env is stepped on its own, the envs spread over the threads.
 
 Threads, not processes: almost all the time of a step is spent in the numba integration kernel,
@@ -41,7 +42,7 @@ from numpy.typing import NDArray
 from bci._checks import ensure_int
 from bci.errors import ConfigError
 from stimulation.errors import PlantParameterError
-from stimulation.plant.batch import NetworkBatch
+from stimulation.plant.batch import NetworkBatch, StepRendezvous
 from stimulation.plant.env import BasalGangliaEnv
 from stimulation.pulses import PulseTrain
 
@@ -108,6 +109,7 @@ class BasalGangliaVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], 
             if self.n_threads > 1
             else None
         )
+        self._reset_pool: ThreadPoolExecutor | None = None
         self._autoreset = np.zeros(self.num_envs, dtype=np.bool_)
         self._needs_reset = True
         self.batched = bool(batched)
@@ -142,9 +144,8 @@ class BasalGangliaVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], 
                 )
         if seed is not None:
             self._np_random, self._np_random_seed = None, None
-        results = self._map(
-            lambda i: self.envs[i].reset(seed=seeds[i], options=options), range(self.num_envs)
-        )
+        resets = self._reset_envs(list(range(self.num_envs)), seeds, options)
+        results = [resets[i] for i in range(self.num_envs)]
         self._autoreset[:] = False
         self._needs_reset = False
         infos: dict[str, Any] = {}
@@ -176,28 +177,35 @@ class BasalGangliaVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], 
             for i in range(self.num_envs)
         ]
         same_step = self.autoreset_mode == AutoresetMode.SAME_STEP
+        stepping = [i for i in range(self.num_envs) if not self._autoreset[i]]
+        results: list[Any] = [None] * self.num_envs
 
-        def one(i: int) -> tuple[Any, float, bool, bool, dict[str, Any]]:
-            env = self.envs[i]
-            if self._autoreset[i]:
-                obs, info = env.reset()
-                return obs, 0.0, False, False, info
-            obs, reward, terminated, truncated, info = env.step(acts[i])
-            if same_step and (terminated or truncated):
-                final = {"final_obs": obs, "final_info": info}
-                obs, info = env.reset()
-                info = {**info, **final}
-            return obs, float(reward), terminated, truncated, info
+        def one(i: int) -> None:
+            obs, reward, terminated, truncated, info = self.envs[i].step(acts[i])
+            results[i] = (obs, float(reward), terminated, truncated, info)
 
         if self.batched:
 
-            def group(g: int) -> list[tuple[Any, float, bool, bool, dict[str, Any]]]:
+            def group(g: int) -> None:
                 self._step_batch(g, trains)
-                return [one(i) for i in self._groups[g]]
+                for i in self._groups[g]:
+                    if trains[i] is not None:
+                        one(i)
 
-            results = [r for rs in self._map(group, range(len(self._groups))) for r in rs]
+            self._map(group, range(len(self._groups)))
         else:
-            results = self._map(one, range(self.num_envs))
+            self._map(one, stepping)
+        # resets: the envs autoresetting now, and with same_step those that just finished
+        finished = [i for i in stepping if results[i][2] or results[i][3]] if same_step else []
+        to_reset = [i for i in range(self.num_envs) if self._autoreset[i]] + finished
+        resets = self._reset_envs(to_reset, [None] * self.num_envs, None)
+        for i, (obs, info) in resets.items():
+            if self._autoreset[i]:
+                results[i] = (obs, 0.0, False, False, info)
+            else:
+                _, reward, terminated, truncated, final_info = results[i]
+                info = {**info, "final_obs": results[i][0], "final_info": final_info}
+                results[i] = (obs, reward, terminated, truncated, info)
         infos: dict[str, Any] = {}
         for i, res in enumerate(results):
             infos = self._add_info(infos, res[4], i)
@@ -223,9 +231,10 @@ class BasalGangliaVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], 
 
     def close_extras(self, **kwargs: Any) -> None:
         """Stop the worker threads."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        for pool in (self._pool, self._reset_pool):
+            if pool is not None:
+                pool.shutdown(wait=True)
+        self._pool = self._reset_pool = None
         for env in self.envs:
             env.close()
 
@@ -248,6 +257,36 @@ class BasalGangliaVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], 
         for i, train, rec in zip(stepping, step_trains, records, strict=True):
             net = self.envs[i].network
             net._stage(net._n_steps(period), train, rec)
+
+    def _reset_envs(
+        self, indices: list[int], seeds: list[int | None], options: dict[str, Any] | None
+    ) -> dict[int, tuple[Any, dict[str, Any]]]:
+        """Reset the envs ``indices`` (env ``i`` with ``seeds[i]``). Batched: each in its own
+        thread, the warm-ups of a group integrated together by a :class:`StepRendezvous`."""
+        if not indices:
+            return {}
+        if not self.batched:
+            done = self._map(lambda i: self.envs[i].reset(seed=seeds[i], options=options), indices)
+            return dict(zip(indices, done, strict=True))
+        chosen = set(indices)
+        rendezvous: dict[int, StepRendezvous] = {}
+        for g in self._groups:
+            members = [i for i in g if i in chosen]
+            meeting = StepRendezvous(len(members))
+            rendezvous.update((i, meeting) for i in members)
+
+        def one(i: int) -> tuple[Any, dict[str, Any]]:
+            net = self.envs[i].network
+            net._rendezvous = rendezvous[i]
+            try:
+                return self.envs[i].reset(seed=seeds[i], options=options)
+            finally:
+                net._rendezvous = None
+                rendezvous[i].leave(net)
+
+        if self._reset_pool is None:
+            self._reset_pool = ThreadPoolExecutor(self.num_envs, thread_name_prefix="plant-reset")
+        return dict(zip(indices, self._reset_pool.map(one, indices), strict=True))
 
     def _map(self, fn: Any, items: Any) -> list[Any]:
         if self._pool is None:
