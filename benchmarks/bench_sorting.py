@@ -362,7 +362,9 @@ def build_online_path(
         builder: Callable[..., Any] | None = getattr(sorting_pkg, "build_online_path", None)
         if builder is not None:
             stages = builder(traces[: int(calibration_s * SFREQ)], SFREQ, positions)
-            return [*stages, SpikeBinner(0.02)], "filter+reference+detect+match+bin"
+            binner = SpikeBinner(0.02)
+            binner.prepare(stages[-1].output_spec)  # one column per unit of the calibrated sorter
+            return [*stages, binner], "filter+reference+detect+match+bin"
     except ImportError:
         pass
     return [

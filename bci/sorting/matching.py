@@ -499,6 +499,7 @@ class OnlineSorter(Stage, name="online_sorter"):
         self._neigh = None
         self._emitted_upto: int | None = None
         self._held = np.zeros(0, SPIKE_DTYPE)
+        self._inv_noise: npt.NDArray[np.float32] | None = None
         self.nan_samples = 0
         self.gaps = 0
 
@@ -511,11 +512,13 @@ class OnlineSorter(Stage, name="online_sorter"):
             self.prepare(StreamSpec("signal", chunk.n_channels, chunk.sfreq))
         self._check_stream(chunk.n_channels, chunk.sfreq)
         data = chunk.data
-        nan_rows = np.isnan(data).any(axis=1)
-        if nan_rows.any():
+        if np.isnan(data.sum()):  # cheaper than a full mask when, as usual, there is no NaN
+            nan_rows = np.isnan(data).any(axis=1)
             self.nan_samples += int(nan_rows.sum())
             data = np.where(np.isnan(data), np.float32(0.0), data)
-        xn = data * self._inv_noise(bank)
+        if self._inv_noise is None:
+            self._inv_noise = (1.0 / bank.noise).astype(np.float32)
+        xn = data * self._inv_noise
         released = []
         if self._buf is None:
             self._start(chunk.first_sample, bank)
@@ -535,13 +538,30 @@ class OnlineSorter(Stage, name="online_sorter"):
         assert self._buf is not None
         n = xn.shape[0]
         i = self._arrived_end - self._buf_start
-        need = i + n + self._pending_rows - self._buf.shape[0]
-        if need > 0:
-            self._buf = np.concatenate(
-                [self._buf, np.zeros((need, self._buf.shape[1]), np.float32)]
-            )
+        if i + n + self._pending_rows > self._buf.shape[0]:
+            self._compact(n)
+            i = self._arrived_end - self._buf_start
         self._buf[i : i + n] += xn
         self._arrived_end += n
+
+    def _compact(self, n_new: int) -> None:
+        """Move the rows still needed to the front of the buffer (growing it if need be).
+
+        Done only when the buffer is full, so a typical chunk costs no copy; the carried state,
+        kept in buffer rows, moves with the rows.
+        """
+        assert self._buf is not None and self.bank is not None
+        keep_from = self._pos - self._history(self.bank)
+        drop = max(0, keep_from - self._buf_start)
+        used = self._arrived_end + self._pending_rows - self._buf_start
+        rows = used - drop
+        capacity = max(self._buf.shape[0], 2 * (rows + n_new), 4096)
+        fresh = np.zeros((capacity, self._buf.shape[1]), np.float32)
+        fresh[:rows] = self._buf[drop:used]
+        self._buf = fresh
+        self._buf_start += drop
+        for key in ("last_unsorted", "guard_until", "floor"):
+            self._state[key] -= drop
 
     def flush(self) -> SpikeChunk:
         """Decide the held-back margin as if the stream ended here (end of a recording)."""
@@ -556,16 +576,14 @@ class OnlineSorter(Stage, name="online_sorter"):
         return out
 
     # -- internals ----------------------------------------------------------------------------------
-    def _inv_noise(self, bank: TemplateBank) -> npt.NDArray[np.float32]:
-        return (1.0 / bank.noise).astype(np.float32)
-
     def _start(self, first_sample: int, bank: TemplateBank) -> None:
         history = self._history(bank)
         self._pending_rows = self._pending(bank)
-        self._buf = np.zeros((history + self._pending_rows, bank.n_channels), np.float32)
+        self._buf = np.zeros((4096, bank.n_channels), np.float32)
         self._buf_start = first_sample - history
         self._arrived_end = first_sample
         self._pos = first_sample
+        # carried per-channel state, in rows of the buffer (shifted when the buffer compacts)
         self._state = self._fresh_state(bank.n_channels)
         if self._emitted_upto is None:
             self._emitted_upto = first_sample - self._delay
@@ -583,24 +601,11 @@ class OnlineSorter(Stage, name="online_sorter"):
             empty = np.zeros(0, np.int64)
             return (empty, empty.astype(np.int32), empty.astype(np.int32), np.zeros(0, np.float32))
         off = self._buf_start
-        # the kernel counts samples from the buffer's start; the carried state is in stream samples
-        self._state["last_unsorted"] -= off
-        self._state["guard_until"] -= off
-        self._state["floor"] -= off
         t, c, k, _a, v = self._peel(
             self._buf, start - off, stop - off, bank, self._state, self.tracking_rate
         )
-        self._state["last_unsorted"] += off
-        self._state["guard_until"] += off
-        self._state["floor"] += off
         self._pos = stop
         amp = (v * bank.noise[c]).astype(np.float32)  # trough depth on the peak channel, in uV
-        # keep only the history the next scan needs
-        keep_from = self._pos - self._history(bank)
-        drop = keep_from - self._buf_start
-        if drop > 0:
-            self._buf = self._buf[drop:]
-            self._buf_start = keep_from
         return (t + off, c, k, amp)
 
     def _to_spikes(self, results: list[tuple[Any, ...]]) -> npt.NDArray[np.void]:
@@ -618,6 +623,8 @@ class OnlineSorter(Stage, name="online_sorter"):
 
     def _release(self, results: list[tuple[Any, ...]], final_before: int) -> npt.NDArray[np.void]:
         """Spikes (held back ones included) before stream sample ``final_before``; hold the rest."""
+        if self._held.size == 0 and all(r[0].size == 0 for r in results):
+            return self._held  # nothing found, nothing waiting: the common case
         spikes = np.concatenate([self._held, self._to_spikes(results)])
         spikes = spikes[np.argsort(spikes["sample_index"], kind="stable")]
         n_final = int(np.searchsorted(spikes["sample_index"], final_before - self._delay))
@@ -627,7 +634,9 @@ class OnlineSorter(Stage, name="online_sorter"):
     def _emit(
         self, released: list[npt.NDArray[np.void]], final_before: int, sfreq: float
     ) -> SpikeChunk:
-        spikes = released[0] if len(released) == 1 else np.concatenate(released)
+        spikes = released[-1] if len(released) == 1 else np.concatenate(released)
+        if spikes.base is not None:
+            spikes = spikes.copy()  # never hand out a view of the held-back array
         first = 0 if self._emitted_upto is None else self._emitted_upto
         last = final_before - 1 - self._delay
         out = SpikeChunk(spikes, first, max(last, first - 1), sfreq)

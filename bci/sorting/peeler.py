@@ -84,6 +84,15 @@ def peel(  # pragma: no cover (jitted)
         if t > t_front:
             t_front = t
             passes = 0
+        # fast path: most samples hold nothing below the threshold on any channel
+        below = False
+        for c in range(n_channels):
+            if x[t, c] <= -match_threshold:
+                below = True
+                break
+        if not below:
+            t += 1
+            continue
         rescan = False
         c = 0
         while c < n_channels:
