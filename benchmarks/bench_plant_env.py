@@ -24,6 +24,9 @@ found to keep the model's behaviour: over 1.5 s of 2 seeds, mean rates TH/STN/GP
 12.4/12.1/36.0/80.9 Hz, GPi beta 0.086 and EI 0.40 at 0.01 ms against 12.3/11.7/34.9/79.5 Hz, 0.10
 and 0.36 at 0.025 ms, while at 0.05 ms (the network's limit) GPe and GPi fire 2.5x faster (91.5 and
 224.9 Hz) and GPi beta is 0.32: a different model. The target of issue 4 is 50 env-s per wall s for the vectorised env on 2 cores.
+A second table times what reinforcement learning sees: whole episodes (``--episode-s``, default
+1 s) with the default 0.5-s warm-up of every reset, autoreset included, for the vectorised env
+unbatched and batched (resets are batched too), in env-seconds of episode per wall second.
 Prints a table with ratios to the single env of the same ``dt``, and the env-seconds per CPU-second
 of this process with its CPU-per-wall ratio (how many cores it got: on a shared machine the wall
 rate of a threaded run is capped by the cores left to it, the per-CPU rate much less so);
@@ -110,6 +113,29 @@ def _time_vector(venv: Any, num_envs: int, sim_s: float) -> Timing:
     return num_envs * (n - 1) * PERIOD_S, wall, cpu
 
 
+def _time_episodes(batched: bool, dt_ms: float, args: argparse.Namespace) -> Timing:
+    """Two episodes per env from reset, autoreset step included, resets and warm-ups timed."""
+    venv = BasalGangliaVectorEnv(
+        args.num_envs,
+        n_threads=args.threads,
+        batched=batched,
+        cells_per_nucleus=args.cells,
+        dt_ms=dt_ms,
+        episode_s=args.episode_s,
+        warmup_s=0.5,
+        control_period_s=PERIOD_S,
+    )
+    n_per_episode = int(round(args.episode_s / PERIOD_S))
+    actions = np.random.default_rng(0).uniform(0, 1, size=(2 * n_per_episode + 1, args.num_envs, 1))
+    t = _clock()
+    venv.reset(seed=0)
+    for a in actions.astype(np.float32):
+        venv.step(a)
+    wall, cpu = _since(t)
+    venv.close()
+    return args.num_envs * 2 * n_per_episode * PERIOD_S, wall, cpu
+
+
 CONFIGS: tuple[str, ...] = (
     "network.run (1 core, no env)",
     "single env",
@@ -172,6 +198,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "ratio_to_single": rate / base,
                 }
             )
+    episodes: list[dict[str, Any]] = []
+    for dt_ms in args.dt_ms:
+        runs: dict[bool, list[Timing]] = {False: [], True: []}
+        for r in range(args.rounds):
+            for batched in (False, True) if r % 2 == 0 else (True, False):
+                runs[batched].append(_time_episodes(batched, dt_ms, args))
+        ep_rate = {b: float(np.median([e / w for e, w, _ in v])) for b, v in runs.items()}
+        ep_cpu = {b: float(np.median([e / c for e, _, c in v])) for b, v in runs.items()}
+        episodes.append(
+            {
+                "dt_ms": dt_ms,
+                "unbatched_env_s_per_s": ep_rate[False],
+                "batched_env_s_per_s": ep_rate[True],
+                "unbatched_env_s_per_cpu_s": ep_cpu[False],
+                "batched_env_s_per_cpu_s": ep_cpu[True],
+                "batched_over_unbatched": ep_rate[True] / ep_rate[False],
+                "rounds": {str(b): [list(x) for x in v] for b, v in runs.items()},
+            }
+        )
     speedup = {}
     for dt_ms in args.dt_ms:
         by = {r["config"].split(" (")[0]: r for r in rows if r["dt_ms"] == dt_ms}
@@ -183,6 +228,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "rows": rows,
         "batched_over_unbatched": speedup,
+        "episodes": episodes,
+        "episode_s": args.episode_s,
         "cells_per_nucleus": args.cells,
         "num_envs": args.num_envs,
         "threads": args.threads,
@@ -222,6 +269,20 @@ def print_table(result: dict[str, Any]) -> None:
             f"dt {dt_ms} ms: batched / unbatched vector env = {ratio['wall']:.2f}x per wall s, "
             f"{ratio['per_cpu']:.2f}x per CPU s (same run)"
         )
+    print(
+        f"\nWhole episodes ({result['episode_s']:g} s after a 0.5-s warm-up per reset, autoreset, "
+        f"{result['num_envs']} envs, {result['threads']} threads; env-s of episode per s)"
+    )
+    print(
+        f"{'dt (ms)':>7} | {'unbatched':>9} | {'batched':>9} | {'batched/unbatched':>17} | "
+        f"{'per CPU-s: unbatched':>20} | {'batched':>8}"
+    )
+    for e in result["episodes"]:
+        print(
+            f"{e['dt_ms']:>7g} | {e['unbatched_env_s_per_s']:>9.2f} | "
+            f"{e['batched_env_s_per_s']:>9.2f} | {e['batched_over_unbatched']:>16.2f}x | "
+            f"{e['unbatched_env_s_per_cpu_s']:>20.2f} | {e['batched_env_s_per_cpu_s']:>8.2f}"
+        )
     print(f"target: {result['target_env_s_per_s']:g} env-s / s for the vectorised env on 2 cores")
 
 
@@ -233,11 +294,12 @@ def main() -> None:
     parser.add_argument("--dt-ms", type=float, nargs="+", default=[0.01, 0.025])
     parser.add_argument("--sim-s", type=float, default=2.0, help="Simulated s per env at dt 0.01.")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--episode-s", type=float, default=1.0, help="Episode length (s).")
     parser.add_argument("--quick", action="store_true", help="One short round.")
     parser.add_argument("--json", type=Path, default=None, metavar="OUT")
     args = parser.parse_args()
     if args.quick:
-        args.sim_s, args.rounds = 0.5, 1
+        args.sim_s, args.rounds, args.episode_s = 0.5, 1, 0.2
     result = run(args)
     print_table(result)
     if args.json is not None:
