@@ -43,9 +43,8 @@ class DemoResult:
     events: list[str] = field(default_factory=list)
 
 
-def _publisher_command(
-    name: str, sid: str, channels: int, units: int, seed: int, seconds: float
-) -> list[str]:
+def _publisher_command(name: str, sid: str, channels: int, units: int, seed: int) -> list[str]:
+    """``bci source synthetic`` without a duration: it runs until the demo terminates it."""
     return [
         sys.executable,
         "-m",
@@ -64,8 +63,6 @@ def _publisher_command(
         str(seed),
         "--format",
         "int16",
-        "--duration",
-        f"{seconds:g}",
     ]
 
 
@@ -83,19 +80,27 @@ def _stop(proc: subprocess.Popen[bytes]) -> str:
     return (err or b"").decode(errors="replace").strip()
 
 
-def _gt_markers(inlet: Any) -> list[tuple[float, int, int]]:
-    """(LSL time, unit, channel) of every ground-truth marker waiting in ``inlet``."""
+def _gt_markers(inlet: Any, into: list[tuple[float, int, int]]) -> None:
+    """Append (LSL time, unit, channel) of every ground-truth marker waiting in ``inlet``.
+
+    The inlet does not recover (a dead publisher raises ``LostError`` instead of blocking), and
+    what it held before is kept.
+    """
+    from pylsl.util import LostError
+
     from bci.session.load import parse_spike_marker
 
-    out: list[tuple[float, int, int]] = []
     while True:
-        samples, stamps = inlet.pull_chunk(timeout=0.0)
+        try:
+            samples, stamps = inlet.pull_chunk(timeout=0.0)
+        except LostError:
+            return
         if not stamps:
-            return out
+            return
         for (text,), t in zip(samples, stamps, strict=True):
             fields = parse_spike_marker(text)
             if fields is not None:
-                out.append((float(t), fields["unit"], fields["ch"]))
+                into.append((float(t), fields["unit"], fields["ch"]))
 
 
 def run_demo(
@@ -122,7 +127,7 @@ def run_demo(
     import pylsl
 
     from bci.acquisition import LSLSource, resolve_stream_info
-    from bci.errors import StreamNotFoundError
+    from bci.errors import BCIError, StreamNotFoundError
     from bci.features import SpikeBinner
     from bci.preprocessing import BandPass, CommonReference
     from bci.sorting.threshold import ThresholdCrossings
@@ -131,8 +136,7 @@ def run_demo(
     tag = uuid.uuid4().hex[:8]
     name, sid = f"demo-{tag}", f"demo-{tag}"
     total_s = duration_s + calibration_s
-    # the publisher runs a little longer than we listen, so the pipeline sees a steady stream
-    cmd = _publisher_command(name, sid, n_channels, n_units, seed, total_s + 3.0)
+    cmd = _publisher_command(name, sid, n_channels, n_units, seed)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     try:
@@ -140,7 +144,8 @@ def run_demo(
         acq = info.desc().child("acquisition")
         scale = float(acq.child_value("scale_uv_per_bit") or 1.0)
         gt_info = resolve_stream_info(source_id=f"{sid}-groundtruth", timeout_s=10.0)
-        gt_inlet = pylsl.StreamInlet(gt_info, max_buflen=int(total_s) + 10)
+        gt_inlet = pylsl.StreamInlet(gt_info, max_buflen=int(total_s) + 10, recover=False)
+        markers: list[tuple[float, int, int]] = []
         gt_inlet.open_stream(timeout=5.0)
         source = LSLSource(
             source_id=sid, n_channels=n_channels, sfreq=30000.0, scale=scale, timeout_s=10.0
@@ -161,7 +166,19 @@ def run_demo(
         t_first: float | None = None
         t_log = time.monotonic()
         n_target = int(round(total_s * sfreq))
+        # real time plus generous slack for a loaded machine; then the publisher is stuck
+        deadline = time.monotonic() + 3 * total_s + 30.0
         while source.status()["samples_received"] < n_target:
+            if time.monotonic() - t_log >= 1.0:
+                t_log = time.monotonic()
+                _gt_markers(gt_inlet, markers)
+                if chunk_log is not None:
+                    chunk_log(source.status())
+            if time.monotonic() > deadline:
+                raise BCIError(
+                    f"The synthetic publisher sent {source.status()['samples_received']} of "
+                    f"{n_target} samples in {3 * total_s + 30.0:g} s; giving up."
+                )
             chunk = source.pull(timeout=0.05)
             if chunk is None:
                 if proc.poll() is not None:
@@ -180,11 +197,8 @@ def run_demo(
             if spikes.spikes.size:
                 crossing_times.append(t_first + spikes.spikes["sample_index"] / sfreq)
                 crossing_channels.append(spikes.spikes["channel_index"])
-            if chunk_log is not None and time.monotonic() - t_log >= 1.0:
-                t_log = time.monotonic()
-                chunk_log(source.status())
         status = source.status()
-        markers = _gt_markers(gt_inlet)
+        _gt_markers(gt_inlet, markers)
         events = [e.message for e in source.events]
         source.close()
         gt_inlet.close_stream()
