@@ -595,3 +595,44 @@ def _spikes_lanes(
             if z_row >= 0:
                 new[z_row, lo + j] += kick
     counts[nucleus] = i
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def group_spikes(buf_cell, buf_time, counts, n):  # pragma: no cover - numba
+    """Spike times (s) of a batch's buffers grouped by cell, in time order within a cell.
+
+    Parameters
+    ----------
+    buf_cell, buf_time, counts : arrays (B, 4, cap), (B, 4, cap), (B, 4)
+        Spike buffers of :func:`integrate_batch` (cell index, time in ms) and their fill counts.
+    n : int
+        Cells per nucleus.
+
+    Returns
+    -------
+    times, bounds : float64 (B, 4, max count), int64 (B, 4, n + 1)
+        Cell ``i`` of nucleus ``nu`` of network ``b`` fired at
+        ``times[b, nu, bounds[b, nu, i]:bounds[b, nu, i + 1]]`` (a stable counting sort; the
+        times are ``ms * 1e-3`` as numpy computes them).
+    """
+    n_b = counts.shape[0]
+    longest = 0
+    for b in range(n_b):
+        for nu in range(4):
+            longest = max(longest, counts[b, nu])
+    times = np.empty((n_b, 4, longest))
+    bounds = np.zeros((n_b, 4, n + 1), dtype=np.int64)
+    pos = np.empty(n, dtype=np.int64)
+    for b in range(n_b):
+        for nu in range(4):
+            c = counts[b, nu]
+            for i in range(c):
+                bounds[b, nu, buf_cell[b, nu, i] + 1] += 1
+            for j in range(n):
+                bounds[b, nu, j + 1] += bounds[b, nu, j]
+                pos[j] = bounds[b, nu, j]
+            for i in range(c):
+                cell = buf_cell[b, nu, i]
+                times[b, nu, pos[cell]] = buf_time[b, nu, i] * 1e-3
+                pos[cell] += 1
+    return times, bounds

@@ -31,7 +31,7 @@ from stimulation.plant.network import (
     SpikeChunk,
     drain,
 )
-from stimulation.plant.parameters import SMC_AMPLITUDE
+from stimulation.plant.parameters import NUCLEI, SMC_AMPLITUDE
 from stimulation.plant.record import PlantRecord
 from stimulation.pulses import PulseTrain
 
@@ -169,6 +169,19 @@ class NetworkBatch:
             np.copyto(net._gpe, self._gpe[:, lo:hi])
             np.copyto(net._gpi, self._gpi[:, lo:hi])
 
+    def _grouped_spikes(self) -> list[dict[str, list[NDArray[np.float64]]] | None]:
+        """Each network's spike times per cell, from the buffers of one kernel call."""
+        times, bounds = _kernel.group_spikes(self._buf_cell, self._buf_time, self._counts, self._n)
+        out: list[dict[str, list[NDArray[np.float64]]] | None] = []
+        for b, edges in enumerate(bounds.tolist()):
+            out.append(
+                {
+                    name: [times[b, nu, e[i] : e[i + 1]] for i in range(self._n)]
+                    for nu, (name, e) in enumerate(zip(NUCLEI, edges, strict=True))
+                }
+            )
+        return out
+
     def _integrate(self, n_steps: int, new_dbs: list[DbsPulses]) -> list[PlantRecord]:
         nets = self.networks
         n_b = len(nets)
@@ -192,6 +205,7 @@ class NetworkBatch:
         lfp_out = np.empty((n_b, 4, n_steps // decim + 1))
         n_lfp = np.zeros(n_b, dtype=np.int64)
         chunks: list[list[SpikeChunk]] = [[] for _ in nets]
+        grouped: list[dict[str, list[NDArray[np.float64]]] | None] = [None] * n_b
         self._gather()
         done = 0
         while done < n_steps:
@@ -226,8 +240,11 @@ class NetworkBatch:
                 self._buf_time,
                 self._counts,
             )
-            for b in range(n_b):
-                chunks[b].append(drain(self._buf_cell[b], self._buf_time[b], self._counts[b]))
+            if done == n_steps and not chunks[0]:  # all in one call: group in compiled code
+                grouped = self._grouped_spikes()
+            else:
+                for b in range(n_b):
+                    chunks[b].append(drain(self._buf_cell[b], self._buf_time[b], self._counts[b]))
         self._scatter()
         records = []
         error: PlantParameterError | None = None
@@ -242,6 +259,7 @@ class NetworkBatch:
                         inputs[b][2],
                         chunks[b],
                         lfp_out[b, :, : n_lfp[b]],
+                        grouped[b],
                     )
                 )
             except PlantParameterError as err:  # diverged: finish the others, then raise

@@ -4,7 +4,10 @@ API changes against the contract given to the environment/bridge helpers: none. 
 ``BasalGangliaNetwork.seed``, ``dbs_target``, ``dt_ms``, ``lfp_sfreq`` (read-only properties),
 ``snapshot()`` / ``restore()`` (copy and restore the whole simulation state), ``step()`` accepts
 ``interphase_us``. ``reset(seed=None)`` restarts with the current seed (same initial conditions
-and cortical pulses); pass a seed for a different network.
+and cortical pulses); pass a seed for a different network. Several networks of the same size
+integrate together in one compiled call, bit for bit as alone, with
+:class:`stimulation.plant.batch.NetworkBatch` (the private ``_step_schedule``, ``_inputs`` and
+``_finish`` below are the pieces it shares with :meth:`BasalGangliaNetwork.step`).
 
 Model
 -----
@@ -427,9 +430,11 @@ class BasalGangliaNetwork:
         smc_new: NDArray[np.int64],
         chunks: list[SpikeChunk],
         lfp: NDArray[np.float64],
+        spike_times: dict[str, list[NDArray[np.float64]]] | None = None,
     ) -> PlantRecord:
         """Advance the clock past an integration and build its record (spikes drained from the
-        kernel's buffers in ``chunks``, LFP samples ``lfp`` of shape (4, m))."""
+        kernel's buffers in ``chunks``, or already grouped by cell in ``spike_times``; LFP
+        samples ``lfp`` of shape (4, m))."""
         k0 = self._k
         k1 = k0 + n_steps
         self._k = k1
@@ -445,14 +450,8 @@ class BasalGangliaNetwork:
             )
         if len(dbs):
             self._dbs_carry = dbs.last()
-        spike_times = {}
-        for nu, name in enumerate(NUCLEI):
-            if len(chunks) == 1:
-                cell, t_ms = chunks[0][nu]
-            else:
-                cell = np.concatenate([c[nu][0] for c in chunks])
-                t_ms = np.concatenate([c[nu][1] for c in chunks])
-            spike_times[name] = split_by_cell(cell, t_ms * 1e-3, self._n)
+        if spike_times is None:
+            spike_times = self._spike_times(chunks)
         dt_s = self._dt * 1e-3
         first_end = (k0 // self._decim + 1) * self._decim
         lfp32 = lfp.astype(np.float32)
@@ -466,6 +465,17 @@ class BasalGangliaNetwork:
             lfp_sfreq=self._lfp_sfreq,
             lfp_t_start_s=(first_end - self._decim) * dt_s,
         )
+
+    def _spike_times(self, chunks: list[SpikeChunk]) -> dict[str, list[NDArray[np.float64]]]:
+        spike_times = {}
+        for nu, name in enumerate(NUCLEI):
+            if len(chunks) == 1:
+                cell, t_ms = chunks[0][nu]
+            else:
+                cell = np.concatenate([c[nu][0] for c in chunks])
+                t_ms = np.concatenate([c[nu][1] for c in chunks])
+            spike_times[name] = split_by_cell(cell, t_ms * 1e-3, self._n)
+        return spike_times
 
 
 #: One kernel call's spikes: per nucleus, (cell indices, times in ms), copied out of the buffers.
