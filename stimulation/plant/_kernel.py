@@ -416,16 +416,23 @@ def integrate_batch(  # noqa: PLR0913, PLR0915 - one flat compiled loop on purpo
     ext = np.zeros((4, n_lanes))
     ext_smc = np.zeros(n_b)
     ext_dbs = np.zeros(n_b)
+    totals = np.zeros(n_b)
+    phase = np.empty(n_b, dtype=np.int64)  # k % decim of each network's current step
+    for b in range(n_b):
+        phase[b] = k0[b] % decim
+    next_check = 0
     done = n_steps
     for step in range(n_steps):
-        full = False
-        for b in range(n_b):
-            for nu in range(4):
-                if counts[b, nu] + n > cap:
-                    full = True
-        if full:
-            done = step
-            break
+        if step == next_check:
+            # each step adds at most n spikes per nucleus: ``room`` more steps are safe
+            room = cap
+            for b in range(n_b):
+                for nu in range(4):
+                    room = min(room, (cap - counts[b, nu]) // n)
+            if room == 0:
+                done = step
+                break
+            next_check = step + room
         # ------------------------------------------------------------ inputs of each network
         for b in range(n_b):
             k = k0[b] + step
@@ -547,14 +554,19 @@ def integrate_batch(  # noqa: PLR0913, PLR0915 - one flat compiled loop on purpo
         gpe_a, gpe_b = gpe_b, gpe_a
         gpi_a, gpi_b = gpi_b, gpi_a
         # ------------------------------------------------------------ LFP proxy, decimated
+        # each network's sum in cell order, the networks interleaved (independent chains)
+        for nu in range(4):
+            for b in range(n_b):
+                totals[b] = 0.0
+            for j in range(n):
+                for b in range(n_b):
+                    totals[b] += isyn[nu, b * n + j]
+            for b in range(n_b):
+                lfp_acc[b, nu] += totals[b]
         for b in range(n_b):
-            lo = b * n
-            for nu in range(4):
-                total = 0.0
-                for j in range(lo, lo + n):
-                    total += isyn[nu, j]
-                lfp_acc[b, nu] += total
-            if (k0[b] + step + 1) % decim == 0:
+            phase[b] += 1
+            if phase[b] == decim:  # (k + 1) % decim == 0
+                phase[b] = 0
                 m = n_lfp[b]
                 for nu in range(4):
                     lfp_out[b, nu, m] = lfp_acc[b, nu] / decim
