@@ -201,8 +201,11 @@ def cluster_templates(
     x: npt.NDArray[np.float32],
     positions: npt.NDArray[np.float64],
     p: CalibrationParams,
+    masked: npt.NDArray[np.uint8] | None = None,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64], dict[str, Any]]:
     """Cluster the peaks of normalised traces ``x`` into merged templates (steps 1-4).
+
+    Peaks at samples where ``masked`` is set (around stimulation pulses) are left out.
 
     Returns
     -------
@@ -212,6 +215,9 @@ def cluster_templates(
         Counts for the calibration report (peaks, clusters before/after merging).
     """
     times, chans = find_peaks(x, positions, p)
+    if masked is not None:  # no templates learned from stimulation artifacts
+        keep = masked[times] == 0
+        times, chans = times[keep], chans[keep]
     n_channels = x.shape[1]
     min_total = max(p.min_cluster_size, p.min_spikes)
     if times.size < min_total:

@@ -98,6 +98,15 @@ class OnlineSorter(Stage, name="online_sorter"):
         ``1 / tracking_rate`` spikes). 0 (default) freezes the templates.
     refine : int
         Refinement rounds (match the calibration data, rebuild and re-merge the templates).
+    pulse_window_ms : (float, float)
+        Window around each registered stimulation pulse (:meth:`add_pulses`) where no spike is
+        taken, in ms from the pulse onset; the default covers the core an
+        :class:`~bci.preprocessing.ArtifactBlanker` blanks (-0.2 to 0.5 ms) plus the band-pass
+        filter's response to it.
+    calibration_pulse_window_ms : (float, float)
+        Wider window left out of calibration: templates are learned from artifact-free
+        stretches only (spikes summed with a pulse's faint residue would form clusters of their
+        own), and then matched during stimulation.
     n_temporal_pcs, n_features, min_cluster_size, merge_threshold, merge_distance,
     max_peaks_per_channel, min_spikes, seed
         Calibration knobs, see :mod:`bci.sorting.calibration`.
@@ -131,6 +140,8 @@ class OnlineSorter(Stage, name="online_sorter"):
         explain_fraction: float = 0.5,
         residual_guard: float = 0.3,
         tracking_rate: float = 0.0,
+        pulse_window_ms: Sequence[float] = (-0.2, 0.8),
+        calibration_pulse_window_ms: Sequence[float] = (-0.5, 3.0),
         n_temporal_pcs: int = 5,
         n_features: int = 10,
         min_cluster_size: int = 20,
@@ -172,6 +183,28 @@ class OnlineSorter(Stage, name="online_sorter"):
         )
         self.residual_guard = ensure_float(
             residual_guard, "residual_guard", minimum=0.0, maximum=1.0
+        )
+        if len(pulse_window_ms) != 2:
+            raise SortingError(
+                "Invalid value for the 'pulse_window_ms' parameter. Allowed values are "
+                f"(start_ms, end_ms), but got {pulse_window_ms!r} instead."
+            )
+        self.pulse_window_ms = (
+            ensure_float(pulse_window_ms[0], "pulse_window_ms", maximum=0.0),
+            ensure_float(pulse_window_ms[1], "pulse_window_ms", minimum=0.0),
+        )
+        if len(calibration_pulse_window_ms) != 2:
+            raise SortingError(
+                "Invalid value for the 'calibration_pulse_window_ms' parameter. Allowed values "
+                f"are (start_ms, end_ms), but got {calibration_pulse_window_ms!r} instead."
+            )
+        self.calibration_pulse_window_ms = (
+            ensure_float(
+                calibration_pulse_window_ms[0], "calibration_pulse_window_ms", maximum=0.0
+            ),
+            ensure_float(
+                calibration_pulse_window_ms[1], "calibration_pulse_window_ms", minimum=0.0
+            ),
         )
         self.tracking_rate = ensure_float(tracking_rate, "tracking_rate", minimum=0.0, maximum=1.0)
         self.refine = ensure_int(refine, "refine", minimum=0)
@@ -225,6 +258,7 @@ class OnlineSorter(Stage, name="online_sorter"):
         traces: npt.ArrayLike,
         sfreq: float | None = None,
         positions: npt.ArrayLike | None = None,
+        pulses: npt.ArrayLike | None = None,
     ) -> OnlineSorter:
         """Learn noise levels and unit templates from a calibration segment.
 
@@ -238,6 +272,9 @@ class OnlineSorter(Stage, name="online_sorter"):
         positions : array (n_channels, 2) or None
             Contact positions in um; ``None``: the prepared stream's positions, else a single
             column at 20 um pitch.
+        pulses : array of int or None
+            Stimulation pulse onsets in the calibration segment (samples from its start): peaks
+            within ``pulse_window_ms`` of them are not learned from.
 
         Returns
         -------
@@ -262,11 +299,18 @@ class OnlineSorter(Stage, name="online_sorter"):
         noise = mad_noise(x)
         xn: npt.NDArray[np.float32] = np.ascontiguousarray(x / noise.astype(np.float32))
         p = self._params(sfreq)
-        templates, n_spikes, info = cluster_templates(xn, pos, p)
+        masked = self._pulse_mask(
+            np.asarray([] if pulses is None else pulses, np.int64).ravel(),
+            0,
+            xn.shape[0],
+            sfreq,
+            self.calibration_pulse_window_ms,
+        )
+        templates, n_spikes, info = cluster_templates(xn, pos, p, masked)
         bank = self._make_bank(templates, n_spikes, noise, pos, sfreq, p)
         info["refine"] = []
         for _ in range(self.refine):
-            bank, step = self._refine(xn, bank, p)
+            bank, step = self._refine(xn, bank, p, masked)
             info["refine"].append(step)
         info["n_units"] = bank.n_units
         self.bank = bank
@@ -311,10 +355,14 @@ class OnlineSorter(Stage, name="online_sorter"):
         )
 
     def _refine(
-        self, xn: npt.NDArray[np.float32], bank: TemplateBank, p: CalibrationParams
+        self,
+        xn: npt.NDArray[np.float32],
+        bank: TemplateBank,
+        p: CalibrationParams,
+        masked: npt.NDArray[np.uint8],
     ) -> tuple[TemplateBank, dict[str, Any]]:
         """Match the calibration data with the first templates; rebuild them from their spikes."""
-        times, chans, units = self._match_array(xn, bank)
+        times, chans, units = self._match_array(xn, bank, masked)
         # the template's own trough time, not the trough of the channel the spike was found on
         aligned = times - bank.offsets[np.maximum(units, 0), chans]
         margin = p.merge_max_shift + 1
@@ -350,14 +398,20 @@ class OnlineSorter(Stage, name="online_sorter"):
         return refined, info
 
     def _match_array(
-        self, xn: npt.NDArray[np.float32], bank: TemplateBank
+        self,
+        xn: npt.NDArray[np.float32],
+        bank: TemplateBank,
+        masked: npt.NDArray[np.uint8] | None = None,
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.int32]]:
         """Peel a whole normalised array (zero-padded at both ends): times, channels, units."""
         pad = self._history(bank) + self._lookahead(bank) + self._pending(bank)
         x = np.zeros((xn.shape[0] + 2 * pad, xn.shape[1]), np.float32)
         x[pad : pad + xn.shape[0]] = xn
         state = self._fresh_state(bank.n_channels)
-        t, c, k, _, _ = self._peel(x, pad, pad + xn.shape[0], bank, state, tracking=0.0)
+        mask = np.zeros(x.shape[0], np.uint8)
+        if masked is not None:
+            mask[pad : pad + xn.shape[0]] = masked
+        t, c, k, _, _ = self._peel(x, pad, pad + xn.shape[0], bank, state, 0.0, mask)
         return t - pad, c, k
 
     # -- geometry of the carried margin -------------------------------------------------------------
@@ -388,6 +442,47 @@ class OnlineSorter(Stage, name="online_sorter"):
         assert self.bank is not None
         return self._lookahead(self.bank) + self._rescan(self.bank)
 
+    # -- stimulation pulses -------------------------------------------------------------------------
+    def add_pulses(self, sample_indices: npt.ArrayLike) -> None:
+        """Register stimulation pulse onsets (sample indices of the stream).
+
+        No spike is taken within ``pulse_window_ms`` of a pulse: even after blanking and
+        artifact-template subtraction upstream, what is left there is the artifact's (its
+        residue and the filter's response to the blanked step), not a neuron's. Register a pulse
+        before the chunk that holds it is processed (the runner feeds the stimulator's commands
+        to both the :class:`~bci.preprocessing.ArtifactBlanker` and the sorter).
+        """
+        new = np.asarray(sample_indices, dtype=np.int64).ravel()
+        if new.size:
+            self._pulses = np.unique(np.concatenate([self._pulses, new]))
+
+    def _pulse_window(
+        self, sfreq: float, window_ms: tuple[float, float] | None = None
+    ) -> tuple[int, int]:
+        lo_ms, hi_ms = self.pulse_window_ms if window_ms is None else window_ms
+        return _ms(lo_ms, sfreq), _ms(hi_ms, sfreq)
+
+    def _pulse_mask(
+        self,
+        pulses: npt.NDArray[np.int64],
+        first: int,
+        n: int,
+        sfreq: float,
+        window_ms: tuple[float, float] | None = None,
+    ) -> npt.NDArray[np.uint8]:
+        """One flag per sample of ``[first, first + n)``: within the window of a pulse."""
+        if pulses.size == 0:
+            if self._no_mask.shape[0] != n:
+                self._no_mask = np.zeros(n, np.uint8)
+            return self._no_mask
+        lo, hi = self._pulse_window(sfreq, window_ms)
+        mask = np.zeros(n, np.uint8)
+        starts = np.clip(pulses + lo - first, 0, n)
+        stops = np.clip(pulses + hi + 1 - first, 0, n)
+        for a, b in zip(starts.tolist(), stops.tolist(), strict=True):
+            mask[a:b] = 1
+        return mask
+
     def _fresh_state(self, n_channels: int) -> dict[str, npt.NDArray[Any]]:
         return {
             "last_unsorted": np.full(n_channels, -(10**12), np.int64),
@@ -404,6 +499,7 @@ class OnlineSorter(Stage, name="online_sorter"):
         bank: TemplateBank,
         state: dict[str, npt.NDArray[Any]],
         tracking: float,
+        masked: npt.NDArray[np.uint8],
     ) -> tuple[npt.NDArray[Any], ...]:
         if self._neigh is None or self._neigh[0].shape[0] != bank.n_channels:
             self._neigh = channel_neighbours(bank.positions, self.radius_um)
@@ -442,6 +538,7 @@ class OnlineSorter(Stage, name="online_sorter"):
             8,
             state["floor"],
             self._rescan(bank),
+            masked,
         )
 
     # -- the Stage contract -------------------------------------------------------------------------
@@ -500,6 +597,8 @@ class OnlineSorter(Stage, name="online_sorter"):
         self._emitted_upto: int | None = None
         self._held = np.zeros(0, SPIKE_DTYPE)
         self._inv_noise: npt.NDArray[np.float32] | None = None
+        self._pulses = np.zeros(0, np.int64)
+        self._no_mask = np.zeros(0, np.uint8)
         self.nan_samples = 0
         self.gaps = 0
 
@@ -601,9 +700,13 @@ class OnlineSorter(Stage, name="online_sorter"):
             empty = np.zeros(0, np.int64)
             return (empty, empty.astype(np.int32), empty.astype(np.int32), np.zeros(0, np.float32))
         off = self._buf_start
+        masked = self._pulse_mask(self._pulses, off, self._buf.shape[0], bank.sfreq)
         t, c, k, _a, v = self._peel(
-            self._buf, start - off, stop - off, bank, self._state, self.tracking_rate
+            self._buf, start - off, stop - off, bank, self._state, self.tracking_rate, masked
         )
+        if self._pulses.size:  # forget pulses whose window lies behind every future scan
+            lo, hi = self._pulse_window(bank.sfreq)
+            self._pulses = self._pulses[self._pulses + hi >= stop - self._rescan(bank) - 1]
         self._pos = stop
         amp = (v * bank.noise[c]).astype(np.float32)  # trough depth on the peak channel, in uV
         return (t + off, c, k, amp)

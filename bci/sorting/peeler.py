@@ -54,6 +54,7 @@ def peel(  # pragma: no cover (jitted)
     max_passes,
     floor_state,
     rescan,
+    masked,
 ):
     """Peel spikes off the residual ``x`` (modified in place) at samples ``[start, stop)``.
 
@@ -63,7 +64,8 @@ def peel(  # pragma: no cover (jitted)
     ``last_unsorted``, ``guard_until``, ``guard_level`` (per channel) and ``floor_state`` (the
     earliest sample a rescan may return to) are carried between calls. After each accepted spike
     the scan steps back ``rescan`` samples, so spikes may be found up to ``rescan`` samples before
-    ``start``; callers treat spikes before ``stop - rescan`` as final.
+    ``start``; callers treat spikes before ``stop - rescan`` as final. No peak is taken at a sample
+    where ``masked`` (uint8, one per row of ``x``) is set.
     Returns ``(times, channels, units, scale, depth)``: unit -1 is an unsorted peak, ``scale`` the
     fitted template amplitude (0 when unsorted), ``depth`` the peak's value in noise sigmas.
     """
@@ -84,6 +86,9 @@ def peel(  # pragma: no cover (jitted)
         if t > t_front:
             t_front = t
             passes = 0
+        if masked[t]:  # next to a stimulation pulse: what is there is the artifact's
+            t += 1
+            continue
         # fast path: most samples hold nothing below the threshold on any channel
         below = False
         for c in range(n_channels):

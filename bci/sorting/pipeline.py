@@ -66,8 +66,14 @@ def _chunks(
 def _preprocessing(pulses: bool, reference: str) -> list[Stage]:
     stages: list[Stage] = []
     if pulses:
-        # before the filter: a 2 mV step would ring through the band-pass for milliseconds
-        stages.append(ArtifactBlanker(mode="hold"))
+        # before the filter: a 2 mV step would ring through the band-pass for milliseconds.
+        # Subtracting the running artifact template and blanking only the pulse itself loses
+        # ~0.7 ms per pulse instead of 1.7 ms: at 130 Hz, 9% of the signal instead of 22%.
+        stages.append(
+            ArtifactBlanker(
+                mode="interpolate-causal", subtract_template=True, blank_core_ms=(-0.2, 0.5)
+            )
+        )
     stages += [BandPass(300.0, 6000.0), CommonReference(reference)]  # type: ignore[arg-type]
     return stages
 
@@ -124,19 +130,29 @@ def _calibrate(
     if not out:
         raise SortingError("The calibration segment is too short to pass the preprocessing.")
     sorter.prepare(spec)
-    sorter.fit(np.concatenate([c.data for c in out]), sfreq)
+    cal = np.concatenate([c.data for c in out])
+    first = out[0].first_sample
+    cal_pulses = (
+        None if pulses is None else pulses[(pulses >= first) & (pulses < first + len(cal))] - first
+    )
+    sorter.fit(cal, sfreq, pulses=cal_pulses)
     sorter.prepare(spec)  # now with one output channel per unit
     return out, spec
 
 
 def _run_preprocessing(
-    stages: list[Stage], chunk: SignalChunk, pulses: npt.NDArray[np.int64] | None
+    stages: list[Stage],
+    chunk: SignalChunk,
+    pulses: npt.NDArray[np.int64] | None,
+    sorter: OnlineSorter | None = None,
 ) -> SignalChunk | None:
     if pulses is not None and isinstance(stages[0], ArtifactBlanker):
         # announced when the chunk holding the onset arrives (what a stimulator feed gives)
         lo, hi = np.searchsorted(pulses, [chunk.first_sample, chunk.last_sample + 1])
         if hi > lo:
             stages[0].add_pulses(pulses[lo:hi])
+            if sorter is not None:
+                sorter.add_pulses(pulses[lo:hi])
     res: SignalChunk | None = chunk
     for stage in stages:
         res = stage.process(res)
@@ -176,7 +192,10 @@ def sort_recording(
         Seconds used to learn the templates (the whole recording if shorter).
     pulses : array of int or None
         Stimulation pulse onsets (sample indices): an :class:`~bci.preprocessing.ArtifactBlanker`
-        (mode ``"hold"``) runs before the filter and learns of each pulse when its chunk arrives.
+        (mode ``"interpolate-causal"``, running artifact-template subtraction, blanking -0.2 to 0.5 ms) runs
+        before the filter and learns of each pulse when its chunk arrives; the sorter learns of
+        it at the same time (:meth:`OnlineSorter.add_pulses`), takes no spike within its
+        ``pulse_window_ms``, and calibrates on peaks outside those windows only.
     reference : {"median", "average"}
         Common reference mode.
     **sorter_kwargs
@@ -199,9 +218,11 @@ def sort_recording(
     size = max(1, int(round(chunk_ms * 1e-3 * sfreq)))
     n_cal = max(size, (n_cal // size) * size)  # calibration ends on a chunk boundary
     cal_chunks, _ = _calibrate(x[:n_cal], sfreq, positions, chunk_ms, stages, sorter, pulse_arr)
+    if pulse_arr is not None:
+        sorter.add_pulses(pulse_arr[pulse_arr < n_cal])
     parts = [sorter.process(c).spikes for c in cal_chunks]
     for chunk in _chunks(x, sfreq, n_cal, x.shape[0], size):
-        res = _run_preprocessing(stages, chunk, pulse_arr)
+        res = _run_preprocessing(stages, chunk, pulse_arr, sorter)
         if res is not None:
             parts.append(sorter.process(res).spikes)
     parts.append(sorter.flush().spikes)

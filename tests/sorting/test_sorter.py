@@ -231,3 +231,29 @@ def test_spike_chunk_span_is_on_raw_clock(stages: list, recording: GroundTruthRe
     assert isinstance(out, SpikeChunk)
     assert out.first_sample == -round(sorter.input_spec.meta["group_delay_samples"])
     assert out.last_sample == 3000 - sorter.lookahead_samples - 1 + out.first_sample
+
+
+def test_stimulation_pulses_are_blanked_and_never_learned(recording: GroundTruthRecording) -> None:
+    rng = np.random.default_rng(5)
+    pulses = np.arange(int(0.01 * SFREQ), recording.n_samples - 100, int(SFREQ / 130.0))
+    traces = recording.traces.copy()
+    gain = rng.uniform(0.5, 1.5, traces.shape[1]).astype(np.float32) * 2000.0
+    for p in pulses:  # 2 mV biphasic pulse, 67 us per phase
+        traces[p : p + 2] -= gain
+        traces[p + 2 : p + 4] += gain
+    spikes = sort_recording(
+        traces, SFREQ, recording.positions, calibration_s=8, pulses=pulses, min_spikes=20
+    )
+    k = np.searchsorted(pulses, spikes["sample_index"], side="right") - 1
+    after = spikes["sample_index"] - pulses[np.clip(k, 0, None)]
+    lo, hi = OnlineSorter().pulse_window_ms
+    # nothing is taken inside the window around a pulse (spike times are raw-clock troughs)
+    assert not np.any((k >= 0) & (after >= 1) & (after < hi * 1e-3 * SFREQ - 1))
+    for unit in np.unique(spikes["unit_index"][spikes["unit_index"] >= 0]):
+        sel = spikes["unit_index"] == unit
+        near = (k[sel] >= 0) & (after[sel] < 0.002 * SFREQ)
+        assert near.mean() < 0.5, f"unit {unit} lives next to the pulses"
+    for unit in range(recording.n_units):
+        truth = recording.spikes["sample_index"][recording.spikes["unit_index"] == unit]
+        acc, _ = _best_accuracy(spikes, truth)
+        assert acc >= 0.75, f"unit {unit}: accuracy {acc:.2f} with stimulation"
