@@ -122,6 +122,8 @@ class OnlineSorter(Stage, name="online_sorter"):
     """
 
     accepts = ("signal",)
+    _pulses: npt.NDArray[np.int64]
+    _no_mask: npt.NDArray[np.uint8]
 
     def __init__(
         self,
