@@ -37,6 +37,21 @@ def _ms(value_ms: float, sfreq: float) -> int:
     return int(round(value_ms * 1e-3 * sfreq))
 
 
+def _subtract_residue(
+    x: npt.NDArray[np.float32],
+    pulses: npt.NDArray[np.int64],
+    residue: npt.NDArray[np.float32],
+    start: int,
+) -> None:
+    """Subtract ``residue`` at rows ``pulse + start ..`` of ``x`` (clipped to its rows)."""
+    n = residue.shape[0]
+    for p in pulses.tolist():
+        a, b = p + start, p + start + n
+        lo, hi = max(a, 0), min(b, x.shape[0])
+        if hi > lo:
+            x[lo:hi] -= residue[lo - a : hi - a]
+
+
 class OnlineSorter(Stage, name="online_sorter"):
     """Template-matching spike sorter for a live stream: ``fit`` once, then ``process`` chunks.
 
@@ -123,6 +138,7 @@ class OnlineSorter(Stage, name="online_sorter"):
 
     accepts = ("signal",)
     _pulses: npt.NDArray[np.int64]
+    _residue_todo: npt.NDArray[np.int64]
     _no_mask: npt.NDArray[np.uint8]
 
     def __init__(
@@ -308,11 +324,17 @@ class OnlineSorter(Stage, name="online_sorter"):
             sfreq,
             self.calibration_pulse_window_ms,
         )
+        pulse_arr = np.asarray([] if pulses is None else pulses, np.int64).ravel()
+        residue, residue_start = self._learn_residue(xn, pulse_arr, sfreq)
+        if residue is not None:
+            _subtract_residue(xn, pulse_arr, residue, residue_start)
         templates, n_spikes, info = cluster_templates(xn, pos, p, masked)
         bank = self._make_bank(templates, n_spikes, noise, pos, sfreq, p)
+        bank.residue, bank.residue_start = residue, residue_start
         info["refine"] = []
         for _ in range(self.refine):
             bank, step = self._refine(xn, bank, p, masked)
+            bank.residue, bank.residue_start = residue, residue_start
             info["refine"].append(step)
         info["n_units"] = bank.n_units
         self.bank = bank
@@ -457,6 +479,21 @@ class OnlineSorter(Stage, name="online_sorter"):
         new = np.asarray(sample_indices, dtype=np.int64).ravel()
         if new.size:
             self._pulses = np.unique(np.concatenate([self._pulses, new]))
+            self._residue_todo = np.unique(np.concatenate([self._residue_todo, new]))
+
+    def _learn_residue(
+        self, xn: npt.NDArray[np.float32], pulses: npt.NDArray[np.int64], sfreq: float
+    ) -> tuple[npt.NDArray[np.float32] | None, int]:
+        """Median preprocessed signal around the calibration pulses (what blanking leaves)."""
+        lo, hi = (
+            _ms(self.calibration_pulse_window_ms[0], sfreq),
+            _ms(self.calibration_pulse_window_ms[1], sfreq),
+        )
+        inside = pulses[(pulses + lo >= 0) & (pulses + hi < xn.shape[0])]
+        if inside.size < 10:
+            return None, 0
+        idx = inside[:, None] + np.arange(lo, hi + 1)[None, :]
+        return np.median(xn[idx], axis=0).astype(np.float32), lo
 
     def _pulse_window(
         self, sfreq: float, window_ms: tuple[float, float] | None = None
@@ -600,6 +637,7 @@ class OnlineSorter(Stage, name="online_sorter"):
         self._held = np.zeros(0, SPIKE_DTYPE)
         self._inv_noise: npt.NDArray[np.float32] | None = None
         self._pulses = np.zeros(0, np.int64)
+        self._residue_todo = np.zeros(0, np.int64)
         self._no_mask = np.zeros(0, np.uint8)
         self.nan_samples = 0
         self.gaps = 0
@@ -644,6 +682,20 @@ class OnlineSorter(Stage, name="online_sorter"):
             i = self._arrived_end - self._buf_start
         self._buf[i : i + n] += xn
         self._arrived_end += n
+        if self._residue_todo.size and self.bank is not None and self.bank.residue is not None:
+            self._subtract_pending_residue(self.bank)
+
+    def _subtract_pending_residue(self, bank: TemplateBank) -> None:
+        """Subtract the artifact residue at registered pulses whose window the buffer holds."""
+        assert self._buf is not None and bank.residue is not None
+        first = self._buf_start
+        end = self._arrived_end + self._pending_rows  # rows allocated for data and pending work
+        starts = self._residue_todo + bank.residue_start
+        ready = starts + bank.residue.shape[0] <= end
+        todo = self._residue_todo[ready]
+        if todo.size:
+            _subtract_residue(self._buf, todo - first, bank.residue, bank.residue_start)
+        self._residue_todo = self._residue_todo[~ready]
 
     def _compact(self, n_new: int) -> None:
         """Move the rows still needed to the front of the buffer (growing it if need be).
@@ -680,6 +732,10 @@ class OnlineSorter(Stage, name="online_sorter"):
     def _start(self, first_sample: int, bank: TemplateBank) -> None:
         history = self._history(bank)
         self._pending_rows = self._pending(bank)
+        if bank.residue is not None:
+            self._pending_rows = max(
+                self._pending_rows, bank.residue_start + bank.residue.shape[0] + 1
+            )
         self._buf = np.zeros((4096, bank.n_channels), np.float32)
         self._buf_start = first_sample - history
         self._arrived_end = first_sample

@@ -71,7 +71,10 @@ def _preprocessing(pulses: bool, reference: str) -> list[Stage]:
         # ~0.7 ms per pulse instead of 1.7 ms: at 130 Hz, 9% of the signal instead of 22%.
         stages.append(
             ArtifactBlanker(
-                mode="interpolate-causal", subtract_template=True, blank_core_ms=(-0.2, 0.5)
+                window_ms=(-0.2, 2.5),
+                mode="hold",
+                subtract_template=True,
+                blank_core_ms=(-0.2, 0.5),
             )
         )
     stages += [BandPass(300.0, 6000.0), CommonReference(reference)]  # type: ignore[arg-type]

@@ -53,6 +53,9 @@ class TemplateBank:
         ... and only if its trough on ``c`` reaches this fraction of the detection threshold.
     threshold : float
         Detection threshold (noise sigmas) the candidate test uses.
+    residue : float32 array (n_samples, n_channels) or None
+        Mean stimulation-artifact residue of the preprocessed signal around a pulse (noise-sigma
+        units), starting ``residue_start`` samples from the pulse onset; subtracted at every pulse.
     """
 
     templates: npt.NDArray[np.float32]
@@ -67,6 +70,8 @@ class TemplateBank:
     candidate_fraction: float = 0.5
     threshold: float = 5.0
     meta: dict[str, Any] = field(default_factory=dict)
+    residue: npt.NDArray[np.float32] | None = None
+    residue_start: int = 0
 
     def __post_init__(self) -> None:
         self.templates = np.ascontiguousarray(self.templates, dtype=np.float32)
@@ -175,6 +180,7 @@ class TemplateBank:
             "max_offset": self.max_offset,
             "candidate_fraction": self.candidate_fraction,
             "threshold": self.threshold,
+            "residue_start": self.residue_start,
             "meta": self.meta,
             "extra": extra or {},
         }
@@ -185,6 +191,9 @@ class TemplateBank:
             noise=self.noise,
             positions=self.positions,
             n_spikes=self.n_spikes,
+            residue=np.zeros((0, self.n_channels), np.float32)
+            if self.residue is None
+            else self.residue,
             header=np.array(json.dumps(header, default=_plain)),
         )
         return path
@@ -215,6 +224,8 @@ class TemplateBank:
                 candidate_fraction=float(header["candidate_fraction"]),
                 threshold=float(header["threshold"]),
                 meta=dict(header.get("meta", {})),
+                residue=data["residue"] if data["residue"].shape[0] else None,
+                residue_start=int(header.get("residue_start", 0)),
             )
         return bank, dict(header.get("extra", {}))
 
