@@ -118,6 +118,10 @@ class OnlineSorter(Stage, name="online_sorter"):
         taken, in ms from the pulse onset; the default covers the core an
         :class:`~bci.preprocessing.ArtifactBlanker` blanks (-0.2 to 0.5 ms) plus the band-pass
         filter's response to it.
+    pulse_tail_ms : float
+        From the end of ``pulse_window_ms`` to this many ms after a pulse, a peak must reach
+        ``threshold`` (not just ``match_threshold``) to be taken: the pulse's tail leaves random
+        residue that shallow template matches would pick up.
     calibration_pulse_window_ms : (float, float)
         Wider window left out of calibration: templates are learned from artifact-free
         stretches only (spikes summed with a pulse's faint residue would form clusters of their
@@ -158,7 +162,8 @@ class OnlineSorter(Stage, name="online_sorter"):
         explain_fraction: float = 0.5,
         residual_guard: float = 0.3,
         tracking_rate: float = 0.0,
-        pulse_window_ms: Sequence[float] = (-0.2, 0.8),
+        pulse_window_ms: Sequence[float] = (-0.2, 0.5),
+        pulse_tail_ms: float = 2.5,
         calibration_pulse_window_ms: Sequence[float] = (-0.5, 3.0),
         n_temporal_pcs: int = 5,
         n_features: int = 10,
@@ -211,6 +216,7 @@ class OnlineSorter(Stage, name="online_sorter"):
             ensure_float(pulse_window_ms[0], "pulse_window_ms", maximum=0.0),
             ensure_float(pulse_window_ms[1], "pulse_window_ms", minimum=0.0),
         )
+        self.pulse_tail_ms = ensure_float(pulse_tail_ms, "pulse_tail_ms", minimum=0.0)
         if len(calibration_pulse_window_ms) != 2:
             raise SortingError(
                 "Invalid value for the 'calibration_pulse_window_ms' parameter. Allowed values "
@@ -516,6 +522,14 @@ class OnlineSorter(Stage, name="online_sorter"):
             return self._no_mask
         lo, hi = self._pulse_window(sfreq, window_ms)
         mask = np.zeros(n, np.uint8)
+        if window_ms is None:  # online: a stricter threshold in the pulse's tail first
+            tail = _ms(self.pulse_tail_ms, sfreq)
+            for a, b in zip(
+                np.clip(pulses + hi + 1 - first, 0, n).tolist(),
+                np.clip(pulses + tail + 1 - first, 0, n).tolist(),
+                strict=True,
+            ):
+                mask[a:b] = 2
         starts = np.clip(pulses + lo - first, 0, n)
         stops = np.clip(pulses + hi + 1 - first, 0, n)
         for a, b in zip(starts.tolist(), stops.tolist(), strict=True):
@@ -764,6 +778,7 @@ class OnlineSorter(Stage, name="online_sorter"):
         )
         if self._pulses.size:  # forget pulses whose window lies behind every future scan
             lo, hi = self._pulse_window(bank.sfreq)
+            hi = max(hi, _ms(self.pulse_tail_ms, bank.sfreq))
             self._pulses = self._pulses[self._pulses + hi >= stop - self._rescan(bank) - 1]
         self._pos = stop
         amp = (v * bank.noise[c]).astype(np.float32)  # trough depth on the peak channel, in uV

@@ -65,7 +65,8 @@ def peel(  # pragma: no cover (jitted)
     earliest sample a rescan may return to) are carried between calls. After each accepted spike
     the scan steps back ``rescan`` samples, so spikes may be found up to ``rescan`` samples before
     ``start``; callers treat spikes before ``stop - rescan`` as final. No peak is taken at a sample
-    where ``masked`` (uint8, one per row of ``x``) is set.
+    where ``masked`` (uint8, one per row of ``x``) is 1; where it is 2, only peaks beyond
+    ``threshold`` are.
     Returns ``(times, channels, units, scale, depth)``: unit -1 is an unsorted peak, ``scale`` the
     fitted template amplitude (0 when unsorted), ``depth`` the peak's value in noise sigmas.
     """
@@ -86,13 +87,15 @@ def peel(  # pragma: no cover (jitted)
         if t > t_front:
             t_front = t
             passes = 0
-        if masked[t]:  # next to a stimulation pulse: what is there is the artifact's
+        if masked[t] == 1:  # next to a stimulation pulse: what is there is the artifact's
             t += 1
             continue
+        # in the tail of a pulse (masked 2) only peaks beyond the blind threshold are taken
+        low = threshold if masked[t] == 2 else match_threshold
         # fast path: most samples hold nothing below the threshold on any channel
         below = False
         for c in range(n_channels):
-            if x[t, c] <= -match_threshold:
+            if x[t, c] <= -low:
                 below = True
                 break
         if not below:
@@ -102,7 +105,7 @@ def peel(  # pragma: no cover (jitted)
         c = 0
         while c < n_channels:
             v = x[t, c]
-            thr = match_threshold
+            thr = low
             if t <= guard_until[c] and guard_level[c] > thr:
                 thr = guard_level[c]
             if v > -thr or t - last_unsorted[c] < refractory:

@@ -74,6 +74,7 @@ def _preprocessing(pulses: bool, reference: str) -> list[Stage]:
                 window_ms=(-0.2, 2.5),
                 mode="hold",
                 subtract_template=True,
+                template_tau=100.0,
                 blank_core_ms=(-0.2, 0.5),
             )
         )
