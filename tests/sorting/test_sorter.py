@@ -257,3 +257,23 @@ def test_stimulation_pulses_are_blanked_and_never_learned(recording: GroundTruth
         truth = recording.spikes["sample_index"][recording.spikes["unit_index"] == unit]
         acc, _ = _best_accuracy(spikes, truth)
         assert acc >= 0.75, f"unit {unit}: accuracy {acc:.2f} with stimulation"
+
+
+def test_gap_in_stream_finishes_the_segment(recording: GroundTruthRecording, stages: list) -> None:
+    sorter = stages[-1]
+    x = _filtered(stages, recording.traces[: int(2 * SFREQ)])
+    whole = _run(sorter, x, 300)
+    sorter.reset()
+    parts = []
+    for a in list(range(0, 15000, 300)) + list(range(30000, 60000, 300)):
+        parts.append(sorter.process(SignalChunk(x[a : a + 300], a, SFREQ, np.zeros(300))).spikes)
+    parts.append(sorter.flush().spikes)
+    got = np.concatenate(parts)
+    assert sorter.gaps == 1
+    assert not np.any((got["sample_index"] >= 15000) & (got["sample_index"] < 30000))
+    # well inside each segment, the spikes are those of the uncut stream
+    for lo, hi in ((0, 14000), (31000, 59000)):
+        sel_got = got[(got["sample_index"] >= lo) & (got["sample_index"] < hi)]
+        sel_whole = whole[(whole["sample_index"] >= lo) & (whole["sample_index"] < hi)]
+        np.testing.assert_array_equal(sel_got["sample_index"], sel_whole["sample_index"])
+        np.testing.assert_array_equal(sel_got["unit_index"], sel_whole["unit_index"])
