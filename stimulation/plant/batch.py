@@ -150,10 +150,14 @@ class NetworkBatch:
     def _gather(self) -> None:
         n_real = self._n_real
         nets = self.networks
-        for name, work in (("_th", self._th), ("_stn", self._stn), ("_gpe", self._gpe)):
+        for name, work in (
+            ("_th", self._th),
+            ("_stn", self._stn),
+            ("_gpe", self._gpe),
+            ("_gpi", self._gpi),
+            ("_iapp", self._iapp),
+        ):
             np.concatenate([getattr(net, name) for net in nets], axis=1, out=work[:, :n_real])
-        np.concatenate([net._gpi for net in nets], axis=1, out=self._gpi[:, :n_real])
-        np.concatenate([net._iapp for net in nets], axis=1, out=self._iapp[:, :n_real])
         if not self._padding_set:
             # padding lanes: copies of lane 0 with no input; nothing reads them
             for work in (self._th, self._stn, self._gpe, self._gpi, self._iapp):
