@@ -2,7 +2,7 @@
 
 :class:`NetworkBatch` steps ``B`` independent :class:`~stimulation.plant.BasalGangliaNetwork`
 instances of the same size, time step and LFP rate with one call of
-:func:`stimulation.plant._kernel.integrate_batch`: their cells lie side by side in the vector
+:func:`stimulation.plant._kernel_batch.integrate_batch`: their cells lie side by side in the vector
 lanes (8 networks of 10 cells fill 80 lanes of AVX-512 vectors, where 8 separate calls compute
 8 x 16 padded lanes) and the per-call overhead is paid once per batch. Each network keeps its own
 state, seed, step counter, cortical pulses and DBS schedule, and comes out exactly as if it had
@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from stimulation.errors import PlantParameterError
-from stimulation.plant import _kernel
+from stimulation.plant import _kernel_batch
 from stimulation.plant.inputs import DbsPulses, connectivity
 from stimulation.plant.network import (
     TARGET_CODES,
@@ -175,7 +175,9 @@ class NetworkBatch:
 
     def _grouped_spikes(self) -> list[dict[str, list[NDArray[np.float64]]] | None]:
         """Each network's spike times per cell, from the buffers of one kernel call."""
-        times, bounds = _kernel.group_spikes(self._buf_cell, self._buf_time, self._counts, self._n)
+        times, bounds = _kernel_batch.group_spikes(
+            self._buf_cell, self._buf_time, self._counts, self._n
+        )
         out: list[dict[str, list[NDArray[np.float64]]] | None] = []
         for b, edges in enumerate(bounds.tolist()):
             out.append(
@@ -214,7 +216,7 @@ class NetworkBatch:
         done = 0
         while done < n_steps:
             self._counts[:] = 0
-            done += _kernel.integrate_batch(
+            done += _kernel_batch.integrate_batch(
                 self._th,
                 self._stn,
                 self._gpe,
