@@ -6,6 +6,8 @@
   beta power, firing rates and synchrony (:mod:`stimulation.plant.record`,
   :mod:`stimulation.plant.biomarkers`).
 - :mod:`stimulation.plant.reference`: the same equations in plain numpy (the correctness oracle).
+- :class:`NetworkBatch`: several networks integrated side by side in one compiled call
+  (bit-identical to running them alone), what the vectorised env steps.
 - :class:`BasalGangliaEnv` (``BasalGanglia-v0``) and :class:`BasalGangliaVectorEnv`: the Gymnasium
   environment and its threaded vectorised form; :class:`BiomarkerMonitor`: causal sliding-window
   biomarkers; :class:`PlantBridge`: the network behind LSL (``bci plant``). These load on first use
@@ -21,6 +23,7 @@ _LAZY = {
     "BasalGangliaEnv": "stimulation.plant.env",
     "BasalGangliaVectorEnv": "stimulation.plant.vector_env",
     "BiomarkerMonitor": "stimulation.plant.monitor",
+    "NetworkBatch": "stimulation.plant.batch",
     "PlantBridge": "stimulation.plant.bridge",
 }
 
