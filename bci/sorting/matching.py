@@ -29,27 +29,14 @@ from bci.sorting.calibration import (
 from bci.sorting.detection import channel_neighbours, default_positions
 from bci.sorting.noise import SortingError, mad_noise
 from bci.sorting.peeler import peel
+from bci.sorting.pulses import learn_residue, pulse_mask
+from bci.sorting.streaming import SegmentBuffer, SpikeRelease, fresh_state, subtract_residue
 from bci.sorting.templates import TemplateBank
 from bci.stream import SPIKE_DTYPE, SignalChunk, SpikeChunk, Stage, StreamSpec
 
 
 def _ms(value_ms: float, sfreq: float) -> int:
     return int(round(value_ms * 1e-3 * sfreq))
-
-
-def _subtract_residue(
-    x: npt.NDArray[np.float32],
-    pulses: npt.NDArray[np.int64],
-    residue: npt.NDArray[np.float32],
-    start: int,
-) -> None:
-    """Subtract ``residue`` at rows ``pulse + start ..`` of ``x`` (clipped to its rows)."""
-    n = residue.shape[0]
-    for p in pulses.tolist():
-        a, b = p + start, p + start + n
-        lo, hi = max(a, 0), min(b, x.shape[0])
-        if hi > lo:
-            x[lo:hi] -= residue[lo - a : hi - a]
 
 
 class OnlineSorter(Stage, name="online_sorter"):
@@ -142,7 +129,7 @@ class OnlineSorter(Stage, name="online_sorter"):
 
     accepts = ("signal",)
     _pulses: npt.NDArray[np.int64]
-    _residue_todo: npt.NDArray[np.int64]
+    _residue_queue: npt.NDArray[np.int64]
     _no_mask: npt.NDArray[np.uint8]
 
     def __init__(
@@ -323,17 +310,13 @@ class OnlineSorter(Stage, name="online_sorter"):
         noise = mad_noise(x)
         xn: npt.NDArray[np.float32] = np.ascontiguousarray(x / noise.astype(np.float32))
         p = self._params(sfreq)
-        masked = self._pulse_mask(
-            np.asarray([] if pulses is None else pulses, np.int64).ravel(),
-            0,
-            xn.shape[0],
-            sfreq,
-            self.calibration_pulse_window_ms,
-        )
         pulse_arr = np.asarray([] if pulses is None else pulses, np.int64).ravel()
-        residue, residue_start = self._learn_residue(xn, pulse_arr, sfreq)
+        calibration_window = self._window(self.calibration_pulse_window_ms, sfreq)
+        masked = pulse_mask(pulse_arr, 0, xn.shape[0], calibration_window)
+        residue = learn_residue(xn, pulse_arr, calibration_window)
+        residue_start = calibration_window[0]
         if residue is not None:
-            _subtract_residue(xn, pulse_arr, residue, residue_start)
+            subtract_residue(xn, pulse_arr, residue, residue_start)
         templates, n_spikes, info = cluster_templates(xn, pos, p, masked)
         bank = self._make_bank(templates, n_spikes, noise, pos, sfreq, p)
         bank.residue, bank.residue_start = residue, residue_start
@@ -437,7 +420,7 @@ class OnlineSorter(Stage, name="online_sorter"):
         pad = self._history(bank) + self._lookahead(bank) + self._pending(bank)
         x = np.zeros((xn.shape[0] + 2 * pad, xn.shape[1]), np.float32)
         x[pad : pad + xn.shape[0]] = xn
-        state = self._fresh_state(bank.n_channels)
+        state = fresh_state(bank.n_channels)
         mask = np.zeros(x.shape[0], np.uint8)
         if masked is not None:
             mask[pad : pad + xn.shape[0]] = masked
@@ -476,73 +459,37 @@ class OnlineSorter(Stage, name="online_sorter"):
     def add_pulses(self, sample_indices: npt.ArrayLike) -> None:
         """Register stimulation pulse onsets (sample indices of the stream).
 
-        No spike is taken within ``pulse_window_ms`` of a pulse: even after blanking and
-        artifact-template subtraction upstream, what is left there is the artifact's (its
-        residue and the filter's response to the blanked step), not a neuron's. Register a pulse
+        No spike is taken within ``pulse_window_ms`` of a pulse and only full-threshold ones up
+        to ``pulse_tail_ms``: even after blanking and artifact-template subtraction upstream,
+        what is left there is mostly the artifact's (its residue and the filter's response to
+        the blanked step). The residue learned at calibration is subtracted. Register a pulse
         before the chunk that holds it is processed (the runner feeds the stimulator's commands
         to both the :class:`~bci.preprocessing.ArtifactBlanker` and the sorter).
         """
         new = np.asarray(sample_indices, dtype=np.int64).ravel()
-        if new.size:
-            self._pulses = np.unique(np.concatenate([self._pulses, new]))
-            self._residue_todo = np.unique(np.concatenate([self._residue_todo, new]))
+        if new.size == 0:
+            return
+        self._pulses = np.unique(np.concatenate([self._pulses, new]))
+        if self._segment is not None and self.bank is not None and self.bank.residue is not None:
+            self._segment.subtract_residue(new, self.bank.residue, self.bank.residue_start)
+        else:
+            self._residue_queue = np.unique(np.concatenate([self._residue_queue, new]))
 
-    def _learn_residue(
-        self, xn: npt.NDArray[np.float32], pulses: npt.NDArray[np.int64], sfreq: float
-    ) -> tuple[npt.NDArray[np.float32] | None, int]:
-        """Median preprocessed signal around the calibration pulses (what blanking leaves)."""
-        lo, hi = (
-            _ms(self.calibration_pulse_window_ms[0], sfreq),
-            _ms(self.calibration_pulse_window_ms[1], sfreq),
-        )
-        inside = pulses[(pulses + lo >= 0) & (pulses + hi < xn.shape[0])]
-        if inside.size < 10:
-            return None, 0
-        idx = inside[:, None] + np.arange(lo, hi + 1)[None, :]
-        return np.median(xn[idx], axis=0).astype(np.float32), lo
+    def _window(self, window_ms: tuple[float, float], sfreq: float) -> tuple[int, int]:
+        return _ms(window_ms[0], sfreq), _ms(window_ms[1], sfreq)
 
-    def _pulse_window(
-        self, sfreq: float, window_ms: tuple[float, float] | None = None
-    ) -> tuple[int, int]:
-        lo_ms, hi_ms = self.pulse_window_ms if window_ms is None else window_ms
-        return _ms(lo_ms, sfreq), _ms(hi_ms, sfreq)
-
-    def _pulse_mask(
-        self,
-        pulses: npt.NDArray[np.int64],
-        first: int,
-        n: int,
-        sfreq: float,
-        window_ms: tuple[float, float] | None = None,
-    ) -> npt.NDArray[np.uint8]:
-        """One flag per sample of ``[first, first + n)``: within the window of a pulse."""
-        if pulses.size == 0:
+    def _online_mask(self, first: int, n: int, sfreq: float) -> npt.NDArray[np.uint8]:
+        if self._pulses.size == 0:
             if self._no_mask.shape[0] != n:
                 self._no_mask = np.zeros(n, np.uint8)
             return self._no_mask
-        lo, hi = self._pulse_window(sfreq, window_ms)
-        mask = np.zeros(n, np.uint8)
-        if window_ms is None:  # online: a stricter threshold in the pulse's tail first
-            tail = _ms(self.pulse_tail_ms, sfreq)
-            for a, b in zip(
-                np.clip(pulses + hi + 1 - first, 0, n).tolist(),
-                np.clip(pulses + tail + 1 - first, 0, n).tolist(),
-                strict=True,
-            ):
-                mask[a:b] = 2
-        starts = np.clip(pulses + lo - first, 0, n)
-        stops = np.clip(pulses + hi + 1 - first, 0, n)
-        for a, b in zip(starts.tolist(), stops.tolist(), strict=True):
-            mask[a:b] = 1
-        return mask
-
-    def _fresh_state(self, n_channels: int) -> dict[str, npt.NDArray[Any]]:
-        return {
-            "last_unsorted": np.full(n_channels, -(10**12), np.int64),
-            "guard_until": np.full(n_channels, -(10**12), np.int64),
-            "guard_level": np.zeros(n_channels, np.float64),
-            "floor": np.full(1, -(10**12), np.int64),
-        }
+        return pulse_mask(
+            self._pulses,
+            first,
+            n,
+            self._window(self.pulse_window_ms, sfreq),
+            _ms(self.pulse_tail_ms, sfreq),
+        )
 
     def _peel(
         self,
@@ -639,19 +586,13 @@ class OnlineSorter(Stage, name="online_sorter"):
             )
 
     def reset(self) -> None:
-        """Forget the carried margin and the stream position (templates stay)."""
-        self._buf: npt.NDArray[np.float32] | None = None
-        self._buf_start = 0  # sample index of _buf[0]
-        self._arrived_end = 0  # one past the last sample that has arrived
-        self._pending_rows = 0
-        self._pos = 0  # next sample to scan
-        self._state: dict[str, npt.NDArray[Any]] = {}
+        """Forget the carried margin, the stream position and the pulses (templates stay)."""
+        self._segment: SegmentBuffer | None = None
+        self._release = SpikeRelease()
         self._neigh = None
-        self._emitted_upto: int | None = None
-        self._held = np.zeros(0, SPIKE_DTYPE)
         self._inv_noise: npt.NDArray[np.float32] | None = None
         self._pulses = np.zeros(0, np.int64)
-        self._residue_todo = np.zeros(0, np.int64)
+        self._residue_queue = np.zeros(0, np.int64)
         self._no_mask = np.zeros(0, np.uint8)
         self.nan_samples = 0
         self.gaps = 0
@@ -671,153 +612,81 @@ class OnlineSorter(Stage, name="online_sorter"):
             data = np.where(np.isnan(data), np.float32(0.0), data)
         if self._inv_noise is None:
             self._inv_noise = (1.0 / bank.noise).astype(np.float32)
-        xn = data * self._inv_noise
         released = []
-        if self._buf is None:
-            self._start(chunk.first_sample, bank)
-        elif chunk.first_sample != self._arrived_end:
-            self.gaps += 1
-            released.append(self._release([self._finish_segment(bank)], self._pos))
-            self._start(chunk.first_sample, bank)
-        self._append(xn)
-        stop = self._arrived_end - self._lookahead(bank)
-        result = self._scan(stop, bank)
+        segment = self._segment
+        if segment is not None and chunk.first_sample != segment.arrived_end:
+            self.gaps += 1  # finish the old segment as if it ended here, start a new one
+            released.append(self._release_results([segment.finish(self._peel_fn)], segment.pos))
+            segment = None
+        if segment is None:
+            segment = self._start(chunk.first_sample, bank)
+        segment.append(data * self._inv_noise)
+        if bank.residue is not None:
+            segment.apply_residue(bank.residue, bank.residue_start)
+        result = segment.scan_available(self._peel_fn)
         # a rescan may still find spikes a few samples back: those wait
-        released.append(self._release([result], self._pos - self._rescan(bank)))
-        return self._emit(released, self._pos - self._rescan(bank), chunk.sfreq)
-
-    def _append(self, xn: npt.NDArray[np.float32]) -> None:
-        """Add arriving samples onto the residual (which holds pending subtractions there)."""
-        assert self._buf is not None
-        n = xn.shape[0]
-        i = self._arrived_end - self._buf_start
-        if i + n + self._pending_rows > self._buf.shape[0]:
-            self._compact(n)
-            i = self._arrived_end - self._buf_start
-        self._buf[i : i + n] += xn
-        self._arrived_end += n
-        if self._residue_todo.size and self.bank is not None and self.bank.residue is not None:
-            self._subtract_pending_residue(self.bank)
-
-    def _subtract_pending_residue(self, bank: TemplateBank) -> None:
-        """Subtract the artifact residue at registered pulses whose window the buffer holds."""
-        assert self._buf is not None and bank.residue is not None
-        first = self._buf_start
-        end = self._arrived_end + self._pending_rows  # rows allocated for data and pending work
-        starts = self._residue_todo + bank.residue_start
-        ready = starts + bank.residue.shape[0] <= end
-        todo = self._residue_todo[ready]
-        if todo.size:
-            _subtract_residue(self._buf, todo - first, bank.residue, bank.residue_start)
-        self._residue_todo = self._residue_todo[~ready]
-
-    def _compact(self, n_new: int) -> None:
-        """Move the rows still needed to the front of the buffer (growing it if need be).
-
-        Done only when the buffer is full, so a typical chunk costs no copy; the carried state,
-        kept in buffer rows, moves with the rows.
-        """
-        assert self._buf is not None and self.bank is not None
-        keep_from = self._pos - self._history(self.bank)
-        drop = max(0, keep_from - self._buf_start)
-        used = self._arrived_end + self._pending_rows - self._buf_start
-        rows = used - drop
-        capacity = max(self._buf.shape[0], 2 * (rows + n_new), 4096)
-        fresh = np.zeros((capacity, self._buf.shape[1]), np.float32)
-        fresh[:rows] = self._buf[drop:used]
-        self._buf = fresh
-        self._buf_start += drop
-        for key in ("last_unsorted", "guard_until", "floor"):
-            self._state[key] -= drop
+        released.append(self._release_results([result], segment.final_before))
+        return self._release.emit(released, segment.final_before, self._delay, chunk.sfreq)
 
     def flush(self) -> SpikeChunk:
         """Decide the held-back margin as if the stream ended here (end of a recording)."""
         self._require_fit()
         assert self.bank is not None
-        if self._buf is None or self._emitted_upto is None:
-            upto = 0 if self._emitted_upto is None else self._emitted_upto
+        segment = self._segment
+        if segment is None:
+            upto = 0 if self._release.emitted_upto is None else self._release.emitted_upto
             return SpikeChunk(np.zeros(0, SPIKE_DTYPE), upto, upto - 1, self.bank.sfreq)
-        spikes = self._release([self._finish_segment(self.bank)], self._pos)
-        out = self._emit([spikes], self._pos, self.bank.sfreq)
-        self._buf = None
-        return out
+        spikes = self._release_results([segment.finish(self._peel_fn)], segment.pos)
+        self._segment = None
+        return self._release.emit([spikes], segment.pos, self._delay, self.bank.sfreq)
 
     # -- internals ----------------------------------------------------------------------------------
-    def _start(self, first_sample: int, bank: TemplateBank) -> None:
-        history = self._history(bank)
-        self._pending_rows = self._pending(bank)
+    def _start(self, first_sample: int, bank: TemplateBank) -> SegmentBuffer:
+        pending = self._pending(bank)
         if bank.residue is not None:
-            self._pending_rows = max(
-                self._pending_rows, bank.residue_start + bank.residue.shape[0] + 1
-            )
-        self._buf = np.zeros((4096, bank.n_channels), np.float32)
-        self._buf_start = first_sample - history
-        self._arrived_end = first_sample
-        self._pos = first_sample
-        # carried per-channel state, in rows of the buffer (shifted when the buffer compacts)
-        self._state = self._fresh_state(bank.n_channels)
-        if self._emitted_upto is None:
-            self._emitted_upto = first_sample - self._delay
-
-    def _finish_segment(self, bank: TemplateBank) -> tuple[Any, ...]:
-        """Scan the current segment to its end, as if zeros followed it."""
-        end = self._arrived_end
-        self._append(np.zeros((self._lookahead(bank), bank.n_channels), np.float32))
-        return self._scan(end, bank)
-
-    def _scan(self, stop: int, bank: TemplateBank) -> tuple[Any, ...]:
-        assert self._buf is not None
-        start = self._pos
-        if stop <= start:
-            empty = np.zeros(0, np.int64)
-            return (empty, empty.astype(np.int32), empty.astype(np.int32), np.zeros(0, np.float32))
-        off = self._buf_start
-        masked = self._pulse_mask(self._pulses, off, self._buf.shape[0], bank.sfreq)
-        t, c, k, _a, v = self._peel(
-            self._buf, start - off, stop - off, bank, self._state, self.tracking_rate, masked
+            pending = max(pending, bank.residue_start + bank.residue.shape[0] + 1)
+        segment = SegmentBuffer(
+            bank.n_channels,
+            first_sample,
+            self._history(bank),
+            self._lookahead(bank),
+            pending,
+            self._rescan(bank),
         )
+        if self._residue_queue.size and bank.residue is not None:
+            segment.subtract_residue(self._residue_queue, bank.residue, bank.residue_start)
+            self._residue_queue = np.zeros(0, np.int64)
+        if self._release.emitted_upto is None:
+            self._release.emitted_upto = first_sample - self._delay
+        self._segment = segment
+        return segment
+
+    def _peel_fn(
+        self,
+        x: npt.NDArray[np.float32],
+        start: int,
+        stop: int,
+        state: dict[str, npt.NDArray[Any]],
+        first: int,
+    ) -> tuple[npt.NDArray[Any], ...]:
+        """Peel rows ``[start, stop)`` of a segment buffer whose row 0 is stream sample ``first``."""
+        assert self.bank is not None
+        masked = self._online_mask(first, x.shape[0], self.bank.sfreq)
+        out = self._peel(x, start, stop, self.bank, state, self.tracking_rate, masked)
         if self._pulses.size:  # forget pulses whose window lies behind every future scan
-            lo, hi = self._pulse_window(bank.sfreq)
-            hi = max(hi, _ms(self.pulse_tail_ms, bank.sfreq))
-            self._pulses = self._pulses[self._pulses + hi >= stop - self._rescan(bank) - 1]
-        self._pos = stop
-        amp = (v * bank.noise[c]).astype(np.float32)  # trough depth on the peak channel, in uV
-        return (t + off, c, k, amp)
-
-    def _to_spikes(self, results: list[tuple[Any, ...]]) -> npt.NDArray[np.void]:
-        n = sum(r[0].size for r in results)
-        spikes = np.zeros(n, SPIKE_DTYPE)
-        i = 0
-        for t, c, k, amp in results:
-            m = t.size
-            spikes["sample_index"][i : i + m] = t - self._delay
-            spikes["channel_index"][i : i + m] = c
-            spikes["unit_index"][i : i + m] = k
-            spikes["amplitude"][i : i + m] = amp
-            i += m
-        return spikes
-
-    def _release(self, results: list[tuple[Any, ...]], final_before: int) -> npt.NDArray[np.void]:
-        """Spikes (held back ones included) before stream sample ``final_before``; hold the rest."""
-        if self._held.size == 0 and all(r[0].size == 0 for r in results):
-            return self._held  # nothing found, nothing waiting: the common case
-        spikes = np.concatenate([self._held, self._to_spikes(results)])
-        spikes = spikes[np.argsort(spikes["sample_index"], kind="stable")]
-        n_final = int(np.searchsorted(spikes["sample_index"], final_before - self._delay))
-        self._held = spikes[n_final:]
-        return spikes[:n_final]
-
-    def _emit(
-        self, released: list[npt.NDArray[np.void]], final_before: int, sfreq: float
-    ) -> SpikeChunk:
-        spikes = released[-1] if len(released) == 1 else np.concatenate(released)
-        if spikes.base is not None:
-            spikes = spikes.copy()  # never hand out a view of the held-back array
-        first = 0 if self._emitted_upto is None else self._emitted_upto
-        last = final_before - 1 - self._delay
-        out = SpikeChunk(spikes, first, max(last, first - 1), sfreq)
-        self._emitted_upto = max(last + 1, first)
+            reach = max(
+                _ms(self.pulse_window_ms[1], self.bank.sfreq),
+                _ms(self.pulse_tail_ms, self.bank.sfreq),
+            )
+            horizon = first + stop - self._rescan(self.bank) - 1
+            self._pulses = self._pulses[self._pulses + reach >= horizon]
         return out
+
+    def _release_results(
+        self, results: list[tuple[npt.NDArray[Any], ...]], final_before: int
+    ) -> npt.NDArray[np.void]:
+        assert self.bank is not None
+        return self._release.release(results, final_before, self._delay, self.bank.noise)
 
     # -- persistence --------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

@@ -1,0 +1,51 @@
+"""Stimulation pulses as the sorter sees them: windows to skip and the residue they leave."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+#: Mask values: 0 detect as usual, 1 take no peak, 2 take only full-threshold peaks.
+FREE, BLOCKED, STRICT = 0, 1, 2
+
+
+def pulse_mask(
+    pulses: npt.NDArray[np.int64],
+    first: int,
+    n: int,
+    window: tuple[int, int],
+    strict_until: int | None = None,
+) -> npt.NDArray[np.uint8]:
+    """One flag per sample of ``[first, first + n)``: :data:`BLOCKED` within ``window`` (samples
+    from each pulse onset, both ends included), :data:`STRICT` after it up to ``strict_until``."""
+    lo, hi = window
+    mask = np.zeros(n, np.uint8)
+    if strict_until is not None:
+        for a, b in zip(
+            np.clip(pulses + hi + 1 - first, 0, n).tolist(),
+            np.clip(pulses + strict_until + 1 - first, 0, n).tolist(),
+            strict=True,
+        ):
+            mask[a:b] = STRICT
+    for a, b in zip(
+        np.clip(pulses + lo - first, 0, n).tolist(),
+        np.clip(pulses + hi + 1 - first, 0, n).tolist(),
+        strict=True,
+    ):
+        mask[a:b] = BLOCKED
+    return mask
+
+
+def learn_residue(
+    xn: npt.NDArray[np.float32], pulses: npt.NDArray[np.int64], window: tuple[int, int]
+) -> npt.NDArray[np.float32] | None:
+    """Median preprocessed signal around the pulses (what blanking upstream leaves behind).
+
+    ``None`` with fewer than 10 pulses whose whole window lies inside ``xn``.
+    """
+    lo, hi = window
+    inside = pulses[(pulses + lo >= 0) & (pulses + hi < xn.shape[0])]
+    if inside.size < 10:
+        return None
+    idx = inside[:, None] + np.arange(lo, hi + 1)[None, :]
+    return np.median(xn[idx], axis=0).astype(np.float32)
