@@ -8,7 +8,11 @@ recording: an upper bound for a causal sorter) in the same run. Scoring:
 ``compare_sorter_to_ground_truth(delta_time=0.4)``; well detected = accuracy >= 0.8.
 
 Scenarios: 20 units / noise 5 / seed 42; 40 units / noise 10; 20 units with 130 Hz biphasic
-stimulation artifacts added (pulse times fed to our ArtifactBlanker; peers get the raw artifacts).
+stimulation artifacts added (pulse times go to ``sort_recording(pulses=)``: our ArtifactBlanker
+subtracts a running artifact template and the sorter skips a window around each pulse; peers get
+the raw artifacts). Ours scores the whole recording: it calibrates on the first
+``--calibration-s`` seconds, then streams everything, calibration segment included, through the
+frozen online path.
 
 Performance (ours only, one thread): throughput of the whole online path (filter, reference,
 detect, match, bin) at 96 and 384 channels as x real time; per-chunk compute p99 with 1 ms chunks

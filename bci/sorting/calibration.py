@@ -322,3 +322,34 @@ def merge_similar(
         out_t.append(template)
         out_s.append(times)
     return out_t, out_s
+
+
+def rebuild_templates(
+    x: npt.NDArray[np.float32],
+    times: npt.NDArray[np.int64],
+    units: npt.NDArray[np.int32],
+    n_units: int,
+    p: CalibrationParams,
+) -> tuple[list[npt.NDArray[np.float32]], list[npt.NDArray[np.int64]], int]:
+    """Templates rebuilt from the spikes matched to each unit, then merged again (step 5).
+
+    ``times`` are template-aligned trough times of the matched spikes; units with fewer than
+    ``min_spikes`` are dropped. Returns templates, spike times, and the count before merging.
+    """
+    margin = p.merge_max_shift + 1
+    inside = (times >= p.pre + margin) & (times + p.tail + margin < x.shape[0])
+    templates, spike_times = [], []
+    for k in range(n_units):
+        t = times[(units == k) & inside]
+        if t.size < p.min_spikes:
+            continue
+        templates.append(_template_from_times(x, t, p.pre, p.tail))
+        spike_times.append(t)
+    if not templates:
+        raise SortingError(
+            f"Calibration templates matched fewer than {p.min_spikes} spikes each on the "
+            "calibration data; calibrate on a longer segment."
+        )
+    n_kept = len(templates)
+    templates, spike_times = merge_similar(x, templates, spike_times, p)
+    return templates, spike_times, n_kept

@@ -20,12 +20,7 @@ import numpy.typing as npt
 
 from bci._checks import ensure_float, ensure_int
 from bci.errors import StageCompatibilityError
-from bci.sorting.calibration import (
-    CalibrationParams,
-    cluster_templates,
-    merge_similar,
-    snippets,
-)
+from bci.sorting.calibration import CalibrationParams, cluster_templates, rebuild_templates
 from bci.sorting.detection import channel_neighbours, default_positions
 from bci.sorting.noise import SortingError, mad_noise
 from bci.sorting.peeler import peel
@@ -378,23 +373,7 @@ class OnlineSorter(Stage, name="online_sorter"):
         times, chans, units = self._match_array(xn, bank, masked)
         # the template's own trough time, not the trough of the channel the spike was found on
         aligned = times - bank.offsets[np.maximum(units, 0), chans]
-        margin = p.merge_max_shift + 1
-        inside = (aligned >= p.pre + margin) & (aligned + p.tail + margin < xn.shape[0])
-        templates, spike_times = [], []
-        for k in range(bank.n_units):
-            t = aligned[(units == k) & inside]
-            if t.size < p.min_spikes:
-                continue
-            sel = t if t.size <= 1000 else t[np.linspace(0, t.size - 1, 1000).astype(np.int64)]
-            templates.append(np.median(snippets(xn, sel, p.pre, p.tail), axis=0).astype(np.float32))
-            spike_times.append(t)
-        if not templates:
-            raise SortingError(
-                "Calibration templates matched fewer than "
-                f"{p.min_spikes} spikes each on the calibration data; calibrate on a longer segment."
-            )
-        n_kept = len(templates)
-        templates, spike_times = merge_similar(xn, templates, spike_times, p)
+        templates, spike_times, n_kept = rebuild_templates(xn, aligned, units, bank.n_units, p)
         refined = self._make_bank(
             np.asarray(templates, np.float32),
             np.asarray([t.size for t in spike_times]),
