@@ -277,3 +277,27 @@ def test_gap_in_stream_finishes_the_segment(recording: GroundTruthRecording, sta
         sel_whole = whole[(whole["sample_index"] >= lo) & (whole["sample_index"] < hi)]
         np.testing.assert_array_equal(sel_got["sample_index"], sel_whole["sample_index"])
         np.testing.assert_array_equal(sel_got["unit_index"], sel_whole["unit_index"])
+
+
+@pytest.mark.slow
+def test_spikeinterface_ground_truth_20_units() -> None:
+    """The benchmark's clean scenario, shortened: SpikeInterface's generator, its comparison."""
+    si = pytest.importorskip("spikeinterface.core")
+    sc = pytest.importorskip("spikeinterface.comparison")
+    from bci.sorting import to_spikeinterface
+
+    recording, gt = si.generate_ground_truth_recording(
+        durations=[40.0],
+        sampling_frequency=SFREQ,
+        num_channels=32,
+        num_units=20,
+        seed=42,
+        noise_kwargs={"noise_levels": 5.0, "strategy": "on_the_fly"},
+    )
+    traces = np.ascontiguousarray(recording.get_traces(return_in_uV=False), dtype=np.float32)
+    positions = np.asarray(recording.get_channel_locations(), dtype=float)
+    spikes = sort_recording(traces, SFREQ, positions, chunk_ms=10, calibration_s=20)
+    cmp = sc.compare_sorter_to_ground_truth(gt, to_spikeinterface(spikes, SFREQ), delta_time=0.4)
+    accuracy = cmp.get_performance()["accuracy"].to_numpy(dtype=float)
+    # 3 of the 20 units have troughs of 4-16 uV against 5 uV noise: no sorter finds them
+    assert (accuracy >= 0.8).sum() >= 16
