@@ -4,9 +4,14 @@
 ``process`` takes band-passed, referenced :class:`~bci.stream.SignalChunk` objects and returns a
 :class:`~bci.stream.SpikeChunk` of the spikes whose labels are final, using the peeler of
 :mod:`bci.sorting.peeler`. A spike near the end of a chunk needs samples that have not arrived yet,
-so the sorter carries a margin: the last ``lookahead`` samples of every chunk are held in a buffer
-and scanned when the next chunk completes them. Every spike is therefore reported exactly once,
-and the output does not depend on how the stream is cut into chunks.
+so the sorter carries a margin (:mod:`bci.sorting.streaming`): the last ``lookahead`` samples of
+every chunk are held in a buffer and scanned when the next chunk completes them. Every spike is
+therefore reported exactly once, and the output does not depend on how the stream is cut into
+chunks.
+
+Measured against SpikeInterface's ground truth (``benchmarks/bench_sorting.py``, 32 channels,
+30 kHz, 60 s, 10 ms chunks, causal): 17/20 units well detected at noise 5 and 31/40 at noise 10,
+where spykingcircus2 and tridesclous2 (offline, zero-phase) found 17/20 and 32/40 in the same run.
 """
 
 from __future__ import annotations
