@@ -29,9 +29,7 @@ def check_value(value: Any, allowed: Iterable[Any], name: str) -> Any:
 def check_type(value: Any, types: type | tuple[type, ...], name: str) -> Any:
     """Return ``value`` if it is an instance of ``types``, else raise a ConfigError."""
     if not isinstance(value, types):
-        names = (
-            ", ".join(t.__name__ for t in types) if isinstance(types, tuple) else types.__name__
-        )
+        names = ", ".join(t.__name__ for t in types) if isinstance(types, tuple) else types.__name__
         raise ConfigError(
             f"Invalid type for the '{name}' parameter. Allowed types are {names}, "
             f"but got {type(value).__name__} instead."
@@ -42,7 +40,9 @@ def check_type(value: Any, types: type | tuple[type, ...], name: str) -> Any:
 def ensure_int(value: Any, name: str, *, minimum: int | None = None) -> int:
     """Return ``value`` as an int (bools and floats with a fraction refused)."""
     if isinstance(value, bool):
-        raise ConfigError(f"Invalid value for the '{name}' parameter: expected an integer, got a bool.")
+        raise ConfigError(
+            f"Invalid value for the '{name}' parameter: expected an integer, got a bool."
+        )
     try:
         result = operator.index(value)
     except TypeError:
@@ -66,7 +66,9 @@ def ensure_float(
 ) -> float:
     """Return ``value`` as a finite float within the given bounds, else raise a ConfigError."""
     if isinstance(value, bool):
-        raise ConfigError(f"Invalid value for the '{name}' parameter: expected a number, got a bool.")
+        raise ConfigError(
+            f"Invalid value for the '{name}' parameter: expected a number, got a bool."
+        )
     try:
         result = float(value)
     except (TypeError, ValueError):
