@@ -379,13 +379,33 @@ class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         if self._needs_reset:
             raise PlantParameterError("Call reset() before step() (and after an episode ends).")
         train = self.action_to_train(action)
-        rec = self.network.step(
+        return self.observe_step(train, self.integrate_step(train))
+
+    def integrate_step(self, train: PulseTrain) -> PlantRecord:
+        """First half of :meth:`step`: integrate the network over one control period.
+
+        ``train`` comes from :meth:`action_to_train`. A caller that integrates the network
+        otherwise (:class:`~stimulation.plant.batch.NetworkBatch` in the vector env) skips this
+        and hands its record to :meth:`observe_step`.
+        """
+        if self._needs_reset:
+            raise PlantParameterError("Call reset() before step() (and after an episode ends).")
+        return self.network.step(
             self.control_period_s,
             train.amplitude,
             frequency_hz=train.frequency_hz,
             pulse_width_us=train.pulse_width_us,
             biphasic=self.biphasic,
         )
+
+    def observe_step(
+        self, train: PulseTrain, rec: PlantRecord
+    ) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
+        """Second half of :meth:`step`: observation, reward, flags and info of the period
+        ``rec`` that the network just ran with ``train`` (the monitor refuses a record that
+        does not follow the previous one)."""
+        if self._needs_reset:
+            raise PlantParameterError("Call reset() before step() (and after an episode ends).")
         self.monitor.update(rec)
         self._last_record = rec
         self._step_index += 1

@@ -87,6 +87,41 @@ def _error_index(
     return errors / (pulses.size * n_cells)
 
 
+def _error_index_pooled(
+    cells: NDArray[np.intp],
+    times: NDArray[np.float64],
+    n_cells: int,
+    smc_pulse_times: NDArray[np.float64],
+    t_start_s: float,
+    t_stop_s: float,
+    window_s: float = biomarkers.EI_WINDOW_S,
+) -> float:
+    """:func:`_error_index` of spikes given pooled: ``times[i]`` is a spike of cell ``cells[i]``.
+
+    Every spike must be >= ``t_start_s``, in any order. The keys are the same floating-point
+    numbers as in :func:`_error_index` (``offset[cell] + (t - base)``), so the result is too.
+    """
+    all_pulses = np.sort(smc_pulse_times)
+    pulses = all_pulses[(all_pulses >= t_start_s) & (all_pulses <= t_stop_s - window_s)]
+    if pulses.size == 0 or n_cells == 0:
+        return float("nan")
+    nxt_idx = np.searchsorted(all_pulses, pulses, side="right")
+    nxt = np.where(
+        nxt_idx < all_pulses.size, all_pulses[np.minimum(nxt_idx, all_pulses.size - 1)], t_stop_s
+    )
+    nxt = np.minimum(nxt, t_stop_s)
+    base = t_start_s - 1.0
+    span = t_stop_s - base + 1.0
+    offsets = span * np.arange(n_cells, dtype=np.float64)
+    keys = np.sort(offsets[cells] + (times - base))
+    off = offsets[:, None]
+    at = np.searchsorted(keys, off + (pulses - base), side="left")
+    end = np.searchsorted(keys, off + (pulses + window_s - base), side="left")
+    stop = np.searchsorted(keys, off + (nxt - base), side="left")
+    errors = int(np.count_nonzero(end - at != 1)) + int(np.maximum(stop - end, 0).sum())
+    return errors / (pulses.size * n_cells)
+
+
 @dataclass
 class _Period:
     t_start_s: float
@@ -94,6 +129,7 @@ class _Period:
     spikes: dict[str, list[NDArray[np.float64]]]
     pooled: dict[str, NDArray[np.float64]]  # all cells' spikes of a nucleus, for counting
     cortex_pulse_times: NDArray[np.float64]
+    th_cells: NDArray[np.intp]  # the cell of each spike of pooled["th"]
 
 
 class BiomarkerMonitor:
@@ -132,8 +168,12 @@ class BiomarkerMonitor:
 
     def reset(self) -> None:
         """Forget everything fed so far."""
-        self._lfp: dict[str, NDArray[np.float64]] = {nu: np.zeros(0) for nu in NUCLEI}
+        # the last ``window_samples`` of each nucleus' LFP, oldest first, right-aligned: the
+        # window is ``_lfp[:, w - _lfp_fill:]`` (contiguous rows, so sums are those of a copy)
+        self._lfp = np.zeros((len(NUCLEI), self.window_samples), dtype=np.float64)
+        self._lfp_fill = 0
         self._periods: deque[_Period] = deque()
+        self._n_spikes = dict.fromkeys(NUCLEI, 0)  # spikes of the periods held, per nucleus
         self.t_s = float("nan")
         self.n_cells = 0
         self._cache: dict[str, Any] = {}
@@ -152,25 +192,44 @@ class BiomarkerMonitor:
                 f"The record's LFP rate ({record.lfp_sfreq} Hz) differs from the monitor's "
                 f"({self.lfp_sfreq} Hz)."
             )
-        w = self.window_samples
-        for nu in NUCLEI:
-            lfp = np.asarray(record.lfp[nu], dtype=np.float64)
-            self._lfp[nu] = np.concatenate([self._lfp[nu][-w:], lfp])[-w:]
+        self._push_lfp(record)
+        spikes = {nu: list(record.spike_times[nu]) for nu in NUCLEI}
+        pooled = {nu: np.concatenate([np.zeros(0), *spikes[nu]]) for nu in NUCLEI}
+        th_sizes = [len(s) for s in spikes["th"]]
         self._periods.append(
             _Period(
                 record.t_start_s,
                 record.t_stop_s,
-                {nu: list(record.spike_times[nu]) for nu in NUCLEI},
-                {nu: np.concatenate([np.zeros(0), *record.spike_times[nu]]) for nu in NUCLEI},
+                spikes,
+                pooled,
                 np.asarray(record.cortex_pulse_times, dtype=np.float64),
+                np.repeat(np.arange(len(th_sizes)), th_sizes),
             )
         )
+        for nu in NUCLEI:
+            self._n_spikes[nu] += pooled[nu].size
         self.t_s = record.t_stop_s
         self.n_cells = record.n_cells
         self._cache = {}
         t_from = self.t_s - self.window_s
         while self._periods and self._periods[0].t_stop_s <= t_from + 1e-12:
-            self._periods.popleft()
+            gone = self._periods.popleft()
+            for nu in NUCLEI:
+                self._n_spikes[nu] -= gone.pooled[nu].size
+
+    def _push_lfp(self, record: PlantRecord) -> None:
+        """Shift the record's LFP samples into the right end of the window buffer."""
+        w = self.window_samples
+        new = [np.asarray(record.lfp[nu]) for nu in NUCLEI]
+        m = min(min(x.size for x in new), w)
+        if m == 0:
+            return
+        buf = self._lfp
+        if m < w:
+            buf[:, : w - m] = buf[:, m:].copy()
+        for row, x in enumerate(new):
+            buf[row, w - m :] = x[x.size - m :]
+        self._lfp_fill = min(w, self._lfp_fill + m)
 
     # ------------------------------------------------------------------ window
     @property
@@ -204,12 +263,18 @@ class BiomarkerMonitor:
         """
         key = f"beta_{self._nucleus(nucleus)}"
         if key not in self._cache:
-            x = self._lfp[nucleus]
-            self._cache[key] = self._relative_beta(x) if x.size >= 8 else float("nan")
+            if self._lfp_fill >= 8:
+                # every nucleus in one FFT call: each row's numbers are those of its own call
+                x = self._lfp[:, self.window_samples - self._lfp_fill :]
+                for nu, value in zip(NUCLEI, self._relative_beta(x), strict=True):
+                    self._cache[f"beta_{nu}"] = value
+            else:
+                self._cache[key] = float("nan")
         return float(self._cache[key])
 
-    def _relative_beta(self, x: NDArray[np.float64]) -> float:
-        n = x.size
+    def _relative_beta(self, x: NDArray[np.float64]) -> list[float]:
+        """Relative beta power of each row of ``x`` (one LFP per row)."""
+        n = x.shape[-1]
         if self._fft_n != n:
             freqs = np.fft.rfftfreq(n, 1.0 / self.lfp_sfreq)
             lo, hi = biomarkers.BETA_BAND_HZ
@@ -218,12 +283,15 @@ class BiomarkerMonitor:
             self._band = (freqs >= lo) & (freqs <= hi)
             self._total = (freqs >= t_lo) & (freqs <= t_hi)
             self._fft_n = n
-        spec = np.fft.rfft(self._hann * (x - x.mean()))
+        spec = np.fft.rfft(self._hann * (x - x.mean(axis=-1, keepdims=True)), axis=-1)
         power = spec.real * spec.real + spec.imag * spec.imag
-        total = float(power[self._total].sum())
-        if total <= 0.0:
-            return float("nan")
-        return float(power[self._band].sum()) / total
+        # row by row: a 2-D sum along rows does not add in the same order as a 1-D one
+        totals = [row.sum() for row in power[:, self._total]]
+        bands = [row.sum() for row in power[:, self._band]]
+        return [
+            float(band) / float(total) if total > 0.0 else float("nan")
+            for band, total in zip(bands, totals, strict=True)
+        ]
 
     def firing_rate_hz(self, nucleus: str) -> float:
         """Mean firing rate (Hz) of the nucleus' cells in the window."""
@@ -231,20 +299,26 @@ class BiomarkerMonitor:
         nucleus = self._nucleus(nucleus)
         if self.n_cells == 0 or self.t_s <= t0:
             return float("nan")
-        count = 0
-        for p in self._periods:
+        count = self._n_spikes[nucleus]
+        for p in self._periods:  # only the oldest period can straddle the window's start
+            if p.t_start_s >= t0:
+                break
             pooled = p.pooled[nucleus]
-            # only the oldest period can straddle the window's start
-            count += pooled.size if p.t_start_s >= t0 else int(np.count_nonzero(pooled >= t0))
+            count -= pooled.size - int(np.count_nonzero(pooled >= t0))
         return count / ((self.t_s - t0) * self.n_cells)
 
     def error_index(self) -> float:
         """Thalamic error index (So et al. 2012) of the cortical pulses in the window."""
         if "error_index" not in self._cache:
             t0 = self.window_start_s
-            pulses = np.concatenate([p.cortex_pulse_times for p in self._periods])
-            spikes = self._spikes("th")
-            self._cache["error_index"] = _error_index(spikes, pulses, t0, self.t_s)
+            periods = self._periods
+            pulses = np.concatenate([p.cortex_pulse_times for p in periods])
+            times = np.concatenate([p.pooled["th"] for p in periods])
+            cells = np.concatenate([p.th_cells for p in periods])
+            keep = times >= t0
+            self._cache["error_index"] = _error_index_pooled(
+                cells[keep], times[keep], self.n_cells, pulses, t0, self.t_s
+            )
         return float(self._cache["error_index"])
 
     def synchrony(self, nucleus: str, bin_s: float = 0.01) -> float:

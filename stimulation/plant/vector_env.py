@@ -6,10 +6,12 @@
 - ``batched=True`` (default): the envs are split into ``n_threads`` groups, and the networks of a
   group are integrated in one compiled call by a :class:`~stimulation.plant.batch.NetworkBatch`
   (their cells side by side in the vector lanes: 8 envs of 10 cells fill 80 lanes instead of 8 x
-  16 padded ones, and the per-call overhead is paid once per group). Each env's own ``step`` then
-  runs as usual on the record its network already produced (the network holds it for that one
-  ``step`` call and checks that the stimulation asked for is the one integrated), so rewards,
-  observations and infos come from the same code as for a single env. Resets run each env's own
+  16 padded ones, and the per-call overhead is paid once per group). Each env then observes the
+  record its network produced with
+  :meth:`~stimulation.plant.env.BasalGangliaEnv.observe_step`, the second half of its own
+  ``step`` (the first, :meth:`~stimulation.plant.env.BasalGangliaEnv.integrate_step`, is what the
+  batch replaces), so rewards, observations and infos come from the same code as for a single
+  env. Each action is validated once, before any network moves. Resets run each env's own
   ``reset`` in a thread of its own, and the warm-ups of a group are integrated together too (a
   :class:`~stimulation.plant.batch.StepRendezvous` collects them).
 - ``batched=False``: each env is stepped on its own, the envs spread over the threads.
@@ -32,7 +34,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
@@ -44,6 +46,7 @@ from bci.errors import ConfigError
 from stimulation.errors import PlantParameterError
 from stimulation.plant.batch import NetworkBatch, StepRendezvous
 from stimulation.plant.env import BasalGangliaEnv
+from stimulation.plant.record import PlantRecord
 from stimulation.pulses import PulseTrain
 
 _MODES = {"next_step": AutoresetMode.NEXT_STEP, "same_step": AutoresetMode.SAME_STEP}
@@ -181,16 +184,14 @@ class BasalGangliaVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], 
         results: list[Any] = [None] * self.num_envs
 
         def one(i: int) -> None:
-            obs, reward, terminated, truncated, info = self.envs[i].step(acts[i])
-            results[i] = (obs, float(reward), terminated, truncated, info)
+            train, env = cast(PulseTrain, trains[i]), self.envs[i]
+            results[i] = env.observe_step(train, env.integrate_step(train))
 
         if self.batched:
 
             def group(g: int) -> None:
-                self._step_batch(g, trains)
-                for i in self._groups[g]:
-                    if trains[i] is not None:
-                        one(i)
+                for i, rec in self._step_batch(g, trains).items():
+                    results[i] = self.envs[i].observe_step(cast(PulseTrain, trains[i]), rec)
 
             self._map(group, range(len(self._groups)))
         else:
@@ -239,13 +240,14 @@ class BasalGangliaVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], 
             env.close()
 
     # ------------------------------------------------------------------ internals
-    def _step_batch(self, g: int, trains: list[PulseTrain | None]) -> None:
-        """Integrate the networks of group ``g`` that step (not autoreset) in one call; each
-        holds its record for its env's ``step``."""
+    def _step_batch(self, g: int, trains: list[PulseTrain | None]) -> dict[int, PlantRecord]:
+        """Integrate the networks of group ``g`` that step (not autoreset) in one call: env
+        index -> the record of its network, for the env's
+        :meth:`~stimulation.plant.env.BasalGangliaEnv.observe_step`."""
         group = self._groups[g]
         stepping = [i for i in group if trains[i] is not None]
         if not stepping:
-            return
+            return {}
         batch = (
             self._batches[g]
             if len(stepping) == len(group)
@@ -254,9 +256,7 @@ class BasalGangliaVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], 
         period = self.envs[stepping[0]].control_period_s
         step_trains = [t for t in (trains[i] for i in stepping) if t is not None]
         records = batch.step(period, step_trains)
-        for i, train, rec in zip(stepping, step_trains, records, strict=True):
-            net = self.envs[i].network
-            net._stage(net._n_steps(period), train, rec)
+        return dict(zip(stepping, records, strict=True))
 
     def _reset_envs(
         self, indices: list[int], seeds: list[int | None], options: dict[str, Any] | None
