@@ -158,3 +158,28 @@ def test_dbs_at_130_hz_lowers_the_symptom_and_the_error_index() -> None:
     off_a, on_a = np.array(off), np.array(on)
     assert np.all(on_a < off_a), (off_a, on_a)  # every seed, both measures
     assert on_a[:, 0].mean() < 0.5 * off_a[:, 0].mean(), (off_a, on_a)
+
+
+def test_integrate_then_observe_is_step_and_refuses_a_foreign_record() -> None:
+    whole, split = BasalGangliaEnv(**SMALL), BasalGangliaEnv(**SMALL)
+    with pytest.raises(PlantParameterError, match="reset"):
+        split.integrate_step(split.action_to_train([0.5]))
+    whole.reset(seed=8)
+    split.reset(seed=8)
+    rng = np.random.default_rng(0)
+    for _ in range(whole.n_steps_per_episode):
+        action = rng.uniform(0.0, 1.0, size=1).astype(np.float32)
+        obs, reward, terminated, truncated, info = whole.step(action)
+        train = split.action_to_train(action)
+        o, r, te, tr, i = split.observe_step(train, split.integrate_step(train))
+        np.testing.assert_array_equal(obs, o)
+        assert (reward, terminated, truncated) == (r, te, tr) and info == i
+    with pytest.raises(PlantParameterError, match="reset"):  # the episode is over
+        split.observe_step(train, split.record)  # type: ignore[arg-type]
+    split.reset(seed=8)
+    other = BasalGangliaEnv(**SMALL)
+    other.reset(seed=8)
+    other.step(np.array([0.0], dtype=np.float32))
+    foreign = other.integrate_step(train)  # one period later than split's network
+    with pytest.raises(PlantParameterError, match="not consecutive"):
+        split.observe_step(train, foreign)

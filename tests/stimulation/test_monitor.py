@@ -65,3 +65,59 @@ def test_vectorised_error_index_equals_the_reference_one() -> None:
         cells[0] = np.sort(np.concatenate([cells[0], pulses[pulses >= t0] + 0.005]))
         expected = biomarkers.error_index(cells, pulses, t0, t1)
         assert _error_index(cells, pulses, t0, t1) == pytest.approx(expected, nan_ok=True)
+
+
+def _beta_1d(x: np.ndarray, sfreq: float) -> float:
+    """The one-segment relative beta power, written out for one LFP (the monitor's formula)."""
+    from scipy.signal import get_window
+
+    freqs = np.fft.rfftfreq(x.size, 1.0 / sfreq)
+    spec = np.fft.rfft(get_window("hann", x.size) * (x - x.mean()))
+    power = spec.real * spec.real + spec.imag * spec.imag
+    total = float(power[(freqs >= 4.0) & (freqs <= 100.0)].sum())
+    band = float(power[(freqs >= 13.0) & (freqs <= 30.0)].sum())
+    return band / total if total > 0.0 else float("nan")
+
+
+def test_incremental_window_equals_the_window_recomputed_bit_for_bit() -> None:
+    from stimulation.plant.monitor import _error_index
+
+    net = BasalGangliaNetwork("pd", 5, seed=9)
+    monitor = BiomarkerMonitor(1000.0, window_s=0.1)
+    records: list[PlantRecord] = []
+    # periods shorter and longer than the window, DBS on part of the way
+    for k, duration in enumerate((0.003, 0.013, 0.3, 0.02, 0.02, 0.05, 0.011, 0.02, 0.15, 0.02)):
+        rec = net.step(duration, 250.0 if 3 <= k <= 6 else 0.0)
+        records.append(rec)
+        monitor.update(rec)
+        whole = PlantRecord.concatenate(records)
+        t0, t1 = monitor.window_start_s, whole.t_stop_s
+        assert t0 == max(whole.t_start_s, t1 - 0.1)
+        for nu in ("th", "stn", "gpe", "gpi"):
+            lfp = whole.lfp[nu].astype(np.float64)[-100:]
+            expected = _beta_1d(lfp, 1000.0) if lfp.size >= 8 else float("nan")
+            assert monitor.beta_power(nu) == pytest.approx(expected, rel=0, abs=0, nan_ok=True)
+            count = sum(int(np.count_nonzero(s >= t0)) for s in whole.spike_times[nu])
+            assert monitor.firing_rate_hz(nu) == count / ((t1 - t0) * 5)
+        th = [s[s >= t0] for s in whole.spike_times["th"]]
+        expected_ei = _error_index(th, whole.cortex_pulse_times, t0, t1)
+        assert monitor.error_index() == pytest.approx(expected_ei, rel=0, abs=0, nan_ok=True)
+
+
+def test_pooled_error_index_equals_the_per_cell_one_bit_for_bit() -> None:
+    from stimulation.plant.monitor import _error_index, _error_index_pooled
+
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        t0 = rng.uniform(0, 100)
+        t1 = t0 + rng.uniform(0.05, 1.0)
+        pulses = np.sort(rng.uniform(t0 - 0.1, t1 + 0.1, rng.integers(0, 20)))
+        n = int(rng.integers(1, 12))
+        cells = [np.sort(rng.uniform(t0, t1, rng.integers(0, 30))) for _ in range(n)]
+        cells[0] = np.sort(np.concatenate([cells[0], pulses[pulses >= t0] + 0.005]))
+        ids = np.concatenate([np.full(c.size, i) for i, c in enumerate(cells)]).astype(np.intp)
+        times = np.concatenate(cells)
+        order = rng.permutation(times.size)  # pooled spikes in any order
+        got = _error_index_pooled(ids[order], times[order], n, pulses, t0, t1)
+        expected = _error_index(cells, pulses, t0, t1)
+        assert got == pytest.approx(expected, rel=0, abs=0, nan_ok=True)

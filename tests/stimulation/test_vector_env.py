@@ -13,6 +13,7 @@ import stimulation  # noqa: F401  (registers BasalGanglia-v0)
 from stimulation.errors import PlantParameterError
 from stimulation.plant.env import BasalGangliaEnv
 from stimulation.plant.vector_env import BasalGangliaVectorEnv
+from stimulation.pulses import PulseTrain
 
 SMALL: dict[str, Any] = {
     "cells_per_nucleus": 5,
@@ -139,4 +140,39 @@ def test_step_before_reset_raises_and_no_network_moves() -> None:
     with pytest.raises(PlantParameterError, match="reset"):
         venv.step(np.zeros((2, 1), dtype=np.float32))
     assert [env.network.t_s for env in venv.envs] == [0.0, 0.0]
+    venv.close()
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_all_features_and_error_index_symptom_match_single_envs(
+    batched: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stimulation.plant.monitor import FEATURES
+
+    kwargs = {**SMALL, "episode_s": 0.1, "features": FEATURES, "symptom": "error_index"}
+    kwargs["window_s"] = 0.1
+    venv = BasalGangliaVectorEnv(2, n_threads=2, batched=batched, **kwargs)
+    singles = [BasalGangliaEnv(**kwargs) for _ in range(2)]
+    obs, _ = venv.reset(seed=21)
+    np.testing.assert_array_equal(
+        obs, np.stack([e.reset(seed=21 + i)[0] for i, e in enumerate(singles)])
+    )
+    calls: list[int] = []
+    original = BasalGangliaEnv.action_to_train
+
+    def counted(self: BasalGangliaEnv, action: Any) -> PulseTrain:
+        calls.append(1)
+        return original(self, action)
+
+    # each action is validated once per step, not once more inside the env's step
+    monkeypatch.setattr(BasalGangliaEnv, "action_to_train", counted)
+    rng = np.random.default_rng(4)
+    for _ in range(5):
+        actions = rng.uniform(0.0, 1.0, size=(2, 1)).astype(np.float32)
+        obs, rewards, _, _, infos = venv.step(actions)
+        for i, env in enumerate(singles):
+            o, r, _, _, info = env.step(actions[i])
+            np.testing.assert_array_equal(obs[i], o)
+            assert rewards[i] == r and infos["error_index"][i] == info["error_index"]
+    assert len(calls) == 2 * 5 * 2  # the vector env's and the single envs' steps
     venv.close()
