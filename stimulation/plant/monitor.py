@@ -122,6 +122,16 @@ def _error_index_pooled(
     return errors / (pulses.size * n_cells)
 
 
+def _as_slice(mask: NDArray[np.bool_]) -> slice:
+    """The slice of the True entries of a mask that holds one run of them (or none)."""
+    idx = np.flatnonzero(mask)
+    if idx.size == 0:
+        return slice(0, 0)
+    if idx[-1] - idx[0] + 1 != idx.size:
+        raise AssertionError("a frequency band is not one run of FFT bins")
+    return slice(int(idx[0]), int(idx[-1]) + 1)
+
+
 @dataclass
 class _Period:
     t_start_s: float
@@ -273,24 +283,27 @@ class BiomarkerMonitor:
         return float(self._cache[key])
 
     def _relative_beta(self, x: NDArray[np.float64]) -> list[float]:
-        """Relative beta power of each row of ``x`` (one LFP per row)."""
+        """Relative beta power of each row of ``x`` (one LFP per row, each row contiguous).
+
+        Each row's numbers are those of a 1-D call on that row alone: the mean, the FFT and the
+        band sums (over contiguous slices of contiguous rows) run row by row in the same order.
+        """
         n = x.shape[-1]
         if self._fft_n != n:
             freqs = np.fft.rfftfreq(n, 1.0 / self.lfp_sfreq)
             lo, hi = biomarkers.BETA_BAND_HZ
             t_lo, t_hi = biomarkers.TOTAL_BAND_HZ
             self._hann = get_window("hann", n)
-            self._band = (freqs >= lo) & (freqs <= hi)
-            self._total = (freqs >= t_lo) & (freqs <= t_hi)
+            self._band = _as_slice((freqs >= lo) & (freqs <= hi))
+            self._total = _as_slice((freqs >= t_lo) & (freqs <= t_hi))
             self._fft_n = n
-        spec = np.fft.rfft(self._hann * (x - x.mean(axis=-1, keepdims=True)), axis=-1)
+        spec = np.fft.rfft(self._hann * (x - np.add.reduce(x, axis=-1, keepdims=True) / n), axis=-1)
         power = spec.real * spec.real + spec.imag * spec.imag
-        # row by row: a 2-D sum along rows does not add in the same order as a 1-D one
-        totals = [row.sum() for row in power[:, self._total]]
-        bands = [row.sum() for row in power[:, self._band]]
+        totals = np.add.reduce(power[:, self._total], axis=-1)
+        bands = np.add.reduce(power[:, self._band], axis=-1)
         return [
             float(band) / float(total) if total > 0.0 else float("nan")
-            for band, total in zip(bands, totals, strict=True)
+            for band, total in zip(bands.tolist(), totals.tolist(), strict=True)
         ]
 
     def firing_rate_hz(self, nucleus: str) -> float:
