@@ -29,7 +29,14 @@ from bci.sorting.calibration import CalibrationParams, cluster_templates, rebuil
 from bci.sorting.detection import channel_neighbours, default_positions
 from bci.sorting.noise import SortingError, mad_noise
 from bci.sorting.peeler import peel
-from bci.sorting.pulses import learn_residue, pulse_mask
+from bci.sorting.pulses import (
+    LOCKING_HORIZON_MS,
+    MIN_LOCKING_PULSES,
+    is_pulse_locked,
+    learn_residue,
+    pulse_locking,
+    pulse_mask,
+)
 from bci.sorting.streaming import SegmentBuffer, SpikeRelease, fresh_state, subtract_residue
 from bci.sorting.templates import TemplateBank
 from bci.stream import SPIKE_DTYPE, SignalChunk, SpikeChunk, Stage, StreamSpec
@@ -113,6 +120,14 @@ class OnlineSorter(Stage, name="online_sorter"):
         Wider window left out of calibration: templates are learned from artifact-free
         stretches only (spikes summed with a pulse's faint residue would form clusters of their
         own), and then matched during stimulation.
+    reject_pulse_locked : bool
+        With pulses given to :meth:`fit`, drop the calibration templates whose spikes are locked
+        to the pulses (a Kolmogorov-Smirnov test of each unit's time since the last pulse against
+        that of the time it could have fired, :func:`bci.sorting.pulses.pulse_locking`): what
+        blanking and residue subtraction leave of an artifact clusters like a unit, but fires at
+        a few fixed latencies. The dropped units are listed in
+        ``calibration_info["pulse_locked"]``. A neuron truly driven by every pulse at a fixed
+        latency looks the same; set ``False`` to keep such units.
     n_temporal_pcs, n_features, min_cluster_size, merge_threshold, merge_distance,
     max_peaks_per_channel, min_spikes, seed
         Calibration knobs, see :mod:`bci.sorting.calibration`.
@@ -152,6 +167,7 @@ class OnlineSorter(Stage, name="online_sorter"):
         pulse_window_ms: Sequence[float] = (-0.2, 0.5),
         pulse_tail_ms: float = 2.5,
         calibration_pulse_window_ms: Sequence[float] = (-0.5, 3.0),
+        reject_pulse_locked: bool = True,
         n_temporal_pcs: int = 5,
         n_features: int = 10,
         min_cluster_size: int = 20,
@@ -217,6 +233,7 @@ class OnlineSorter(Stage, name="online_sorter"):
                 calibration_pulse_window_ms[1], "calibration_pulse_window_ms", minimum=0.0
             ),
         )
+        self.reject_pulse_locked = bool(reject_pulse_locked)
         self.tracking_rate = ensure_float(tracking_rate, "tracking_rate", minimum=0.0, maximum=1.0)
         self.refine = ensure_int(refine, "refine", minimum=0)
         self.seed = ensure_int(seed, "seed")
@@ -325,6 +342,10 @@ class OnlineSorter(Stage, name="online_sorter"):
             bank, step = self._refine(xn, bank, p, masked)
             bank.residue, bank.residue_start = residue, residue_start
             info["refine"].append(step)
+        if self.reject_pulse_locked and pulse_arr.size >= MIN_LOCKING_PULSES:
+            bank, locked = self._drop_pulse_locked(xn, bank, pulse_arr, masked)
+            bank.residue, bank.residue_start = residue, residue_start
+            info["pulse_locked"] = locked
         info["n_units"] = bank.n_units
         self.bank = bank
         self.calibration_info = info
@@ -393,6 +414,44 @@ class OnlineSorter(Stage, name="online_sorter"):
             "unsorted_fraction": float(np.mean(units < 0)) if units.size else 0.0,
         }
         return refined, info
+
+    def _drop_pulse_locked(
+        self,
+        xn: npt.NDArray[np.float32],
+        bank: TemplateBank,
+        pulses: npt.NDArray[np.int64],
+        masked: npt.NDArray[np.uint8],
+    ) -> tuple[TemplateBank, list[dict[str, float]]]:
+        """Drop the templates whose calibration spikes are locked to the stimulation pulses."""
+        times, chans, units = self._match_array(xn, bank, masked)
+        available = masked == 0
+        horizon = _ms(LOCKING_HORIZON_MS, bank.sfreq)
+        keep = np.ones(bank.n_units, bool)
+        locked = []
+        for k in range(bank.n_units):
+            stat = pulse_locking(times[units == k], pulses, available, horizon)
+            if is_pulse_locked(stat):
+                keep[k] = False
+                locked.append(
+                    {"distance": stat.distance, "p_value": stat.p_value, "n_spikes": stat.n_spikes}
+                )
+        if not keep.any():
+            raise SortingError(
+                f"All {bank.n_units} calibration templates fire locked to the stimulation pulses "
+                "(artifact residue, not units); calibrate on a segment without stimulation or "
+                "check the pulse times."
+            )
+        if keep.all():
+            return bank, locked
+        kept = self._make_bank(
+            bank.templates[keep],
+            bank.n_spikes[keep],
+            bank.noise,
+            bank.positions,
+            bank.sfreq,
+            self._params(bank.sfreq),
+        )
+        return kept, locked
 
     def _match_array(
         self,
