@@ -51,6 +51,7 @@ import numpy as np
 
 import stimulation  # noqa: F401  (registers BasalGanglia-v0)
 from stimulation.plant import BasalGangliaNetwork
+from stimulation.plant.batch import NetworkBatch
 from stimulation.plant.env import BasalGangliaEnv
 from stimulation.plant.vector_env import BasalGangliaVectorEnv
 
@@ -113,6 +114,32 @@ def _time_vector(venv: Any, num_envs: int, sim_s: float) -> Timing:
     return num_envs * (n - 1) * PERIOD_S, wall, cpu
 
 
+class _IntegrationClock:
+    """Sums the CPU time the worker threads spend in :meth:`NetworkBatch.step` (the compiled
+    integration and its bookkeeping) while installed, so the rest of the process CPU is the
+    Python of the environments (monitor, observation, reward, info, vector env)."""
+
+    def __init__(self) -> None:
+        self.cpu_s: list[float] = []
+        self._original = NetworkBatch.step
+
+    def __enter__(self) -> _IntegrationClock:
+        original, spent = self._original, self.cpu_s
+
+        def timed(batch: NetworkBatch, *args: Any, **kwargs: Any) -> Any:
+            t = time.thread_time()
+            try:
+                return original(batch, *args, **kwargs)
+            finally:
+                spent.append(time.thread_time() - t)  # list.append: thread-safe
+
+        NetworkBatch.step = timed  # type: ignore[method-assign, assignment]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        NetworkBatch.step = self._original  # type: ignore[method-assign]
+
+
 def _time_episodes(batched: bool, dt_ms: float, args: argparse.Namespace) -> Timing:
     """Two episodes per env from reset, autoreset step included, resets and warm-ups timed."""
     venv = BasalGangliaVectorEnv(
@@ -159,14 +186,27 @@ def _measure(config: str, dt_ms: float, args: argparse.Namespace) -> Timing:
     if config in CONFIGS[4:]:
         batched = config == CONFIGS[5]
         venv = BasalGangliaVectorEnv(args.num_envs, n_threads=args.threads, batched=batched, **kw)
+        if batched:
+            with _IntegrationClock() as clock:
+                timing = _time_vector(venv, args.num_envs, simv)
+            # the warm-up step is outside the timing: drop its calls (one per group)
+            integration = sum(clock.cpu_s[len(venv._groups) :])
+            _OUTSIDE[dt_ms].append(1.0 - integration / timing[2])
+            return timing
     else:
         mode = "sync" if config == CONFIGS[2] else "async"
         venv = gym.make_vec("BasalGanglia-v0", args.num_envs, vectorization_mode=mode, **kw)
     return _time_vector(venv, args.num_envs, simv)
 
 
+#: dt -> per round, the share of the batched vector env's CPU outside NetworkBatch.step
+_OUTSIDE: dict[float, list[float]] = {}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     load_before = os.getloadavg()
+    _OUTSIDE.clear()
+    _OUTSIDE.update((dt, []) for dt in args.dt_ms)
     timings: dict[tuple[float, str], list[Timing]] = {}
     for r in range(args.rounds):
         # alternate the order between rounds so a change in machine load hits every config
@@ -228,6 +268,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "rows": rows,
         "batched_over_unbatched": speedup,
+        "batched_cpu_share_outside_integration": {
+            str(dt): float(np.median(v)) for dt, v in _OUTSIDE.items()
+        },
         "episodes": episodes,
         "episode_s": args.episode_s,
         "cells_per_nucleus": args.cells,
@@ -268,6 +311,11 @@ def print_table(result: dict[str, Any]) -> None:
         print(
             f"dt {dt_ms} ms: batched / unbatched vector env = {ratio['wall']:.2f}x per wall s, "
             f"{ratio['per_cpu']:.2f}x per CPU s (same run)"
+        )
+    for dt_ms, share in result["batched_cpu_share_outside_integration"].items():
+        print(
+            f"dt {dt_ms} ms: batched vector env, CPU outside the batch integration "
+            f"(env and vector-env Python): {100 * share:.1f}%"
         )
     print(
         f"\nWhole episodes ({result['episode_s']:g} s after a 0.5-s warm-up per reset, autoreset, "
