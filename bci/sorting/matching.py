@@ -1,6 +1,7 @@
 """OnlineSorter: calibrate templates once, then label spikes chunk by chunk, causally.
 
-``fit`` learns templates from the first seconds of a session (:mod:`bci.sorting.calibration`);
+``fit`` learns templates from the first seconds of a session (:mod:`bci.sorting.fitting`, with
+the clustering of :mod:`bci.sorting.calibration`);
 ``process`` takes band-passed, referenced :class:`~bci.stream.SignalChunk` objects and returns a
 :class:`~bci.stream.SpikeChunk` of the spikes whose labels are final, using the peeler of
 :mod:`bci.sorting.peeler`. A spike near the end of a chunk needs samples that have not arrived yet,
@@ -25,19 +26,13 @@ import numpy.typing as npt
 
 from bci._checks import ensure_float, ensure_int
 from bci.errors import StageCompatibilityError
-from bci.sorting.calibration import CalibrationParams, cluster_templates, rebuild_templates
-from bci.sorting.detection import channel_neighbours, default_positions
-from bci.sorting.noise import SortingError, mad_noise
+from bci.sorting.calibration import CalibrationParams
+from bci.sorting.detection import channel_neighbours
+from bci.sorting.fitting import fit_sorter
+from bci.sorting.noise import SortingError
 from bci.sorting.peeler import peel
-from bci.sorting.pulses import (
-    LOCKING_HORIZON_MS,
-    MIN_LOCKING_PULSES,
-    is_pulse_locked,
-    learn_residue,
-    pulse_locking,
-    pulse_mask,
-)
-from bci.sorting.streaming import SegmentBuffer, SpikeRelease, fresh_state, subtract_residue
+from bci.sorting.pulses import pulse_mask
+from bci.sorting.streaming import SegmentBuffer, SpikeRelease, fresh_state
 from bci.sorting.templates import TemplateBank
 from bci.stream import SPIKE_DTYPE, SignalChunk, SpikeChunk, Stage, StreamSpec
 
@@ -308,150 +303,8 @@ class OnlineSorter(Stage, name="online_sorter"):
         -------
         self
         """
-        x = np.asarray(traces, dtype=np.float32)
-        if x.ndim != 2:
-            raise SortingError(
-                f"OnlineSorter.fit needs traces of shape (n_samples, n_channels), got {x.shape}."
-            )
-        if sfreq is None:
-            if self.input_spec is None:
-                raise SortingError("OnlineSorter.fit needs sfreq (or prepare() the stage first).")
-            sfreq = float(self.input_spec.rate_hz)
-        sfreq = ensure_float(sfreq, "sfreq", minimum=0.0, strict_minimum=True)
-        if self.input_spec is not None and self.input_spec.n_channels != x.shape[1]:
-            raise StageCompatibilityError(
-                f"OnlineSorter was prepared for {self.input_spec.n_channels} channels, but the "
-                f"calibration traces have {x.shape[1]}."
-            )
-        pos = self._positions(positions, x.shape[1])
-        noise = mad_noise(x)
-        xn: npt.NDArray[np.float32] = np.ascontiguousarray(x / noise.astype(np.float32))
-        p = self._params(sfreq)
-        pulse_arr = np.asarray([] if pulses is None else pulses, np.int64).ravel()
-        calibration_window = self._window(self.calibration_pulse_window_ms, sfreq)
-        masked = pulse_mask(pulse_arr, 0, xn.shape[0], calibration_window)
-        residue = learn_residue(xn, pulse_arr, calibration_window)
-        residue_start = calibration_window[0]
-        if residue is not None:
-            subtract_residue(xn, pulse_arr, residue, residue_start)
-        templates, n_spikes, info = cluster_templates(xn, pos, p, masked)
-        bank = self._make_bank(templates, n_spikes, noise, pos, sfreq, p)
-        bank.residue, bank.residue_start = residue, residue_start
-        info["refine"] = []
-        for _ in range(self.refine):
-            bank, step = self._refine(xn, bank, p, masked)
-            bank.residue, bank.residue_start = residue, residue_start
-            info["refine"].append(step)
-        if self.reject_pulse_locked and pulse_arr.size >= MIN_LOCKING_PULSES:
-            bank, locked = self._drop_pulse_locked(xn, bank, pulse_arr, masked)
-            bank.residue, bank.residue_start = residue, residue_start
-            info["pulse_locked"] = locked
-        info["n_units"] = bank.n_units
-        self.bank = bank
-        self.calibration_info = info
-        self.reset()
+        fit_sorter(self, traces, sfreq, positions, pulses)
         return self
-
-    def _positions(
-        self, positions: npt.ArrayLike | None, n_channels: int
-    ) -> npt.NDArray[np.float64]:
-        if positions is None and self.input_spec is not None and self.input_spec.positions:
-            positions = self.input_spec.positions
-        if positions is None:
-            return default_positions(n_channels)
-        pos = np.asarray(positions, dtype=np.float64)
-        if pos.ndim != 2 or pos.shape[0] != n_channels:
-            raise StageCompatibilityError(
-                f"Probe positions must have shape ({n_channels}, 2) for {n_channels} channels, "
-                f"but got shape {pos.shape}."
-            )
-        return pos[:, :2]
-
-    def _make_bank(
-        self,
-        templates: npt.NDArray[np.float32],
-        n_spikes: npt.NDArray[np.int64],
-        noise: npt.NDArray[np.float64],
-        positions: npt.NDArray[np.float64],
-        sfreq: float,
-        p: CalibrationParams,
-    ) -> TemplateBank:
-        return TemplateBank(
-            templates=templates,
-            pre=p.pre,
-            n_match=p.pre + p.post + 1,
-            noise=noise,
-            positions=positions,
-            sfreq=sfreq,
-            n_spikes=n_spikes,
-            max_offset=max(2, p.sweep + 1),
-            threshold=self.threshold,
-        )
-
-    def _refine(
-        self,
-        xn: npt.NDArray[np.float32],
-        bank: TemplateBank,
-        p: CalibrationParams,
-        masked: npt.NDArray[np.uint8],
-    ) -> tuple[TemplateBank, dict[str, Any]]:
-        """Match the calibration data with the first templates; rebuild them from their spikes."""
-        times, chans, units = self._match_array(xn, bank, masked)
-        # the template's own trough time, not the trough of the channel the spike was found on
-        aligned = times - bank.offsets[np.maximum(units, 0), chans]
-        templates, spike_times, n_kept = rebuild_templates(xn, aligned, units, bank.n_units, p)
-        refined = self._make_bank(
-            np.asarray(templates, np.float32),
-            np.asarray([t.size for t in spike_times]),
-            bank.noise,
-            bank.positions,
-            bank.sfreq,
-            p,
-        )
-        info = {
-            "dropped": bank.n_units - n_kept,
-            "merged": n_kept - len(templates),
-            "unsorted_fraction": float(np.mean(units < 0)) if units.size else 0.0,
-        }
-        return refined, info
-
-    def _drop_pulse_locked(
-        self,
-        xn: npt.NDArray[np.float32],
-        bank: TemplateBank,
-        pulses: npt.NDArray[np.int64],
-        masked: npt.NDArray[np.uint8],
-    ) -> tuple[TemplateBank, list[dict[str, float]]]:
-        """Drop the templates whose calibration spikes are locked to the stimulation pulses."""
-        times, chans, units = self._match_array(xn, bank, masked)
-        available = masked == 0
-        horizon = _ms(LOCKING_HORIZON_MS, bank.sfreq)
-        keep = np.ones(bank.n_units, bool)
-        locked = []
-        for k in range(bank.n_units):
-            stat = pulse_locking(times[units == k], pulses, available, horizon)
-            if is_pulse_locked(stat):
-                keep[k] = False
-                locked.append(
-                    {"distance": stat.distance, "p_value": stat.p_value, "n_spikes": stat.n_spikes}
-                )
-        if not keep.any():
-            raise SortingError(
-                f"All {bank.n_units} calibration templates fire locked to the stimulation pulses "
-                "(artifact residue, not units); calibrate on a segment without stimulation or "
-                "check the pulse times."
-            )
-        if keep.all():
-            return bank, locked
-        kept = self._make_bank(
-            bank.templates[keep],
-            bank.n_spikes[keep],
-            bank.noise,
-            bank.positions,
-            bank.sfreq,
-            self._params(bank.sfreq),
-        )
-        return kept, locked
 
     def _match_array(
         self,
