@@ -111,13 +111,20 @@ def _median_reference_rows(x, ref_channels, out):  # pragma: no cover (jitted)
     """
     n_samples, n_channels = x.shape
     n_ref = ref_channels.shape[0]
+    all_channels = n_ref == n_channels
+    for j in range(n_ref):
+        all_channels &= ref_channels[j] == j
     row = np.empty(n_ref, dtype=np.float32)
     less = np.empty(n_ref, dtype=np.float32)
     greater = np.empty(n_ref, dtype=np.float32)
     two = np.float32(2.0)
     for i in range(n_samples):
-        for j in range(n_ref):
-            row[j] = x[i, ref_channels[j]]
+        if all_channels:  # contiguous copy, which vectorizes; a gather does not
+            for j in range(n_ref):
+                row[j] = x[i, j]
+        else:
+            for j in range(n_ref):
+                row[j] = x[i, ref_channels[j]]
         n = n_ref
         n_nan = 0
         for j in range(n_ref):
