@@ -143,3 +143,11 @@ def test_float64_block_and_empty_chunk_keep_numpy_behaviour() -> None:
 def test_subset_channel_beyond_block_raises() -> None:
     with pytest.raises(StageCompatibilityError, match="channel 9"):
         CommonReference("median", channels=[0, 9]).apply(np.zeros((4, 5), np.float32))
+
+
+def test_signed_zeros_equal_numpy_in_value() -> None:
+    # Which of -0.0 and +0.0 a selection lands on is implementation-defined (numpy's introselect
+    # and ours differ), so only the value is compared here; every other value is bit-identical.
+    rng = np.random.default_rng(13)
+    x = rng.choice(np.array([0.0, -0.0, 1.0, -1.0, 2.0], np.float32), size=(500, 6))
+    np.testing.assert_array_equal(CommonReference("median").apply(x), numpy_oracle(x))
