@@ -294,6 +294,10 @@ class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
             self.observation_space = spaces.Box(
                 np.zeros_like(high), high, shape=high.shape, dtype=np.float32
             )
+            # rates are observed in units of rate_scale_hz (x / 1.0 is x exactly)
+            self._feature_divisor = np.array(
+                [self.rate_scale_hz if f.startswith("rate_") else 1.0 for f in self.features]
+            )
         else:
             n_cells = self.cells_per_nucleus * len(self.recorded_nuclei)
             self._max_count = float(max(1, int(np.ceil(self.bin_s * 1000.0))))
@@ -326,17 +330,18 @@ class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
                 f"Invalid value for the 'action' parameter: expected shape {shape}, but got "
                 f"{np.shape(action)} instead."
             )
-        if not np.all(np.isfinite(a)) or np.any(a < 0.0) or np.any(a > 1.0):
+        values = a.tolist()
+        if not all(0.0 <= v <= 1.0 for v in values):  # NaN fails both comparisons
             raise PlantParameterError(
                 "Invalid value for the 'action' parameter. Allowed values are in [0, 1] "
-                f"(normalised stimulation), but got {a.tolist()} instead."
+                f"(normalised stimulation), but got {values} instead."
             )
         frequency = self.frequency_hz
         if self.control_frequency:
             lo, hi = self.frequency_range_hz
-            frequency = lo + float(a[1]) * (hi - lo)
+            frequency = lo + values[1] * (hi - lo)
         return PulseTrain(
-            float(a[0]) * self.max_amplitude,
+            values[0] * self.max_amplitude,
             frequency,
             self.pulse_width_us,
             self.waveform,
@@ -462,10 +467,7 @@ class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
     def _observe(self, rec: PlantRecord) -> NDArray[np.float32]:
         space = cast(spaces.Box, self.observation_space)
         if self.observation == "biomarkers":
-            values = self.monitor.features(self.features)
-            for i, name in enumerate(self.features):
-                if name.startswith("rate_"):
-                    values[i] /= self.rate_scale_hz
+            values = self.monitor.features(self.features) / self._feature_divisor
             values[~np.isfinite(values)] = 0.0
             return np.clip(values, space.low, space.high).astype(np.float32)
         t1 = rec.t_stop_s

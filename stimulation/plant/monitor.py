@@ -12,7 +12,9 @@ and cost per update do not grow with the length of a run.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -161,6 +163,7 @@ class BiomarkerMonitor:
     """
 
     def __init__(self, lfp_sfreq: float, window_s: float = 0.25) -> None:
+        self._getters: dict[tuple[str, ...], list[Callable[[], float]]] = {}
         try:
             self.lfp_sfreq = ensure_float(lfp_sfreq, "lfp_sfreq", minimum=0.0, strict_minimum=True)
             self.window_s = ensure_float(window_s, "window_s", minimum=0.0, strict_minimum=True)
@@ -353,7 +356,21 @@ class BiomarkerMonitor:
 
     def features(self, names: tuple[str, ...]) -> NDArray[np.float64]:
         """The named features as a float64 vector, in the given order."""
-        return np.array([self.value(n) for n in names], dtype=np.float64)
+        getters = self._getters.get(names)
+        if getters is None:  # checked once per tuple of names
+            getters = [self._getter(n) for n in names]
+            self._getters[names] = getters
+        return np.array([get() for get in getters], dtype=np.float64)
+
+    def _getter(self, feature: str) -> Callable[[], float]:
+        kind, _, nucleus = _check_feature(feature).partition("_")
+        if kind == "beta":
+            return partial(self.beta_power, nucleus)
+        if kind == "rate":
+            return partial(self.firing_rate_hz, nucleus)
+        if kind == "synchrony":
+            return partial(self.synchrony, nucleus)
+        return self.error_index
 
     @staticmethod
     def _nucleus(name: str) -> str:

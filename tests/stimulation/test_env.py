@@ -183,3 +183,11 @@ def test_integrate_then_observe_is_step_and_refuses_a_foreign_record() -> None:
     foreign = other.integrate_step(train)  # one period later than split's network
     with pytest.raises(PlantParameterError, match="not consecutive"):
         split.observe_step(train, foreign)
+
+
+@pytest.mark.parametrize("second", [np.nan, -np.inf, 1.0001, -0.0001])
+def test_a_bad_frequency_entry_is_refused(second: float) -> None:
+    env = BasalGangliaEnv(**SMALL, control_frequency=True)
+    assert env.action_to_train([1.0, 1.0]).frequency_hz == env.frequency_range_hz[1]
+    with pytest.raises(PlantParameterError, match="'action'"):
+        env.action_to_train([0.5, second])

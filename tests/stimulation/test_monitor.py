@@ -47,6 +47,8 @@ def test_bad_input_is_refused() -> None:
         monitor.beta_power("cortex")
     with pytest.raises(PlantParameterError, match="Nyquist"):
         BiomarkerMonitor(150.0)
+    with pytest.raises(PlantParameterError, match="'features'"):
+        monitor.features(("rate_stn", "beta_cortex"))
 
 
 def test_vectorised_error_index_equals_the_reference_one() -> None:
