@@ -30,6 +30,10 @@ unbatched and batched (resets are batched too), in env-seconds of episode per wa
 Prints a table with ratios to the single env of the same ``dt``, and the env-seconds per CPU-second
 of this process with its CPU-per-wall ratio (how many cores it got: on a shared machine the wall
 rate of a threaded run is capped by the cores left to it, the per-CPU rate much less so);
+For the batched vector env it also prints the share of the process CPU spent outside
+:meth:`~stimulation.plant.batch.NetworkBatch.step` (the environments' Python: biomarker monitor,
+observation, reward, info, and the vector env's own bookkeeping), measured in the same run by
+timing each ``NetworkBatch.step`` call with the worker thread's CPU clock.
 ``--json OUT`` writes the numbers. Never fails on timing.
 
     .venv/bin/python benchmarks/bench_plant_env.py            # full run (about 1 min)

@@ -7,6 +7,13 @@ causal biomarkers over the last ``window_s`` seconds: relative beta power of eac
 proxy, mean firing rates, the thalamic error index and synchrony. :class:`BiomarkerMonitor` keeps
 just enough of the past to compute them (the last ``window_s`` of LFP and spikes), so its memory
 and cost per update do not grow with the length of a run.
+
+An update shifts the record's LFP into a preallocated window buffer and adds its spikes to running
+counts per nucleus; the relative beta power of all nuclei is then one real FFT call over the
+buffer's rows and the error index one sort and search over the window's pooled thalamic spikes.
+Every number is the same, bit for bit, as the straightforward computation over the window record
+(``tests/stimulation/test_monitor.py`` checks it): rows are reduced one by one in the order of a
+1-D call, and the spike counts are integers.
 """
 
 from __future__ import annotations
