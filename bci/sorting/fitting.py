@@ -17,15 +17,14 @@ from bci._checks import ensure_float
 from bci.errors import StageCompatibilityError
 from bci.sorting.calibration import CalibrationParams, cluster_templates, rebuild_templates
 from bci.sorting.detection import default_positions
-from bci.sorting.noise import SortingError, mad_noise
-from bci.sorting.pulses import (
+from bci.sorting.locking import (
     LOCKING_HORIZON_MS,
     MIN_LOCKING_PULSES,
     is_pulse_locked,
-    learn_residue,
     pulse_locking,
-    pulse_mask,
 )
+from bci.sorting.noise import SortingError, mad_noise
+from bci.sorting.pulses import learn_residue, pulse_mask
 from bci.sorting.streaming import subtract_residue
 from bci.sorting.templates import TemplateBank
 

@@ -29,12 +29,13 @@ from bci.errors import StageCompatibilityError
 from bci.sorting.calibration import CalibrationParams
 from bci.sorting.detection import channel_neighbours
 from bci.sorting.fitting import fit_sorter
+from bci.sorting.locking import LOCKING_HORIZON_MS, LockingMonitor
 from bci.sorting.noise import SortingError
 from bci.sorting.peeler import peel
 from bci.sorting.pulses import pulse_mask
 from bci.sorting.streaming import SegmentBuffer, SpikeRelease, fresh_state
 from bci.sorting.templates import TemplateBank
-from bci.stream import SPIKE_DTYPE, SignalChunk, SpikeChunk, Stage, StreamSpec
+from bci.stream import SPIKE_DTYPE, UNSORTED, SignalChunk, SpikeChunk, Stage, StreamSpec
 
 
 def _ms(value_ms: float, sfreq: float) -> int:
@@ -118,11 +119,14 @@ class OnlineSorter(Stage, name="online_sorter"):
     reject_pulse_locked : bool
         With pulses given to :meth:`fit`, drop the calibration templates whose spikes are locked
         to the pulses (a Kolmogorov-Smirnov test of each unit's time since the last pulse against
-        that of the time it could have fired, :func:`bci.sorting.pulses.pulse_locking`): what
+        that of the time it could have fired, :func:`bci.sorting.locking.pulse_locking`): what
         blanking and residue subtraction leave of an artifact clusters like a unit, but fires at
         a few fixed latencies. The dropped units are listed in
-        ``calibration_info["pulse_locked"]``. A neuron truly driven by every pulse at a fixed
-        latency looks the same; set ``False`` to keep such units.
+        ``calibration_info["pulse_locked"]``. Online, the same test runs on the emitted spikes
+        of every unit once pulses are registered (:class:`bci.sorting.locking.LockingMonitor`,
+        every 25 spikes): a unit that becomes locked is listed in :attr:`pulse_locked_units`
+        and its later spikes come out :data:`~bci.stream.UNSORTED`. A neuron truly driven by
+        every pulse at a fixed latency looks the same; set ``False`` to keep such units.
     n_temporal_pcs, n_features, min_cluster_size, merge_threshold, merge_distance,
     max_peaks_per_channel, min_spikes, seed
         Calibration knobs, see :mod:`bci.sorting.calibration`.
@@ -366,6 +370,9 @@ class OnlineSorter(Stage, name="online_sorter"):
         if new.size == 0:
             return
         self._pulses = np.unique(np.concatenate([self._pulses, new]))
+        monitor = self._locking_monitor()
+        if monitor is not None:
+            monitor.add_pulses(new)
         if self._segment is not None and self.bank is not None and self.bank.residue is not None:
             self._segment.subtract_residue(new, self.bank.residue, self.bank.residue_start)
         else:
@@ -482,7 +489,9 @@ class OnlineSorter(Stage, name="online_sorter"):
             )
 
     def reset(self) -> None:
-        """Forget the carried margin, the stream position and the pulses (templates stay)."""
+        """Forget the carried margin, the stream position, the pulses and the online locking
+        flags (templates stay)."""
+        self._monitor: LockingMonitor | None = None
         self._segment: SegmentBuffer | None = None
         self._release = SpikeRelease()
         self._neigh = None
@@ -522,7 +531,8 @@ class OnlineSorter(Stage, name="online_sorter"):
         result = segment.scan_available(self._peel_fn)
         # a rescan may still find spikes a few samples back: those wait
         released.append(self._release_results([result], segment.final_before))
-        return self._release.emit(released, segment.final_before, self._delay, chunk.sfreq)
+        out = self._release.emit(released, segment.final_before, self._delay, chunk.sfreq)
+        return self._screen_locked(out)
 
     def flush(self) -> SpikeChunk:
         """Decide the held-back margin as if the stream ended here (end of a recording)."""
@@ -534,7 +544,40 @@ class OnlineSorter(Stage, name="online_sorter"):
             return SpikeChunk(np.zeros(0, SPIKE_DTYPE), upto, upto - 1, self.bank.sfreq)
         spikes = self._release_results([segment.finish(self._peel_fn)], segment.pos)
         self._segment = None
-        return self._release.emit([spikes], segment.pos, self._delay, self.bank.sfreq)
+        out = self._release.emit([spikes], segment.pos, self._delay, self.bank.sfreq)
+        return self._screen_locked(out)
+
+    @property
+    def pulse_locked_units(self) -> list[int]:
+        """Units found locked to the stimulation pulses online (their spikes now come out as
+        :data:`~bci.stream.UNSORTED`); cleared by :meth:`reset`."""
+        return [] if self._monitor is None else np.flatnonzero(self._monitor.locked).tolist()
+
+    def _locking_monitor(self) -> LockingMonitor | None:
+        if not self.reject_pulse_locked or self.bank is None:
+            return None
+        if self._monitor is None:
+            sfreq = self.bank.sfreq
+            self._monitor = LockingMonitor(
+                self.bank.n_units,
+                _ms(LOCKING_HORIZON_MS, sfreq),
+                self._window(self.pulse_window_ms, sfreq),
+            )
+        return self._monitor
+
+    def _screen_locked(self, out: SpikeChunk) -> SpikeChunk:
+        """Run the online locking test on emitted spikes; unlabel the units it flagged."""
+        monitor = self._monitor
+        if monitor is None or not monitor.active:
+            return out
+        spikes, d = out.spikes, self._delay  # spike times are on the raw clock, pulses are not
+        units = spikes["unit_index"].astype(np.int64)
+        monitor.observe(
+            out.first_sample + d, out.last_sample + d, spikes["sample_index"] + d, units
+        )
+        if monitor.locked.any() and spikes.size:
+            spikes["unit_index"][(units >= 0) & monitor.locked[np.maximum(units, 0)]] = UNSORTED
+        return out
 
     # -- internals ----------------------------------------------------------------------------------
     def _start(self, first_sample: int, bank: TemplateBank) -> SegmentBuffer:

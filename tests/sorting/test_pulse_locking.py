@@ -6,8 +6,10 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from bci.sorting import sort_recording
-from bci.sorting.pulses import is_pulse_locked, pulse_locking, pulse_mask
+from bci.sorting import OnlineSorter, sort_recording
+from bci.sorting.locking import LockingMonitor, is_pulse_locked, pulse_locking
+from bci.sorting.pipeline import _calibrate, _chunks, _preprocessing, _run_preprocessing
+from bci.sorting.pulses import pulse_mask
 from bci.synthesis import generate_recording
 
 SFREQ = 30_000.0
@@ -18,10 +20,12 @@ AVAILABLE = pulse_mask(PULSES, 0, N, (-15, 90)) == 0
 HORIZON = 600
 
 
-def _poisson(rng: np.random.Generator, rate_hz: float) -> npt.NDArray[np.int64]:
+def _poisson(
+    rng: np.random.Generator, rate_hz: float, available: npt.NDArray[np.bool_] = AVAILABLE
+) -> npt.NDArray[np.int64]:
     """A neuron that ignores the stimulator, seen where the sorter can see spikes."""
     t = np.flatnonzero(rng.random(N) < rate_hz / SFREQ)
-    return t[AVAILABLE[t]]
+    return t[available[t]]
 
 
 def _locked(
@@ -146,3 +150,60 @@ def test_sorter_rejects_pulse_locked_clusters_and_keeps_units(stimulated: tuple)
             for k in np.unique(spikes["unit_index"][spikes["unit_index"] >= 0])
         )
         assert best >= 0.8, f"unit {unit}: accuracy {best:.2f}"
+
+
+def test_monitor_flags_the_unit_that_becomes_locked() -> None:
+    rng = np.random.default_rng(5)
+    monitor = LockingMonitor(3, HORIZON, (-6, 15))
+    monitor.add_pulses(PULSES)
+    online = pulse_mask(PULSES, 0, N, (-6, 15)) == 0  # online, only the pulse itself is skipped
+    free = _poisson(rng, 15.0, online)
+    locked = _locked(rng, PULSES, 40, 0.05)
+    late = _poisson(rng, 15.0, online)
+    late = np.concatenate([late[late < N // 2], _locked(rng, PULSES[PULSES > N // 2], 40, 0.2)])
+    times = np.concatenate([free, locked, late])
+    units = np.repeat([0, 1, 2], [free.size, locked.size, late.size])
+    order = np.argsort(times, kind="stable")
+    times, units = times[order], units[order]
+    flagged_at: dict[int, int] = {}
+    for first in range(0, N, 3000):  # 100 ms spans, as a sorter emits them
+        sel = (times >= first) & (times < first + 3000)
+        monitor.observe(first, first + 2999, times[sel], units[sel])
+        for k in np.flatnonzero(monitor.locked):
+            flagged_at.setdefault(int(k), first)
+    assert sorted(flagged_at) == [1, 2]
+    assert flagged_at[1] < 8 * SFREQ  # 6.5 spikes/s: at its first or second test (25 spikes)
+    assert flagged_at[2] > N // 2  # only once its spikes do lock
+
+
+def test_sorter_unlabels_a_unit_that_locks_online(stimulated: tuple) -> None:
+    """A bank calibrated without the test: the online monitor finds the artifact unit."""
+    rec, traces, pulses, evoked = stimulated
+    stages = _preprocessing(True, "median")
+    sorter = OnlineSorter(reject_pulse_locked=False)
+    n_cal = int(6 * SFREQ)
+    _calibrate(traces[:n_cal], SFREQ, rec.positions, 10.0, stages, sorter, pulses)
+    artifact = _locked_units(
+        sort_recording(
+            traces[:n_cal],
+            SFREQ,
+            rec.positions,
+            calibration_s=6,
+            pulses=pulses,
+            reject_pulse_locked=False,
+        ),
+        evoked,
+    )
+    sorter.reject_pulse_locked = True
+    sorter.reset()
+    parts = []
+    for chunk in _chunks(traces, SFREQ, n_cal, traces.shape[0], 300):
+        out = _run_preprocessing(stages, chunk, pulses, sorter)
+        if out is not None:
+            parts.append(sorter.process(out).spikes)
+    parts.append(sorter.flush().spikes)
+    spikes = np.concatenate(parts)
+    assert artifact and sorter.pulse_locked_units == artifact
+    late = spikes[spikes["sample_index"] > traces.shape[0] - int(2 * SFREQ)]
+    assert not np.isin(late["unit_index"], sorter.pulse_locked_units).any()
+    assert len(sorter.pulse_locked_units) < sorter.n_units  # the real units stay
