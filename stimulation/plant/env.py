@@ -308,6 +308,7 @@ class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         self._needs_reset = True
         self._last_record: PlantRecord | None = None
         self._network_seed: int | None = None
+        self._warming = False  # between begin_reset and observe_reset
 
     # ------------------------------------------------------------------ actions
     def action_to_train(self, action: Any) -> PulseTrain:
@@ -356,20 +357,47 @@ class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         With ``seed`` the network is drawn from it, so the same seed gives the same episode;
         without, from the environment's random stream (different each episode).
         """
+        warmup_s = self.begin_reset(seed=seed)
+        warm = self.network.step(warmup_s, 0.0, self.frequency_hz, self.pulse_width_us)
+        return self.observe_reset(warm)
+
+    def begin_reset(self, *, seed: int | None = None) -> float:
+        """First half of :meth:`reset`: draw the episode's network and forget the last one.
+
+        Returns the warm-up to integrate next, without stimulation (``warmup_s``, or one
+        control period when it is 0: the observation needs some network activity); its record
+        goes to :meth:`observe_reset`. :meth:`reset` integrates it with the network's own
+        ``step``, the vector env with a :class:`~stimulation.plant.batch.NetworkBatch`
+        (:attr:`warmup_train` is the stimulation to give it).
+        """
         super().reset(seed=seed)
         self._network_seed = int(self.np_random.integers(0, 2**63 - 1))
         self.network.reset(seed=self._network_seed)
         self.monitor.reset()
         self._step_index = 0
         self._t_episode_start_s = self.network.t_s
-        if self.warmup_s > 0.0:
-            warm = self.network.step(self.warmup_s, 0.0, self.frequency_hz, self.pulse_width_us)
-        else:
-            # the observation needs one period of network activity
-            warm = self.network.step(
-                self.control_period_s, 0.0, self.frequency_hz, self.pulse_width_us
+        self._needs_reset = True  # until the warm-up has been observed
+        self._warming = True
+        return self.warmup_s if self.warmup_s > 0.0 else self.control_period_s
+
+    @property
+    def warmup_train(self) -> PulseTrain:
+        """The stimulation of the warm-up: amplitude 0 at the fixed rate and pulse width (it
+        only moves the pulse clock, as :meth:`reset` does)."""
+        return PulseTrain(0.0, self.frequency_hz, self.pulse_width_us, "monophasic")
+
+    def observe_reset(self, warm: PlantRecord) -> tuple[NDArray[np.float32], dict[str, Any]]:
+        """Second half of :meth:`reset`: the first observation and info, from the warm-up."""
+        if not self._warming:
+            raise PlantParameterError("Call begin_reset() before observe_reset().")
+        t0, t1 = self._t_episode_start_s, self.network.t_s
+        if abs(warm.t_start_s - t0) > 1e-9 or abs(warm.t_stop_s - t1) > 1e-9:
+            raise PlantParameterError(
+                f"The warm-up record covers {warm.t_start_s}-{warm.t_stop_s} s, but the network "
+                f"ran {t0}-{t1} s since begin_reset()."
             )
         self.monitor.update(warm)
+        self._warming = False
         self._last_record = warm
         self._t_episode_start_s = self.network.t_s
         self._needs_reset = False

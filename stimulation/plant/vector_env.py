@@ -11,9 +11,10 @@
   :meth:`~stimulation.plant.env.BasalGangliaEnv.observe_step`, the second half of its own
   ``step`` (the first, :meth:`~stimulation.plant.env.BasalGangliaEnv.integrate_step`, is what the
   batch replaces), so rewards, observations and infos come from the same code as for a single
-  env. Each action is validated once, before any network moves. Resets run each env's own
-  ``reset`` in a thread of its own, and the warm-ups of a group are integrated together too (a
-  :class:`~stimulation.plant.batch.StepRendezvous` collects them).
+  env; each action is validated once, before any network moves. Resets likewise: each env draws
+  its network (:meth:`~stimulation.plant.env.BasalGangliaEnv.begin_reset`), the warm-ups of a
+  group are integrated in one call, and each env observes its own
+  (:meth:`~stimulation.plant.env.BasalGangliaEnv.observe_reset`).
 - ``batched=False``: each env is stepped on its own, the envs spread over the threads.
 
 Threads, not processes: almost all the time of a step is spent in the numba integration kernel,
@@ -44,7 +45,7 @@ from numpy.typing import NDArray
 from bci._checks import ensure_int
 from bci.errors import ConfigError
 from stimulation.errors import PlantParameterError
-from stimulation.plant.batch import NetworkBatch, StepRendezvous
+from stimulation.plant.batch import NetworkBatch
 from stimulation.plant.env import BasalGangliaEnv
 from stimulation.plant.record import PlantRecord
 from stimulation.pulses import PulseTrain
@@ -112,7 +113,6 @@ class BasalGangliaVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], 
             if self.n_threads > 1
             else None
         )
-        self._reset_pool: ThreadPoolExecutor | None = None
         self._autoreset = np.zeros(self.num_envs, dtype=np.bool_)
         self._needs_reset = True
         self.batched = bool(batched)
@@ -232,10 +232,9 @@ class BasalGangliaVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], 
 
     def close_extras(self, **kwargs: Any) -> None:
         """Stop the worker threads."""
-        for pool in (self._pool, self._reset_pool):
-            if pool is not None:
-                pool.shutdown(wait=True)
-        self._pool = self._reset_pool = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        self._pool = None
         for env in self.envs:
             env.close()
 
@@ -261,32 +260,34 @@ class BasalGangliaVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], 
     def _reset_envs(
         self, indices: list[int], seeds: list[int | None], options: dict[str, Any] | None
     ) -> dict[int, tuple[Any, dict[str, Any]]]:
-        """Reset the envs ``indices`` (env ``i`` with ``seeds[i]``). Batched: each in its own
-        thread, the warm-ups of a group integrated together by a :class:`StepRendezvous`."""
+        """Reset the envs ``indices`` (env ``i`` with ``seeds[i]``). Batched: the warm-ups of a
+        group are integrated in one call, between each env's ``begin_reset`` and
+        ``observe_reset`` (the two halves of its ``reset``)."""
         if not indices:
             return {}
         if not self.batched:
             done = self._map(lambda i: self.envs[i].reset(seed=seeds[i], options=options), indices)
             return dict(zip(indices, done, strict=True))
         chosen = set(indices)
-        rendezvous: dict[int, StepRendezvous] = {}
-        for g in self._groups:
-            members = [i for i in g if i in chosen]
-            meeting = StepRendezvous(len(members))
-            rendezvous.update((i, meeting) for i in members)
+        out: dict[int, tuple[Any, dict[str, Any]]] = {}
 
-        def one(i: int) -> tuple[Any, dict[str, Any]]:
-            net = self.envs[i].network
-            net._rendezvous = rendezvous[i]
-            try:
-                return self.envs[i].reset(seed=seeds[i], options=options)
-            finally:
-                net._rendezvous = None
-                rendezvous[i].leave(net)
+        def group(g: int) -> None:
+            members = [i for i in self._groups[g] if i in chosen]
+            by_duration: dict[float, list[int]] = {}
+            for i in members:
+                by_duration.setdefault(self.envs[i].begin_reset(seed=seeds[i]), []).append(i)
+            for duration, envs in by_duration.items():
+                batch = (
+                    self._batches[g]
+                    if len(envs) == len(self._groups[g])
+                    else NetworkBatch([self.envs[i].network for i in envs])
+                )
+                records = batch.step(duration, [self.envs[i].warmup_train for i in envs])
+                for i, rec in zip(envs, records, strict=True):
+                    out[i] = self.envs[i].observe_reset(rec)
 
-        if self._reset_pool is None:
-            self._reset_pool = ThreadPoolExecutor(self.num_envs, thread_name_prefix="plant-reset")
-        return dict(zip(indices, self._reset_pool.map(one, indices), strict=True))
+        self._map(group, range(len(self._groups)))
+        return {i: out[i] for i in indices}
 
     def _map(self, fn: Any, items: Any) -> list[Any]:
         if self._pool is None:

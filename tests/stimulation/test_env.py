@@ -191,3 +191,28 @@ def test_a_bad_frequency_entry_is_refused(second: float) -> None:
     assert env.action_to_train([1.0, 1.0]).frequency_hz == env.frequency_range_hz[1]
     with pytest.raises(PlantParameterError, match="'action'"):
         env.action_to_train([0.5, second])
+
+
+def test_reset_in_two_halves_equals_reset_and_checks_its_record() -> None:
+    whole, split = BasalGangliaEnv(**SMALL), BasalGangliaEnv(**SMALL)
+    whole.reset(seed=1)
+    assert whole.record is not None
+    with pytest.raises(PlantParameterError, match="begin_reset"):
+        split.observe_reset(whole.record)
+    obs, info = whole.reset(seed=3)
+    duration = split.begin_reset(seed=3)
+    assert duration == SMALL["warmup_s"]
+    with pytest.raises(PlantParameterError, match="reset"):  # not ready before the warm-up
+        split.step(np.array([0.5], dtype=np.float32))
+    other = BasalGangliaEnv(**SMALL)
+    other.begin_reset(seed=3)
+    other.network.step(0.02, 0.0)  # a record that is not a warm-up from t = 0
+    with pytest.raises(PlantParameterError, match="warm-up record"):
+        split.observe_reset(other.network.step(duration, 0.0))
+    w = split.warmup_train
+    warm = split.network.step(duration, w.amplitude, w.frequency_hz, w.pulse_width_us)
+    o, i = split.observe_reset(warm)
+    np.testing.assert_array_equal(obs, o)
+    assert info == i
+    action = np.array([0.3], dtype=np.float32)
+    np.testing.assert_array_equal(whole.step(action)[0], split.step(action)[0])
