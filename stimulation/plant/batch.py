@@ -15,7 +15,6 @@ Used by :class:`~stimulation.plant.vector_env.BasalGangliaVectorEnv` (``batched=
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -127,7 +126,6 @@ class NetworkBatch:
         n_steps = self.networks[0]._n_steps(duration_s)
         new = []
         for net, train in zip(self.networks, trains, strict=True):
-            net._staged = None
             new.append(net._run_schedule(n_steps, train))
         return self._integrate(n_steps, new)
 
@@ -279,60 +277,3 @@ def _bounds(sizes: list[int]) -> NDArray[np.int64]:
     out = np.zeros(len(sizes) + 1, dtype=np.int64)
     np.cumsum(sizes, out=out[1:])
     return out
-
-
-class StepRendezvous:
-    """Networks stepped from several threads at once, integrated together in one batch.
-
-    Each of ``parties`` threads either calls :meth:`step` (through the ``step`` of a network whose
-    ``_rendezvous`` is this object) or :meth:`leave`; when every party has done one of the two,
-    the last one integrates all requested steps in a :class:`NetworkBatch` (one per distinct step
-    count) and every waiting thread gets its network's record. Lets
-    :class:`~stimulation.plant.vector_env.BasalGangliaVectorEnv` run each environment's own
-    ``reset`` (which integrates the warm-up) in a thread and still integrate the warm-ups together.
-    """
-
-    def __init__(self, parties: int) -> None:
-        self._cond = threading.Condition()
-        self._waiting = parties
-        self._arrived: set[int] = set()
-        self._requests: list[tuple[BasalGangliaNetwork, int, PulseTrain]] = []
-        self._results: dict[int, PlantRecord | PlantParameterError] = {}
-
-    def step(self, net: BasalGangliaNetwork, n_steps: int, train: PulseTrain) -> PlantRecord:
-        """Wait for the other parties, then return ``net``'s record of ``n_steps`` with ``train``."""
-        with self._cond:
-            self._requests.append((net, n_steps, train))
-            self._arrive(net)
-            self._cond.wait_for(lambda: id(net) in self._results)
-            out = self._results.pop(id(net))
-        if isinstance(out, PlantParameterError):
-            raise out
-        return out
-
-    def leave(self, net: BasalGangliaNetwork) -> None:
-        """``net``'s thread is done; it asks for nothing (more)."""
-        with self._cond:
-            if id(net) not in self._arrived:
-                self._arrive(net)
-
-    def _arrive(self, net: BasalGangliaNetwork) -> None:  # with the lock held
-        self._arrived.add(id(net))
-        self._waiting -= 1
-        if self._waiting > 0 or not self._requests:
-            return
-        requests, self._requests = self._requests, []
-        by_steps: dict[int, list[tuple[BasalGangliaNetwork, int, PulseTrain]]] = {}
-        for request in requests:
-            by_steps.setdefault(request[1], []).append(request)
-        for n_steps, group in by_steps.items():
-            nets = [r[0] for r in group]
-            try:
-                records = NetworkBatch(nets)._step(n_steps, [r[2] for r in group])
-            except PlantParameterError as err:
-                for member in nets:
-                    self._results[id(member)] = err
-                continue
-            for member, record in zip(nets, records, strict=True):
-                self._results[id(member)] = record
-        self._cond.notify_all()

@@ -143,8 +143,6 @@ class BasalGangliaNetwork:
             )
         self._decim = round(decim)
         self._seed = self._check_seed(seed)
-        # a stimulation.plant.batch.StepRendezvous: the next step() joins its batch
-        self._rendezvous: Any = None
         self._pre = connectivity(self._n)
         cap = 256 * self._n + 1024
         self._buf_cell = np.zeros((4, cap), dtype=np.int64)
@@ -179,7 +177,6 @@ class BasalGangliaNetwork:
         self._lfp_acc = np.zeros(4)
         self._dbs_carry = DbsPulses.empty()
         self._dbs_last_exact: float | None = None  # onset (in steps, unrounded) of the last pulse
-        self._staged: tuple[int, PulseTrain, PlantRecord] | None = None
 
     def snapshot(self) -> dict[str, Any]:
         """A deep copy of the whole simulation state (restore it with :meth:`restore`)."""
@@ -195,7 +192,6 @@ class BasalGangliaNetwork:
             raise PlantParameterError("The snapshot comes from a network of another size.")
         for key, value in snapshot.items():
             setattr(self, key, copy.deepcopy(value))
-        self._staged = None
 
     @property
     def t_s(self) -> float:
@@ -264,7 +260,6 @@ class BasalGangliaNetwork:
             Spikes, pulses and LFP proxies of the interval.
         """
         n_steps = self._n_steps(duration_s)
-        self._staged = None
         return self._integrate(n_steps, self._run_schedule(n_steps, dbs))
 
     def _run_schedule(self, n_steps: int, dbs: PulseTrain | None) -> DbsPulses:
@@ -320,32 +315,7 @@ class BasalGangliaNetwork:
             )
         except PulseParameterError as err:
             raise PlantParameterError(str(err)) from None
-        staged, self._staged = self._staged, None
-        if staged is not None:
-            return self._take_staged(staged, n_steps, train)
-        rendezvous, self._rendezvous = self._rendezvous, None
-        if rendezvous is not None:  # integrated in a batch with other threads' networks
-            return rendezvous.step(self, n_steps, train)
         return self._integrate(n_steps, self._step_schedule(n_steps, train))
-
-    def _stage(self, n_steps: int, train: PulseTrain, record: PlantRecord) -> None:
-        """Hold the record of a step already integrated (by a :class:`NetworkBatch`): the next
-        :meth:`step` with the same duration and stimulation returns it instead of integrating.
-        Lets a batched vector env step its networks together and still call each environment's
-        own ``step``."""
-        self._staged = (n_steps, train, record)
-
-    @staticmethod
-    def _take_staged(
-        staged: tuple[int, PulseTrain, PlantRecord], n_steps: int, train: PulseTrain
-    ) -> PlantRecord:
-        staged_steps, staged_train, record = staged
-        if (staged_steps, staged_train) != (n_steps, train):
-            raise PlantParameterError(
-                f"This network already took a batched step of {staged_steps} steps with "
-                f"{staged_train}, but step() asked for {n_steps} steps with {train}."
-            )
-        return record
 
     def _step_schedule(self, n_steps: int, train: PulseTrain) -> DbsPulses:
         """The new DBS pulses of :meth:`step` over the next ``n_steps`` (moves the pulse clock)."""

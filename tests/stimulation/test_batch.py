@@ -106,39 +106,3 @@ def test_batch_rejects_mismatched_networks_and_trains() -> None:
     with pytest.raises(PlantParameterError, match="'trains'"):
         batch.step(0.02, [PulseTrain(1.0, 130.0, 300.0), None])  # type: ignore[list-item]
     assert net.t_s == 0.0  # nothing moved
-
-
-def test_rendezvous_batches_steps_asked_from_several_threads() -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
-    from stimulation.plant.batch import StepRendezvous
-
-    alone = [BasalGangliaNetwork(cells_per_nucleus=3, seed=s) for s in range(3)]
-    nets = [BasalGangliaNetwork(cells_per_nucleus=3, seed=s) for s in range(3)]
-    meeting = StepRendezvous(4)  # three networks step, a fourth party leaves without stepping
-    calls: list[int] = []
-    original = NetworkBatch._step
-
-    def counting(self: NetworkBatch, n_steps: int, trains: list[PulseTrain]) -> list[PlantRecord]:
-        calls.append(len(self))
-        return original(self, n_steps, trains)
-
-    def party(i: int) -> PlantRecord | None:
-        if i == 3:
-            meeting.leave(alone[0])  # a network that never asked: counts as a party leaving
-            return None
-        nets[i]._rendezvous = meeting
-        return nets[i].step(0.03, 100.0 * i)
-
-    NetworkBatch._step = counting  # type: ignore[method-assign]
-    try:
-        with ThreadPoolExecutor(4) as pool:
-            records = list(pool.map(party, range(4)))
-    finally:
-        NetworkBatch._step = original  # type: ignore[method-assign]
-    assert calls == [3]  # one batch of the three
-    for i in range(3):
-        rec = records[i]
-        assert rec is not None
-        assert_identical(alone[i].step(0.03, 100.0 * i), rec)
-    assert nets[0].step(0.01, 0.0).t_start_s == pytest.approx(0.03)  # used once, then alone
