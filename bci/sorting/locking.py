@@ -139,8 +139,9 @@ class LockingMonitor:
     Keeps, per unit, a histogram of its spikes' latencies (capped at ``horizon``), and one of the
     samples where a spike could have been taken (outside the ``blocked`` window around every
     pulse); every ``check_every`` new spikes of a unit (from ``min_spikes`` on) the unit is
-    tested with :func:`is_pulse_locked`. A flagged unit stays flagged until :meth:`reset`. Costs
-    one ``searchsorted`` and two ``bincount`` calls per emitted span, only once pulses exist.
+    tested with :func:`is_pulse_locked`. A flagged unit stays flagged (the sorter makes a new
+    monitor on ``reset``). Costs a few ``searchsorted`` and ``bincount`` calls per ``batch``
+    samples, only once pulses exist.
 
     Parameters
     ----------
@@ -152,6 +153,8 @@ class LockingMonitor:
         Window around each pulse where no spike is taken, in samples from its onset.
     check_every, min_spikes : int
         Test cadence and the smallest spike count tested.
+    batch : int
+        Samples of emitted spans gathered before they are counted.
     """
 
     def __init__(
@@ -161,8 +164,10 @@ class LockingMonitor:
         blocked: tuple[int, int],
         check_every: int = 25,
         min_spikes: int = 25,
+        batch: int = 300,
     ) -> None:
         self.horizon = horizon
+        self.batch = batch
         self.blocked = blocked
         self.check_every = check_every
         self.min_spikes = min_spikes
@@ -172,6 +177,9 @@ class LockingMonitor:
         #: True for each unit found locked to the pulses
         self.locked = np.zeros(n_units, bool)
         self._pulses = np.zeros(0, np.int64)
+        self._span: tuple[int, int] | None = None
+        self._times: list[npt.NDArray[np.int64]] = []
+        self._units: list[npt.NDArray[np.int64]] = []
 
     def add_pulses(self, pulses: npt.NDArray[np.int64]) -> None:
         """Pulse onsets on the clock of the spans given to :meth:`observe`."""
@@ -185,19 +193,40 @@ class LockingMonitor:
     def observe(
         self, first: int, last: int, times: npt.NDArray[np.int64], units: npt.NDArray[np.int64]
     ) -> None:
-        """Count the span ``[first, last]`` and its labelled spikes (``units`` >= 0); test units."""
+        """Count the span ``[first, last]`` and its labelled spikes (``units`` >= 0); test units.
+
+        Spans are gathered and counted ``batch`` samples at a time (the per-call overhead of the
+        histograms would otherwise dominate with 1 ms chunks).
+        """
         if last < first or not self.active:
             return
-        span = np.arange(first, last + 1, dtype=np.int64)
-        free = pulse_mask(self._pulses, first, span.size, self.blocked) != BLOCKED
-        lat = _capped(time_since_pulse(span, self._pulses), self.horizon)
-        self.reference += np.bincount(lat[free], minlength=self.horizon + 1)
+        start = first if self._span is None else self._span[0]
+        self._span = (start, last)
         sel = units >= 0
         if sel.any():
-            u = units[sel].astype(np.int64)
-            lat_s = _capped(
-                time_since_pulse(times[sel].astype(np.int64), self._pulses), self.horizon
-            )
+            self._times.append(np.asarray(times[sel], np.int64))
+            self._units.append(np.asarray(units[sel], np.int64))
+        if last - start + 1 >= self.batch:
+            self.update()
+
+    def update(self) -> None:
+        """Count what :meth:`observe` gathered and test the units with enough new spikes."""
+        if self._span is None:
+            return
+        first, last = self._span
+        self._span = None
+        # only the last pulse before the span and those whose window reaches into it matter
+        lo = max(int(np.searchsorted(self._pulses, first, side="right")) - 1, 0)
+        hi = int(np.searchsorted(self._pulses, last - self.blocked[0], side="right"))
+        pulses = self._pulses[lo:hi]
+        span = np.arange(first, last + 1, dtype=np.int64)
+        free = pulse_mask(pulses, first, span.size, self.blocked) != BLOCKED
+        lat = _capped(time_since_pulse(span, pulses), self.horizon)
+        self.reference += np.bincount(lat[free], minlength=self.horizon + 1)
+        if self._units:
+            u = np.concatenate(self._units)
+            lat_s = _capped(time_since_pulse(np.concatenate(self._times), pulses), self.horizon)
+            self._times, self._units = [], []
             np.add.at(self.counts, (u, lat_s), 1)
             self.unchecked += np.bincount(u, minlength=self.counts.shape[0])
             for k in np.flatnonzero(self.unchecked >= self.check_every):
