@@ -386,13 +386,14 @@ class OnlineSorter(Stage, name="online_sorter"):
             if self._no_mask.shape[0] != n:
                 self._no_mask = np.zeros(n, np.uint8)
             return self._no_mask
-        return pulse_mask(
-            self._pulses,
-            first,
-            n,
-            self._window(self.pulse_window_ms, sfreq),
-            _ms(self.pulse_tail_ms, sfreq),
+        window = self._window(self.pulse_window_ms, sfreq)
+        tail = _ms(self.pulse_tail_ms, sfreq)
+        # only pulses whose window or tail reaches into [first, first + n) (pulse_mask loops
+        # over the pulses it gets, and a replay may register thousands ahead)
+        lo, hi = np.searchsorted(
+            self._pulses, [first - max(window[1], tail), first + n - window[0]], side="left"
         )
+        return pulse_mask(self._pulses[lo:hi], first, n, window, tail)
 
     def _peel(
         self,
