@@ -67,33 +67,14 @@ def _error_index(
     one array keyed ``cell * span + (t - base)``, so one ``searchsorted`` answers every
     (cell, pulse) query: the key ranges of the cells are disjoint and in cell order.
     """
-    all_pulses = np.sort(smc_pulse_times)
-    pulses = all_pulses[(all_pulses >= t_start_s) & (all_pulses <= t_stop_s - window_s)]
     n_cells = len(th_spike_times)
-    if pulses.size == 0 or n_cells == 0:
-        return float("nan")
-    nxt_idx = np.searchsorted(all_pulses, pulses, side="right")
-    nxt = np.where(
-        nxt_idx < all_pulses.size, all_pulses[np.minimum(nxt_idx, all_pulses.size - 1)], t_stop_s
+    cells = np.concatenate(
+        [np.zeros(0, np.intp), *(np.full(len(t), i, np.intp) for i, t in enumerate(th_spike_times))]
     )
-    nxt = np.minimum(nxt, t_stop_s)
-    base = t_start_s - 1.0
-    span = t_stop_s - base + 1.0
-    offsets = span * np.arange(n_cells, dtype=np.float64)
-    keys = np.sort(
-        np.concatenate(
-            [
-                np.zeros(0),
-                *(off + (s - base) for off, s in zip(offsets, th_spike_times, strict=True)),
-            ]
-        )
+    times = np.concatenate([np.zeros(0), *th_spike_times])
+    return _error_index_pooled(
+        cells, times, n_cells, smc_pulse_times, t_start_s, t_stop_s, window_s
     )
-    off = offsets[:, None]
-    at = np.searchsorted(keys, off + (pulses - base), side="left")
-    end = np.searchsorted(keys, off + (pulses + window_s - base), side="left")
-    stop = np.searchsorted(keys, off + (nxt - base), side="left")
-    errors = int(np.count_nonzero(end - at != 1)) + int(np.maximum(stop - end, 0).sum())
-    return errors / (pulses.size * n_cells)
 
 
 def _error_index_pooled(
@@ -107,8 +88,8 @@ def _error_index_pooled(
 ) -> float:
     """:func:`_error_index` of spikes given pooled: ``times[i]`` is a spike of cell ``cells[i]``.
 
-    Every spike must be >= ``t_start_s``, in any order. The keys are the same floating-point
-    numbers as in :func:`_error_index` (``offset[cell] + (t - base)``), so the result is too.
+    Every spike must be >= ``t_start_s``, in any order: the keys ``offset[cell] + (t - base)`` are
+    sorted once, so the result does not depend on the order.
     """
     all_pulses = np.sort(smc_pulse_times)
     pulses = all_pulses[(all_pulses >= t_start_s) & (all_pulses <= t_stop_s - window_s)]
