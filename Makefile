@@ -41,6 +41,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_lsl.py --json benchmarks/results/lsl.json
 	$(BIN)/python benchmarks/bench_plant.py --json benchmarks/results/plant.json --figure benchmarks/results/plant_dbs_frequency.png
 	$(BIN)/python benchmarks/bench_plant_env.py --json benchmarks/results/plant_env.json
+	$(BIN)/python benchmarks/bench_preprocessing.py --json benchmarks/results/preprocessing.json
 	$(BIN)/python benchmarks/bench_sorting.py --json benchmarks/results/sorting.json
 	$(BIN)/python benchmarks/bench_replay.py --json benchmarks/results/replay.json
 	$(BIN)/python benchmarks/bench_synthesis.py --json benchmarks/results/synthesis.json
