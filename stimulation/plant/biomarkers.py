@@ -35,6 +35,23 @@ def _positive(value: float, name: str) -> float:
         raise PlantParameterError(str(err)) from None
 
 
+def scored_pulses(
+    smc_pulse_times: ArrayLike, t_start_s: float, t_stop_s: float, window_s: float
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The SMC pulses the error index scores, and where each one's interval ends.
+
+    Returns ``(pulses, nxt)``: the sorted onsets in ``[t_start_s, t_stop_s - window_s]`` and, for
+    each, the next pulse (scored or not) or ``t_stop_s``, whichever comes first.
+    """
+    all_pulses = np.sort(np.asarray(smc_pulse_times, dtype=np.float64))
+    pulses = all_pulses[(all_pulses >= t_start_s) & (all_pulses <= t_stop_s - window_s)]
+    nxt_idx = np.searchsorted(all_pulses, pulses, side="right")
+    nxt = np.where(
+        nxt_idx < all_pulses.size, all_pulses[np.minimum(nxt_idx, all_pulses.size - 1)], t_stop_s
+    )
+    return pulses, np.minimum(nxt, t_stop_s)
+
+
 def error_index(
     th_spike_times: Sequence[ArrayLike],
     smc_pulse_times: ArrayLike,
@@ -69,18 +86,10 @@ def error_index(
         The error index; NaN when no pulse falls into the scored interval.
     """
     window_s = _positive(window_s, "window_s")
-    pulses = np.sort(np.asarray(smc_pulse_times, dtype=np.float64))
-    all_pulses = pulses
-    pulses = pulses[(pulses >= t_start_s) & (pulses <= t_stop_s - window_s)]
+    pulses, nxt = scored_pulses(smc_pulse_times, t_start_s, t_stop_s, window_s)
     n_cells = len(th_spike_times)
     if pulses.size == 0 or n_cells == 0:
         return float("nan")
-    # interval ends: the next pulse (scored or not) or the end of the scored interval
-    nxt_idx = np.searchsorted(all_pulses, pulses, side="right")
-    nxt = np.where(
-        nxt_idx < all_pulses.size, all_pulses[np.minimum(nxt_idx, all_pulses.size - 1)], t_stop_s
-    )
-    nxt = np.minimum(nxt, t_stop_s)
     errors = 0
     for spikes in th_spike_times:
         s = np.sort(np.asarray(spikes, dtype=np.float64))

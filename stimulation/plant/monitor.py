@@ -91,15 +91,9 @@ def _error_index_pooled(
     Every spike must be >= ``t_start_s``, in any order: the keys ``offset[cell] + (t - base)`` are
     sorted once, so the result does not depend on the order.
     """
-    all_pulses = np.sort(smc_pulse_times)
-    pulses = all_pulses[(all_pulses >= t_start_s) & (all_pulses <= t_stop_s - window_s)]
+    pulses, nxt = biomarkers.scored_pulses(smc_pulse_times, t_start_s, t_stop_s, window_s)
     if pulses.size == 0 or n_cells == 0:
         return float("nan")
-    nxt_idx = np.searchsorted(all_pulses, pulses, side="right")
-    nxt = np.where(
-        nxt_idx < all_pulses.size, all_pulses[np.minimum(nxt_idx, all_pulses.size - 1)], t_stop_s
-    )
-    nxt = np.minimum(nxt, t_stop_s)
     base = t_start_s - 1.0
     span = t_stop_s - base + 1.0
     offsets = span * np.arange(n_cells, dtype=np.float64)
