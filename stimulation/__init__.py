@@ -13,7 +13,7 @@ from stimulation.pulses import PulseTrain
 
 __all__ = ["PlantParameterError", "PulseParameterError", "PulseTrain", "StimulationError"]
 
-# --- Gymnasium environment registration (owned by the plant-env engineer) ---------------------
+# --- Gymnasium environment registration --------------------------------------------------------
 # Entry points are strings, so registering imports neither numba nor the network: they load on
 # gymnasium.make("BasalGanglia-v0") / gymnasium.make_vec("BasalGanglia-v0", num_envs=...).
 import gymnasium as _gymnasium
