@@ -54,29 +54,6 @@ def _check_feature(name: str) -> str:
     return name
 
 
-def _error_index(
-    th_spike_times: list[NDArray[np.float64]],
-    smc_pulse_times: NDArray[np.float64],
-    t_start_s: float,
-    t_stop_s: float,
-    window_s: float = biomarkers.EI_WINDOW_S,
-) -> float:
-    """:func:`stimulation.plant.biomarkers.error_index` with the loop over cells vectorised.
-
-    Same rules and result; every cell's spikes (all >= ``t_start_s``, sorted per cell) go into
-    one array keyed ``cell * span + (t - base)``, so one ``searchsorted`` answers every
-    (cell, pulse) query: the key ranges of the cells are disjoint and in cell order.
-    """
-    n_cells = len(th_spike_times)
-    cells = np.concatenate(
-        [np.zeros(0, np.intp), *(np.full(len(t), i, np.intp) for i, t in enumerate(th_spike_times))]
-    )
-    times = np.concatenate([np.zeros(0), *th_spike_times])
-    return _error_index_pooled(
-        cells, times, n_cells, smc_pulse_times, t_start_s, t_stop_s, window_s
-    )
-
-
 def _error_index_pooled(
     cells: NDArray[np.intp],
     times: NDArray[np.float64],
@@ -86,10 +63,12 @@ def _error_index_pooled(
     t_stop_s: float,
     window_s: float = biomarkers.EI_WINDOW_S,
 ) -> float:
-    """:func:`_error_index` of spikes given pooled: ``times[i]`` is a spike of cell ``cells[i]``.
+    """:func:`stimulation.plant.biomarkers.error_index` of spikes given pooled, vectorised.
 
-    Every spike must be >= ``t_start_s``, in any order: the keys ``offset[cell] + (t - base)`` are
-    sorted once, so the result does not depend on the order.
+    ``times[i]`` is a spike of cell ``cells[i]``; every spike must be >= ``t_start_s``, in any
+    order. Same rules and result: the spikes go into one sorted array keyed
+    ``offset[cell] + (t - base)``, so one ``searchsorted`` answers every (cell, pulse) query (the
+    key ranges of the cells are disjoint and in cell order).
     """
     pulses, nxt = biomarkers.scored_pulses(smc_pulse_times, t_start_s, t_stop_s, window_s)
     if pulses.size == 0 or n_cells == 0:
