@@ -39,7 +39,7 @@ from bci.acquisition.metadata import FORMAT_NAMES, NUMPY_DTYPES, read_channel_in
 from bci.acquisition.puller import ChunkPuller
 from bci.errors import BCIError, ConfigError, StreamMismatchError, StreamNotFoundError
 from bci.stream.chunks import SignalChunk
-from bci.stream.spec import StreamSpec
+from bci.stream.spec import StreamOrigin, StreamSpec
 
 logger = logging.getLogger(__name__)
 
@@ -388,16 +388,14 @@ class LSLSource:
             channel_names=channels.labels,
             unit=unit,
             positions=channels.positions,
-            meta={
-                "stream_name": self.name,
-                "stream_type": self.stype,
-                "source_id": self.source_id,
-                "channel_format": self.channel_format,
-                "channel_units": channels.units,
-                "channel_types": channels.types,
-                "scale": self.scale,
-                "hostname": info.hostname(),
-            },
+            origin=StreamOrigin(
+                name=self.name,
+                stream_type=self.stype,
+                source_id=self.source_id,
+                hostname=info.hostname(),
+                channel_format=self.channel_format,
+                scale_uv_per_bit=self.scale,
+            ),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -81,7 +81,9 @@ class SpikeBinner(Stage, name="spike_binner"):
             rate_hz=1.0 / self.bin_s,
             channel_names=names,
             unit="count",
-            meta={**upstream.meta, "bin_s": self.bin_s},
+            group_delay_samples=upstream.group_delay_samples,
+            corrected_delay_samples=upstream.corrected_delay_samples,
+            origin=upstream.origin,
         )
         self.reset()
         return self.output_spec

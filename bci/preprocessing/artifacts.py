@@ -62,8 +62,8 @@ class ArtifactBlanker(Stage, name="artifact_blanker"):
     (:attr:`delay_samples`: 6 at 30 kHz for the default 0.2 ms) and emits every sample that much
     later; ``interpolate-causal`` needs the first sample after the window and holds back the whole
     window plus one sample (52 samples, 1.73 ms at 30 kHz). Output chunks keep their true sample
-    indices (``first_sample``) and LSL times, so nothing downstream needs a correction; the delay is
-    also put in ``StreamSpec.meta["blanker_delay_samples"]``. A pulse added after part of its window
+    indices (``first_sample``) and LSL times, so nothing downstream needs a correction (the emitted spec is
+    the upstream one); the hold-back is :attr:`delay_samples`. A pulse added after part of its window
     was emitted blanks only what has not been emitted yet (counted in :attr:`late_pulses`).
 
     **Gaps.** When a chunk does not continue the stream (``first_sample`` jumps), the held-back
@@ -125,9 +125,7 @@ class ArtifactBlanker(Stage, name="artifact_blanker"):
         self.delay_samples = (
             self._pre + self._post + 1 if self.mode == "interpolate-causal" else self._pre
         )
-        meta = dict(upstream.meta)
-        meta["blanker_delay_samples"] = self.delay_samples
-        self.output_spec = upstream.evolve(meta=meta)
+        self.output_spec = upstream
         pending = list(self._pulses)  # pulses registered before prepare() are kept
         self.reset()
         self.add_pulses(pending)

@@ -158,8 +158,8 @@ class BandPass(Stage, name="bandpass"):
     -----
     **Group delay.** :attr:`group_delay_samples` is the delay of a spike's trough through this filter
     (see :func:`trough_delay_samples`), measured at the stream's rate once :meth:`prepare` has run
-    (at 30 kHz before). It is added to ``StreamSpec.meta["group_delay_samples"]`` of the emitted
-    spec (accumulated over stages), so a sorter can subtract it from spike times.
+    (at 30 kHz before). It is added to the emitted spec's ``StreamSpec.group_delay_samples``
+    (accumulated over stages), so a sorter can subtract it from spike times.
 
     **NaN.** A NaN input value (a sample the source could not deliver) is fed to the filter as the
     channel's last finite input (sample-and-hold, 0 before any), so the state stays finite and no
@@ -220,11 +220,9 @@ class BandPass(Stage, name="bandpass"):
         """Design the filter for the stream's rate; emit the same spec with the delay added."""
         super().prepare(upstream)
         self._design(float(upstream.rate_hz), int(upstream.n_channels))
-        meta = dict(upstream.meta)
-        meta["group_delay_samples"] = (
-            float(meta.get("group_delay_samples", 0.0)) + self.group_delay_samples
+        self.output_spec = upstream.evolve(
+            group_delay_samples=float(upstream.group_delay_samples) + self.group_delay_samples
         )
-        self.output_spec = upstream.evolve(meta=meta)
         return self.output_spec
 
     def reset(self) -> None:

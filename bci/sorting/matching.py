@@ -52,7 +52,8 @@ class OnlineSorter(Stage, name="online_sorter"):
     template matched, or :data:`~bci.stream.UNSORTED` (-1) for a peak no template explains;
     ``amplitude`` is the trough on the peak channel in the input's unit. Spike times are the
     trough sample minus the upstream filters' group delay
-    (``StreamSpec.meta["group_delay_samples"]``, rounded), i.e. on the raw signal's clock.
+    (``StreamSpec.group_delay_samples``, rounded), i.e. on the raw signal's clock; the output
+    spec carries the residual fraction and the rounded part in ``corrected_delay_samples``.
 
     Parameters
     ----------
@@ -451,7 +452,7 @@ class OnlineSorter(Stage, name="online_sorter"):
     def prepare(self, upstream: StreamSpec) -> StreamSpec:
         """Check the stream against calibration; emit a spike stream with one channel per unit."""
         super().prepare(upstream)
-        self._delay = int(round(float(upstream.meta.get("group_delay_samples", 0.0))))
+        self._delay = int(round(float(upstream.group_delay_samples)))
         if self.bank is not None:
             self._check_stream(int(upstream.n_channels), float(upstream.rate_hz))
         n_units = self.n_units
@@ -462,11 +463,9 @@ class OnlineSorter(Stage, name="online_sorter"):
             channel_names=tuple(f"unit{k}" for k in range(n_units)),
             unit=upstream.unit,
             positions=upstream.positions,
-            meta={
-                **upstream.meta,
-                "sorter": "online_sorter",
-                "spike_time_corrected_samples": self._delay,
-            },
+            group_delay_samples=float(upstream.group_delay_samples) - self._delay,
+            corrected_delay_samples=upstream.corrected_delay_samples + self._delay,
+            origin=upstream.origin,
         )
         self.reset()
         return self.output_spec

@@ -109,10 +109,11 @@ class ThresholdCrossings(Stage, name="threshold_crossings"):
     gap (``gap_before > 0``) have no known predecessor, so they are never crossings.
 
     **Spike time and amplitude.** ``sample_index`` is the crossing sample minus the upstream
-    filters' group delay, ``round(spec.meta["group_delay_samples"])`` as
+    filters' group delay, ``round(spec.group_delay_samples)`` as
     :class:`~bci.preprocessing.BandPass` reports it (0 if absent), so times are on the raw
     signal's clock; the emitted chunk's span is shifted by the same amount, and the residual
-    fractional delay is left in the output spec's ``meta["group_delay_samples"]``. A crossing whose
+    fractional delay is left in the output spec's ``group_delay_samples`` and the
+    rounded one added to its ``corrected_delay_samples``. A crossing whose
     corrected time falls before sample 0 is dropped. ``amplitude`` is the value of the crossing
     sample itself (not the trough that follows: finding it would need look-ahead), in the
     signal's unit.
@@ -246,17 +247,9 @@ class ThresholdCrossings(Stage, name="threshold_crossings"):
             self._n_channels = n
             self.recalibrate()
         self._sfreq = float(upstream.rate_hz)
-        delay = float(upstream.meta.get("group_delay_samples", 0.0))
+        delay = float(upstream.group_delay_samples)
         self._delay = int(round(delay))
         self._prepared = True
-        meta = dict(upstream.meta)
-        meta.update(
-            group_delay_samples=delay - self._delay,
-            group_delay_corrected_samples=self._delay,
-            threshold_rms=self.threshold_rms,
-            calibrated=self.is_calibrated,
-            calibration_samples=0 if self.is_calibrated else self._calibration_samples,
-        )
         self.output_spec = StreamSpec(
             kind="spikes",
             n_channels=n,
@@ -264,7 +257,9 @@ class ThresholdCrossings(Stage, name="threshold_crossings"):
             channel_names=upstream.channel_names,
             unit=upstream.unit,
             positions=upstream.positions,
-            meta=meta,
+            group_delay_samples=delay - self._delay,
+            corrected_delay_samples=upstream.corrected_delay_samples + self._delay,
+            origin=upstream.origin,
         )
         self.reset()
         return self.output_spec

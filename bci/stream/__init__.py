@@ -13,7 +13,7 @@ from bci.stream.chunks import (
 )
 from bci.stream.pipeline import Pipeline, StageTimer
 from bci.stream.registry import available_stages, get_stage_class, register_stage
-from bci.stream.spec import StreamSpec
+from bci.stream.spec import StreamOrigin, StreamSpec
 from bci.stream.stage import Stage, stage_from_dict
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "StageTimer",
     "StateChunk",
     "StimCommand",
+    "StreamOrigin",
     "StreamSpec",
     "available_stages",
     "empty_spikes",

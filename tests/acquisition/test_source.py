@@ -164,7 +164,7 @@ def test_metadata_arrives_in_spec(source_id: str) -> None:
     assert spec.channel_names == tuple(labels)
     assert spec.unit == "mV"
     assert spec.positions == ((0.0, 0.0), (16.0, 20.0), (0.0, 40.0))
-    assert spec.meta["source_id"] == source_id
+    assert spec.origin is not None and spec.origin.source_id == source_id
 
 
 def test_wrong_channel_count_and_rate_refused_with_both_values(source_id: str) -> None:

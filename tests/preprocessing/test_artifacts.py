@@ -140,7 +140,7 @@ def test_checks_and_round_trip() -> None:
     blanker = ArtifactBlanker((-0.1, 2.0), "hold", detect_threshold=15.0)
     assert stage_from_dict(blanker.to_dict()).to_dict() == blanker.to_dict()
     spec = blanker.prepare(StreamSpec("signal", 3, SFREQ))
-    assert spec.meta["blanker_delay_samples"] == 3
+    assert spec == StreamSpec("signal", 3, SFREQ) and blanker.delay_samples == 3
     with pytest.raises(StageCompatibilityError, match="3 channels.*2 channels"):
         blanker.process(SignalChunk(np.zeros((5, 2), np.float32), 0, SFREQ, np.zeros(5)))
 

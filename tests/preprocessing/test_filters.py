@@ -66,8 +66,8 @@ def test_pass_and_stop_band(freq_hz: float, passes: bool) -> None:
 
 def test_group_delay_in_spec_and_accumulated() -> None:
     bp = BandPass(300.0, 3000.0)
-    spec = bp.prepare(StreamSpec("signal", 2, SFREQ, meta={"group_delay_samples": 2.0}))
-    assert spec.meta["group_delay_samples"] == pytest.approx(2.0 + bp.group_delay_samples)
+    spec = bp.prepare(StreamSpec("signal", 2, SFREQ, group_delay_samples=2.0))
+    assert spec.group_delay_samples == pytest.approx(2.0 + bp.group_delay_samples)
     assert bp.group_delay_samples > 0.5
 
 
@@ -154,7 +154,7 @@ def test_reference_channel_subset_and_checks() -> None:
 def test_in_a_pipeline() -> None:
     pipe = Pipeline([CommonReference(), BandPass()])
     spec = pipe.prepare(StreamSpec("signal", 4, SFREQ))
-    assert spec.meta["group_delay_samples"] > 0
+    assert spec.group_delay_samples > 0
     out = pipe.process(chunk(np.random.default_rng(4).normal(size=(300, 4))))
     assert out.data.shape == (300, 4)
 

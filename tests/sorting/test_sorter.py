@@ -129,9 +129,9 @@ def test_pipeline_emits_labelled_spikes_to_binner(
     out_spec = pipe.prepare(spec)
     assert out_spec.n_channels == stages[-1].n_units
     sorter_spec = stages[-1].output_spec
-    assert sorter_spec.meta["spike_time_corrected_samples"] == round(
-        sorter_spec.meta["group_delay_samples"]
-    )
+    upstream_delay = stages[-1].input_spec.group_delay_samples
+    assert sorter_spec.corrected_delay_samples == round(upstream_delay)
+    assert sorter_spec.group_delay_samples == pytest.approx(upstream_delay - round(upstream_delay))
     total = 0.0
     for chunk, _ in recording.iter_chunks(300):
         if chunk.first_sample >= 2 * SFREQ:
@@ -229,7 +229,7 @@ def test_spike_chunk_span_is_on_raw_clock(stages: list, recording: GroundTruthRe
     x = _filtered(stages, recording.traces[:3000])
     out = sorter.process(SignalChunk(x, 0, SFREQ, np.zeros(len(x))))
     assert isinstance(out, SpikeChunk)
-    assert out.first_sample == -round(sorter.input_spec.meta["group_delay_samples"])
+    assert out.first_sample == -round(sorter.input_spec.group_delay_samples)
     assert out.last_sample == 3000 - sorter.lookahead_samples - 1 + out.first_sample
 
 

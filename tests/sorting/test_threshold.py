@@ -82,7 +82,7 @@ def test_finds_big_units_within_the_delay_corrected_window(rec: GroundTruthRecor
         tc = ThresholdCrossings(calibration_s=1.0)
         spec = tc.prepare(bp.prepare(StreamSpec("signal", rec.n_channels, rec.sfreq)))
         assert spec.kind == "spikes" and spec.n_channels == rec.n_channels
-        assert spec.meta["group_delay_corrected_samples"] == round(bp.group_delay_samples)
+        assert spec.corrected_delay_samples == round(bp.group_delay_samples)
         outs = [o for c, _ in rec.iter_chunks(30) if (o := tc.process(bp.process(c)))]
         spikes = np.concatenate([o.spikes for o in outs])
         assert np.all(spikes["unit_index"] == spikes["channel_index"])
@@ -106,10 +106,10 @@ def test_group_delay_from_upstream_spec_shifts_times_and_span(filtered: np.ndarr
     plain.prepare(StreamSpec("signal", filtered.shape[1], SFREQ))
     delayed = ThresholdCrossings(thresholds=thr)
     spec = delayed.prepare(
-        StreamSpec("signal", filtered.shape[1], SFREQ, meta={"group_delay_samples": 10.3})
+        StreamSpec("signal", filtered.shape[1], SFREQ, group_delay_samples=10.3)
     )
-    assert spec.meta["group_delay_corrected_samples"] == 10
-    assert spec.meta["group_delay_samples"] == pytest.approx(0.3)
+    assert spec.corrected_delay_samples == 10
+    assert spec.group_delay_samples == pytest.approx(0.3)
     edges = np.arange(3000, 30001, 300)
     a = run_chunks(plain, filtered, edges)
     b = run_chunks(delayed, filtered, edges)
@@ -154,7 +154,7 @@ def test_chunked_output_identical_to_one_piece(filtered: np.ndarray, chunking: s
 def test_calibration_emits_nothing_and_says_so(filtered: np.ndarray) -> None:
     tc = ThresholdCrossings(calibration_s=0.1)
     spec = tc.prepare(StreamSpec("signal", filtered.shape[1], SFREQ))
-    assert spec.meta["calibrated"] is False and spec.meta["calibration_samples"] == 3000
+    assert spec.kind == "spikes" and not tc.is_calibrated
     assert tc.process(chunk_of(filtered[:1000], 0)) is None
     status = tc.status
     assert status["calibrated"] is False
