@@ -12,15 +12,21 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
+# The demo runs the shipped models in numpy: it needs no torch.
+$(VENV)/.installed-run: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e .
+	touch $@
+
+# The tests include short training smoke tests (torch, snnTorch, Stable-Baselines3).
 $(STAMP): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
-	$(PIP) install --quiet -c $(CONSTRAINTS) -e '.[test]'
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e '.[test,train]'
 	touch $(STAMP)
 
 $(VENV)/.installed-bench: $(STAMP)
-	$(PIP) install --quiet -c $(CONSTRAINTS) -e '.[test,bench]'
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e '.[test,train,bench]'
 	touch $@
 
-demo: $(STAMP)
+demo: $(VENV)/.installed-run
 	$(BIN)/bci demo
 
 test: $(STAMP)
