@@ -22,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from bci._checks import check_value, ensure_float
+from bci.checks import check_value, ensure_float
 from bci.errors import ConfigError
 from stimulation.errors import PulseParameterError
 

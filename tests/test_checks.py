@@ -3,7 +3,7 @@ import math
 import pytest
 
 from bci import BCIError, ConfigError
-from bci._checks import check_type, check_value, ensure_float, ensure_int
+from bci.checks import check_type, check_value, ensure_float, ensure_int
 
 
 def test_check_value_message_names_parameter_allowed_and_got():
@@ -41,3 +41,15 @@ def test_ensure_float_bounds():
         ensure_float(0, "x", minimum=0, strict_minimum=True)
     with pytest.raises(ConfigError, match="<= 1"):
         ensure_float(2, "x", maximum=1)
+
+
+def test_rooms_pass_their_own_error_type() -> None:
+    from bci.checks import check_value, ensure_float, ensure_int
+    from stimulation.errors import PlantParameterError
+
+    with pytest.raises(PlantParameterError, match="'dt_ms'.*must be > 0"):
+        ensure_float(0.0, "dt_ms", minimum=0.0, strict_minimum=True, error=PlantParameterError)
+    with pytest.raises(PlantParameterError, match="'n_cells'"):
+        ensure_int(1.5, "n_cells", error=PlantParameterError)
+    with pytest.raises(PlantParameterError, match="Allowed values are 'pd', 'healthy'"):
+        check_value("x", ("pd", "healthy"), "state", error=PlantParameterError)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from bci._checks import ensure_float
+from bci.checks import ensure_float
 
 
 @dataclass(frozen=True, slots=True)

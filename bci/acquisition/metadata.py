@@ -13,7 +13,7 @@ import numpy as np
 import pylsl
 
 import bci.acquisition.lsl_config  # noqa: F401  (quiet liblsl before first use)
-from bci._checks import check_value, ensure_float, ensure_int
+from bci.checks import check_value, ensure_float, ensure_int
 from bci.errors import ConfigError
 
 #: LSL channel formats by name, as XDF headers and our configs spell them.

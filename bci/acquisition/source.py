@@ -33,7 +33,7 @@ from pylsl.util import LostError
 from pylsl.util import TimeoutError as LSLTimeoutError
 
 import bci.acquisition.lsl_config  # noqa: F401  (quiet liblsl before first use)
-from bci._checks import check_type, check_value, ensure_float, ensure_int
+from bci.checks import check_type, check_value, ensure_float, ensure_int
 from bci.acquisition.clock import SampleClock
 from bci.acquisition.metadata import FORMAT_NAMES, NUMPY_DTYPES, read_channel_info
 from bci.acquisition.puller import ChunkPuller

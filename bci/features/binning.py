@@ -7,7 +7,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from bci._checks import ensure_float, ensure_int
+from bci.checks import ensure_float, ensure_int
 from bci.errors import BCIError
 from bci.stream import UNSORTED, BinnedChunk, SpikeChunk, Stage, StreamSpec
 

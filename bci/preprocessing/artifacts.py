@@ -10,7 +10,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from bci._checks import check_value, ensure_float
+from bci.checks import check_value, ensure_float
 from bci.errors import ConfigError, StageCompatibilityError
 from bci.stream import SignalChunk, Stage, StreamSpec
 

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import signal
 
-from bci._checks import check_value, ensure_float, ensure_int
+from bci.checks import check_value, ensure_float, ensure_int
 from bci.errors import StageCompatibilityError
 from bci.stream import SignalChunk, Stage, StreamSpec
 

@@ -10,7 +10,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from bci._checks import check_value, ensure_int
+from bci.checks import check_value, ensure_int
 from bci.errors import StageCompatibilityError
 from bci.stream import SignalChunk, Stage, StreamSpec
 

@@ -36,7 +36,7 @@ import pylsl
 from pylsl.util import TimeoutError as LSLTimeoutError
 
 import bci.acquisition.lsl_config  # noqa: F401  (quiet liblsl before first use)
-from bci._checks import check_type, ensure_float
+from bci.checks import check_type, ensure_float
 from bci.acquisition.metadata import FORMAT_NAMES, NUMPY_DTYPES
 from bci.acquisition.puller import ChunkPuller
 from bci.acquisition.source import resolve_stream_info

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from bci._checks import check_type
+from bci.checks import check_type
 from bci.errors import BCIError
 from bci.session.xdf import (
     XDFWriteError,

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from bci._checks import check_type
+from bci.checks import check_type
 from bci.errors import ConfigError
 
 #: Default parent of run folders (git-ignored).

@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bci._checks import check_type
+from bci.checks import check_type
 from bci.errors import BCIError
 
 __all__ = [

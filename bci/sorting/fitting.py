@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from bci._checks import ensure_float
+from bci.checks import ensure_float
 from bci.errors import StageCompatibilityError
 from bci.sorting.calibration import CalibrationParams, cluster_templates, rebuild_templates
 from bci.sorting.detection import default_positions

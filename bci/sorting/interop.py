@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from bci._checks import ensure_float
+from bci.checks import ensure_float
 from bci.errors import BCIError, ConfigError
 from bci.stream import SPIKE_DTYPE, UNSORTED, SpikeChunk
 

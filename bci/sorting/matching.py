@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bci._checks import ensure_float, ensure_int
+from bci.checks import ensure_float, ensure_int
 from bci.errors import StageCompatibilityError
 from bci.sorting.calibration import CalibrationParams
 from bci.sorting.detection import channel_neighbours

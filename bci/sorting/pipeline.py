@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bci._checks import ensure_float
+from bci.checks import ensure_float
 from bci.preprocessing import ArtifactBlanker, BandPass, CommonReference
 from bci.sorting.detection import default_positions
 from bci.sorting.matching import OnlineSorter

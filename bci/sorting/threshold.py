@@ -14,7 +14,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from bci._checks import ensure_float
+from bci.checks import ensure_float
 from bci.errors import ConfigError, StageCompatibilityError
 from bci.stream import SPIKE_DTYPE, SignalChunk, SpikeChunk, Stage, StreamSpec
 

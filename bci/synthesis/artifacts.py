@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from bci._checks import ensure_float
+from bci.checks import ensure_float
 
 
 def make_artifact_kernel(

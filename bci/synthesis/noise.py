@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import signal
 
-from bci._checks import ensure_float
+from bci.checks import ensure_float
 from bci.errors import ConfigError
 
 

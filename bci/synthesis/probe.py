@@ -13,7 +13,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from bci._checks import check_value, ensure_float, ensure_int
+from bci.checks import check_value, ensure_float, ensure_int
 from bci.errors import ConfigError
 
 #: Layouts :func:`make_probe` knows.

@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 import pylsl
 
-from bci._checks import check_value, ensure_float
+from bci.checks import check_value, ensure_float
 from bci.acquisition.metadata import make_stream_info
 from bci.acquisition.outlet import MarkerOutlet, SignalOutlet
 from bci.errors import BCIError, ConfigError

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bci._checks import ensure_float, ensure_int
+from bci.checks import ensure_float, ensure_int
 from bci.errors import ConfigError
 from bci.stream.chunks import SignalChunk, SpikeChunk
 from bci.synthesis.noise import LFPParams

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bci._checks import ensure_float, ensure_int
+from bci.checks import ensure_float, ensure_int
 from bci.errors import ConfigError
 from bci.synthesis.artifacts import make_artifact_kernel
 from bci.synthesis.noise import LFPGenerator, LFPParams, SpikeBandNoise

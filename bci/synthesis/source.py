@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bci._checks import check_value, ensure_float, ensure_int
+from bci.checks import check_value, ensure_float, ensure_int
 from bci.errors import ConfigError
 from bci.stream.chunks import SPIKE_DTYPE
 from bci.synthesis.probe import PROBE_LAYOUTS, check_positions, make_probe

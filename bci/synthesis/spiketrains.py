@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from bci._checks import ensure_float, ensure_int
+from bci.checks import ensure_float, ensure_int
 from bci.errors import ConfigError
 
 _BATCH = 64

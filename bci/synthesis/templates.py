@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from bci._checks import ensure_float, ensure_int
+from bci.checks import ensure_float, ensure_int
 from bci.errors import ConfigError
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.signal import welch
 
-from bci._checks import ensure_float
+from bci.checks import ensure_float
 from bci.errors import ConfigError
 from stimulation.errors import PlantParameterError
 

@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 import pylsl
 
-from bci._checks import check_value, ensure_float, ensure_int
+from bci.checks import check_value, ensure_float, ensure_int
 from bci.errors import ConfigError
 from stimulation.errors import PlantParameterError, StimulationError
 from stimulation.plant import BasalGangliaNetwork

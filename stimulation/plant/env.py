@@ -73,7 +73,7 @@ import numpy as np
 from gymnasium import spaces
 from numpy.typing import NDArray
 
-from bci._checks import check_value, ensure_float, ensure_int
+from bci.checks import check_value, ensure_float, ensure_int
 from bci.errors import ConfigError
 from stimulation.errors import PlantParameterError
 from stimulation.plant import BasalGangliaNetwork, PlantRecord
@@ -97,7 +97,7 @@ _FEATURE_HIGH = {"beta": 1.0, "rate": 10.0, "synchrony": 1.0, "error": 10.0}
 
 
 def _cfg(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run a ``bci._checks`` helper, re-raising its ConfigError as a PlantParameterError."""
+    """Run a ``bci.checks`` helper, re-raising its ConfigError as a PlantParameterError."""
     try:
         return fn(*args, **kwargs)
     except ConfigError as err:

@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.signal import get_window
 
-from bci._checks import ensure_float, ensure_int
+from bci.checks import ensure_float, ensure_int
 from bci.errors import ConfigError
 from stimulation.errors import PlantParameterError
 from stimulation.plant import biomarkers

@@ -63,7 +63,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from bci._checks import check_value, ensure_float, ensure_int
+from bci.checks import check_value, ensure_float, ensure_int
 from bci.errors import ConfigError
 from stimulation.errors import PlantParameterError, PulseParameterError
 from stimulation.plant import _kernel

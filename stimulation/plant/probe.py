@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import signal
 
-from bci._checks import check_value, ensure_float, ensure_int
+from bci.checks import check_value, ensure_float, ensure_int
 from bci.errors import ConfigError
 from bci.stream.chunks import SPIKE_DTYPE
 from bci.synthesis import StreamingRenderer, make_probe, make_unit_templates

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from bci._checks import check_value
+from bci.checks import check_value
 from bci.errors import ConfigError
 from stimulation.errors import PlantParameterError
 from stimulation.plant import biomarkers

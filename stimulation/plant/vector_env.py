@@ -42,7 +42,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from numpy.typing import NDArray
 
-from bci._checks import ensure_int
+from bci.checks import ensure_int
 from bci.errors import ConfigError
 from stimulation.errors import PlantParameterError
 from stimulation.plant.batch import NetworkBatch
