@@ -74,7 +74,6 @@ from gymnasium import spaces
 from numpy.typing import NDArray
 
 from bci.checks import check_value, ensure_float, ensure_int
-from bci.errors import ConfigError
 from stimulation.errors import PlantParameterError
 from stimulation.plant import BasalGangliaNetwork, PlantRecord
 from stimulation.plant.monitor import FEATURES, BiomarkerMonitor
@@ -94,14 +93,6 @@ DEFAULT_FEATURES: tuple[str, ...] = (
 #: Reference stimulation rate of the energy term (So et al. 2012 therapeutic DBS).
 REFERENCE_FREQUENCY_HZ = 130.0
 _FEATURE_HIGH = {"beta": 1.0, "rate": 10.0, "synchrony": 1.0, "error": 10.0}
-
-
-def _cfg(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run a ``bci.checks`` helper, re-raising its ConfigError as a PlantParameterError."""
-    try:
-        return fn(*args, **kwargs)
-    except ConfigError as err:
-        raise PlantParameterError(str(err)) from None
 
 
 def stimulation_energy(train: PulseTrain, reference: PulseTrain) -> float:
@@ -202,48 +193,78 @@ class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         lfp_sfreq: float = 1000.0,
         render_mode: str | None = None,
     ) -> None:
-        self.state = _cfg(check_value, state, STATES, "state")
-        self.cells_per_nucleus = _cfg(ensure_int, cells_per_nucleus, "cells_per_nucleus", minimum=1)
-        self.dbs_target = _cfg(check_value, dbs_target, DBS_TARGETS, "dbs_target")
-        self.control_period_s = _cfg(
-            ensure_float, control_period_s, "control_period_s", minimum=0.0, strict_minimum=True
+        self.state = check_value(state, STATES, "state", error=PlantParameterError)
+        self.cells_per_nucleus = ensure_int(
+            cells_per_nucleus, "cells_per_nucleus", minimum=1, error=PlantParameterError
         )
-        self.episode_s = _cfg(ensure_float, episode_s, "episode_s", minimum=self.control_period_s)
-        self.warmup_s = _cfg(ensure_float, warmup_s, "warmup_s", minimum=0.0)
-        self.window_s = _cfg(ensure_float, window_s, "window_s", minimum=0.0, strict_minimum=True)
-        self.observation = _cfg(check_value, observation, OBSERVATIONS, "observation")
+        self.dbs_target = check_value(
+            dbs_target, DBS_TARGETS, "dbs_target", error=PlantParameterError
+        )
+        self.control_period_s = ensure_float(
+            control_period_s,
+            "control_period_s",
+            minimum=0.0,
+            strict_minimum=True,
+            error=PlantParameterError,
+        )
+        self.episode_s = ensure_float(
+            episode_s, "episode_s", minimum=self.control_period_s, error=PlantParameterError
+        )
+        self.warmup_s = ensure_float(warmup_s, "warmup_s", minimum=0.0, error=PlantParameterError)
+        self.window_s = ensure_float(
+            window_s, "window_s", minimum=0.0, strict_minimum=True, error=PlantParameterError
+        )
+        self.observation = check_value(
+            observation, OBSERVATIONS, "observation", error=PlantParameterError
+        )
         self.features = tuple(features)
         if not self.features:
             raise PlantParameterError("Invalid value for the 'features' parameter: it is empty.")
         for name in self.features:
-            _cfg(check_value, name, FEATURES, "features")
+            check_value(name, FEATURES, "features", error=PlantParameterError)
         self.recorded_nuclei = tuple(recorded_nuclei)
         if not self.recorded_nuclei:
             raise PlantParameterError(
                 "Invalid value for the 'recorded_nuclei' parameter: it is empty."
             )
         for name in self.recorded_nuclei:
-            _cfg(check_value, name, NUCLEI, "recorded_nuclei")
-        self.bin_s = _cfg(ensure_float, bin_s, "bin_s", minimum=0.0, strict_minimum=True)
-        self.symptom = _cfg(check_value, symptom, SYMPTOMS, "symptom")
-        self.symptom_nucleus = _cfg(check_value, symptom_nucleus, NUCLEI, "symptom_nucleus")
-        self.energy_weight = _cfg(ensure_float, energy_weight, "energy_weight", minimum=0.0)
-        self.max_amplitude = _cfg(
-            ensure_float, max_amplitude, "max_amplitude", minimum=0.0, strict_minimum=True
+            check_value(name, NUCLEI, "recorded_nuclei", error=PlantParameterError)
+        self.bin_s = ensure_float(
+            bin_s, "bin_s", minimum=0.0, strict_minimum=True, error=PlantParameterError
+        )
+        self.symptom = check_value(symptom, SYMPTOMS, "symptom", error=PlantParameterError)
+        self.symptom_nucleus = check_value(
+            symptom_nucleus, NUCLEI, "symptom_nucleus", error=PlantParameterError
+        )
+        self.energy_weight = ensure_float(
+            energy_weight, "energy_weight", minimum=0.0, error=PlantParameterError
+        )
+        self.max_amplitude = ensure_float(
+            max_amplitude,
+            "max_amplitude",
+            minimum=0.0,
+            strict_minimum=True,
+            error=PlantParameterError,
         )
         self.biphasic = bool(biphasic)
         self.control_frequency = bool(control_frequency)
-        f_lo = _cfg(
-            ensure_float,
+        f_lo = ensure_float(
             frequency_range_hz[0],
             "frequency_range_hz[0]",
             minimum=0.0,
             strict_minimum=True,
+            error=PlantParameterError,
         )
-        f_hi = _cfg(ensure_float, frequency_range_hz[1], "frequency_range_hz[1]", minimum=f_lo)
+        f_hi = ensure_float(
+            frequency_range_hz[1], "frequency_range_hz[1]", minimum=f_lo, error=PlantParameterError
+        )
         self.frequency_range_hz = (f_lo, f_hi)
-        self.rate_scale_hz = _cfg(
-            ensure_float, rate_scale_hz, "rate_scale_hz", minimum=0.0, strict_minimum=True
+        self.rate_scale_hz = ensure_float(
+            rate_scale_hz,
+            "rate_scale_hz",
+            minimum=0.0,
+            strict_minimum=True,
+            error=PlantParameterError,
         )
         if render_mode is not None:
             raise PlantParameterError(

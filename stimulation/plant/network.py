@@ -64,7 +64,6 @@ from typing import Any
 import numpy as np
 
 from bci.checks import check_value, ensure_float, ensure_int
-from bci.errors import ConfigError
 from stimulation.errors import PlantParameterError, PulseParameterError
 from stimulation.plant.inputs import (
     CorticalPulses,
@@ -86,10 +85,6 @@ from stimulation.plant.record import PlantRecord
 from stimulation.pulses import PulseTrain
 
 _MAX_DT_MS = 0.05  # forward Euler of these equations is not trustworthy beyond this
-
-
-def _plant_error(err: ConfigError) -> PlantParameterError:
-    return PlantParameterError(str(err))
 
 
 class BasalGangliaNetwork:
@@ -127,14 +122,14 @@ class BasalGangliaNetwork:
         dt_ms: float = 0.01,
         lfp_sfreq: float = 1000.0,
     ) -> None:
-        try:
-            self._state_name = check_value(state, STATES, "state")
-            self._n = ensure_int(cells_per_nucleus, "cells_per_nucleus", minimum=1)
-            self._target = check_value(dbs_target, DBS_TARGETS, "dbs_target")
-            self._dt = ensure_float(dt_ms, "dt_ms", minimum=0.0, strict_minimum=True)
-            self._lfp_sfreq = ensure_float(lfp_sfreq, "lfp_sfreq", minimum=0.0, strict_minimum=True)
-        except ConfigError as err:
-            raise _plant_error(err) from None
+        err = PlantParameterError
+        self._state_name = check_value(state, STATES, "state", error=err)
+        self._n = ensure_int(cells_per_nucleus, "cells_per_nucleus", minimum=1, error=err)
+        self._target = check_value(dbs_target, DBS_TARGETS, "dbs_target", error=err)
+        self._dt = ensure_float(dt_ms, "dt_ms", minimum=0.0, strict_minimum=True, error=err)
+        self._lfp_sfreq = ensure_float(
+            lfp_sfreq, "lfp_sfreq", minimum=0.0, strict_minimum=True, error=err
+        )
         if self._dt > _MAX_DT_MS:
             raise PlantParameterError(
                 f"Invalid value for the 'dt_ms' parameter. Allowed values are in (0, {_MAX_DT_MS}] "
@@ -153,10 +148,7 @@ class BasalGangliaNetwork:
 
     @staticmethod
     def _check_seed(seed: Any) -> int:
-        try:
-            return ensure_int(seed, "seed", minimum=0)
-        except ConfigError as err:
-            raise _plant_error(err) from None
+        return ensure_int(seed, "seed", minimum=0, error=PlantParameterError)
 
     # ------------------------------------------------------------------ state
     def reset(self, seed: int | None = None) -> None:
@@ -239,10 +231,9 @@ class BasalGangliaNetwork:
 
     # ------------------------------------------------------------------ running
     def _n_steps(self, duration_s: Any) -> int:
-        try:
-            duration_s = ensure_float(duration_s, "duration_s", minimum=0.0, strict_minimum=True)
-        except ConfigError as err:
-            raise _plant_error(err) from None
+        duration_s = ensure_float(
+            duration_s, "duration_s", minimum=0.0, strict_minimum=True, error=PlantParameterError
+        )
         n_steps = round(duration_s * 1e3 / self._dt)
         if n_steps < 1:
             raise PlantParameterError(
