@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, str] = {
     "session": "bci.cli.session:session",
     "source": "bci.cli.source:source",
     "stim": "bci.cli.stim:stim",
+    "train-controller": "bci.cli.train_controller:train_controller",
 }
 
 

@@ -84,8 +84,8 @@ def _env_kwargs(limits: SafetyLimits, plant: str, extra: dict[str, Any]) -> dict
         "frequency_range_hz": (limits.min_frequency_hz, limits.max_frequency_hz),
         "pulse_width_us": REFERENCE_PULSE_WIDTH_US,
     }
-    if "max_amplitude_ma" in params:
-        kwargs["max_amplitude_ma"] = limits.max_amplitude_ma
+    if "amplitude_ma_at_full_action" in params:
+        kwargs["amplitude_ma_at_full_action"] = limits.max_amplitude_ma
     else:
         kwargs["max_amplitude"] = model_amplitude_ua_cm2(limits.max_amplitude_ma)
     if plant != "stationary":
