@@ -45,8 +45,19 @@ falls only after about a second of DBS (measured in the README's plant section).
 ``I^2 R x PW x phases x f`` (the Joule heating :meth:`PulseTrain.energy_j` sums pulse by pulse).
 It is 1 for full So-2012 DBS and 0 off, so ``energy_weight`` reads as "the symptom reduction that
 would justify continuous full-amplitude DBS"; the default, 0.02, is a fraction of the GPi beta
-reduction full DBS brings (README), so stimulation pays but not at any amplitude. It follows the action, not the count of pulse onsets that happen to fall in the period (2 or 3 at
-130 Hz and 20 ms; ``n_pulses`` in ``info``).
+reduction full DBS brings (README), so stimulation pays but not at any amplitude. It follows
+the action, not the count of pulse onsets that happen to fall in the period (2 or 3 at 130 Hz and
+20 ms; ``n_pulses`` in ``info``).
+
+Plant
+-----
+``plant="stationary"`` (default): the network stays in ``state``. ``plant="fluctuating"``: its
+applied currents switch between the healthy and the Parkinsonian settings with exponentially
+distributed dwell times (mean 2 s each, so Parkinsonian half of the time) and 0.1-s ramps, the
+switch times drawn from the episode's network seed (protocol in
+:mod:`stimulation.plant.fluctuation`; ``fluctuation`` changes its times). ``info["pd_state"]``
+(0 healthy, 1 Parkinsonian) and ``info["severity"]`` (in [0, 1]) give the true state at the end
+of the period, for evaluation only: it is never part of the observation.
 
 Episodes end with ``truncated=True`` after ``episode_s`` (the time limit); ``terminated`` is always
 False (the plant has no terminal state).
@@ -64,6 +75,7 @@ from numpy.typing import NDArray
 from bci.checks import check_value, ensure_float, ensure_int
 from stimulation.errors import PlantParameterError
 from stimulation.plant import BasalGangliaNetwork, PlantRecord
+from stimulation.plant.fluctuation import Fluctuation
 from stimulation.plant.monitor import BiomarkerMonitor
 from stimulation.plant.observations import (
     DEFAULT_FEATURES,
@@ -101,7 +113,8 @@ class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
     Parameters
     ----------
     state : {"healthy", "pd"}
-        Network state (So et al. 2012 applied currents).
+        Network state (So et al. 2012 applied currents); with a fluctuating plant, the state at
+        the start of each episode's network.
     cells_per_nucleus : int
         Cells in each of TH, STN, GPe and GPi.
     dbs_target : {"stn", "gpe", "gpi"}
@@ -143,6 +156,12 @@ class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         Divisor of the ``rate_*`` features.
     dt_ms, lfp_sfreq : float
         Integration step (ms) and LFP proxy rate (Hz) of the network.
+    plant : {"stationary", "fluctuating"}
+        A network that stays in ``state``, or one whose Parkinsonian state comes and goes
+        (module docstring).
+    fluctuation : Fluctuation, optional
+        Dwell and ramp times of the fluctuating plant (:class:`~stimulation.plant.fluctuation.
+        Fluctuation`; default 2-s mean dwells, 0.1-s ramps).
     render_mode : None
         No rendering.
     """
@@ -175,6 +194,8 @@ class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         rate_scale_hz: float = 100.0,
         dt_ms: float = 0.01,
         lfp_sfreq: float = 1000.0,
+        plant: str = "stationary",
+        fluctuation: Fluctuation | None = None,
         render_mode: str | None = None,
     ) -> None:
         self.state = check_value(state, STATES, "state", error=PlantParameterError)
@@ -268,7 +289,10 @@ class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
             dbs_target=self.dbs_target,
             dt_ms=dt_ms,
             lfp_sfreq=lfp_sfreq,
+            plant=plant,
+            fluctuation=fluctuation,
         )
+        self.plant = self.network.plant
         self.lfp_sfreq = float(lfp_sfreq)
         self.monitor = BiomarkerMonitor(self.lfp_sfreq, self.window_s)
 
@@ -455,11 +479,14 @@ class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
     def _biomarker_info(self) -> dict[str, Any]:
         beta = self.monitor.beta_power(self.symptom_nucleus)
         ei = self.monitor.error_index()
+        pd_state, severity = self.network.pd_state
         return {
             "symptom": self._symptom(),
             "beta": float(beta) if np.isfinite(beta) else 0.0,
             "error_index": float(ei) if np.isfinite(ei) else 0.0,
             "t_s": float(self.network.t_s - self._t_episode_start_s),
+            "pd_state": pd_state,
+            "severity": severity,
         }
 
     def _observe(self, rec: PlantRecord) -> NDArray[np.float32]:
