@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bci.sorting.noise import SortingError
+from bci.sorting.errors import SortingError
 
 #: Format version of saved template banks; bump when the file layout changes.
 BANK_FORMAT = 1

@@ -211,8 +211,7 @@ def test_tracking_follows_amplitude_drift(
     sorter = stages[-1]
     x = _filtered(stages, recording.traces[: int(4 * SFREQ)]) * np.float32(1.3)
     frozen = sorter.bank.templates.copy()
-    tracker = OnlineSorter.load(sorter.save(tmp_path / "templates.npz"))
-    tracker.tracking_rate = 0.05
+    tracker = OnlineSorter.load(sorter.save(tmp_path / "templates.npz"), tracking_rate=0.05)
     _run(tracker, x, 300)
     _run(sorter, x, 300)
     np.testing.assert_array_equal(sorter.bank.templates, frozen)  # off by default
@@ -246,7 +245,7 @@ def test_stimulation_pulses_are_blanked_and_never_learned(recording: GroundTruth
     )
     k = np.searchsorted(pulses, spikes["sample_index"], side="right") - 1
     after = spikes["sample_index"] - pulses[np.clip(k, 0, None)]
-    lo, hi = OnlineSorter().pulse_window_ms
+    lo, hi = OnlineSorter().config.pulse_window_ms
     # nothing is taken inside the window around a pulse (spike times are raw-clock troughs)
     assert not np.any((k >= 0) & (after >= 1) & (after < hi * 1e-3 * SFREQ - 1))
     for unit in np.unique(spikes["unit_index"][spikes["unit_index"] >= 0]):
