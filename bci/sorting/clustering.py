@@ -199,6 +199,101 @@ def find_peaks(
     )
 
 
+def check_spikes_above_noise(
+    x: npt.NDArray[np.float32],
+    times: npt.NDArray[np.int64],
+    chans: npt.NDArray[np.int32],
+    positions: npt.NDArray[np.float64],
+    p: CalibrationParams,
+    masked: npt.NDArray[np.uint8] | None = None,
+) -> dict[str, float]:
+    """Refuse calibration data whose negative peaks do not stand out from the noise's own.
+
+    Noise is symmetric (band-passed and referenced noise as much as white noise: ``-x`` is as
+    likely as ``x``), extracellular spikes are not: a trough, then a shallower repolarisation. So
+    the same detector run on ``-x`` (positive peaks) measures what noise alone gives beyond the
+    threshold, in the same data with the same noise estimate: heavy tails (a median reference
+    over few channels makes them) fool a threshold in MAD sigmas, not this comparison. A peak
+    that follows a peak of the other sign on its own or a neighbouring channel within the
+    template's tail is left out on both sides (that removes a spike's repolarisation; the rule is
+    its own mirror image, so noise still gives both sides alike). The statistic is the summed
+    depth beyond the threshold of the negative peaks minus that of the positive ones; under noise
+    alone it is zero on average, with the standard deviation of the summed squares. It must
+    exceed 3 standard deviations.
+
+    ``x`` is negated and restored in place (exactly: negation is exact). Returns the sums
+    (``negative``, ``positive``, ``sd``) for the calibration report.
+
+    Raises
+    ------
+    SortingError
+        If the negative peaks do not stand out from the positive ones.
+    """
+    neighbours, n_neighbours = channel_neighbours(positions, p.detect_radius_um)
+    margin = max(p.pre, p.tail) + p.merge_max_shift + p.sweep + 1
+    np.negative(x, out=x)
+    try:
+        up_t, up_c = detect_peaks(
+            x,
+            margin,
+            x.shape[0] - margin,
+            p.threshold,
+            p.sweep,
+            p.refractory,
+            neighbours,
+            n_neighbours,
+        )
+    finally:
+        np.negative(x, out=x)
+    if masked is not None:
+        keep = masked[up_t] == 0
+        up_t, up_c = up_t[keep], up_c[keep]
+    near = (neighbours, n_neighbours)
+    down_kept = ~_follows(times, chans, up_t, up_c, near, p.tail)
+    up_kept = ~_follows(up_t, up_c, times, chans, near, p.tail)
+    down = -x[times[down_kept], chans[down_kept]].astype(np.float64) - p.threshold
+    up = x[up_t[up_kept], up_c[up_kept]].astype(np.float64) - p.threshold
+    stats = {
+        "negative": float(down.sum()),
+        "positive": float(up.sum()),
+        "sd": float(np.sqrt((down**2).sum() + (up**2).sum())),
+    }
+    if stats["negative"] - stats["positive"] <= 3.0 * stats["sd"]:
+        raise SortingError(
+            f"Calibration found {down.size} negative peaks beyond {p.threshold} x noise, but "
+            f"also {up.size} positive ones, nearly as deep in sum ({stats['negative']:.1f} "
+            f"against {stats['positive']:.1f} noise sigmas beyond the threshold): what noise "
+            "alone gives, not spikes. There are no spikes above the noise to learn templates from: "
+            "calibrate on a segment with spiking units (is the probe in the tissue, the "
+            "amplifier on?)."
+        )
+    return stats
+
+
+def _follows(
+    times: npt.NDArray[np.int64],
+    chans: npt.NDArray[np.int32],
+    other_times: npt.NDArray[np.int64],
+    other_chans: npt.NDArray[np.int32],
+    near: tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]],
+    window: int,
+) -> npt.NDArray[np.bool_]:
+    """True for each peak with an ``other`` peak 1..``window`` samples before it, on its own
+    channel or a neighbour."""
+    out = np.zeros(times.size, bool)
+    neighbours, n_neighbours = near
+    for c in np.unique(chans):
+        mine = np.flatnonzero(chans == c)
+        around = np.concatenate([[c], neighbours[c, : n_neighbours[c]]])
+        before = np.sort(other_times[np.isin(other_chans, around)])
+        if before.size == 0:
+            continue
+        k = np.searchsorted(before, times[mine], side="left")
+        gap = times[mine] - before[np.maximum(k - 1, 0)]
+        out[mine] = (k > 0) & (gap <= window)
+    return out
+
+
 def cluster_templates(
     x: npt.NDArray[np.float32],
     positions: npt.NDArray[np.float64],
@@ -228,6 +323,7 @@ def cluster_templates(
             f"{n_channels} channels in {x.shape[0]} samples; at least {min_total} are needed to "
             "learn a template. Calibrate on a longer or livelier segment, or lower the threshold."
         )
+    mirror = check_spikes_above_noise(x, times, chans, positions, p, masked)
     rng = np.random.default_rng(p.seed)
     # temporal basis from peak-channel waveforms
     sample = rng.choice(times.size, size=min(times.size, 5000), replace=False)
@@ -264,6 +360,7 @@ def cluster_templates(
     templates, spike_times = merge_similar(x, templates, spike_times, p)
     info = {
         "n_peaks": int(times.size),
+        "depth_beyond_threshold": mirror,
         "n_clusters": n_before,
         "n_after_merge": len(templates),
     }

@@ -179,3 +179,13 @@ def test_positions_matching_the_sample_axis_say_channels_first() -> None:
     positions = np.column_stack([np.zeros(4), 20.0 * np.arange(4)])
     with pytest.raises(SortingConfigError, match="channels-first"):
         sort_recording(x.T, SFREQ, positions)
+
+
+# -- calibration on noise -----------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", [0, 1])
+def test_white_noise_gives_no_unit(seed: int) -> None:
+    """2 s of white noise on 4 channels: the median reference fattens the tails past 5 MAD-sigma,
+    and before this was checked the sorter clustered those noise peaks into one or two units."""
+    x = np.random.default_rng(seed).normal(0.0, 10.0, (int(2 * SFREQ), 4)).astype(np.float32)
+    with pytest.raises(SortingError, match="noise"):
+        sort_recording(x, SFREQ)
