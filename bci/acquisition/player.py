@@ -27,9 +27,9 @@ import numpy as np
 import pylsl
 
 import bci.acquisition.lsl_config  # noqa: F401  (quiet liblsl before first use)
-from bci.checks import check_type, ensure_float, ensure_int
 from bci.acquisition.clock_sync import synchronize_host_clocks
 from bci.acquisition.metadata import CHANNEL_FORMATS, NUMPY_DTYPES
+from bci.checks import check_type, ensure_float, ensure_int
 from bci.errors import BCIError, ConfigError
 
 logger = logging.getLogger(__name__)

@@ -33,10 +33,15 @@ from pylsl.util import LostError
 from pylsl.util import TimeoutError as LSLTimeoutError
 
 import bci.acquisition.lsl_config  # noqa: F401  (quiet liblsl before first use)
-from bci.checks import check_type, check_value, ensure_float, ensure_int
 from bci.acquisition.clock import SampleClock
-from bci.acquisition.metadata import FORMAT_NAMES, NUMPY_DTYPES, read_channel_info
+from bci.acquisition.metadata import (
+    FORMAT_NAMES,
+    NUMPY_DTYPES,
+    read_channel_info,
+    read_scale_uv_per_bit,
+)
 from bci.acquisition.puller import ChunkPuller
+from bci.checks import check_type, check_value, ensure_float, ensure_int
 from bci.errors import BCIError, ConfigError, StreamMismatchError, StreamNotFoundError
 from bci.stream.chunks import SignalChunk
 from bci.stream.spec import StreamOrigin, StreamSpec
@@ -177,9 +182,11 @@ class LSLSource:
         Seconds to wait for the stream to be found and to answer.
     max_pull_s : float
         Capacity of the pull buffer in seconds of data: one :meth:`pull` returns at most this much.
-    scale : float
+    scale : float or None
         Factor applied to every value on conversion to float32 (e.g. the uV per count of an int16
-        amplifier stream).
+        amplifier stream). ``None`` (default): the stream header's
+        ``desc/acquisition/scale_uv_per_bit`` when it has one (our publishers, the plant and
+        replays of their recordings do), else 1.
     clocksync : bool
         Map stamps into the local clock with liblsl's clock-offset estimate
         (``inlet.time_correction()``, refreshed every second). The correction is added to the
@@ -225,7 +232,7 @@ class LSLSource:
         channel_format: str | None = None,
         timeout_s: float = 5.0,
         max_pull_s: float = 0.05,
-        scale: float = 1.0,
+        scale: float | None = None,
         clocksync: bool = True,
         dejitter: bool = True,
         dejitter_halftime_s: float = 90.0,
@@ -264,9 +271,14 @@ class LSLSource:
             check_value(channel_format, NUMPY_DTYPES, "channel_format")
         timeout_s = ensure_float(timeout_s, "timeout_s", minimum=0.0)
         max_pull_s = ensure_float(max_pull_s, "max_pull_s", minimum=0.0, strict_minimum=True)
-        self.scale = ensure_float(scale, "scale")
-        if self.scale == 0.0:
-            raise ConfigError("Invalid value for the 'scale' parameter: 0 would erase the signal.")
+        if scale is not None:
+            scale = ensure_float(scale, "scale")
+            if scale == 0.0:
+                raise ConfigError(
+                    "Invalid value for the 'scale' parameter: 0 would erase the signal."
+                )
+        #: factor from wire values to the values delivered (set from the header if not given)
+        self.scale: float = 1.0 if scale is None else scale
         self.dejitter = bool(check_type(dejitter, bool, "dejitter"))
         check_type(clocksync, bool, "clocksync")
         self.recover = bool(check_type(recover, bool, "recover"))
@@ -334,6 +346,8 @@ class LSLSource:
                 # The first estimate takes a few ms; take it now rather than in the first pull.
                 self._correction_s = self._inlet.time_correction(timeout=timeout_s)
             self._full_info = self._inlet.info(timeout=timeout_s)
+            if scale is None:
+                self.scale = read_scale_uv_per_bit(self._full_info) or 1.0
         except (LSLTimeoutError, LostError) as err:
             self._inlet = None
             raise StreamNotFoundError(

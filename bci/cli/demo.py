@@ -140,16 +140,14 @@ def run_demo(
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     try:
-        info = resolve_stream_info(source_id=sid, timeout_s=30.0)
-        acq = info.desc().child("acquisition")
-        scale = float(acq.child_value("scale_uv_per_bit") or 1.0)
+        # the first resolve waits for the publisher process to start (imports, numba)
+        resolve_stream_info(source_id=sid, timeout_s=30.0)
         gt_info = resolve_stream_info(source_id=f"{sid}-groundtruth", timeout_s=10.0)
         gt_inlet = pylsl.StreamInlet(gt_info, max_buflen=int(total_s) + 10, recover=False)
         markers: list[tuple[float, int, int]] = []
         gt_inlet.open_stream(timeout=5.0)
-        source = LSLSource(
-            source_id=sid, n_channels=n_channels, sfreq=30000.0, scale=scale, timeout_s=10.0
-        )
+        # no scale given: the source applies the stream's scale_uv_per_bit (int16 counts -> uV)
+        source = LSLSource(source_id=sid, n_channels=n_channels, sfreq=30000.0, timeout_s=10.0)
         sfreq = source.spec().rate_hz
         bandpass = BandPass()
         detector = ThresholdCrossings(calibration_s=calibration_s)

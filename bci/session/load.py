@@ -6,6 +6,10 @@ What each LSL stream becomes
   from ``desc/channels/channel/unit`` (``uV``/``µV``/``microvolts``, ``mV``, ``V``, ... ; ``a.u.``,
   empty or unknown -> dimensionless, the recorded string kept in ``array_annotations["lsl_unit"]``),
   channel labels in ``array_annotations["channel_names"]``, probe positions in ``x_um``/``y_um``.
+  Integer samples of a stream whose header holds ``desc/acquisition/scale_uv_per_bit`` (our
+  publishers, the plant, Intan-style amplifiers) are multiplied by it first, so the values are
+  physical (``v * scale_uv_per_bit`` uV), never raw counts; the factor is kept in the
+  ``lsl_scale_uv_per_bit`` annotation (1.0 when the header has none).
   Channels in different but compatible units (uV and mV) are rescaled to the most common one;
   incompatible units split the stream into one signal per unit (``array_annotations["channel_index"]``
   says which stream channel each column is).
@@ -46,6 +50,7 @@ import neo
 import numpy as np
 import quantities as pq
 
+from bci.acquisition.metadata import parse_scale_uv_per_bit
 from bci.acquisition.player import (
     RecordingFormatError,
     RecordingNotFoundError,
@@ -59,6 +64,8 @@ __all__ = [
     "load",
     "parse_spike_marker",
     "parse_unit",
+    "physical_samples",
+    "stream_scale_uv_per_bit",
 ]
 
 logger = logging.getLogger(__name__)
@@ -208,21 +215,50 @@ def _scale(unit: pq.Quantity, target: pq.Quantity) -> float:
     return float(pq.Quantity(1.0, unit).rescale(target).magnitude)
 
 
+def stream_scale_uv_per_bit(info: Mapping[str, Any]) -> float | None:
+    """The ``desc/acquisition/scale_uv_per_bit`` of a pyxdf stream header, or None.
+
+    A stored sample ``v`` of such a stream is ``v * scale_uv_per_bit`` microvolts: every path that
+    turns recorded samples into physical values (this loader, ``session.nix``, replay into
+    :class:`~bci.acquisition.LSLSource`, NWB export) applies it.
+    """
+    desc = (info.get("desc") or [None])[0]
+    if not isinstance(desc, Mapping):
+        return None
+    acq = (desc.get("acquisition") or [None])[0]
+    if not isinstance(acq, Mapping):
+        return None
+    return parse_scale_uv_per_bit(_first(acq, "scale_uv_per_bit"))
+
+
+def physical_samples(stream: Mapping[str, Any]) -> np.ndarray:
+    """A regular numeric stream's samples (n, channels) in physical units (header scale applied).
+
+    float32 for stored formats of up to 2 bytes (int8, int16) and float32 itself, float64
+    otherwise.
+    """
+    data = np.asarray(stream["time_series"])
+    if data.ndim == 1:
+        data = data.reshape(len(stream["time_stamps"]), -1)
+    dtype = np.float32 if data.dtype.itemsize <= 2 or data.dtype == np.float32 else np.float64
+    scale = stream_scale_uv_per_bit(stream["info"])
+    if scale is not None and scale != 1.0:
+        return np.multiply(data, dtype(scale), dtype=dtype)
+    return data.astype(dtype, copy=False)
+
+
 def _analog_signals(stream: Mapping[str, Any], t0: float) -> list[neo.AnalogSignal]:
     info = stream["info"]
-    data = np.asarray(stream["time_series"])
     stamps = np.asarray(stream["time_stamps"], dtype=np.float64)
-    if data.ndim == 1:
-        data = data.reshape(len(stamps), -1)
+    data = physical_samples(stream)
     n_ch = data.shape[1]
-    if data.dtype != np.float32:
-        data = data.astype(np.float32 if data.dtype.itemsize <= 2 else np.float64)
     sfreq = float(_first(info, "nominal_srate"))
     channels = _channels(info, n_ch)
     parsed = {u: parse_unit(u) for u in {ch["unit"] for ch in channels}}  # once per distinct unit
     keys = {u: _dimension_key(q) for u, (q, _) in parsed.items()}
     units = [parsed[ch["unit"]] for ch in channels]
     ann = _stream_annotations(stream)
+    ann["lsl_scale_uv_per_bit"] = stream_scale_uv_per_bit(info) or 1.0
     ideal = stamps[0] + np.arange(len(stamps)) / sfreq
     ann["max_timing_error_s"] = float(np.max(np.abs(stamps - ideal)))
     if ann["max_timing_error_s"] > 10.0 / sfreq:

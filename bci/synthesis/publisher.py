@@ -28,9 +28,9 @@ import numpy as np
 import numpy.typing as npt
 import pylsl
 
-from bci.checks import check_value, ensure_float
 from bci.acquisition.metadata import make_stream_info
 from bci.acquisition.outlet import MarkerOutlet, SignalOutlet
+from bci.checks import check_value, ensure_float
 from bci.errors import BCIError, ConfigError
 from bci.stream.chunks import SPIKE_DTYPE
 from bci.synthesis.recording import GroundTruthRecording
