@@ -118,6 +118,11 @@ def read_xdf(
                 f"'bci session check {p}' names the problem and 'bci session repair {p}' writes a "
                 "readable copy."
             ) from err
+        if header is None:  # pyxdf found no FileHeader chunk (logging why) and read nothing
+            raise RecordingFormatError(
+                f"{p} holds no readable XDF FileHeader after its 'XDF:' magic bytes: it is empty "
+                f"or damaged from the start. 'bci session check {p}' names the problem."
+            )
         return list(streams), dict(header)
 
     streams, header = _load(False)

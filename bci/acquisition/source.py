@@ -50,8 +50,17 @@ logger = logging.getLogger(__name__)
 
 #: Seconds to listen for the list of existing streams when a resolve fails.
 LIST_STREAMS_WAIT_S = 0.5
-#: Silence before the first chunk that counts as a stall (streams may take a moment to start).
-FIRST_DATA_STALL_S = 1.0
+#: Seconds to listen for a second stream matching a query once one has answered.
+DUPLICATE_WAIT_S = 0.2
+#: Silence after connecting, before the first sample, that counts as a stall: start-up (an outlet
+#: process importing, compiling, calibrating) is not a stall, so this is long.
+FIRST_DATA_STALL_S = 10.0
+#: Silence that counts as a stall after the first chunk, before the chunk interval is known.
+EARLY_STALL_S = 1.0
+
+
+class AmbiguousStreamError(ConfigError):
+    """More than one LSL stream matches the query; the message lists them and how to pick one."""
 
 
 class StreamLostError(BCIError, ConnectionError):
@@ -126,6 +135,9 @@ def resolve_stream_info(
     ------
     bci.StreamNotFoundError
         Nothing matched within ``timeout_s``; the message lists the streams that do exist.
+    AmbiguousStreamError
+        Several streams match (e.g. a replay next to the live stream with the same name); the
+        message lists them with source_id, host and type.
     """
     given = {"name": name, "type": stype, "source_id": source_id}
     query = {k: v for k, v in given.items() if v is not None}
@@ -137,17 +149,21 @@ def resolve_stream_info(
         check_type(value, str, "stype" if key == "type" else key)
     timeout_s = ensure_float(timeout_s, "timeout_s", minimum=0.0)
     predicate = " and ".join(f"{k}={_xpath_literal(v)}" for k, v in query.items())
+    wanted = ", ".join(f"{k}={v!r}" for k, v in query.items())
     found = pylsl.resolve_bypred(predicate, 1, timeout_s)
     if found:
-        if len(found) > 1:
-            logger.warning(
-                "%d LSL streams match %s; using %s. Give a source_id to choose.",
-                len(found),
-                predicate,
-                _describe_info(found[0]),
+        if len(found) == 1:  # a second match may answer a moment later: listen briefly for it
+            found = pylsl.resolve_bypred(predicate, 2, DUPLICATE_WAIT_S) or found
+        unique = {info.uid(): info for info in found}
+        if len(unique) > 1:
+            matches = "\n  ".join(_describe_info(i) for i in unique.values())
+            raise AmbiguousStreamError(
+                f"{len(unique)} LSL streams match {wanted}; refusing to guess which to use:\n"
+                f"  {matches}\nPick one by its source_id (bci record --source-id ID, "
+                "LSLSource(source_id=...)); a replay's source_id ends in '-replay'. Or add its type "
+                "(--type) and stop the stream you do not want."
             )
         return found[0]
-    wanted = ", ".join(f"{k}={v!r}" for k, v in query.items())
     infos = pylsl.resolve_streams(wait_time=LIST_STREAMS_WAIT_S)
     # Streams that share a wanted property first: they are most likely what the user meant.
     infos.sort(key=lambda i: -sum(getattr(i, k)() == v for k, v in query.items()))
@@ -203,7 +219,8 @@ class LSLSource:
         busy machine, whose late pushes would otherwise look like gaps.
     stall_after_s : float or None
         Silence that raises a ``"stall"`` event; ``None``: 10x the observed interval between
-        chunks, at least 0.1 s.
+        chunks, at least 0.1 s. Before the first sample the threshold is
+        :data:`FIRST_DATA_STALL_S` (start-up is not a stall).
     recover : bool
         Let liblsl reconnect to a restarted outlet with the same source_id. ``False`` raises
         :class:`StreamLostError` when the outlet disappears.
@@ -560,11 +577,17 @@ class LSLSource:
 
     # ---------------------------------------------------------------- health
     def stall_after_s(self) -> float:
-        """Silence (s) that counts as a stall: the set value, or 10x the chunk interval, >= 0.1 s."""
+        """Silence (s) that counts as a stall: the set value, or 10x the chunk interval, >= 0.1 s.
+
+        Before the first sample it is :data:`FIRST_DATA_STALL_S` whatever was set: a stream that
+        has not started yet is ``"waiting"``, not stalled.
+        """
+        if self._t_last_data is None:
+            return FIRST_DATA_STALL_S
         if self._stall_after_s is not None:
             return self._stall_after_s
         if self._chunk_interval_s is None:
-            return FIRST_DATA_STALL_S
+            return EARLY_STALL_S
         return max(0.1, 10.0 * self._chunk_interval_s)
 
     def _check_stall(self, now: float) -> None:

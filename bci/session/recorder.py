@@ -231,7 +231,12 @@ class Recorder:
         """Open every inlet, write the file and stream headers, and start recording."""
         if self._writer is not None:
             raise RecorderError("This recorder has already been started; make a new one.")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise RecorderError(
+                f"Cannot create the folder of {self.path}: {err.strerror or err}."
+            ) from err
         inlets = []
         try:
             for info in self.infos:

@@ -109,7 +109,10 @@ def repair(
             f"Refusing to repair {src} in place: give a different output file (--out)."
         )
     if dest.exists() and not overwrite:
-        raise XDFWriteError(f"{dest} already exists; choose another --out or pass overwrite.")
+        raise XDFWriteError(
+            f"{dest} already exists; choose another --out or pass --overwrite "
+            "(overwrite=True in Python)."
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".partial")
     try:

@@ -268,7 +268,8 @@ class XDFWriter:
             self._fd: int | None = os.open(self.path, flags | getattr(os, "O_BINARY", 0), 0o644)
         except FileExistsError:
             raise XDFWriteError(
-                f"{self.path} already exists; choose another file or pass overwrite=True."
+                f"{self.path} already exists; choose another file or replace it "
+                "(--overwrite on the command line, overwrite=True in Python)."
             ) from None
         except OSError as err:
             raise XDFWriteError(f"Cannot create the XDF file {self.path}: {err}") from err
