@@ -28,7 +28,7 @@ What each LSL stream becomes
   ``array_annotations``.
 
 Time zero is the earliest first time stamp over all streams, after clock offsets are applied (one
-pooled fit per sending host, :mod:`bci.acquisition.clock_sync`); every object's times count from it, and ``segment.annotations
+pooled fit per sending host, :mod:`bci.session.clock_sync`); every object's times count from it, and ``segment.annotations
 ["lsl_time_zero"]`` keeps its LSL time. Time stamps of regular streams are not dejittered unless
 ``dejitter=True``. Streams without a sample are listed in ``segment.annotations["empty_streams"]``
 (names separated by ``"; "``). Each object carries its stream's header in annotations (``lsl_name``,
@@ -51,9 +51,10 @@ import numpy as np
 import quantities as pq
 
 from bci.acquisition.metadata import parse_scale_uv_per_bit
-from bci.acquisition.player import (
+from bci.session.files import (
     RecordingFormatError,
     RecordingNotFoundError,
+    header_value,
     read_xdf,
     resolve_recording_path,
 )
@@ -126,13 +127,6 @@ def parse_spike_marker(marker: str) -> dict[str, int] | None:
     return out
 
 
-def _first(info: Mapping[str, Any], key: str, default: str = "") -> str:
-    value = info.get(key)
-    if not value or value[0] is None:
-        return default
-    return str(value[0])
-
-
 def _to_xml(tag: str, node: Any) -> ET.Element:
     el = ET.Element(tag)
     if isinstance(node, Mapping):
@@ -154,10 +148,10 @@ def _channels(info: Mapping[str, Any], n: int) -> list[dict[str, str]]:
             for ch in groups[0].get("channel", []):
                 if not isinstance(ch, Mapping):
                     continue
-                entry = {k: _first(ch, k) for k in ("label", "unit", "type")}
+                entry = {k: header_value(ch, k) for k in ("label", "unit", "type")}
                 loc = (ch.get("location") or [None])[0]
                 if isinstance(loc, Mapping):
-                    entry["x"], entry["y"] = _first(loc, "X"), _first(loc, "Y")
+                    entry["x"], entry["y"] = header_value(loc, "X"), header_value(loc, "Y")
                 out.append(entry)
     out = out[:n]
     out += [{"label": "", "unit": "", "type": ""} for _ in range(n - len(out))]
@@ -170,12 +164,12 @@ def _channels(info: Mapping[str, Any], n: int) -> list[dict[str, str]]:
 def _stream_annotations(stream: Mapping[str, Any]) -> dict[str, Any]:
     info = stream["info"]
     ann: dict[str, Any] = {
-        "lsl_name": _first(info, "name"),
-        "lsl_type": _first(info, "type"),
-        "lsl_source_id": _first(info, "source_id"),
-        "lsl_hostname": _first(info, "hostname"),
-        "lsl_channel_format": _first(info, "channel_format"),
-        "lsl_nominal_srate": float(_first(info, "nominal_srate", "0")),
+        "lsl_name": header_value(info, "name"),
+        "lsl_type": header_value(info, "type"),
+        "lsl_source_id": header_value(info, "source_id"),
+        "lsl_hostname": header_value(info, "hostname"),
+        "lsl_channel_format": header_value(info, "channel_format"),
+        "lsl_nominal_srate": float(header_value(info, "nominal_srate", "0")),
         "lsl_effective_srate": float(info.get("effective_srate") or 0.0),
         "lsl_stream_id": int(info.get("stream_id", 0)),
         "lsl_info_xml": ET.tostring(
@@ -228,7 +222,7 @@ def stream_scale_uv_per_bit(info: Mapping[str, Any]) -> float | None:
     acq = (desc.get("acquisition") or [None])[0]
     if not isinstance(acq, Mapping):
         return None
-    return parse_scale_uv_per_bit(_first(acq, "scale_uv_per_bit"))
+    return parse_scale_uv_per_bit(header_value(acq, "scale_uv_per_bit"))
 
 
 def physical_samples(stream: Mapping[str, Any]) -> np.ndarray:
@@ -252,7 +246,7 @@ def _analog_signals(stream: Mapping[str, Any], t0: float) -> list[neo.AnalogSign
     stamps = np.asarray(stream["time_stamps"], dtype=np.float64)
     data = physical_samples(stream)
     n_ch = data.shape[1]
-    sfreq = float(_first(info, "nominal_srate"))
+    sfreq = float(header_value(info, "nominal_srate"))
     channels = _channels(info, n_ch)
     parsed = {u: parse_unit(u) for u in {ch["unit"] for ch in channels}}  # once per distinct unit
     keys = {u: _dimension_key(q) for u, (q, _) in parsed.items()}
@@ -314,11 +308,11 @@ def _analog_signals(stream: Mapping[str, Any], t0: float) -> list[neo.AnalogSign
 def _events(stream: Mapping[str, Any], t0: float) -> neo.Event:
     info = stream["info"]
     stamps = np.asarray(stream["time_stamps"], dtype=np.float64)
-    channels = _channels(info, int(_first(info, "channel_count", "1")))
+    channels = _channels(info, int(header_value(info, "channel_count", "1")))
     taken = {"labels"}
     keys = [_array_key(ch["label"], taken) for ch in channels]
     arr_ann: dict[str, np.ndarray] = {}
-    if _first(info, "channel_format") == "string":
+    if header_value(info, "channel_format") == "string":
         rows = [[str(v) for v in row] for row in stream["time_series"]]
         labels = [row[0] if row else "" for row in rows]
         for j, key in enumerate(keys[1:], start=1):
@@ -344,7 +338,7 @@ def _events(stream: Mapping[str, Any], t0: float) -> neo.Event:
 def _spike_table(stream: Mapping[str, Any]) -> dict[str, Any] | None:
     """Unit, channel, optional sample/amplitude/waveform columns of a spike stream, else None."""
     info = stream["info"]
-    fmt = _first(info, "channel_format")
+    fmt = header_value(info, "channel_format")
     if fmt == "string":
         maybe = [parse_spike_marker(str(row[0])) for row in stream["time_series"]]
         parsed = [p for p in maybe if p is not None]
@@ -357,9 +351,9 @@ def _spike_table(stream: Mapping[str, Any]) -> dict[str, Any] | None:
         if all("sample" in p for p in parsed):
             spikes["sample_index"] = np.array([p["sample"] for p in parsed], dtype=np.int64)
         return spikes
-    if _first(info, "type").lower() != "spikes":
+    if header_value(info, "type").lower() != "spikes":
         return None
-    n_ch = int(_first(info, "channel_count", "1"))
+    n_ch = int(header_value(info, "channel_count", "1"))
     values = np.asarray(stream["time_series"], dtype=np.float64).reshape(-1, n_ch)
     labels = [ch["label"].lower() for ch in _channels(info, n_ch)]
 
@@ -394,7 +388,7 @@ def _spike_table(stream: Mapping[str, Any]) -> dict[str, Any] | None:
     if wf_cols:
         table["waveforms"] = values[:, wf_cols]
         desc = (info.get("desc") or [None])[0]
-        wf_sfreq = _first(desc, "waveform_sfreq") if isinstance(desc, Mapping) else ""
+        wf_sfreq = header_value(desc, "waveform_sfreq") if isinstance(desc, Mapping) else ""
         table["waveform_sfreq"] = float(wf_sfreq) if wf_sfreq else None
     return table
 
@@ -474,12 +468,12 @@ def load(path: str | Path, *, dejitter: bool = False, synchronize_clocks: bool =
     t0 = min((float(s["time_stamps"][0]) for s in filled), default=0.0)
     ends = []
     for s in filled:
-        srate = float(_first(s["info"], "nominal_srate", "0"))
+        srate = float(header_value(s["info"], "nominal_srate", "0"))
         ends.append(float(s["time_stamps"][-1]) - t0 + (1.0 / srate if srate > 0 else 0.0))
     t_stop = max(ends, default=0.0)
 
     rec_datetime = None
-    stamp = _first(header.get("info", {}), "datetime")
+    stamp = header_value(header.get("info", {}), "datetime")
     if stamp:
         try:
             parsed = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z")
@@ -492,7 +486,7 @@ def load(path: str | Path, *, dejitter: bool = False, synchronize_clocks: bool =
         name=name,
         file_origin=str(p),
         rec_datetime=rec_datetime,
-        xdf_version=_first(header.get("info", {}), "version"),
+        xdf_version=header_value(header.get("info", {}), "version"),
     )
     segment = neo.Segment(
         name=name,
@@ -502,7 +496,7 @@ def load(path: str | Path, *, dejitter: bool = False, synchronize_clocks: bool =
         duration_s=t_stop,
         # one string, not a list: NixIO gives one-element lists back as scalars
         empty_streams="; ".join(
-            _first(s["info"], "name") for s in streams if not len(s["time_stamps"])
+            header_value(s["info"], "name") for s in streams if not len(s["time_stamps"])
         ),
     )
     block.segments.append(segment)
@@ -512,8 +506,8 @@ def load(path: str | Path, *, dejitter: bool = False, synchronize_clocks: bool =
         if table is not None:
             segment.spiketrains.extend(_spike_trains(s, table, t0, t_stop))
         elif (
-            _first(info, "channel_format") != "string"
-            and float(_first(info, "nominal_srate", "0")) > 0
+            header_value(info, "channel_format") != "string"
+            and float(header_value(info, "nominal_srate", "0")) > 0
         ):
             segment.analogsignals.extend(_analog_signals(s, t0))
         else:

@@ -43,6 +43,7 @@ import os
 import struct
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,7 @@ __all__ = [
     "BOUNDARY_UUID",
     "MAGIC",
     "ChunkTag",
+    "StreamSummary",
     "XDFWriter",
     "boundary_chunk",
     "chunk_header",
@@ -219,6 +221,49 @@ def footer_xml(
         f"<sample_count>{int(sample_count)}</sample_count>"
         f"<clock_offsets>{offsets}</clock_offsets></info>"
     )
+
+
+@dataclass
+class StreamSummary:
+    """One stream of an XDF file: its header and what its Samples chunks hold so far.
+
+    The recorder keeps one per stream while it records (and writes its footer from it); the
+    checker (:func:`bci.session.xdf_read.scan_xdf`) builds one per stream it reads.
+    """
+
+    stream_id: int
+    name: str
+    channel_format: str
+    n_channels: int
+    nominal_srate: float
+    source_id: str = ""
+    #: the StreamHeader's XML ("" when not kept)
+    header_xml: str = ""
+    sample_count: int = 0
+    first_timestamp: float | None = None
+    last_timestamp: float | None = None
+    #: (collection time, offset) pairs of the ClockOffset chunks
+    clock_offsets: list[tuple[float, float]] = field(default_factory=list)
+    #: the StreamFooter's XML, None while the stream has none
+    footer_xml: str | None = None
+
+    def add_samples(self, first_timestamp: float, last_timestamp: float, n: int) -> None:
+        """Count ``n`` more samples stamped from ``first_timestamp`` to ``last_timestamp``."""
+        if n <= 0:
+            return
+        if self.first_timestamp is None:
+            self.first_timestamp = float(first_timestamp)
+        self.last_timestamp = float(last_timestamp)
+        self.sample_count += n
+
+    def make_footer_xml(self) -> str:
+        """The StreamFooter XML for what has been counted (see :func:`footer_xml`)."""
+        return footer_xml(
+            self.first_timestamp if self.first_timestamp is not None else 0.0,
+            self.last_timestamp if self.last_timestamp is not None else 0.0,
+            self.sample_count,
+            self.clock_offsets,
+        )
 
 
 def stream_footer_chunk(stream_id: int, xml: str) -> bytes:

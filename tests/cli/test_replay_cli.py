@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from bci.acquisition.metadata import make_stream_info
 from bci.cli.main import cli
 from bci.session import load
-from bci.session.load import RecordingFormatError
+from bci.session.files import RecordingFormatError
 from bci.session.xdf import XDFWriter, footer_xml
 
 
