@@ -15,6 +15,7 @@ import click
 #: Add one line here per new subcommand module.
 SUBCOMMANDS: dict[str, str] = {
     "demo": "bci.cli.demo:demo",
+    "export": "bci.cli.export:export",
     "plant": "bci.cli.plant:plant",
     "record": "bci.cli.record:record",
     "replay": "bci.cli.replay:replay",
