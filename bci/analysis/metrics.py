@@ -20,8 +20,11 @@ Every number comes from the field's implementation, called on the neo objects of
 
 from __future__ import annotations
 
+import functools
+import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import neo
 import numpy as np
@@ -35,6 +38,23 @@ __all__ = [
     "triggered_average",
     "unit_metrics",
 ]
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _quiet_quantities(func: _F) -> _F:
+    """Silence quantities' deprecation of ``copy=``, which elephant 1.2.1 still passes."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from quantities import QuantitiesDeprecationWarning
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=QuantitiesDeprecationWarning)
+            return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -63,6 +83,7 @@ def _unit_id(st: neo.SpikeTrain, i: int) -> int:
     return int(st.annotations.get("unit_id", i))
 
 
+@_quiet_quantities
 def unit_metrics(
     trains: list[neo.SpikeTrain], settings: AnalysisSettings
 ) -> tuple[list[dict[str, Any]], neo.AnalogSignal | None]:
@@ -94,6 +115,7 @@ def unit_metrics(
     return rows, rates
 
 
+@_quiet_quantities
 def synchrony_metrics(trains: list[neo.SpikeTrain], settings: AnalysisSettings) -> dict[str, Any]:
     """Spike-time tiling coefficient of every pair, their mean, and the population spike contrast."""
     from elephant.spike_train_correlation import spike_time_tiling_coefficient
@@ -138,6 +160,7 @@ def _band_mean(freqs: np.ndarray, psd: np.ndarray, band: tuple[float, float]) ->
     return np.asarray(psd[..., sel].mean(axis=-1))
 
 
+@_quiet_quantities
 def lfp_metrics(voltage: neo.AnalogSignal, settings: AnalysisSettings) -> dict[str, Any]:
     """Welch spectra per channel, beta power per channel and over time (sliding Welch)."""
     from elephant.spectral import welch_psd
@@ -183,6 +206,7 @@ def lfp_metrics(voltage: neo.AnalogSignal, settings: AnalysisSettings) -> dict[s
     }
 
 
+@_quiet_quantities
 def triggered_average(
     voltage: neo.AnalogSignal, pulse_times_s: np.ndarray, settings: AnalysisSettings
 ) -> dict[str, Any] | None:
