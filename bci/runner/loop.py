@@ -42,6 +42,7 @@ from bci.runner.chain import ChainOutput, StageChain
 from bci.runner.metrics import LatencyLog, decoder_tracking, plant_outcome
 from bci.runner.outlets import LoopOutlets
 from bci.runner.parts import LoopParts, build_parts, off_command
+from bci.runner.pulses import PulseFeed
 from bci.runner.sources import SourceSession, start_source
 from bci.session.config import ControllerConfig, SessionConfig
 from bci.session.run_folder import create_run_dir, write_config, write_summary
@@ -109,6 +110,7 @@ class SessionRunner:
         self.chain: StageChain | None = None
         self.events: list[str] = []
         self.unit_counts = np.zeros(0, dtype=np.int64)
+        self.n_unsorted = 0
         self.samples = 0
         self.n_commands_in = 0
         self.n_changed = 0
@@ -121,8 +123,11 @@ class SessionRunner:
         self.bio_values: list[list[float]] = []
         self.bio_stamps: list[float] = []
         self._bio_inlet: pylsl.StreamInlet | None = None
+        self.pulse_feed: PulseFeed | None = None
         self.limiter_time = StageTimerLike()
         self.wall_s = 0.0
+        self.phases: dict[str, float] = {}  # wall seconds of each phase of the run
+        self._t_phase = time.perf_counter()
 
     # ------------------------------------------------------------------ the whole run
     def run(self) -> RunResult:
@@ -137,8 +142,11 @@ class SessionRunner:
         recorder = None
         source = None
         try:
+            self._t_phase = time.perf_counter()
             source = self.source_session = start_source(config, self.run_dir, self.tag)
+            self._phase("start_source")
             lsl = source.open(config.timing.stream_timeout_s)
+            self._phase("open_stream")
             try:
                 spec = lsl.spec()
                 self._event(f"source {lsl.name} {spec.n_channels} ch {spec.rate_hz:g} Hz")
@@ -153,9 +161,12 @@ class SessionRunner:
                 )
                 self.chain.prepare(spec)
                 self._open_outlets(source, lsl.source_id)
+                self._phase("open_outlets")
                 if config.recording.enabled:
                     recorder = self._start_recorder(source, lsl.source_id)
+                    self._phase("start_recorder")
                 self._loop(lsl, source, spec.rate_hz)
+                self._phase("loop")
             finally:
                 lsl.close()
         except (KeyboardInterrupt, RunInterrupted):
@@ -211,7 +222,7 @@ class SessionRunner:
             spec = decoder.output_spec
             labels = list(spec.channel_names) if spec is not None else []
         stimulator = None
-        if self.parts.controller is not None:
+        if self.parts.limiter is not None:
             if source.plant is not None:
                 stimulator = (source.plant.command_stream, source.plant.controller_source_id)
             else:
@@ -228,6 +239,8 @@ class SessionRunner:
             if found:
                 self._bio_inlet = pylsl.StreamInlet(found[0], max_buflen=600, recover=False)
                 self._bio_inlet.open_stream(timeout=10.0)
+            assert self.chain is not None
+            self.pulse_feed = PulseFeed(source.plant.stim_source_id, self.chain.stages)
 
     def _start_recorder(self, source: SourceSession, source_id: str) -> Any:
         from bci.session.recorder_process import spawn_recorder
@@ -246,6 +259,11 @@ class SessionRunner:
                 "0",
             ],
         )
+
+    def _phase(self, name: str) -> None:
+        now = time.perf_counter()
+        self.phases[name] = round(now - self._t_phase, 3)
+        self._t_phase = now
 
     def _event(self, text: str, keep: bool = True) -> None:
         """Publish an event on the loop's event stream; ``keep`` it for the summary too."""
@@ -298,7 +316,7 @@ class SessionRunner:
         n_periods = total // plant.period_samples if lockstep and plant is not None else 0
         if lockstep and plant is not None:
             total = plant.published_after(n_periods)  # what the plant publishes in the session
-        stimulating = self.parts.controller is not None
+        stimulating = self.parts.limiter is not None
         held: StimCommand | None = None
         if stimulating:
             held = self._limited(self._off())
@@ -323,10 +341,16 @@ class SessionRunner:
             t_last_data = now
             if self.t0_lsl is None:
                 self.t0_lsl = float(chunk.t_lsl[0]) - chunk.first_sample / sfreq
+            if self.pulse_feed is not None and self.pulse_feed.active:
+                if lockstep and plant is not None:
+                    # the period's pulses went out before its biomarker sample: wait for that
+                    self._wait_for_period(plant.period_of(chunk.last_sample))
+                self.pulse_feed.poll(self.t0_lsl, sfreq)
             t_work = time.perf_counter()
             was_calibrating = chain.is_calibrating
             out = ChainOutput()
             chain.process(chunk, out)
+            timed = not chain.is_calibrating and not was_calibrating  # a fit is not loop time
             if was_calibrating and not chain.is_calibrating:
                 self.t_online = float(chunk.t_lsl[-1]) + 1.0 / sfreq
                 self._event(f"calibration done: {chain.calibrations}")
@@ -344,7 +368,7 @@ class SessionRunner:
             if lockstep and held is not None:
                 while self.n_sent < n_periods and done >= plant.published_after(self.n_sent):
                     t_push = self._send(held)
-                    if self.t_online is not None and not chain.is_calibrating:
+                    if self.t_online is not None and timed:
                         self.latency.add((t_push - chunk.t_arrival) * 1e3)
             self.latency.chunk(time.perf_counter() - t_work, chunk.n_samples / sfreq)
             self.samples = done
@@ -367,6 +391,7 @@ class SessionRunner:
             ).astype(np.float64)
             outlets.push_spikes(rows, t_first + s["sample_index"] / sfreq)
             units = s["unit_index"][s["unit_index"] >= 0]
+            self.n_unsorted += int(s.size - units.size)
             if units.size:
                 counts = np.bincount(units, minlength=self.unit_counts.size)
                 if counts.size > self.unit_counts.size:
@@ -383,6 +408,20 @@ class SessionRunner:
             outlets.push_decoded(state.values, stamps)
             self.decoded_t.extend(stamps.tolist())
             self.decoded_v.extend(np.asarray(state.values)[:, 0].astype(float).tolist())
+
+    def _wait_for_period(self, period: int) -> None:
+        """Lockstep: wait until the plant's biomarker sample of ``period`` has arrived."""
+        deadline = time.monotonic() + SOURCE_SILENCE_S
+        while len(self.bio_stamps) <= period and self._bio_inlet is not None:
+            self._poll_biomarkers()
+            if len(self.bio_stamps) > period:
+                return
+            if time.monotonic() > deadline:
+                raise BCIError(
+                    f"The plant's biomarker sample of period {period} did not come within "
+                    f"{SOURCE_SILENCE_S:g} s."
+                )
+            time.sleep(0.0002)
 
     def _poll_biomarkers(self) -> None:
         inlet = self._bio_inlet
@@ -410,7 +449,7 @@ class SessionRunner:
         self, source: SourceSession | None, recorder: Any, status: str, error: str | None
     ) -> dict[str, Any]:
         """Safe state first, then the source, the recorder, the NIX copy."""
-        if self.outlets is not None and self.parts.controller is not None:
+        if self.outlets is not None and self.outlets.stimulator is not None:
             try:
                 safe = self._limited(self._off())
                 self._send(safe)
@@ -424,6 +463,7 @@ class SessionRunner:
         plant_stats: dict[str, Any] = {}
         if source is not None:
             plant_stats = source.stop()
+        self._phase("stop_source")
         if recorder is not None:
             try:
                 recorder.stop()
@@ -431,6 +471,9 @@ class SessionRunner:
                 self.events.append(f"recorder: {err}")
         if self.outlets is not None:
             self.outlets.close()
+        if self.pulse_feed is not None:
+            self.pulse_feed.close()
+        self._phase("stop_recorder")
         if recorder is not None and self.config.recording.nix and self.run_dir is not None:
             from bci.session.nix import write_run_nix
 
@@ -438,6 +481,7 @@ class SessionRunner:
                 write_run_nix(self.run_dir)
             except BCIError as err:
                 self.events.append(f"session.nix not written: {err}")
+            self._phase("write_nix")
         return plant_stats
 
     # ------------------------------------------------------------------ reporting
@@ -520,6 +564,7 @@ class SessionRunner:
             "duration_s": config.duration_s,
             "signal_s": None,
             "wall_s": self.wall_s,
+            "wall_phases_s": self.phases,
             "t0_lsl": self.t0_lsl,
             "t_online_lsl": self.t_online,
             "calibration": [] if self.chain is None else self.chain.calibrations,
@@ -528,6 +573,8 @@ class SessionRunner:
             "loop_latency": self.latency.summary(),
             "units": int(self.unit_counts.size),
             "unit_spikes": self.unit_counts.tolist(),
+            "unsorted_spikes": self.n_unsorted,
+            "pulses_registered": 0 if self.pulse_feed is None else self.pulse_feed.n_pulses,
             "streams": {} if self.outlets is None else dict(self.outlets.counts),
             "commands": {
                 "from_controller": self.n_commands_in,

@@ -159,5 +159,7 @@ def build_parts(config: SessionConfig, controller: ControllerConfig | None = Non
         raise SessionConfigError(
             "Invalid session config: a controller acts on decoded state; add a 'decoder'."
         )
-    limiter = build_limiter(config.safety) if ctrl is not None else None
+    # the plant is a stimulator: even without a controller it gets "off" through the limiter
+    stimulating = ctrl is not None or config.source.kind == "plant"
+    limiter = build_limiter(config.safety) if stimulating else None
     return LoopParts(stages, decoder, ctrl, limiter)

@@ -12,11 +12,14 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import threading
 from dataclasses import asdict
 from types import FrameType
 
 READY_LINE = "bci-plant: ready"
 STATS_LINE = "bci-plant: stats "
+#: Seconds the outlets stay open after the duration has gone out (or until SIGINT/SIGTERM).
+LINGER_S = 10.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bci-plant: error {err}", file=sys.stderr, flush=True)
         return 1
 
+    stopped = threading.Event()
+
     def _stop(signum: int, frame: FrameType | None) -> None:
+        stopped.set()
         bridge.stop()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -56,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
             "n_unauthorised": bridge.n_unauthorised,
         }
         print(STATS_LINE + json.dumps(out), flush=True)
+        # outlets drop what inlets have not fetched when they close: linger until told to stop
+        stopped.wait(LINGER_S)
     return 0
 
 

@@ -51,6 +51,15 @@ class PlantLink:
     def period_samples(self) -> int:
         return int(round(self.control_period_s * self.sfreq))
 
+    @property
+    def stim_source_id(self) -> str:
+        """source_id of the plant's pulse-onset markers."""
+        return self.biomarker_source_id.removesuffix("-biomarkers") + "-stim"
+
+    def period_of(self, sample: int) -> int:
+        """The period in which the plant published raw sample ``sample``."""
+        return (sample + self.latency_samples) // self.period_samples
+
     def published_after(self, periods: int) -> int:
         """Samples of the raw stream out once ``periods`` periods are simulated."""
         return max(0, periods * self.period_samples - self.latency_samples)

@@ -323,7 +323,7 @@ class CompareConfig(_Model):
     """One more run of the same session and seed with another controller (for the table)."""
 
     label: str
-    controller: ControllerConfig | None = None
+    controller: ControllerConfig
 
 
 class SessionConfig(_Model):
@@ -369,7 +369,7 @@ class SessionConfig(_Model):
                 f"duration_s ({self.duration_s:g}) must be longer than calibration.duration_s "
                 f"({self.calibration.duration_s:g})"
             )
-        has_controller = self.controller is not None or any(c.controller for c in self.compare)
+        has_controller = self.controller is not None or bool(self.compare)
         if (
             has_controller
             and self.source.kind != "plant"
@@ -381,6 +381,11 @@ class SessionConfig(_Model):
             )
         if not self.pipeline and (self.decoder is not None or self.controller is not None):
             raise ValueError("a decoder or controller needs a pipeline that bins spikes")
+        if (self.controller is not None or self.compare) and self.decoder is None:
+            raise ValueError("a controller acts on decoded state: add a 'decoder'")
+        labels = [c.label for c in self.compare]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"compare labels must differ, got {labels}")
         return self
 
     def resolve_paths(self, base: Path) -> None:
@@ -390,9 +395,8 @@ class SessionConfig(_Model):
                 part.resolve_model(base)
                 _must_exist(part.model, f"{key}.model")
         for i, entry in enumerate(self.compare):
-            if entry.controller is not None:
-                entry.controller.resolve_model(base)
-                _must_exist(entry.controller.model, f"compare.{i}.controller.model")
+            entry.controller.resolve_model(base)
+            _must_exist(entry.controller.model, f"compare.{i}.controller.model")
         if isinstance(self.source, ReplaySourceConfig):
             self.source.resolve_path(base)
             _must_exist(self.source.path, "source.path")
