@@ -17,17 +17,10 @@ appear only in :class:`stimulation.pulses.PulseTrain`; an action outside the box
 
 Observation
 -----------
-``observation="biomarkers"`` (default): a float32 vector of the features named in ``features``,
-computed over a causal sliding window of ``window_s`` (0.25 s) ending at the current time by
-:class:`~stimulation.plant.monitor.BiomarkerMonitor`: ``beta_<nucleus>`` is the relative beta
-power (13-30 Hz over 4-100 Hz) of the nucleus' LFP proxy, in [0, 1]; ``rate_<nucleus>`` the mean
-firing rate divided by ``rate_scale_hz`` (100 Hz), clipped to [0, 10]; ``synchrony_<nucleus>``
-Golomb's chi in [0, 1]; ``error_index`` the thalamic error index clipped to [0, 10]. Undefined
-values (no cortical pulse in the window) read 0.
-
-``observation="spikes"``: the spike counts of the recorded cells (every cell of the nuclei in
-``recorded_nuclei``, nucleus by nucleus) in bins of ``bin_s`` over the last control period, a
-float32 array of shape ``(n_bins, n_cells)`` clipped to at most one spike per millisecond.
+``observation="biomarkers"`` (default): a float32 vector of sliding-window biomarkers (relative
+beta power, firing rates, synchrony, error index) named in ``features``; ``observation="spikes"``:
+binned spike counts of the recorded cells over the last control period. Both are defined in
+:mod:`stimulation.plant.observations`.
 
 Reward
 ------
@@ -44,20 +37,15 @@ cortical pulses come at about 14 Hz, so a 20-ms period holds at most one and the
 sense over a window of several pulses; it is also reported in ``info`` either way.
 The GPi is the default symptom nucleus: it is the output of the circuit, and in this model its
 beta follows STN stimulation within the window, while STN beta (the GPe -> STN synaptic current)
-falls only after about a second of DBS. Measured here (10 cells, 0.25-s window, mean over the second
-half of 1-s episodes after a 0.5-s warm-up, seeds 0-4): GPi beta 0.08-0.17 with DBS off and
-0.017-0.037 with So-2012 DBS (every seed lower), against STN beta 0.20-0.50 off and 0.24-0.33 on
-(lower in 1 seed of 5). Over 2 s after a 1-s discard (seeds 0-3) GPi beta is 0.02 healthy, 0.10
-Parkinsonian and 0.04 with DBS.
+falls only after about a second of DBS (measured in the README's plant section).
 
 *Energy*: the mean stimulation power relative to the reference train (``max_amplitude``,
 ``pulse_width_us``, 130 Hz, same waveform), :func:`stimulation_energy`:
 ``(A / A_max)^2 * (PW / PW_ref) * (f / 130 Hz)``, since the power of a pulse train is
 ``I^2 R x PW x phases x f`` (the Joule heating :meth:`PulseTrain.energy_j` sums pulse by pulse).
 It is 1 for full So-2012 DBS and 0 off, so ``energy_weight`` reads as "the symptom reduction that
-would justify continuous full-amplitude DBS". The default, 0.02, is a quarter of the GPi beta
-reduction full DBS brings (about 0.08, above), so stimulation pays but not at any amplitude. It
-follows the action, not the count of pulse onsets that happen to fall in the period (2 or 3 at
+would justify continuous full-amplitude DBS"; the default, 0.02, is a fraction of the GPi beta
+reduction full DBS brings (README), so stimulation pays but not at any amplitude. It follows the action, not the count of pulse onsets that happen to fall in the period (2 or 3 at
 130 Hz and 20 ms; ``n_pulses`` in ``info``).
 
 Episodes end with ``truncated=True`` after ``episode_s`` (the time limit); ``terminated`` is always
@@ -66,7 +54,7 @@ False (the plant has no terminal state).
 
 from __future__ import annotations
 
-from typing import Any, SupportsFloat, cast
+from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
@@ -74,34 +62,21 @@ from gymnasium import spaces
 from numpy.typing import NDArray
 
 from bci.checks import check_value, ensure_float, ensure_int
-from bci.errors import ConfigError
 from stimulation.errors import PlantParameterError
 from stimulation.plant import BasalGangliaNetwork, PlantRecord
-from stimulation.plant.monitor import FEATURES, BiomarkerMonitor
+from stimulation.plant.monitor import BiomarkerMonitor
+from stimulation.plant.observations import (
+    DEFAULT_FEATURES,
+    OBSERVATIONS,
+    BiomarkerObservation,
+    SpikeObservation,
+)
 from stimulation.plant.parameters import DBS_TARGETS, NUCLEI, STATES
 from stimulation.pulses import PulseTrain, Waveform
 
-OBSERVATIONS: tuple[str, ...] = ("biomarkers", "spikes")
 SYMPTOMS: tuple[str, ...] = ("beta", "error_index")
-DEFAULT_FEATURES: tuple[str, ...] = (
-    "beta_stn",
-    "beta_gpi",
-    "rate_th",
-    "rate_stn",
-    "rate_gpe",
-    "rate_gpi",
-)
 #: Reference stimulation rate of the energy term (So et al. 2012 therapeutic DBS).
 REFERENCE_FREQUENCY_HZ = 130.0
-_FEATURE_HIGH = {"beta": 1.0, "rate": 10.0, "synchrony": 1.0, "error": 10.0}
-
-
-def _cfg(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run a ``bci.checks`` helper, re-raising its ConfigError as a PlantParameterError."""
-    try:
-        return fn(*args, **kwargs)
-    except ConfigError as err:
-        raise PlantParameterError(str(err)) from None
 
 
 def stimulation_energy(train: PulseTrain, reference: PulseTrain) -> float:
@@ -202,49 +177,57 @@ class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         lfp_sfreq: float = 1000.0,
         render_mode: str | None = None,
     ) -> None:
-        self.state = _cfg(check_value, state, STATES, "state")
-        self.cells_per_nucleus = _cfg(ensure_int, cells_per_nucleus, "cells_per_nucleus", minimum=1)
-        self.dbs_target = _cfg(check_value, dbs_target, DBS_TARGETS, "dbs_target")
-        self.control_period_s = _cfg(
-            ensure_float, control_period_s, "control_period_s", minimum=0.0, strict_minimum=True
+        self.state = check_value(state, STATES, "state", error=PlantParameterError)
+        self.cells_per_nucleus = ensure_int(
+            cells_per_nucleus, "cells_per_nucleus", minimum=1, error=PlantParameterError
         )
-        self.episode_s = _cfg(ensure_float, episode_s, "episode_s", minimum=self.control_period_s)
-        self.warmup_s = _cfg(ensure_float, warmup_s, "warmup_s", minimum=0.0)
-        self.window_s = _cfg(ensure_float, window_s, "window_s", minimum=0.0, strict_minimum=True)
-        self.observation = _cfg(check_value, observation, OBSERVATIONS, "observation")
-        self.features = tuple(features)
-        if not self.features:
-            raise PlantParameterError("Invalid value for the 'features' parameter: it is empty.")
-        for name in self.features:
-            _cfg(check_value, name, FEATURES, "features")
-        self.recorded_nuclei = tuple(recorded_nuclei)
-        if not self.recorded_nuclei:
-            raise PlantParameterError(
-                "Invalid value for the 'recorded_nuclei' parameter: it is empty."
-            )
-        for name in self.recorded_nuclei:
-            _cfg(check_value, name, NUCLEI, "recorded_nuclei")
-        self.bin_s = _cfg(ensure_float, bin_s, "bin_s", minimum=0.0, strict_minimum=True)
-        self.symptom = _cfg(check_value, symptom, SYMPTOMS, "symptom")
-        self.symptom_nucleus = _cfg(check_value, symptom_nucleus, NUCLEI, "symptom_nucleus")
-        self.energy_weight = _cfg(ensure_float, energy_weight, "energy_weight", minimum=0.0)
-        self.max_amplitude = _cfg(
-            ensure_float, max_amplitude, "max_amplitude", minimum=0.0, strict_minimum=True
+        self.dbs_target = check_value(
+            dbs_target, DBS_TARGETS, "dbs_target", error=PlantParameterError
+        )
+        self.control_period_s = ensure_float(
+            control_period_s,
+            "control_period_s",
+            minimum=0.0,
+            strict_minimum=True,
+            error=PlantParameterError,
+        )
+        self.episode_s = ensure_float(
+            episode_s, "episode_s", minimum=self.control_period_s, error=PlantParameterError
+        )
+        self.warmup_s = ensure_float(warmup_s, "warmup_s", minimum=0.0, error=PlantParameterError)
+        self.window_s = ensure_float(
+            window_s, "window_s", minimum=0.0, strict_minimum=True, error=PlantParameterError
+        )
+        self.observation = check_value(
+            observation, OBSERVATIONS, "observation", error=PlantParameterError
+        )
+        self.symptom = check_value(symptom, SYMPTOMS, "symptom", error=PlantParameterError)
+        self.symptom_nucleus = check_value(
+            symptom_nucleus, NUCLEI, "symptom_nucleus", error=PlantParameterError
+        )
+        self.energy_weight = ensure_float(
+            energy_weight, "energy_weight", minimum=0.0, error=PlantParameterError
+        )
+        self.max_amplitude = ensure_float(
+            max_amplitude,
+            "max_amplitude",
+            minimum=0.0,
+            strict_minimum=True,
+            error=PlantParameterError,
         )
         self.biphasic = bool(biphasic)
         self.control_frequency = bool(control_frequency)
-        f_lo = _cfg(
-            ensure_float,
+        f_lo = ensure_float(
             frequency_range_hz[0],
             "frequency_range_hz[0]",
             minimum=0.0,
             strict_minimum=True,
+            error=PlantParameterError,
         )
-        f_hi = _cfg(ensure_float, frequency_range_hz[1], "frequency_range_hz[1]", minimum=f_lo)
+        f_hi = ensure_float(
+            frequency_range_hz[1], "frequency_range_hz[1]", minimum=f_lo, error=PlantParameterError
+        )
         self.frequency_range_hz = (f_lo, f_hi)
-        self.rate_scale_hz = _cfg(
-            ensure_float, rate_scale_hz, "rate_scale_hz", minimum=0.0, strict_minimum=True
-        )
         if render_mode is not None:
             raise PlantParameterError(
                 f"Invalid value for the 'render_mode' parameter. Allowed values are None, but got "
@@ -265,14 +248,18 @@ class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         self.frequency_hz = self.fixed_train.frequency_hz
 
         self.n_steps_per_episode = int(round(self.episode_s / self.control_period_s))
-        self.n_bins = int(round(self.control_period_s / self.bin_s))
-        if self.observation == "spikes" and (
-            self.n_bins < 1 or abs(self.n_bins * self.bin_s - self.control_period_s) > 1e-9
-        ):
-            raise PlantParameterError(
-                f"Invalid value for the 'bin_s' parameter: {self.bin_s} s does not divide the "
-                f"control period ({self.control_period_s} s)."
+        self._observer: BiomarkerObservation | SpikeObservation
+        if self.observation == "biomarkers":
+            self._observer = BiomarkerObservation(features, rate_scale_hz)
+        else:
+            self._observer = SpikeObservation(
+                recorded_nuclei, self.cells_per_nucleus, bin_s, self.control_period_s
             )
+        self.features = tuple(features)
+        self.recorded_nuclei = tuple(recorded_nuclei)
+        self.bin_s = float(bin_s)
+        self.rate_scale_hz = float(rate_scale_hz)
+        self.observation_space = self._observer.space
 
         self.network = BasalGangliaNetwork(
             state=self.state,
@@ -287,23 +274,6 @@ class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
 
         n_act = 2 if self.control_frequency else 1
         self.action_space = spaces.Box(0.0, 1.0, shape=(n_act,), dtype=np.float32)
-        if self.observation == "biomarkers":
-            high = np.array(
-                [_FEATURE_HIGH[f.partition("_")[0]] for f in self.features], dtype=np.float32
-            )
-            self.observation_space = spaces.Box(
-                np.zeros_like(high), high, shape=high.shape, dtype=np.float32
-            )
-            # rates are observed in units of rate_scale_hz (x / 1.0 is x exactly)
-            self._feature_divisor = np.array(
-                [self.rate_scale_hz if f.startswith("rate_") else 1.0 for f in self.features]
-            )
-        else:
-            n_cells = self.cells_per_nucleus * len(self.recorded_nuclei)
-            self._max_count = float(max(1, int(np.ceil(self.bin_s * 1000.0))))
-            self.observation_space = spaces.Box(
-                0.0, self._max_count, shape=(self.n_bins, n_cells), dtype=np.float32
-            )
         self._step_index = 0
         self._needs_reset = True
         self._last_record: PlantRecord | None = None
@@ -493,20 +463,6 @@ class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         }
 
     def _observe(self, rec: PlantRecord) -> NDArray[np.float32]:
-        space = cast(spaces.Box, self.observation_space)
-        if self.observation == "biomarkers":
-            values = self.monitor.features(self.features) / self._feature_divisor
-            values[~np.isfinite(values)] = 0.0
-            return np.clip(values, space.low, space.high).astype(np.float32)
-        t1 = rec.t_stop_s
-        t0 = t1 - self.n_bins * self.bin_s
-        columns = []
-        for nu in self.recorded_nuclei:
-            for cell in rec.spike_times[nu]:
-                columns.append(np.asarray(cell, dtype=np.float64))
-        counts = np.zeros(space.shape, dtype=np.float32)
-        for j, spikes in enumerate(columns):
-            idx = np.floor((spikes[(spikes >= t0) & (spikes < t1)] - t0) / self.bin_s)
-            idx = np.minimum(idx.astype(np.int64), self.n_bins - 1)
-            counts[:, j] = np.bincount(idx, minlength=self.n_bins)[: self.n_bins]
-        return np.minimum(counts, self._max_count)
+        if isinstance(self._observer, BiomarkerObservation):
+            return self._observer.observe(self.monitor)
+        return self._observer.observe(rec)
