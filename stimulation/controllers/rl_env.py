@@ -138,7 +138,7 @@ class ClosedLoopVecEnv(VecEnv):
                 amplitude, frequency, REFERENCE_PULSE_WIDTH_US, t, "rl", int(self._seq[i])
             )
             limiter = self.limiters[i]
-            out = limiter.apply(command, t) or limiter.tick(t)
+            out = limiter.apply(command, t)
             env_actions[i] = command_to_action(out, self.limits)
             energy[i] = relative_energy(out.amplitude_ma, out.frequency_hz, out.pulse_width_us)
             self._previous[i] = a01

@@ -23,8 +23,10 @@ import pylsl
 from bci.acquisition.metadata import make_stream_info
 from bci.session import Recorder, StreamQuery, find_streams, write_config, write_summary
 from bci.session.run_folder import create_run_dir
+from bci.stream import StimCommand
 from stimulation.plant.bridge import PlantBridge
 from stimulation.plant.commands import CommandOutlet
+from stimulation.safety import device_amplitude_ma
 
 SFREQ = 30_000.0
 PERIOD_S = 0.02
@@ -63,9 +65,9 @@ def record_plant_run(
     """Record ``seconds`` of lockstep plant time into a new run folder under ``root``."""
     tag = uuid.uuid4().hex[:10]
     pname = f"plant-{tag}"
-    bridge = PlantBridge(
-        "pd",
-        seed,
+    bridge = PlantBridge.from_settings(
+        state="pd",
+        seed=seed,
         name=pname,
         source_id=f"plant-src-{tag}",
         controller_source_id=f"ctl-{tag}",
@@ -77,6 +79,7 @@ def record_plant_run(
         noise_uv=4.0,
         lfp_uv=30.0,
         warmup_s=0.2,
+        max_slew_ma_per_s=1e4,  # steps, not ramps
     )
     rng = np.random.default_rng(seed)
     sorted_info = make_stream_info(
@@ -121,9 +124,10 @@ def record_plant_run(
             cells = bridge.probe.cells.tolist()
             for k in range(n_periods):
                 amp = amplitude_on if n_periods // 3 <= k < 2 * n_periods // 3 else 0.0
-                rec = bridge.advance(amplitude=amp)
+                amp_ma = device_amplitude_ma(amp)
+                rec = bridge.advance(StimCommand(amp_ma, 130.0, 300.0, 0.0, f"ctl-{tag}", k))
                 t0 = float(bridge.t0 or 0.0)
-                commands.send(amp, 130.0, 300.0, timestamp=t0 + k * PERIOD_S)
+                commands.send(amp_ma, 130.0, 300.0, timestamp=t0 + k * PERIOD_S)
                 run.n_commands += 1
                 if amp > 0 and k == n_periods // 3:
                     safety_out.push_sample([f"ramp_limited amplitude={amp:g}"], t0 + k * PERIOD_S)

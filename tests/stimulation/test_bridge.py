@@ -224,7 +224,7 @@ def test_streams_carry_the_recording_ground_truth_pulses_and_biomarkers(source_i
         # pulses: on the stim stream (device amplitude), and as artifacts in the voltage
         stim = [m[0] for m in got["stim"][0]]
         pulses = [int(m.split()[1].split("=")[1]) for m in stim]
-        assert {m.split()[2] for m in stim} == {"amp_ma=2.5"}
+        assert {tuple(m.split()[2:]) for m in stim} == {("amp=300", "amp_ma=2.5")}
         expected_pulses = [
             int(round((t - bridge.t_origin_s) * 30000.0))
             for rec in records
@@ -242,6 +242,9 @@ def test_streams_carry_the_recording_ground_truth_pulses_and_biomarkers(source_i
         assert labels.labels == BIOMARKER_CHANNELS
         amp = BIOMARKER_CHANNELS.index("amplitude_ma")
         assert labels.units[amp] == "mA"
+        model = BIOMARKER_CHANNELS.index("amplitude")
+        assert labels.units[model] == "uA/cm2"
+        assert np.asarray(bio)[:, model].tolist() == [0.0, 0.0, 300.0, 300.0, 300.0, 300.0]
         assert binfo.nominal_srate() == pytest.approx(50.0)
         bio_a = np.asarray(bio)
         assert bio_a.shape == (6, len(BIOMARKER_CHANNELS))
