@@ -3,7 +3,9 @@
 Every controller runs through :func:`stimulation.controllers.evaluate` (the same decoder, safety
 limiter and plant settings as online) on both plants (``stationary`` Parkinsonian and
 ``fluctuating``), on held-out plant seeds never used in training or tuning (``--seeds``, default
-1-5), ``--duration`` seconds each (10) after the env's warm-up and a 1.5-s settle:
+1-5), ``--duration`` seconds each (10) after the env's warm-up and a 1.5-s settle, every one at
+the same integration step (``--dt-ms``, 0.025 ms by default: the largest step that keeps the
+model's behaviour, 2.5 times fewer steps than So et al.'s 0.01 ms, which ``--dt-ms 0.01`` uses):
 
 1. **Tuning** (training seeds only, ``--tuning-seeds``, default 101-103, 4 s each): a small grid
    per baseline (threshold: percentile x amplitude; dual threshold: percentile pairs; PI: Kp x
@@ -64,8 +66,10 @@ TUNING_GRID: dict[str, list[dict[str, Any]]] = {
 }
 CONTINUOUS_GRID = [
     {"amplitude_ma": a, "frequency_hz": f}
-    for a, f in itertools.product((1.0, 1.5, 2.0, 2.5), (60.0, 100.0, 130.0))
+    for a, f in itertools.product((1.0, 1.67, 2.5), (60.0, 100.0, 130.0))
 ]
+#: Continuous DBS at its default (So 2012), named explicitly so the grid shares its runs.
+CONTINUOUS_DEFAULT = {"amplitude_ma": 2.5, "frequency_hz": 130.0}
 
 
 def _key(name: str, params: dict[str, Any], plant: str, seeds: list[int], duration: float) -> str:
@@ -75,8 +79,9 @@ def _key(name: str, params: dict[str, Any], plant: str, seeds: list[int], durati
 class Runner:
     """Run evaluate() with a cache that is written to disk after every call."""
 
-    def __init__(self, out: Path, resume: bool) -> None:
+    def __init__(self, out: Path, resume: bool, dt_ms: float) -> None:
         self.out = out
+        self.dt_ms = dt_ms
         self.cache: dict[str, list[dict[str, Any]]] = {}
         if resume and out.exists():
             self.cache = json.loads(out.read_text()).get("cache", {})
@@ -85,10 +90,11 @@ class Runner:
     def run(
         self, name: str, params: dict[str, Any], plant: str, seeds: list[int], duration: float
     ) -> list[dict[str, Any]]:
-        key = _key(name, params, plant, seeds, duration)
+        key = _key(name, {**params, "dt_ms": self.dt_ms}, plant, seeds, duration)
         if key not in self.cache:
             t0 = time.perf_counter()
-            rows = evaluate(name, seeds, duration_s=duration, plant=plant, **params)
+            env = {"dt_ms": self.dt_ms}
+            rows = evaluate(name, seeds, duration, plant, env_kwargs=env, **params)
             for row in rows:
                 row["params"] = params
                 row["wall_s"] = time.perf_counter() - t0
@@ -126,7 +132,7 @@ def mean(rows: list[dict[str, Any]], key: str) -> float:
 def tune(runner: Runner, plant: str, seeds: list[int], duration: float) -> dict[str, Any]:
     """The tuned parameters of each baseline on the training seeds (module docstring)."""
     off = mean(runner.run("off", {}, plant, seeds, duration), "error_index")
-    cont = mean(runner.run("continuous", {}, plant, seeds, duration), "error_index")
+    cont = mean(runner.run("continuous", CONTINUOUS_DEFAULT, plant, seeds, duration), "error_index")
     target = 0.9 * (off - cont)
     chosen: dict[str, Any] = {}
     for name, grid in TUNING_GRID.items():
@@ -265,6 +271,13 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=None, help="RL-SNN actor (default shipped)")
     parser.add_argument("--resume", action="store_true", help="reuse results cached in --json")
     parser.add_argument("--quick", action="store_true", help="1 seed, 1 s: a smoke run")
+    parser.add_argument(
+        "--dt-ms",
+        type=float,
+        default=0.025,
+        help="plant integration step for every controller (0.025: the largest that keeps the "
+        "model's behaviour, bench_plant_env.py; 0.01: So 2012's)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.tuning_seeds = args.seeds[:1], args.tuning_seeds[:1]
@@ -276,11 +289,12 @@ def main() -> None:
 
     model = args.model or DEFAULT_MODEL
     rl_meta = SpikingActorWeights.load(model).meta if Path(model).exists() else None
-    runner = Runner(args.json, args.resume)
+    runner = Runner(args.json, args.resume, args.dt_ms)
     result: dict[str, Any] = {
         "seeds": args.seeds,
         "tuning_seeds": args.tuning_seeds,
         "duration_s": args.duration,
+        "dt_ms": args.dt_ms,
         "rl_model": str(model),
         "rl_training": None
         if rl_meta is None
@@ -295,7 +309,9 @@ def main() -> None:
         print(f"[{plant}] held-out seeds {args.seeds}", flush=True)
         table: dict[str, list[dict[str, Any]]] = {
             "off": runner.run("off", {}, plant, args.seeds, args.duration),
-            "continuous": runner.run("continuous", {}, plant, args.seeds, args.duration),
+            "continuous": runner.run(
+                "continuous", CONTINUOUS_DEFAULT, plant, args.seeds, args.duration
+            ),
         }
         for name, choice in tuned.items():
             table[name] = runner.run(name, choice["params"], plant, args.seeds, args.duration)
@@ -327,7 +343,15 @@ def main() -> None:
                 if name not in table:
                     continue
                 params = table[name][0]["params"]
-                row = evaluate(name, args.seeds[:1], args.duration, plant, traces=True, **params)
+                row = evaluate(
+                    name,
+                    args.seeds[:1],
+                    args.duration,
+                    plant,
+                    traces=True,
+                    env_kwargs={"dt_ms": args.dt_ms},
+                    **params,
+                )
                 traces[name] = {k: np.asarray(v).tolist() for k, v in row[0]["trace"].items()}
     result["wall_s"] = time.perf_counter() - t_start
     runner.extra = result

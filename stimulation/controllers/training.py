@@ -51,6 +51,7 @@ class TrainConfig:
     gamma: float = 0.98
     tau: float = 0.005
     action_noise: float = 0.15
+    action_noise_theta: float = 0.0
     gradient_steps: int = 4
     critic_arch: tuple[int, ...] = (256, 256)
     n_pop: int = 10
@@ -135,7 +136,7 @@ def train(
     import torch
     from stable_baselines3 import TD3
     from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.noise import NormalActionNoise
+    from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
 
     from stimulation.controllers.rl_env import ClosedLoopVecEnv
     from stimulation.controllers.spiking_policy import SpikingTD3Policy
@@ -163,6 +164,12 @@ def train(
         "n_out": config.n_out,
         "substeps": config.substeps,
     }
+    sigma = config.action_noise * np.ones(n_act)
+    noise = (
+        OrnsteinUhlenbeckActionNoise(np.zeros(n_act), sigma, theta=config.action_noise_theta)
+        if config.action_noise_theta > 0
+        else NormalActionNoise(np.zeros(n_act), sigma)
+    )
     model = TD3(
         SpikingTD3Policy,
         env,
@@ -174,7 +181,7 @@ def train(
         tau=config.tau,
         train_freq=1,
         gradient_steps=config.gradient_steps,
-        action_noise=NormalActionNoise(np.zeros(n_act), config.action_noise * np.ones(n_act)),
+        action_noise=noise,
         policy_kwargs={"spiking": spiking, "net_arch": {"pi": [], "qf": list(config.critic_arch)}},
         seed=config.seed,
         device="cpu",
