@@ -19,6 +19,7 @@ from bci.acquisition.metadata import read_channel_info
 from bci.cli.main import cli
 from bci.session.load import parse_spike_marker
 from bci.stream import StimCommand
+from stimulation.errors import PlantParameterError
 from stimulation.plant import BasalGangliaNetwork
 from stimulation.plant.bridge import (
     BIOMARKER_CHANNELS,
@@ -370,3 +371,30 @@ def test_bci_stim_drives_a_lockstep_plant_from_the_command_line(source_id: str) 
     assert "Simulated 0.20 s" in output and "commands applied 10" in output
     assert "'clamp_amplitude': 10" in output  # 9 mA asked, the limiter's 3 mA delivered
     assert sender.returncode == 0 and "Sent 10 commands" in out
+
+
+def test_flat_settings_go_to_the_object_that_owns_them(source_id: str) -> None:
+    bridge = PlantBridge.from_settings(
+        seed=3,
+        cells_per_nucleus=6,
+        n_units=2,
+        n_channels=4,
+        recorded_nucleus="gpi",
+        plant="fluctuating",
+        warmup_s=0.0,
+        controller_source_id="ctl",
+        max_amplitude_ma=2.0,
+        amplitude_ma=1.0,
+        channel_format="int16",
+        source_id=source_id,
+    )
+    with bridge:
+        assert bridge.network.plant == "fluctuating" and bridge.network.seed == 3
+        assert bridge.probe.nucleus == "gpi" and bridge.probe.n_units == 2
+        assert bridge.limits.source_id == "ctl" and bridge.limits.max_amplitude_ma == 2.0
+        assert bridge.initial.amplitude_ma == 1.0 and bridge.channel_format == "int16"
+        assert bridge.closed_loop and bridge.limits.watchdog_timeout_s == 0.1
+    with pytest.raises(PlantParameterError, match="Unknown plant bridge setting 'n_unit'"):
+        PlantBridge.from_settings(n_unit=3)
+    with pytest.raises(PlantParameterError, match="device units"):
+        PlantBridge.from_settings(amplitude_scale=120.0)
