@@ -103,6 +103,44 @@ class SpikingActorWeights:
         out = np.tanh(rate @ self.w_out.T + self.b_out)
         return out[0] if single else out
 
+    def encode(self, obs: npt.ArrayLike) -> F64:
+        """The population activity the observation drives (the first layer's input)."""
+        x = np.atleast_2d(np.asarray(obs, dtype=np.float64))
+        a = np.exp(-0.5 * ((x[:, :, None] - self.mu[None]) / self.sigma[None]) ** 2)
+        return a.reshape(x.shape[0], -1)
+
+    # ------------------------------------------------------------------ NIR
+    def to_spiking_net(self) -> Any:
+        """The LIF layers and the readout as a :class:`decoders.snn.network.SpikingNet` (input:
+        :meth:`encode`'s population activity; output before the ``tanh``), so the decoders'
+        NIR export and numpy runtime run it."""
+        from decoders.snn.network import SpikingLayer, SpikingNet
+
+        f32 = np.float32
+        layers = [
+            SpikingLayer(w.astype(f32), b.astype(f32), be.astype(f32), th.astype(f32))
+            for w, b, be, th in zip(self.w_in, self.b_in, self.beta, self.threshold, strict=True)
+        ]
+        return SpikingNet(
+            layers,
+            self.w_out.astype(f32),
+            self.b_out.astype(f32),
+            np.zeros(self.n_actions, f32),
+            substeps=self.substeps,
+            bin_reset=True,
+        )
+
+    def export_nir(self, path: str | Path, period_s: float = 0.02) -> Path:
+        """Write the spiking part as a NIR graph (``nir.write``); the population encoder and the
+        final ``tanh`` stay outside it (their arrays are in the ``.npz``)."""
+        import nir
+
+        from decoders.snn.network import to_nir
+
+        path = Path(path)
+        nir.write(str(path), to_nir(self.to_spiking_net(), period_s / self.substeps))
+        return path
+
     # ------------------------------------------------------------------ files
     def save(self, path: str | Path) -> Path:
         """Write ``path`` (.npz): the arrays and the metadata (JSON)."""

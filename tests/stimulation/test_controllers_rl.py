@@ -93,3 +93,27 @@ def test_bad_actor_files_say_what_is_wrong(tmp_path: Path, content: bytes, match
         SpikingActorWeights.load(other)
     with pytest.raises(ControllerConfigError, match="Cannot read"):
         SpikingActorWeights.load(tmp_path)
+
+
+def test_the_actor_exports_to_nir_and_runs_in_the_decoders_runtime(tmp_path: Path) -> None:
+    import nir
+
+    from decoders.runtime import SpikingRuntime
+    from decoders.snn.network import from_nir
+    from stimulation.controllers.spiking_policy import PopSpikingActorNet
+
+    torch.manual_seed(5)
+    net = PopSpikingActorNet(3, 2, obs_range=(0.0, 1.5), n_pop=8, hidden=(32,)).double()
+    with torch.no_grad():
+        for layer in net.layers:
+            layer.weight.mul_(4.0)
+    weights = net.export()
+    path = weights.export_nir(tmp_path / "actor.nir", period_s=0.02)
+    graph = nir.read(str(path))
+    runtime = SpikingRuntime(from_nir(graph, 0.02 / weights.substeps))
+    obs = np.random.default_rng(1).uniform(0.0, 1.5, (200, 3))
+    ours = weights.forward(obs)
+    theirs = np.tanh([runtime.step(a) for a in weights.encode(obs)])
+    # float32 against float64: a membrane within rounding of its threshold may flip one spike
+    close = np.all(np.abs(theirs - ours) < 1e-4, axis=1)
+    assert close.mean() >= 0.98 and np.abs(ours).max() > 0.1
