@@ -34,11 +34,17 @@ from stimulation.safety import SafetyLimiter, SafetyLimits
 from stimulation.safety.units import REFERENCE_PULSE_WIDTH_US
 
 
-def action_meta(limits: SafetyLimits, control_frequency: bool) -> dict[str, Any]:
-    """The action conventions stored with a trained actor."""
+def action_meta(
+    limits: SafetyLimits,
+    control_frequency: bool,
+    frequency_range_hz: tuple[float, float] | None = None,
+) -> dict[str, Any]:
+    """The action conventions stored with a trained actor (the rate range defaults to the
+    limiter's)."""
+    lo, hi = frequency_range_hz or (limits.min_frequency_hz, limits.max_frequency_hz)
     return {
         "max_amplitude_ma": limits.max_amplitude_ma,
-        "frequency_range_hz": [limits.min_frequency_hz, limits.max_frequency_hz],
+        "frequency_range_hz": [float(lo), float(hi)],
         "frequency_hz": 130.0,
         "control_frequency": control_frequency,
         "pulse_width_us": REFERENCE_PULSE_WIDTH_US,
@@ -62,6 +68,8 @@ class ClosedLoopVecEnv(VecEnv):
         Reward and observation scaling (module docstring).
     control_frequency : bool
         Whether the action sets the rate too.
+    frequency_range_hz : (float, float), optional
+        Rates at action 0 and 1 (default: the limiter's range).
     limits : SafetyLimits, optional
         The limiters' limits (default: evaluation's).
     """
@@ -76,6 +84,7 @@ class ClosedLoopVecEnv(VecEnv):
         reward_scale: float = 10.0,
         symptom_scale: float = 10.0,
         control_frequency: bool = True,
+        frequency_range_hz: tuple[float, float] | None = None,
         limits: SafetyLimits | None = None,
         env_kwargs: dict[str, Any] | None = None,
     ) -> None:
@@ -89,7 +98,7 @@ class ClosedLoopVecEnv(VecEnv):
         )
         self.period_s = float(self.venv.envs[0].control_period_s)
         self.n_actions = 2 if control_frequency else 1
-        self.meta = action_meta(self.limits, control_frequency)
+        self.meta = action_meta(self.limits, control_frequency, frequency_range_hz)
         self.meta["symptom_scale"] = float(symptom_scale)
         self.energy_weight = float(energy_weight)
         self.reward_scale = float(reward_scale)

@@ -44,6 +44,7 @@ class TrainConfig:
     reward_scale: float = 10.0
     symptom_scale: float = 10.0
     control_frequency: bool = True
+    frequency_range_hz: tuple[float, float] = (10.0, 250.0)
     learning_rate: float = 1e-3
     buffer_size: int = 100_000
     batch_size: int = 256
@@ -154,6 +155,7 @@ def train(
         reward_scale=config.reward_scale,
         symptom_scale=config.symptom_scale,
         control_frequency=config.control_frequency,
+        frequency_range_hz=tuple(config.frequency_range_hz),
         env_kwargs={"dt_ms": config.dt_ms},
     )
     n_act = env.n_actions
