@@ -155,7 +155,7 @@ def train(
         reward_scale=config.reward_scale,
         symptom_scale=config.symptom_scale,
         control_frequency=config.control_frequency,
-        frequency_range_hz=tuple(config.frequency_range_hz),
+        frequency_range_hz=(config.frequency_range_hz[0], config.frequency_range_hz[1]),
         env_kwargs={"dt_ms": config.dt_ms},
     )
     n_act = env.n_actions
