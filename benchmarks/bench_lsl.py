@@ -146,7 +146,7 @@ class OurSource:
     def __init__(self, source_id: str) -> None:
         from bci.acquisition import LSLSource
 
-        self.source = LSLSource(source_id=source_id, timeout_s=10.0, max_pull_s=MAX_PULL_S)
+        self.source = LSLSource(source_id=source_id, timeout_s=10.0, max_pull_s=MAX_PULL_S).open()
 
     def pull(self) -> tuple[int, Any]:
         chunk = self.source.pull(timeout=PULL_TIMEOUT_S)
@@ -264,7 +264,7 @@ def pull_path_cost(n_ch: int, chunk: int, repeats: int) -> dict[str, float]:
     )
     data = np.random.default_rng(0).normal(size=(chunk, n_ch)).astype(np.float32)
     bare = BareInlet(source_id)
-    ours = LSLSource(source_id=source_id, timeout_s=10.0, max_pull_s=MAX_PULL_S)
+    ours = LSLSource(source_id=source_id, timeout_s=10.0, max_pull_s=MAX_PULL_S).open()
     assert ours._inlet is not None
     costs: dict[str, list[float]] = {"bare": [], "ours": []}
     t_stamp = pylsl.local_clock()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -68,7 +69,10 @@ class StreamLostError(BCIError, ConnectionError):
 
 
 class SourceClosedError(BCIError, RuntimeError):
-    """The source was used after :meth:`LSLSource.close`."""
+    """The source was used before :meth:`LSLSource.open` or after :meth:`LSLSource.close`."""
+
+
+_NOT_OPEN = "The LSLSource is not open yet: call open() (or use it in a 'with' block) first."
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +127,19 @@ def list_streams(wait_s: float = 1.0) -> list[str]:
     return [_describe_info(info) for info in pylsl.resolve_streams(wait_time=wait_s)]
 
 
+def _stream_query(name: str | None, stype: str | None, source_id: str | None) -> dict[str, str]:
+    """The given stream properties by their LSL name (at least one), each checked to be a str."""
+    given = {"name": name, "type": stype, "source_id": source_id}
+    query = {k: v for k, v in given.items() if v is not None}
+    if not query:
+        raise ConfigError(
+            "LSLSource needs at least one of 'name', 'stype' or 'source_id' to find its stream."
+        )
+    for key, value in query.items():
+        check_type(value, str, "stype" if key == "type" else key)
+    return query
+
+
 def resolve_stream_info(
     name: str | None = None,
     stype: str | None = None,
@@ -139,14 +156,7 @@ def resolve_stream_info(
         Several streams match (e.g. a replay next to the live stream with the same name); the
         message lists them with source_id, host and type.
     """
-    given = {"name": name, "type": stype, "source_id": source_id}
-    query = {k: v for k, v in given.items() if v is not None}
-    if not query:
-        raise ConfigError(
-            "LSLSource needs at least one of 'name', 'stype' or 'source_id' to find its stream."
-        )
-    for key, value in query.items():
-        check_type(value, str, "stype" if key == "type" else key)
+    query = _stream_query(name, stype, source_id)
     timeout_s = ensure_float(timeout_s, "timeout_s", minimum=0.0)
     predicate = " and ".join(f"{k}={_xpath_literal(v)}" for k, v in query.items())
     wanted = ", ".join(f"{k}={v!r}" for k, v in query.items())
@@ -185,6 +195,9 @@ def resolve_stream_info(
 class LSLSource:
     """Pull a regularly sampled numeric LSL stream as :class:`~bci.stream.SignalChunk` objects.
 
+    Building one only checks the arguments; :meth:`open` (or ``with``) resolves the stream and
+    connects. Its :meth:`to_dict` is in :meth:`bci.stream.Stage.to_dict`'s format.
+
     Parameters
     ----------
     name, stype, source_id : str, optional
@@ -195,7 +208,7 @@ class LSLSource:
         :class:`bci.StreamMismatchError` naming both values. ``channel_format`` is a key of
         :data:`~bci.acquisition.metadata.CHANNEL_FORMATS` (string streams are always refused).
     timeout_s : float
-        Seconds to wait for the stream to be found and to answer.
+        Seconds :meth:`open` waits for the stream to be found and to answer.
     max_pull_s : float
         Capacity of the pull buffer in seconds of data: one :meth:`pull` returns at most this much.
     scale : float or None
@@ -236,6 +249,7 @@ class LSLSource:
     >>> with LSLSource(source_id="amp-1", n_channels=384, sfreq=30000) as source:  # doctest: +SKIP
     ...     spec = source.spec()
     ...     chunk = source.pull(timeout=0.01)
+    >>> source = LSLSource(source_id="amp-1").open()  # doctest: +SKIP
     """
 
     def __init__(
@@ -260,86 +274,65 @@ class LSLSource:
         max_events: int = 256,
         unit: str | None = None,
     ) -> None:
-        self._params: dict[str, Any] = {
-            "name": name,
-            "stype": stype,
-            "source_id": source_id,
-            "n_channels": n_channels,
-            "sfreq": sfreq,
-            "channel_format": channel_format,
-            "timeout_s": timeout_s,
-            "max_pull_s": max_pull_s,
-            "scale": scale,
-            "clocksync": clocksync,
-            "dejitter": dejitter,
-            "dejitter_halftime_s": dejitter_halftime_s,
-            "gap_threshold_s": gap_threshold_s,
-            "stall_after_s": stall_after_s,
-            "recover": recover,
-            "max_buffered_s": max_buffered_s,
-            "max_events": max_events,
-            "unit": unit,
-        }
+        # every constructor argument, as given (first statement: locals() holds only them)
+        self._params: dict[str, Any] = {k: v for k, v in locals().items() if k != "self"}
+        self._query = _stream_query(name, stype, source_id)
         if n_channels is not None:
             n_channels = ensure_int(n_channels, "n_channels", minimum=1)
         if sfreq is not None:
             sfreq = ensure_float(sfreq, "sfreq", minimum=0.0, strict_minimum=True)
         if channel_format is not None:
             check_value(channel_format, NUMPY_DTYPES, "channel_format")
-        timeout_s = ensure_float(timeout_s, "timeout_s", minimum=0.0)
-        max_pull_s = ensure_float(max_pull_s, "max_pull_s", minimum=0.0, strict_minimum=True)
+        self._expected = (n_channels, sfreq, channel_format)
+        self._timeout_s = ensure_float(timeout_s, "timeout_s", minimum=0.0)
+        self._max_pull_s = ensure_float(max_pull_s, "max_pull_s", minimum=0.0, strict_minimum=True)
         if scale is not None:
             scale = ensure_float(scale, "scale")
             if scale == 0.0:
                 raise ConfigError(
                     "Invalid value for the 'scale' parameter: 0 would erase the signal."
                 )
-        #: factor from wire values to the values delivered (set from the header if not given)
+        self._given_scale = scale
+        #: factor from wire values to the values delivered (the header's, on open, if not given)
         self.scale: float = 1.0 if scale is None else scale
         self.dejitter = bool(check_type(dejitter, bool, "dejitter"))
-        check_type(clocksync, bool, "clocksync")
+        self.clocksync = bool(check_type(clocksync, bool, "clocksync"))
         self.recover = bool(check_type(recover, bool, "recover"))
         self._stall_after_s = (
             None
             if stall_after_s is None
             else ensure_float(stall_after_s, "stall_after_s", minimum=0.0, strict_minimum=True)
         )
-        max_buffered_s = ensure_float(
+        self._max_buffered_s = ensure_float(
             max_buffered_s, "max_buffered_s", minimum=0.0, strict_minimum=True
         )
-        max_events = ensure_int(max_events, "max_events", minimum=1)
+        self._dejitter_halftime_s = ensure_float(
+            dejitter_halftime_s, "dejitter_halftime_s", minimum=0.0, strict_minimum=True
+        )
+        self._gap_threshold_s = (
+            None
+            if gap_threshold_s is None
+            else ensure_float(gap_threshold_s, "gap_threshold_s", minimum=0.0, strict_minimum=True)
+        )
         self._unit = None if unit is None else check_type(unit, str, "unit")
 
-        info = resolve_stream_info(name, stype, source_id, timeout_s)
-        self._check_expectations(info, n_channels, sfreq, channel_format)
-        self.name: str = info.name()
-        self.stype: str = info.type()
-        self.source_id: str = info.source_id()
-        self.n_channels: int = info.channel_count()
-        self.sfreq: float = float(info.nominal_srate())
-        self.channel_format: str = FORMAT_NAMES[info.channel_format()]
-        self._dtype = np.dtype(NUMPY_DTYPES[self.channel_format])
-
-        self.clocksync = bool(clocksync)
+        # what the stream turns out to be: the query until open() resolves it
+        self.name: str | None = name
+        self.stype: str | None = stype
+        self.source_id: str | None = source_id
+        self.n_channels: int = n_channels or 0
+        self.sfreq: float = sfreq or 0.0
+        self.channel_format: str = channel_format or ""
+        self.max_samples = 0
         self._correction_s = 0.0
         self._t_next_correction = 0.0
-        flags = pylsl.proc_monotonize
-        self._inlet: pylsl.StreamInlet | None = pylsl.StreamInlet(
-            info,
-            max_buflen=max(1, int(np.ceil(max_buffered_s))),
-            recover=self.recover,
-            processing_flags=flags,
-        )
-        self.max_samples = max(1, int(round(max_pull_s * self.sfreq)))
-        self._puller = ChunkPuller(self._inlet, self.max_samples, self._dtype)
-        self._clock = SampleClock(
-            self.sfreq, halftime_s=dejitter_halftime_s, gap_threshold_s=gap_threshold_s
-        )
-        self._is_float = np.issubdtype(self._dtype, np.floating)
-        self._index_offsets = np.arange(self.max_samples, dtype=np.float64)
+        self._inlet: pylsl.StreamInlet | None = None
         self._full_info: pylsl.StreamInfo | None = None
+        self._opened = False
 
-        self.events: deque[SourceEvent] = deque(maxlen=max_events)
+        self.events: deque[SourceEvent] = deque(
+            maxlen=ensure_int(max_events, "max_events", minimum=1)
+        )
         self.events_total = 0
         self._next_sample = 0
         self._samples_received = 0
@@ -357,22 +350,75 @@ class LSLSource:
         self._closed = False
         self._pending: tuple[int, npt.NDArray[np.float64]] | None = None
 
+    def open(self) -> LSLSource:
+        """Resolve the stream, check it against the expectations, and connect; return ``self``.
+
+        The only method that touches the network before :meth:`pull` (``with LSLSource(...)``
+        calls it). Calling it again on an open source does nothing.
+
+        Raises
+        ------
+        bci.StreamNotFoundError
+            No matching stream within ``timeout_s`` (the message lists what exists), or it did not
+            answer.
+        AmbiguousStreamError
+            Several streams match.
+        bci.StreamMismatchError
+            The stream differs from ``n_channels``, ``sfreq`` or ``channel_format``.
+        SourceClosedError
+            The source was closed.
+        """
+        if self._closed:
+            raise SourceClosedError("The LSLSource is closed; create a new one to open again.")
+        if self._opened:
+            return self
+        timeout_s = self._timeout_s
+        info = resolve_stream_info(
+            self._query.get("name"),
+            self._query.get("type"),
+            self._query.get("source_id"),
+            timeout_s,
+        )
+        self._check_expectations(info, *self._expected)
+        self.name = info.name()
+        self.stype = info.type()
+        self.source_id = info.source_id()
+        self.n_channels = info.channel_count()
+        self.sfreq = float(info.nominal_srate())
+        self.channel_format = FORMAT_NAMES[info.channel_format()]
+        self._dtype = np.dtype(NUMPY_DTYPES[self.channel_format])
+        inlet = pylsl.StreamInlet(
+            info,
+            max_buflen=max(1, int(np.ceil(self._max_buffered_s))),
+            recover=self.recover,
+            processing_flags=pylsl.proc_monotonize,
+        )
         try:
-            self._inlet.open_stream(timeout=timeout_s)
-            if clocksync:
+            inlet.open_stream(timeout=timeout_s)
+            if self.clocksync:
                 # The first estimate takes a few ms; take it now rather than in the first pull.
-                self._correction_s = self._inlet.time_correction(timeout=timeout_s)
-            self._full_info = self._inlet.info(timeout=timeout_s)
-            if scale is None:
-                self.scale = read_scale_uv_per_bit(self._full_info) or 1.0
+                self._correction_s = inlet.time_correction(timeout=timeout_s)
+            full_info = inlet.info(timeout=timeout_s)
         except (LSLTimeoutError, LostError) as err:
-            self._inlet = None
             raise StreamNotFoundError(
                 f"Found the LSL stream {_describe_info(info)} but it did not answer within "
                 f"{timeout_s:g} s ({err})."
             ) from err
+        if self._given_scale is None:
+            self.scale = read_scale_uv_per_bit(full_info) or 1.0
+        self.max_samples = max(1, int(round(self._max_pull_s * self.sfreq)))
+        self._puller = ChunkPuller(inlet, self.max_samples, self._dtype)
+        self._clock = SampleClock(
+            self.sfreq,
+            halftime_s=self._dejitter_halftime_s,
+            gap_threshold_s=self._gap_threshold_s,
+        )
+        self._is_float = np.issubdtype(self._dtype, np.floating)
+        self._index_offsets = np.arange(self.max_samples, dtype=np.float64)
+        self._inlet, self._full_info, self._opened = inlet, full_info, True
         self._t_connected = pylsl.local_clock()
         self._event("connected", f"Connected to {_describe_info(info)}.")
+        return self
 
     # ---------------------------------------------------------------- set-up
     @staticmethod
@@ -408,7 +454,7 @@ class LSLSource:
         """Describe the stream for :meth:`bci.stream.Pipeline.prepare` (labels, unit, positions)."""
         info = self._full_info
         if info is None:
-            raise SourceClosedError("The LSLSource is closed.")
+            raise SourceClosedError(_NOT_OPEN)
         channels = read_channel_info(info)
         units = {u for u in channels.units if u}
         unit = self._unit if self._unit is not None else (units.pop() if len(units) == 1 else "")
@@ -420,9 +466,9 @@ class LSLSource:
             unit=unit,
             positions=channels.positions,
             origin=StreamOrigin(
-                name=self.name,
-                stream_type=self.stype,
-                source_id=self.source_id,
+                name=info.name(),
+                stream_type=info.type(),
+                source_id=info.source_id(),
                 hostname=info.hostname(),
                 channel_format=self.channel_format,
                 scale_uv_per_bit=self.scale,
@@ -430,8 +476,18 @@ class LSLSource:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """Class and constructor parameters, for the session's ``config.yaml``."""
-        return {"class": "LSLSource", "params": dict(self._params)}
+        """Class and constructor arguments in :meth:`bci.stream.Stage.to_dict`'s format.
+
+        ``{"stage": "bci.acquisition.source:LSLSource", "params": {...}}``, for the session's
+        ``config.yaml``; :func:`bci.stream.stage_from_dict` (or :meth:`from_dict`) rebuilds an
+        unopened source from it.
+        """
+        return {"stage": f"{__name__}:{type(self).__qualname__}", "params": dict(self._params)}
+
+    @classmethod
+    def from_dict(cls, description: Mapping[str, Any]) -> LSLSource:
+        """Rebuild an (unopened) source from :meth:`to_dict` output."""
+        return cls(**dict(description.get("params", {})))
 
     # ------------------------------------------------------------------ data
     def pull(self, timeout: float = 0.0) -> SignalChunk | None:
@@ -449,7 +505,11 @@ class LSLSource:
         """
         inlet = self._inlet
         if inlet is None:
-            raise SourceClosedError("The LSLSource is closed; create a new one to pull again.")
+            raise SourceClosedError(
+                _NOT_OPEN
+                if not self._closed
+                else "The LSLSource is closed; create a new one to pull again."
+            )
         buffer = self._puller.data
         if self._pending is not None:
             # The rest of the last pull, split off at a gap: it is already here, serve it first.
@@ -625,6 +685,8 @@ class LSLSource:
             self._check_stall(now)
         if self._closed:
             state = "closed"
+        elif not self._opened:
+            state = "not opened"
         elif self._stalled:
             state = "stalled"
         elif self._t_last_data is None:
@@ -646,8 +708,8 @@ class LSLSource:
             "gaps": self._gaps,
             "gap_samples": self._gap_samples,
             "nan_samples": self._nan_samples,
-            "effective_rate_hz": 1.0 / self._clock.period_s,
-            "jitter_ms": self._clock.jitter_s * 1e3,
+            "effective_rate_hz": 1.0 / self._clock.period_s if self._opened else self.sfreq,
+            "jitter_ms": self._clock.jitter_s * 1e3 if self._opened else 0.0,
             "events_total": self.events_total,
             "recent_events": [asdict(e) for e in list(self.events)[-5:]],
         }
@@ -664,7 +726,7 @@ class LSLSource:
         self._event("closed", f"Closed the source of {self.name!r}.")
 
     def __enter__(self) -> LSLSource:
-        return self
+        return self.open()
 
     def __exit__(self, *exc: object) -> None:
         self.close()

@@ -156,7 +156,9 @@ def run_demo(
         markers: list[tuple[float, int, int]] = []
         gt_inlet.open_stream(timeout=5.0)
         # no scale given: the source applies the stream's scale_uv_per_bit (int16 counts -> uV)
-        source = LSLSource(source_id=sid, n_channels=n_channels, sfreq=30000.0, timeout_s=10.0)
+        source = LSLSource(
+            source_id=sid, n_channels=n_channels, sfreq=30000.0, timeout_s=10.0
+        ).open()
         sfreq = source.spec().rate_hz
         bandpass = BandPass()
         detector = ThresholdCrossings(calibration_s=calibration_s)
