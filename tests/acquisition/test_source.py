@@ -128,7 +128,12 @@ def test_jittered_stamps_are_not_gaps_and_are_smoothed(source_id: str) -> None:
         chunks = pull_until(source, 1500)
         assert sum(c.n_samples for c in chunks) == 1500
     gaps = [c.gap_before for c in chunks if c.gap_before]
-    assert len(gaps) == 1 and abs(gaps[0] - 50) <= 1
+    assert gaps == [50]
+    # the numbering after the gap is the outlet's own: channel 0 holds each sample's true index
+    for c in chunks:
+        np.testing.assert_array_equal(c.data[:, 0], c.first_sample + np.arange(c.n_samples))
+    assert next(c for c in chunks if c.gap_before).first_sample == 1050
+    assert chunks[-1].last_sample == 1549
     # Smoothed stamps sit closer to the true sample times than the jittered ones liblsl delivered.
     index = np.concatenate([c.data[:, 0] for c in chunks]).astype(np.float64)
     true_t = t0 + index / sfreq
