@@ -656,6 +656,8 @@ class LSLSource:
         since = self._t_last_data if self._t_last_data is not None else self._t_connected
         silence = now - since
         if silence > self.stall_after_s():
+            if self._pending is not None or self._inlet.samples_available() > 0:
+                return  # data are waiting: the consumer is busy, the stream is not silent
             self._stalled = True
             self._stall_started = since
             what = "since the last chunk" if self._t_last_data is not None else "since connecting"

@@ -437,3 +437,19 @@ def test_constructing_does_no_network_io_and_to_dict_rebuilds_it(source_id: str)
     _outlet = make_outlet(source_id, 3, 1000.0)
     with again:  # now the stream exists: open() resolves it
         assert again.n_channels == 3 and again.status()["state"] == "waiting"
+
+
+def test_a_busy_consumer_is_not_a_stalled_stream(source_id: str) -> None:
+    """Data waiting in the inlet while the pipeline was busy (e.g. compiling) is no stall."""
+    sfreq = 1000.0
+    outlet = make_outlet(source_id, 2, sfreq)
+    with LSLSource(source_id=source_id, sfreq=sfreq, stall_after_s=0.1) as source:
+        t0 = pylsl.local_clock()
+        push_indexed(outlet, t0, sfreq, 0, 10)
+        assert pull_until(source, 10)
+        push_indexed(outlet, t0, sfreq, 10, 10)
+        time.sleep(0.3)  # the consumer is busy elsewhere for 3x the stall threshold
+        assert source.status()["state"] == "connected"
+        assert pull_until(source, 10)[0].first_sample == 10
+        kinds = [e.kind for e in source.events]
+    assert "stall" not in kinds
