@@ -240,5 +240,5 @@ def test_publisher_that_cannot_keep_real_time_says_how_far_behind(source_id, cap
     warnings = [r.getMessage() for r in caplog.records if "cannot keep real time" in r.message]
     assert warnings and stats.behind_warnings == len(warnings)
     lag_s = float(warnings[0].split(" s behind")[0].rsplit(" ", 1)[1])
-    assert 0.5 < lag_s <= stats.max_lag_s
+    assert 0.5 <= lag_s <= stats.max_lag_s + 0.005  # printed to 10 ms
     assert stats.max_lag_s > 0.8  # ~40 chunks x 30 ms
