@@ -200,3 +200,8 @@ def synthetic(
         f"chunks, {stats.spikes} spikes; late chunks {stats.late_chunks}, max lag "
         f"{stats.max_lag_s * 1e3:.2f} ms, clipped samples {stats.clipped_samples}."
     )
+
+
+from bci.cli.source_motor import motor  # noqa: E402
+
+source.add_command(motor)
