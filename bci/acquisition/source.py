@@ -316,10 +316,10 @@ class LSLSource:
         )
         self._unit = None if unit is None else check_type(unit, str, "unit")
 
-        # what the stream turns out to be: the query until open() resolves it
-        self.name: str | None = name
-        self.stype: str | None = stype
-        self.source_id: str | None = source_id
+        # what the stream turns out to be: the query ("" where not given) until open() resolves it
+        self.name: str = name or ""
+        self.stype: str = stype or ""
+        self.source_id: str = source_id or ""
         self.n_channels: int = n_channels or 0
         self.sfreq: float = sfreq or 0.0
         self.channel_format: str = channel_format or ""
