@@ -42,6 +42,11 @@ from bci.acquisition.metadata import (
     read_scale_uv_per_bit,
 )
 from bci.acquisition.puller import ChunkPuller
+from bci.acquisition.resolve import (
+    describe_info,
+    resolve_stream_info,
+    stream_query,
+)
 from bci.checks import check_type, check_value, ensure_float, ensure_int
 from bci.errors import BCIError, ConfigError, StreamMismatchError, StreamNotFoundError
 from bci.stream.chunks import SignalChunk
@@ -49,19 +54,11 @@ from bci.stream.spec import StreamOrigin, StreamSpec
 
 logger = logging.getLogger(__name__)
 
-#: Seconds to listen for the list of existing streams when a resolve fails.
-LIST_STREAMS_WAIT_S = 0.5
-#: Seconds to listen for a second stream matching a query once one has answered.
-DUPLICATE_WAIT_S = 0.2
 #: Silence after connecting, before the first sample, that counts as a stall: start-up (an outlet
 #: process importing, compiling, calibrating) is not a stall, so this is long.
 FIRST_DATA_STALL_S = 10.0
 #: Silence that counts as a stall after the first chunk, before the chunk interval is known.
 EARLY_STALL_S = 1.0
-
-
-class AmbiguousStreamError(ConfigError):
-    """More than one LSL stream matches the query; the message lists them and how to pick one."""
 
 
 class StreamLostError(BCIError, ConnectionError):
@@ -100,96 +97,6 @@ class SourceEvent:
     message: str
     n_samples: int = 0
     sample_index: int = -1
-
-
-def _xpath_literal(value: str) -> str:
-    """Quote ``value`` as an XPath 1.0 string literal (which has no escapes)."""
-    if "'" not in value:
-        return f"'{value}'"
-    if '"' not in value:
-        return f'"{value}"'
-    parts = value.split("'")
-    return "concat(" + ', "\'", '.join(f"'{p}'" for p in parts) + ")"
-
-
-def _describe_info(info: pylsl.StreamInfo) -> str:
-    fmt = FORMAT_NAMES.get(info.channel_format(), str(info.channel_format()))
-    rate = info.nominal_srate()
-    rate_text = f"{rate:g} Hz" if rate > 0 else "irregular rate"
-    return (
-        f"name={info.name()!r} type={info.type()!r} source_id={info.source_id()!r} "
-        f"({info.channel_count()} ch, {rate_text}, {fmt}, host {info.hostname()!r})"
-    )
-
-
-def list_streams(wait_s: float = 1.0) -> list[str]:
-    """One line per LSL stream visible on the network within ``wait_s`` seconds."""
-    return [_describe_info(info) for info in pylsl.resolve_streams(wait_time=wait_s)]
-
-
-def _stream_query(name: str | None, stype: str | None, source_id: str | None) -> dict[str, str]:
-    """The given stream properties by their LSL name (at least one), each checked to be a str."""
-    given = {"name": name, "type": stype, "source_id": source_id}
-    query = {k: v for k, v in given.items() if v is not None}
-    if not query:
-        raise ConfigError(
-            "LSLSource needs at least one of 'name', 'stype' or 'source_id' to find its stream."
-        )
-    for key, value in query.items():
-        check_type(value, str, "stype" if key == "type" else key)
-    return query
-
-
-def resolve_stream_info(
-    name: str | None = None,
-    stype: str | None = None,
-    source_id: str | None = None,
-    timeout_s: float = 5.0,
-) -> pylsl.StreamInfo:
-    """Find one LSL stream matching every given property.
-
-    Raises
-    ------
-    bci.StreamNotFoundError
-        Nothing matched within ``timeout_s``; the message lists the streams that do exist.
-    AmbiguousStreamError
-        Several streams match (e.g. a replay next to the live stream with the same name); the
-        message lists them with source_id, host and type.
-    """
-    query = _stream_query(name, stype, source_id)
-    timeout_s = ensure_float(timeout_s, "timeout_s", minimum=0.0)
-    predicate = " and ".join(f"{k}={_xpath_literal(v)}" for k, v in query.items())
-    wanted = ", ".join(f"{k}={v!r}" for k, v in query.items())
-    found = pylsl.resolve_bypred(predicate, 1, timeout_s)
-    if found:
-        if len(found) == 1:  # a second match may answer a moment later: listen briefly for it
-            found = pylsl.resolve_bypred(predicate, 2, DUPLICATE_WAIT_S) or found
-        unique = {info.uid(): info for info in found}
-        if len(unique) > 1:
-            matches = "\n  ".join(_describe_info(i) for i in unique.values())
-            raise AmbiguousStreamError(
-                f"{len(unique)} LSL streams match {wanted}; refusing to guess which to use:\n"
-                f"  {matches}\nPick one by its source_id (bci record --source-id ID, "
-                "LSLSource(source_id=...)); a replay's source_id ends in '-replay'. Or add its type "
-                "(--type) and stop the stream you do not want."
-            )
-        return found[0]
-    infos = pylsl.resolve_streams(wait_time=LIST_STREAMS_WAIT_S)
-    # Streams that share a wanted property first: they are most likely what the user meant.
-    infos.sort(key=lambda i: -sum(getattr(i, k)() == v for k, v in query.items()))
-    existing = [_describe_info(i) for i in infos]
-    if existing:
-        shown = "\n  ".join(existing[:20])
-        more = f"\n  ... and {len(existing) - 20} more" if len(existing) > 20 else ""
-        listing = f"Streams visible now ({len(existing)}):\n  {shown}{more}"
-    else:
-        listing = (
-            "No LSL streams are visible at all: is the outlet running, and does the network "
-            "(firewall, multicast) let LSL through?"
-        )
-    raise StreamNotFoundError(
-        f"No LSL stream with {wanted} was found within {timeout_s:g} s. {listing}"
-    )
 
 
 class LSLSource:
@@ -276,7 +183,7 @@ class LSLSource:
     ) -> None:
         # every constructor argument, as given (first statement: locals() holds only them)
         self._params: dict[str, Any] = {k: v for k, v in locals().items() if k != "self"}
-        self._query = _stream_query(name, stype, source_id)
+        self._query = stream_query(name, stype, source_id)
         if n_channels is not None:
             n_channels = ensure_int(n_channels, "n_channels", minimum=1)
         if sfreq is not None:
@@ -401,7 +308,7 @@ class LSLSource:
             full_info = inlet.info(timeout=timeout_s)
         except (LSLTimeoutError, LostError) as err:
             raise StreamNotFoundError(
-                f"Found the LSL stream {_describe_info(info)} but it did not answer within "
+                f"Found the LSL stream {describe_info(info)} but it did not answer within "
                 f"{timeout_s:g} s ({err})."
             ) from err
         if self._given_scale is None:
@@ -417,7 +324,7 @@ class LSLSource:
         self._index_offsets = np.arange(self.max_samples, dtype=np.float64)
         self._inlet, self._full_info, self._opened = inlet, full_info, True
         self._t_connected = pylsl.local_clock()
-        self._event("connected", f"Connected to {_describe_info(info)}.")
+        self._event("connected", f"Connected to {describe_info(info)}.")
         return self
 
     # ---------------------------------------------------------------- set-up
@@ -445,7 +352,7 @@ class LSLSource:
             problems.append(f"sampling rate: expected {sfreq:g} Hz, got {rate:g} Hz")
         if problems:
             raise StreamMismatchError(
-                f"The LSL stream {_describe_info(info)} does not match what was expected: "
+                f"The LSL stream {describe_info(info)} does not match what was expected: "
                 + "; ".join(problems)
                 + "."
             )
