@@ -107,17 +107,13 @@ class SourceSession:
                         else ""
                     )
                     raise StreamNotFoundError(f"{err}{extra}") from None
-        scale = self.scale
-        if scale is None:
-            acq = info.desc().child("acquisition")
-            text = acq.child_value("scale_uv_per_bit") if not acq.empty() else ""
-            scale = float(text) if text else 1.0
+        # scale None: the source applies the stream header's scale_uv_per_bit itself
         return LSLSource(
             source_id=info.source_id(),
-            scale=scale,
+            scale=self.scale,
             timeout_s=max(1.0, deadline - time.monotonic()),
             max_buffered_s=60.0,
-        )
+        ).open()
 
     def stop(self) -> dict[str, Any]:
         """Stop the child (clean, then forced); return the plant's statistics if it printed them."""
