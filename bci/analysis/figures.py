@@ -178,8 +178,7 @@ def latency(analysis: RunAnalysis) -> bytes | None:
     if "samples" in lat:
         ax.hist(lat["samples"], bins=min(50, max(5, len(lat["samples"]) // 5)), color="0.3")
     else:
-        edges = np.asarray(lat["edges_ms"])
-        ax.stairs(lat["counts"], edges, fill=True, color="0.3")
+        ax.stairs(lat["counts"], np.asarray(lat["edges_ms"]), fill=True, color="0.3")
     ax.set_xlabel("loop latency (ms)")
     ax.set_ylabel("commands")
     ax.set_title("Loop latency (runner's summary.json)")

@@ -19,7 +19,9 @@ CHROMIUM_FLAGS = [
 
 
 def chromium_binary() -> str | None:
-    return next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+    return next(
+        (b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None
+    )
 
 
 @pytest.mark.slow

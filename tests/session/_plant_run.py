@@ -161,9 +161,13 @@ def record_plant_run(
         {"name": name, "seed": seed, "pacing": "lockstep", "duration_s": seconds,
          "controller": {"kind": "schedule", "amplitude_on": amplitude_on}},
     )  # fmt: skip
+    # the runner's layout (bci.runner): controller and loop latency; the plant's numbers are
+    # left to the recording here
     write_summary(
         run_dir,
-        {"controller": "schedule", "error_index": 0.3, "time_on_stim_s": seconds / 3,
-         "loop_latency_ms": {"p50": 0.8, "p99": 2.5, "samples": [0.6, 0.8, 0.9, 2.5]}},
+        {"controller": "schedule",
+         "loop_latency": {"commands": 4, "p50_ms": 0.8, "p99_ms": 2.5,
+                          "histogram": {"edges_ms": [0.5, 1.0, 1.5, 2.0, 2.5, 3.0],
+                                        "counts": [2, 1, 0, 0, 1]}}},
     )  # fmt: skip
     return run
