@@ -73,7 +73,8 @@ def _held(
 def _summary_numbers(summary: dict[str, Any]) -> dict[str, Any]:
     """The comparison's numbers the runner wrote (its ``plant`` and ``loop_latency`` entries)."""
     out: dict[str, Any] = {}
-    plant = summary.get("plant") if isinstance(summary.get("plant"), dict) else {}
+    raw_plant = summary.get("plant")
+    plant: dict[str, Any] = raw_plant if isinstance(raw_plant, dict) else {}
     for key in ("error_index", "gpi_beta", "energy_j"):
         value = plant.get(key, summary.get(key))
         if isinstance(value, (int, float)) and np.isfinite(value):

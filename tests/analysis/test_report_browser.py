@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from _plant_run import record_plant_run
+
 from bci.analysis import analyze_run, write_analysis
 
 CHROMIUM_FLAGS = [
