@@ -70,7 +70,7 @@ def _held(
     return series[1][k]
 
 
-def _summary_numbers(summary: dict[str, Any]) -> dict[str, Any]:
+def summary_numbers(summary: dict[str, Any]) -> dict[str, Any]:
     """The comparison's numbers the runner wrote (its ``plant`` and ``loop_latency`` entries)."""
     out: dict[str, Any] = {}
     raw_plant = summary.get("plant")
@@ -97,7 +97,7 @@ def closed_loop_numbers(run: RunData) -> dict[str, Any]:
     """The controller comparison's row for one run (see the module docstring)."""
     out: dict[str, Any] = {"controller": _controller(run)}
     sources: dict[str, str] = {}
-    for key, value in _summary_numbers(run.summary or {}).items():
+    for key, value in summary_numbers(run.summary or {}).items():
         out[key] = value
         sources[key] = "summary.json"
     for key, label in (("error_index", "error_index"), ("beta_gpi", "gpi_beta")):

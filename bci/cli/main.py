@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, str] = {
     "replay": "bci.cli.replay:replay",
     "session": "bci.cli.session:session",
     "source": "bci.cli.source:source",
+    "sweep": "bci.cli.sweep:sweep",
 }
 
 
