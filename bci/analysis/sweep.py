@@ -95,6 +95,7 @@ def run_job(session: str, seed: int, overrides: Sequence[str]) -> dict[str, Any]
     summary = dict(result.summary)
     row: dict[str, Any] = {
         "run": Path(result.run_dir).name,
+        "run_dir": str(result.run_dir),
         "seed": seed,
         "set": " ".join(overrides),
         "status": result.status,
