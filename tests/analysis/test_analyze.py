@@ -182,3 +182,22 @@ def test_unreachable_cluster_fails_in_seconds(run: PlantRun) -> None:
     assert time.perf_counter() - t < 10
     bad = CliRunner().invoke(cli, ["analyze", str(run.run_dir), "--cluster", "nonsense"])
     assert bad.exit_code == 2 and "--cluster" in bad.output
+
+
+def test_analyze_needs_no_ray(run: PlantRun, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    d = tmp_path / "noray"
+    shutil.copytree(run.run_dir, d)
+    code = (
+        "import sys; sys.modules['ray'] = None\n"  # any `import ray` now fails
+        "from bci.cli.main import cli\n"
+        f"cli(['analyze', {str(d)!r}])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore::DeprecationWarning", "-c", code],
+        capture_output=True, text=True, timeout=170,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (d / "report.html").is_file()
