@@ -20,8 +20,11 @@ SUBCOMMANDS: dict[str, str] = {
     "plant": "bci.cli.plant:plant",
     "record": "bci.cli.record:record",
     "replay": "bci.cli.replay:replay",
+    "run": "bci.cli.run:run",
     "session": "bci.cli.session:session",
+    "sessions": "bci.cli.sessions:sessions",
     "source": "bci.cli.source:source",
+    "stim": "bci.cli.stim:stim",
     "sweep": "bci.cli.sweep:sweep",
 }
 

@@ -66,7 +66,8 @@ import numpy as np
 
 from bci.errors import BCIError, ConfigError
 from bci.session.load import parse_unit
-from bci.session.xdf_read import StreamSummary, scan_xdf
+from bci.session.xdf import StreamSummary
+from bci.session.xdf_read import scan_xdf
 from bci.session.xdf_split import SamplesReader, SplitStream, split_xdf
 
 __all__ = [
