@@ -30,7 +30,7 @@ def _png(fig: Any) -> bytes:
 
 def _stim_spans(ax: Any, numbers: dict[str, Any]) -> None:
     """Shade the control periods with stimulation on (amplitude > 0)."""
-    amp = numbers.get("biomarkers", {}).get("amplitude")
+    amp = numbers.get("biomarkers", {}).get("amplitude_ma")
     if not amp or len(amp["times_s"]) < 2:
         return
     t = np.asarray(amp["times_s"])
@@ -137,14 +137,17 @@ def amplitude_and_error_index(analysis: RunAnalysis) -> bytes | None:
     import matplotlib.pyplot as plt
 
     bio = analysis.numbers.get("biomarkers", {})
-    if "amplitude" not in bio and "error_index" not in bio:
+    if "amplitude_ma" not in bio and "error_index" not in bio:
         return None
     fig, (ax, bx) = plt.subplots(2, 1, figsize=(10, 4), sharex=True)
-    if "amplitude" in bio:
+    if "amplitude_ma" in bio:
         ax.step(
-            bio["amplitude"]["times_s"], bio["amplitude"]["values"], where="post", color=_STIM_COLOR
+            bio["amplitude_ma"]["times_s"],
+            bio["amplitude_ma"]["values"],
+            where="post",
+            color=_STIM_COLOR,
         )
-    ax.set_ylabel("amplitude (uA/cm2)")
+    ax.set_ylabel("amplitude (mA)")
     ax.set_title("Stimulation amplitude applied and the plant's error index")
     if "error_index" in bio:
         bx.plot(bio["error_index"]["times_s"], bio["error_index"]["values"], color="k", lw=1)

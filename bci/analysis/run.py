@@ -10,9 +10,8 @@ for the histogram, ``loop_latency.histogram`` (``{"edges_ms": [...], "counts": [
 
 - error index and GPi beta: means of the plant's ``error_index`` and ``beta_gpi`` biomarkers;
 - time on stimulation: control periods with amplitude > 0 x the control period;
-- energy: each recorded pulse's energy at 1 kOhm (:meth:`stimulation.pulses.PulseTrain.energy_j`,
-  the plant's uA/cm2 mapped to mA by :func:`stimulation.safety.device_amplitude_ma`) with the
-  frequency and pulse width in effect.
+- energy: each recorded pulse's energy at 1 kOhm (:meth:`stimulation.pulses.PulseTrain.energy_j`)
+  from its marker's amplitude in mA (``amp_ma=``), with the frequency and pulse width in effect.
 
 Loop latency is measured by the runner only.
 """
@@ -105,7 +104,7 @@ def closed_loop_numbers(run: RunData) -> dict[str, Any]:
         if label not in out and series is not None and len(series[1]):
             out[label] = float(np.nanmean(series[1]))
             sources[label] = "recording"
-    amp = run.biomarker("amplitude")
+    amp = applied_amplitude(run)
     if "time_on_stim_s" not in out and amp is not None and len(amp[0]) > 1:
         period = float(np.median(np.diff(amp[0])))
         out["time_on_stim_s"] = float(np.sum(amp[1] > 0) * period)
@@ -121,19 +120,23 @@ def closed_loop_numbers(run: RunData) -> dict[str, Any]:
     return out
 
 
+def applied_amplitude(run: RunData) -> tuple[np.ndarray, np.ndarray] | None:
+    """The stimulation amplitude the plant applied per control period, in mA (its biomarkers)."""
+    return run.biomarker("amplitude_ma")
+
+
 def _pulse_energy_j(run: RunData, pulses: neo.Event) -> float:
     from bci.session.nwb import parse_tokens
     from stimulation.pulses import PulseTrain
-    from stimulation.safety import device_amplitude_ma
 
     times = pulses.times.rescale(pq.s).magnitude
-    amps = np.array([parse_tokens(str(lab)).get("amp", np.nan) for lab in pulses.labels])
+    amps = np.array([parse_tokens(str(lab)).get("amp_ma", np.nan) for lab in pulses.labels])
     freq = _held(times, run.biomarker("frequency_hz"), 130.0)
     width = _held(times, run.biomarker("pulse_width_us"), 300.0)
     energy = 0.0
     for a, f, w in zip(amps, freq, width, strict=True):
         if np.isfinite(a) and a > 0:
-            energy += PulseTrain(device_amplitude_ma(a), f, w).energy_j(1.0 / f)
+            energy += PulseTrain(a, f, w).energy_j(1.0 / f)
     return energy
 
 
@@ -209,10 +212,13 @@ def analyze_run(path: str | Path, settings: AnalysisSettings | None = None) -> R
         missing.append("no ground truth: sorting accuracy not computed")
     numbers["closed_loop"] = closed_loop_numbers(run)
     series = {}
-    for key in ("error_index", "amplitude", "beta_gpi"):
+    for key in ("error_index", "beta_gpi"):
         s = run.biomarker(key)
         if s is not None:
             series[key] = {"times_s": s[0].tolist(), "values": s[1].tolist()}
+    amp = applied_amplitude(run)
+    if amp is not None:
+        series["amplitude_ma"] = {"times_s": amp[0].tolist(), "values": amp[1].tolist()}
     numbers["biomarkers"] = series
     numbers["loop_latency"] = latency_samples(run)
     if numbers["loop_latency"] is None and run.summary is not None:

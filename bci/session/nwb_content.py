@@ -403,7 +403,7 @@ def _pulses(
     table = TimeIntervals(
         name=name, description=f"Stimulation pulses of the LSL stream {stream!r}: onset and width."
     )
-    table.add_column("amplitude", "Pulse amplitude from the marker (stimulator units; NaN: none).")
+    table.add_column("amplitude_ma", "Pulse amplitude from the marker (mA; NaN: not in it).")
     table.add_column("sample_index", "Onset sample in the raw stream (-1: not in the marker).")
     table.add_column("marker", "The recorded marker text.")
     for t, d, label in zip(times, dur, labels, strict=True):
@@ -411,7 +411,7 @@ def _pulses(
         table.add_interval(
             start_time=float(t),
             stop_time=float(t + d),
-            amplitude=float(tok.get("amp", np.nan)),
+            amplitude_ma=float(tok.get("amp_ma", np.nan)),
             sample_index=int(tok.get("sample", -1)),
             marker=label,
         )

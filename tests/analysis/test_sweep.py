@@ -40,9 +40,10 @@ seed: 1
 pacing: lockstep
 source:
   kind: plant
-  network: {cells_per_nucleus: 6}
-  probe: {n_channels: 8, n_units: 4}
-  timing: {warmup_s: 0.2}
+  params:
+    network: {cells_per_nucleus: 6}
+    probe: {cells_per_nucleus: 6, n_units: 4, n_channels: 8}
+    timing: {warmup_s: 0.2}
 calibration: {duration_s: 2.0}
 pipeline:
   - {stage: bandpass, params: {low_hz: 300.0, high_hz: 6000.0}}
@@ -53,7 +54,7 @@ decoder: {stage: "closed_loop_doubles:MeanCountDecoder"}
 controller:
   stage: "closed_loop_doubles:ThresholdStepController"
   params: {threshold: 0.05, amplitude_ma: 2.0}
-safety: {limits: {max_amplitude_ma: 2.5, max_slew_ma_per_s: 50.0}}
+safety: {limiter: "closed_loop_doubles:ClampLimiter", limits: {max_amplitude_ma: 2.5}}
 runs_root: RUNS
 """
 
