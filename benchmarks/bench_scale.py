@@ -104,8 +104,8 @@ def main() -> None:
     parser.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray instance")
     parser.add_argument("--session", default="closed_loop_dbs", help="session of the sweep")
     parser.add_argument(
-        "--set", dest="sets", action="append",
-        default=["pacing=lockstep", "duration_s=8"], help="overrides of the sweep's session",
+        "--set", dest="sets", action="append", default=None,
+        help="overrides of the sweep's session (default: pacing=lockstep duration_s=8)",
     )  # fmt: skip
     parser.add_argument(
         "--record-s", type=float, default=5.0, help="plant seconds per recorded run"
@@ -113,7 +113,9 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("PYTHONPATH", str(ROOT))
     out: dict[str, Any] = {"n": args.n, "cpus": args.cpus, "cpu_count": os.cpu_count()}
-    out["sweep"] = bench_sweep(args.n, args.cpus, args.session, args.sets)
+    sets = args.sets or ["pacing=lockstep", "duration_s=8"]
+    out["sets"] = sets
+    out["sweep"] = bench_sweep(args.n, args.cpus, args.session, sets)
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         if out["sweep"] is not None and out["sweep"]["run_dirs"]:
             run_dirs = [r["run_dir"] for r in out["sweep"]["sequential"]["rows"]]
