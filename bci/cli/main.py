@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, str] = {
     "sessions": "bci.cli.sessions:sessions",
     "source": "bci.cli.source:source",
     "stim": "bci.cli.stim:stim",
+    "sweep": "bci.cli.sweep:sweep",
 }
 
 
