@@ -10,7 +10,7 @@ Three parts, all in one run:
   core (the compiled loop is single-threaded). Profile rows time the kernel's vectorised cell
   updates alone against a whole step, to say what limits the speed.
 - **batched speed**: ``B`` networks of 10 cells (B = 1, 2, 8), each run separately (one compiled
-  call per network: the single-network path) against one :class:`~stimulation.plant.batch.
+  call per network, each a batch of one) against one :class:`~stimulation.plant.batch.
   NetworkBatch` call (their cells side by side in the vector lanes), same seeds, same run: wall
   seconds per simulated network-second and their ratio, the spike trains checked equal bit for
   bit. The profile row times the vectorised cell updates of ``8 x 10`` lanes alone against a
