@@ -82,7 +82,8 @@ def save_decoder(dec: Decoder, path: str | Path) -> Path:
         nir.write(path, graph)
     else:
         buf = io.BytesIO()
-        np.savez(buf, decoders=np.array(meta), **{f"a_{k}": v for k, v in arrays.items()})
+        entries: dict[str, Any] = {f"a_{k}": v for k, v in arrays.items()}
+        np.savez(buf, decoders=np.array(meta), **entries)
         path.write_bytes(buf.getvalue())
     return path
 

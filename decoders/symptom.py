@@ -189,16 +189,16 @@ class SymptomDecoder(Decoder):
         return np.asarray(self._expand(F) @ self.weights + self.intercept).reshape(-1)
 
     # -- the Decoder interface ------------------------------------------------------------------
-    def fit(  # type: ignore[override]
+    def fit(
         self,
         X: npt.ArrayLike | Sequence[npt.ArrayLike],
         Y: npt.ArrayLike | Sequence[npt.ArrayLike],
         **_: Any,
     ) -> SymptomDecoder:
         """Fit on one session ``(X, Y)`` or lists of sessions (unit counts may differ)."""
-        sessions = (
-            list(zip(X, Y, strict=True)) if isinstance(X, (list, tuple)) else [(X, Y)]  # type: ignore[list-item]
-        )
+        many = isinstance(X, (list, tuple))
+        pairs: Any = zip(X, Y, strict=True) if many else [(X, Y)]  # type: ignore[arg-type]
+        sessions: list[tuple[Any, Any]] = list(pairs)
         F, T = [], []
         for Xs, Ys in sessions:
             Fs = self.session_features(Xs)
@@ -239,12 +239,12 @@ class SymptomDecoder(Decoder):
         self._buf = np.roll(self._buf, -1, axis=0)
         self._buf[-1] = x
         f = window_features(self._buf, self.bin_s)
-        return self._readout(f[None]).astype(np.float32)
+        return self._readout(f[None])
 
     def step_bins(self, counts: npt.ArrayLike) -> FloatArray:
         """Several bins ``(n_bins, n_units)``; returns the estimate after the last."""
         c = np.atleast_2d(np.asarray(counts, dtype=np.float64))
-        y = np.zeros(1, np.float32)
+        y: FloatArray = np.zeros(1)
         for row in c:
             y = self.step(row)
         return y

@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, str] = {
     "replay": "bci.cli.replay:replay",
     "session": "bci.cli.session:session",
     "source": "bci.cli.source:source",
+    "train-decoder": "bci.cli.train_decoder:train_decoder",
 }
 
 
