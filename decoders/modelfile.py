@@ -39,6 +39,7 @@ DECODER_KINDS: dict[str, str] = {
     "wiener": "decoders.baselines:WienerDecoder",
     "kalman": "decoders.baselines:KalmanDecoder",
     "mlp": "decoders.ann:MLPDecoder",
+    "gru": "decoders.ann:GRUDecoder",
     "snn": "decoders.snn.decoder:SNNDecoder",
     "rsnn": "decoders.snn.decoder:RecurrentSNNDecoder",
     "converted_snn": "decoders.snn.decoder:ConvertedSNNDecoder",
