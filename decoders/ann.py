@@ -244,6 +244,8 @@ class GRUDecoder(Decoder):
             ops.macs += float(np.count_nonzero(x_raw)) * H3 + float(np.count_nonzero(self._h)) * H3
             h = self._gru_step(xn)
             ops.macs += float(np.count_nonzero(h)) * self.n_outputs
+            ops.spikes += float(np.count_nonzero(h))  # non-zero activations
+            ops.neuron_steps += self.hidden
             ops.dense += (x_raw.size + 2 * self.hidden) * H3 + self.hidden * self.n_outputs
         self.reset()
         return ops
