@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, str] = {
     "source": "bci.cli.source:source",
     "stim": "bci.cli.stim:stim",
     "sweep": "bci.cli.sweep:sweep",
+    "train-decoder": "bci.cli.train_decoder:train_decoder",
 }
 
 
