@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, str] = {
     "stim": "bci.cli.stim:stim",
     "sweep": "bci.cli.sweep:sweep",
     "train-decoder": "bci.cli.train_decoder:train_decoder",
+    "train-controller": "bci.cli.train_controller:train_controller",
 }
 
 
