@@ -79,7 +79,7 @@ def motor(
         f"{kinematics_hz:g} Hz; ground truth on {name}-groundtruth"
     )
     try:
-        stats = pub.run(duration, on_chunk=lambda data, spikes: kin.advance(pub))
+        stats = pub.run(duration, on_chunk=lambda data, spikes: kin.advance(pub, len(data)))
     except KeyboardInterrupt:
         stats = pub.stats
     console.print(

@@ -476,7 +476,9 @@ class KinematicsPublisher:
 
     Sample ``k`` holds the mean velocity over ``[k / rate_hz, (k + 1) / rate_hz)`` and the position
     at its end, stamped with the LSL time of that end on the voltage stream's clock. Call
-    :meth:`advance` after each voltage chunk (``SyntheticPublisher.run(on_chunk=...)``).
+    :meth:`advance` after each voltage chunk:
+    ``publisher.run(on_chunk=lambda data, spikes: kin.advance(publisher, len(data)))`` (the
+    publisher calls ``on_chunk`` before it counts the chunk in ``next_sample``).
     """
 
     def __init__(self, source: MotorSource, name: str, rate_hz: float, source_id: str = "") -> None:
@@ -492,11 +494,12 @@ class KinematicsPublisher:
         self.outlet = SignalOutlet(info)
         self.next_k = 0
 
-    def advance(self, publisher: Any) -> None:
-        """Push every kinematics sample whose period the voltage stream has completed."""
+    def advance(self, publisher: Any, chunk_samples: int = 0) -> None:
+        """Push every kinematics sample whose period the voltage stream has completed (up to
+        ``publisher.next_sample + chunk_samples``)."""
         if publisher.t0 is None:
             return
-        end_s = publisher.next_sample / self.source.sfreq
+        end_s = (publisher.next_sample + chunk_samples) / self.source.sfreq
         n = int(end_s * self.rate_hz + 1e-9) - self.next_k
         if n <= 0:
             return
