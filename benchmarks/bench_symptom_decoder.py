@@ -74,7 +74,11 @@ def main() -> None:
             results.append(row)
             print(json.dumps(row), flush=True)
     wall = time.perf_counter() - t0
-    print(f"{'seed':>5} {'feed':>7} " + " ".join(f"{c:>16}" for c in (*CONDITIONS, "all")) + "  all, 1-s means")
+    print(
+        f"{'seed':>5} {'feed':>7} "
+        + " ".join(f"{c:>16}" for c in (*CONDITIONS, "all"))
+        + "  all, 1-s means"
+    )
     for row in results:
         cells = " ".join(
             f"{row[f'r2_{c}']:7.2f}/{row[f'corr_{c}']:5.2f}   " for c in (*CONDITIONS, "all")
