@@ -13,16 +13,16 @@ from bci.acquisition.metadata import (
     read_channel_info,
 )
 from bci.acquisition.outlet import MarkerOutlet, SignalOutlet
+from bci.acquisition.resolve import AmbiguousStreamError, list_streams, resolve_stream_info
 from bci.acquisition.source import (
     LSLSource,
     SourceClosedError,
     SourceEvent,
     StreamLostError,
-    list_streams,
-    resolve_stream_info,
 )
 
 __all__ = [
+    "AmbiguousStreamError",
     "CHANNEL_FORMATS",
     "NUMPY_DTYPES",
     "ChannelInfo",

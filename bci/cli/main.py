@@ -14,13 +14,20 @@ import click
 #: subcommand name -> "module:attribute" of its click command.
 #: Add one line here per new subcommand module.
 SUBCOMMANDS: dict[str, str] = {
+    "analyze": "bci.cli.analyze:analyze",
     "demo": "bci.cli.demo:demo",
+    "export": "bci.cli.export:export",
     "plant": "bci.cli.plant:plant",
     "record": "bci.cli.record:record",
     "replay": "bci.cli.replay:replay",
+    "run": "bci.cli.run:run",
     "session": "bci.cli.session:session",
+    "sessions": "bci.cli.sessions:sessions",
     "source": "bci.cli.source:source",
+    "stim": "bci.cli.stim:stim",
+    "sweep": "bci.cli.sweep:sweep",
     "train-decoder": "bci.cli.train_decoder:train_decoder",
+    "train-controller": "bci.cli.train_controller:train_controller",
 }
 
 

@@ -1,6 +1,6 @@
 """The cell updates of the basal-ganglia network: one forward-Euler step of every cell of a nucleus.
 
-Used by both integration loops of :mod:`stimulation.plant._kernel` (one network, and a batch of
+Used by the integration loop of :mod:`stimulation.plant._kernel` (one network, or a batch of
 networks laid side by side). Each function is a branch-free loop over the lanes of its state
 arrays (columns: cells, of one network or of several) that LLVM vectorises (AVX-512 on the
 machines measured: 8 cells per instruction); the external current of each lane (cortical pulses

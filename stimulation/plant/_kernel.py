@@ -1,19 +1,21 @@
-"""The compiled integration loops of the basal-ganglia network (numba, forward Euler).
+"""The compiled integration loop of the basal-ganglia network (numba, forward Euler).
 
-One call integrates all cells of the four nuclei over many time steps with every state variable in
-preallocated arrays; spikes go into preallocated buffers and the LFP proxy is decimated on the fly.
+:func:`integrate` advances ``B >= 1`` independent networks of ``n`` cells each over many time
+steps in one call, with every state variable in preallocated arrays: the cells of all networks lie
+side by side in the vector lanes (network ``b`` owns lanes ``b * n`` to ``(b + 1) * n - 1``; the
+lanes are padded to a multiple of 8, an AVX-512 vector of doubles, with copies of lane 0 that
+nothing reads). Each network has its own step counter, cortical pulses, DBS schedule and, for a
+fluctuating plant, its own applied-current schedule, and every lane computes what it would
+compute alone, so a batch gives bit for bit the spike trains of its networks run one by one.
+Spikes go into preallocated buffers and the LFP proxy is decimated on the fly.
+
 The equations are written out in :mod:`stimulation.plant.network` (the public docstring), coded for
-speed in :mod:`stimulation.plant._cells` (the per-nucleus cell updates, shared by both loops here)
-and again, independently, in plain numpy in :mod:`stimulation.plant.reference` (the correctness
-oracle).
+speed in :mod:`stimulation.plant._cells` (the per-nucleus cell updates) and again, independently,
+in plain numpy in :mod:`stimulation.plant.reference` (the correctness oracle). The Python side
+(gathering networks into lanes, draining the spike buffers) is
+:class:`stimulation.plant.integrator.LaneIntegrator`.
 
-- :func:`integrate` advances one network; its cells are padded to a multiple of 8 lanes (an
-  AVX-512 vector of doubles) with copies of cell 0 that are never recorded.
-- :func:`stimulation.plant._kernel_batch.integrate_batch` advances ``B`` independent networks of
-  the same size in one call (their cells side by side in the lanes); it shares
-  :func:`update_all` with :func:`integrate`.
-
-State layout (rows of the per-nucleus state arrays, columns are cells):
+State layout (rows of the per-nucleus state arrays, columns are lanes):
 
 - ``th``:  v, h, r
 - ``stn``: v, n, h, r, c, ca, s, z
@@ -46,57 +48,8 @@ from stimulation.plant.parameters import (
 DBS_STN, DBS_GPE, DBS_GPI = 0, 1, 2
 
 
-_LANES = 8  # doubles per AVX-512 vector: state arrays are padded to a multiple of this
-
-
-@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def _record_spike(buf_cell, buf_time, counts, nucleus, cell, t_ms):  # pragma: no cover - numba
-    i = counts[nucleus]
-    buf_cell[nucleus, i] = cell
-    buf_time[nucleus, i] = t_ms
-    counts[nucleus] = i + 1
-
-
-@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def _padded(state, n_pad):  # pragma: no cover - numba
-    """A copy of ``state`` with columns added up to ``n_pad``: copies of cell 0 that receive no
-    synaptic input, feed no synapse and are never recorded (they only fill the last vector)."""
-    out = np.empty((state.shape[0], n_pad))
-    n = state.shape[1]
-    for row in range(state.shape[0]):
-        for j in range(n_pad):
-            out[row, j] = state[row, j if j < n else 0]
-    return out
-
-
-@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def _unpad(work, state):  # pragma: no cover - numba
-    for row in range(state.shape[0]):
-        for j in range(state.shape[1]):
-            state[row, j] = work[row, j]
-
-
-@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def _spikes(old, new, threshold, nucleus, k, dt, n, buf_cell, buf_time, counts):  # pragma: no cover
-    """Record the upward crossings of ``threshold`` by v (row 0) between ``old`` and ``new`` at
-    their linearly interpolated time (ms); returns how many cells crossed."""
-    fired = 0
-    for j in range(n):
-        v = old[0, j]
-        v_new = new[0, j]
-        if v < threshold < v_new:
-            _record_spike(
-                buf_cell, buf_time, counts, nucleus, j, (k + (threshold - v) / (v_new - v)) * dt
-            )
-            fired += 1
-    return fired
-
-
-@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def _kick(old, new, threshold, z_row, kick, n):  # pragma: no cover - numba
-    for j in range(n):
-        if old[0, j] < threshold < new[0, j]:
-            new[z_row, j] += kick
+#: Doubles per AVX-512 vector: lane arrays are padded to a multiple of this.
+LANES = 8
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
@@ -142,6 +95,35 @@ def update_all(
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def _pulse_current(onsets, lo, hi, ptr, k, width, amplitude):  # pragma: no cover - numba
+    """Advance ``ptr`` (index into ``onsets[lo:hi]``) to the last onset <= k; the cortical
+    current at step ``k`` and the new pointer."""
+    while lo + ptr + 1 < hi and onsets[lo + ptr + 1] <= k:
+        ptr += 1
+    if ptr >= 0 and k - onsets[lo + ptr] < width:
+        return amplitude, ptr
+    return 0.0, ptr
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def _dbs_current(onsets, amps, pw, gap, biphasic, lo, hi, ptr, k):  # pragma: no cover - numba
+    """Like ``_pulse_current`` for the DBS schedule ``[lo, hi)`` (one network's pulses)."""
+    while lo + ptr + 1 < hi and onsets[lo + ptr + 1] <= k:
+        ptr += 1
+    i_dbs = 0.0
+    if ptr >= 0:
+        i = lo + ptr
+        phase = k - onsets[i]
+        if phase < pw[i]:
+            i_dbs = amps[i]
+        elif biphasic[i] != 0:
+            second = phase - pw[i] - gap[i]
+            if 0 <= second < pw[i]:
+                i_dbs = -amps[i]
+    return i_dbs, ptr
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 def integrate(  # noqa: PLR0913, PLR0915 - one flat compiled loop on purpose
     th,
     stn,
@@ -149,10 +131,12 @@ def integrate(  # noqa: PLR0913, PLR0915 - one flat compiled loop on purpose
     gpi,
     iapp,
     pre,
+    n,
     dt,
     k0,
     n_steps,
     smc_onsets,
+    smc_bounds,
     smc_width,
     smc_amplitude,
     dbs_onsets,
@@ -160,145 +144,351 @@ def integrate(  # noqa: PLR0913, PLR0915 - one flat compiled loop on purpose
     dbs_pw,
     dbs_gap,
     dbs_biphasic,
+    dbs_bounds,
     dbs_target,
+    severity,
+    severity_bounds,
+    severity_first,
+    iapp_healthy,
+    iapp_shift,
     decim,
     lfp_acc,
     lfp_out,
+    n_lfp,
     buf_cell,
     buf_time,
     counts,
 ):  # pragma: no cover - compiled by numba
-    """Advance the network ``n_steps`` steps of ``dt`` ms from global step ``k0``.
+    """Advance ``B`` networks of ``n`` cells each ``n_steps`` steps of ``dt`` ms.
 
-    Parameters (all arrays are modified in place where they hold state)
+    Every array that holds state is modified in place.
+
+    Parameters
     ----------
-    th, stn, gpe, gpi : float64 arrays (n_vars, n)
-        State (layout in the module docstring).
-    iapp : float64 array (3, n)
-        Applied current of STN, GPe, GPi cells (uA/cm2).
-    pre : int64 array (5, n, 2)
-        Presynaptic cells of each cell for GPe->STN, STN->GPe, GPe->GPe, STN->GPi, GPe->GPi.
+    th, stn, gpe, gpi : float64 arrays (n_vars, n_lanes)
+        State of all networks side by side (layout in the module docstring), ``n_lanes >= B * n``.
+    iapp : float64 array (3, n_lanes)
+        Applied current of STN, GPe, GPi cells (uA/cm2), laid out the same way.
+    pre : int64 array (5, B * n, 2)
+        Presynaptic lanes of each lane for GPe->STN, STN->GPe, GPe->GPe, STN->GPi, GPe->GPi
+        (each network's ring connectivity shifted to its lanes).
+    n : int
+        Cells per nucleus of each network.
     dt : float
         Time step (ms). Step ``k`` goes from ``k * dt`` to ``(k + 1) * dt``.
-    k0, n_steps : int
-        First global step and number of steps.
-    smc_onsets : int64 array
-        Global step of each cortical pulse onset (sorted); the pulse is on for steps
-        ``onset <= k < onset + smc_width``. May start before ``k0`` (a pulse in progress).
-    dbs_onsets, dbs_amps, dbs_pw, dbs_gap, dbs_biphasic : arrays
-        DBS pulses: onset step, amplitude (uA/cm2), phase width and interphase gap (steps),
-        biphasic flag (a negative phase follows after the gap).
-    dbs_target : int
-        0 STN, 1 GPe, 2 GPi.
+    k0 : int64 array (B,)
+        First global step of each network.
+    n_steps : int
+        Number of steps.
+    smc_onsets, smc_bounds : int64 arrays
+        Global step of each cortical pulse onset (sorted), every network's one after the other:
+        network ``b``'s are ``smc_onsets[smc_bounds[b]:smc_bounds[b + 1]]``. A pulse is on for
+        steps ``onset <= k < onset + smc_width`` and may start before ``k0`` (one in progress).
+    smc_width : int
+        Cortical pulse width (steps).
+    smc_amplitude : float
+        Cortical pulse amplitude (uA/cm2).
+    dbs_onsets, dbs_amps, dbs_pw, dbs_gap, dbs_biphasic, dbs_bounds : arrays
+        DBS pulses, concatenated the same way: onset step, amplitude (uA/cm2), phase width and
+        interphase gap (steps), biphasic flag (a negative phase follows after the gap).
+    dbs_target : int64 array (B,)
+        Target nucleus of each network (0 STN, 1 GPe, 2 GPi).
+    severity, severity_bounds : float64, int64 arrays
+        Per-step Parkinsonian severity of the networks whose applied currents change (empty
+        range: constant ``iapp``): at the step ``severity_first + step`` of the call,
+        network ``b``'s lanes get
+        ``iapp = iapp_healthy + severity[severity_bounds[b] + severity_first + step] * iapp_shift``.
+    severity_first : int
+        Index of this call's first step into each network's severity schedule.
+    iapp_healthy, iapp_shift : float64 arrays (3, n_lanes)
+        Healthy applied currents and the Parkinsonian minus healthy ones (uA/cm2).
     decim : int
         Steps per LFP sample; a sample is emitted after each step ``k`` with ``(k + 1) % decim == 0``.
-    lfp_acc, lfp_out : float64 arrays (4,), (4, m)
-        Running sums of the current LFP sample, and the output samples.
-    buf_cell, buf_time, counts : arrays (4, cap), (4, cap), (4,)
-        Spike buffers per nucleus (cell index, time in ms) and their fill counts.
+    lfp_acc, lfp_out, n_lfp : float64 (B, 4), float64 (B, 4, m), int64 (B,)
+        Running LFP sums, output samples, and the samples written so far per network (network
+        ``b`` writes its next sample at ``lfp_out[b, :, n_lfp[b]]`` and counts it).
+    buf_cell, buf_time, counts : arrays (B, 4, cap), (B, 4, cap), (B, 4)
+        Spike buffers per network and nucleus (cell index, time in ms) and their fill counts.
 
     Returns
     -------
-    (steps_done, n_lfp) : (int, int)
-        Stops early (``steps_done < n_steps``) when a spike buffer has fewer free slots than cells,
-        so the caller can drain the buffers and call again.
+    int
+        Steps done: fewer than ``n_steps`` when a network's spike buffer has fewer free slots than
+        cells (drain the buffers and call again).
     """
-    n = th.shape[1]
-    n_pad = ((n + _LANES - 1) // _LANES) * _LANES
-    cap = buf_cell.shape[1]
-    n_lfp = 0
-    i_smc_ptr = -1
-    i_dbs_ptr = -1
-    n_smc = smc_onsets.shape[0]
-    n_dbs = dbs_onsets.shape[0]
-    # padded working copies, double-buffered: each step reads ``a`` and writes ``b``
-    th_a, stn_a, gpe_a, gpi_a = (
-        _padded(th, n_pad),
-        _padded(stn, n_pad),
-        _padded(gpe, n_pad),
-        _padded(gpi, n_pad),
-    )
-    th_b, stn_b, gpe_b, gpi_b = th_a.copy(), stn_a.copy(), gpe_a.copy(), gpi_a.copy()
-    iapp_p = _padded(iapp, n_pad)
-    # synaptic drive of each cell (sums of presynaptic s; 0 for padding cells)
-    drive = np.zeros((6, n_pad))
-    isyn = np.zeros((4, n_pad))
-    # external current of each lane: row 0 cortical pulses into TH, rows 1-3 DBS into STN/GPe/GPi
-    ext = np.zeros((4, n_pad))
-    ext_smc = 0.0
-    ext_dbs = 0.0
+    n_b = k0.shape[0]
+    n_real = n_b * n
+    n_lanes = th.shape[1]
+    cap = buf_cell.shape[2]
+    smc_ptr = np.full(n_b, -1, dtype=np.int64)
+    dbs_ptr = np.full(n_b, -1, dtype=np.int64)
+    th_b, stn_b, gpe_b, gpi_b = th.copy(), stn.copy(), gpe.copy(), gpi.copy()
+    th_a, stn_a, gpe_a, gpi_a = th, stn, gpe, gpi
+    drive = np.zeros((6, n_lanes))
+    isyn = np.zeros((4, n_lanes))
+    ext = np.zeros((4, n_lanes))
+    ext_smc = np.zeros(n_b)
+    ext_dbs = np.zeros(n_b)
+    sev_now = np.full(n_b, np.nan)
+    totals = np.zeros(n_b)
+    phase = np.empty(n_b, dtype=np.int64)  # k % decim of each network's current step
+    for b in range(n_b):
+        phase[b] = k0[b] % decim
+    next_check = 0
     done = n_steps
     for step in range(n_steps):
-        full = False
-        for nu in range(4):
-            if counts[nu] + n > cap:
-                full = True
-        if full:
-            done = step
-            break
-        k = k0 + step
-        # ------------------------------------------------------------ inputs
-        while i_smc_ptr + 1 < n_smc and smc_onsets[i_smc_ptr + 1] <= k:
-            i_smc_ptr += 1
-        i_smc = 0.0
-        if i_smc_ptr >= 0 and k - smc_onsets[i_smc_ptr] < smc_width:
-            i_smc = smc_amplitude
-        while i_dbs_ptr + 1 < n_dbs and dbs_onsets[i_dbs_ptr + 1] <= k:
-            i_dbs_ptr += 1
-        i_dbs = 0.0
-        if i_dbs_ptr >= 0:
-            phase = k - dbs_onsets[i_dbs_ptr]
-            pw = dbs_pw[i_dbs_ptr]
-            if phase < pw:
-                i_dbs = dbs_amps[i_dbs_ptr]
-            elif dbs_biphasic[i_dbs_ptr] != 0:
-                second = phase - pw - dbs_gap[i_dbs_ptr]
-                if 0 <= second < pw:
-                    i_dbs = -dbs_amps[i_dbs_ptr]
+        if step == next_check:
+            # each step adds at most n spikes per nucleus: ``room`` more steps are safe
+            room = cap
+            for b in range(n_b):
+                for nu in range(4):
+                    room = min(room, (cap - counts[b, nu]) // n)
+            if room == 0:
+                done = step
+                break
+            next_check = step + room
+        # ------------------------------------------------------------ inputs of each network
+        for b in range(n_b):
+            k = k0[b] + step
+            i_smc, ptr = _pulse_current(
+                smc_onsets,
+                smc_bounds[b],
+                smc_bounds[b + 1],
+                smc_ptr[b],
+                k,
+                smc_width,
+                smc_amplitude,
+            )
+            smc_ptr[b] = ptr
+            i_dbs, ptr = _dbs_current(
+                dbs_onsets,
+                dbs_amps,
+                dbs_pw,
+                dbs_gap,
+                dbs_biphasic,
+                dbs_bounds[b],
+                dbs_bounds[b + 1],
+                dbs_ptr[b],
+                k,
+            )
+            dbs_ptr[b] = ptr
+            if i_smc != ext_smc[b]:
+                ext_smc[b] = i_smc
+                for j in range(b * n, (b + 1) * n):
+                    ext[0, j] = i_smc
+            if i_dbs != ext_dbs[b]:
+                ext_dbs[b] = i_dbs
+                row = 1 + dbs_target[b]
+                for j in range(b * n, (b + 1) * n):
+                    ext[row, j] = i_dbs
+            if severity_bounds[b + 1] > severity_bounds[b]:
+                s = severity[severity_bounds[b] + severity_first + step]
+                if s != sev_now[b]:
+                    sev_now[b] = s
+                    for r in range(3):
+                        for j in range(b * n, (b + 1) * n):
+                            iapp[r, j] = iapp_healthy[r, j] + s * iapp_shift[r, j]
         # ------------------------------------------------------------ synaptic drives (start of step)
-        for j in range(n):
+        for j in range(n_real):
             drive[0, j] = gpi_a[5, j]
             drive[1, j] = gpe_a[5, pre[0, j, 0]] + gpe_a[5, pre[0, j, 1]]
             drive[2, j] = stn_a[6, pre[1, j, 0]] + stn_a[6, pre[1, j, 1]]
             drive[3, j] = gpe_a[5, pre[2, j, 0]] + gpe_a[5, pre[2, j, 1]]
             drive[4, j] = stn_a[6, pre[3, j, 0]] + stn_a[6, pre[3, j, 1]]
             drive[5, j] = gpe_a[5, pre[4, j, 0]] + gpe_a[5, pre[4, j, 1]]
-        # ------------------------------------------------------------ all cells, vectorised
-        if i_smc != ext_smc:
-            ext_smc = i_smc
-            for j in range(n_pad):
-                ext[0, j] = i_smc
-        if i_dbs != ext_dbs:
-            ext_dbs = i_dbs
-            for j in range(n_pad):
-                ext[1 + dbs_target, j] = i_dbs
-        update_all(
-            th_a, stn_a, gpe_a, gpi_a, th_b, stn_b, gpe_b, gpi_b, drive, iapp_p, isyn, ext, dt
-        )
+        # ------------------------------------------------------------ all lanes, vectorised
+        update_all(th_a, stn_a, gpe_a, gpi_a, th_b, stn_b, gpe_b, gpi_b, drive, iapp, isyn, ext, dt)
         # ------------------------------------------------------------ spikes, synaptic kicks
-        _spikes(th_a, th_b, TH_SPIKE_THRESHOLD_MV, 0, k, dt, n, buf_cell, buf_time, counts)
-        if _spikes(stn_a, stn_b, SPIKE_THRESHOLD_MV, 1, k, dt, n, buf_cell, buf_time, counts):
-            _kick(stn_a, stn_b, SPIKE_THRESHOLD_MV, 7, KICK_STN, n)
-        _spikes(gpe_a, gpe_b, SPIKE_THRESHOLD_MV, 2, k, dt, n, buf_cell, buf_time, counts)
-        if _spikes(gpi_a, gpi_b, SPIKE_THRESHOLD_MV, 3, k, dt, n, buf_cell, buf_time, counts):
-            _kick(gpi_a, gpi_b, SPIKE_THRESHOLD_MV, 6, KICK_GPI, n)
+        _nucleus_spikes(
+            th_a,
+            th_b,
+            TH_SPIKE_THRESHOLD_MV,
+            -1,
+            0.0,
+            0,
+            n,
+            k0,
+            step,
+            dt,
+            buf_cell,
+            buf_time,
+            counts,
+        )
+        _nucleus_spikes(
+            stn_a,
+            stn_b,
+            SPIKE_THRESHOLD_MV,
+            7,
+            KICK_STN,
+            1,
+            n,
+            k0,
+            step,
+            dt,
+            buf_cell,
+            buf_time,
+            counts,
+        )
+        _nucleus_spikes(
+            gpe_a,
+            gpe_b,
+            SPIKE_THRESHOLD_MV,
+            -1,
+            0.0,
+            2,
+            n,
+            k0,
+            step,
+            dt,
+            buf_cell,
+            buf_time,
+            counts,
+        )
+        _nucleus_spikes(
+            gpi_a,
+            gpi_b,
+            SPIKE_THRESHOLD_MV,
+            6,
+            KICK_GPI,
+            3,
+            n,
+            k0,
+            step,
+            dt,
+            buf_cell,
+            buf_time,
+            counts,
+        )
         th_a, th_b = th_b, th_a
         stn_a, stn_b = stn_b, stn_a
         gpe_a, gpe_b = gpe_b, gpe_a
         gpi_a, gpi_b = gpi_b, gpi_a
         # ------------------------------------------------------------ LFP proxy, decimated
-        for nu in range(4):
-            total = 0.0
-            for j in range(n):
-                total += isyn[nu, j]
-            lfp_acc[nu] += total
-        if (k + 1) % decim == 0:
+        # each network's sum in cell order: in a register for one network, for several the
+        # networks interleaved (independent chains); the same additions in the same order
+        if n_b == 1:
             for nu in range(4):
-                lfp_out[nu, n_lfp] = lfp_acc[nu] / decim
-                lfp_acc[nu] = 0.0
-            n_lfp += 1
-    _unpad(th_a, th)
-    _unpad(stn_a, stn)
-    _unpad(gpe_a, gpe)
-    _unpad(gpi_a, gpi)
-    return done, n_lfp
+                total = 0.0
+                for j in range(n):
+                    total += isyn[nu, j]
+                lfp_acc[0, nu] += total
+        else:
+            for nu in range(4):
+                for b in range(n_b):
+                    totals[b] = 0.0
+                for j in range(n):
+                    for b in range(n_b):
+                        totals[b] += isyn[nu, b * n + j]
+                for b in range(n_b):
+                    lfp_acc[b, nu] += totals[b]
+        for b in range(n_b):
+            phase[b] += 1
+            if phase[b] == decim:  # (k + 1) % decim == 0
+                phase[b] = 0
+                m = n_lfp[b]
+                for nu in range(4):
+                    lfp_out[b, nu, m] = lfp_acc[b, nu] / decim
+                    lfp_acc[b, nu] = 0.0
+                n_lfp[b] = m + 1
+    if done % 2 == 1:  # an odd number of steps: the last state is in the scratch arrays
+        th[:, :] = th_a
+        stn[:, :] = stn_a
+        gpe[:, :] = gpe_a
+        gpi[:, :] = gpi_a
+    return done
+
+
+@njit(cache=True, nogil=True, inline="always", error_model="numpy", fastmath={"contract"})
+def _nucleus_spikes(
+    old, new, threshold, z_row, kick, nucleus, n, k0, step, dt, buf_cell, buf_time, counts
+):  # pragma: no cover - numba
+    """Record the spikes of one nucleus of every network in its buffers (and kick z, ``z_row``
+    >= 0, of the cells that fired). A crossing is rare: one vectorised test of all lanes first."""
+    n_b = k0.shape[0]
+    if _any_crossing(old, new, threshold, n_b * n):
+        for b in range(n_b):
+            _spikes_lanes(
+                old,
+                new,
+                threshold,
+                z_row,
+                kick,
+                b * n,
+                n,
+                k0[b] + step,
+                dt,
+                buf_cell[b, nucleus],
+                buf_time[b, nucleus],
+                counts[b],
+                nucleus,
+            )
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def _any_crossing(old, new, threshold, n):  # pragma: no cover - numba
+    """Whether v (row 0) of any of the first ``n`` lanes crosses ``threshold`` upwards
+    (branch-free, so it vectorises)."""
+    count = 0
+    for j in range(n):
+        count += (old[0, j] < threshold) & (threshold < new[0, j])
+    return count > 0
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def _spikes_lanes(
+    old, new, threshold, z_row, kick, lo, n, k, dt, buf_cell, buf_time, counts, nucleus
+):  # pragma: no cover - numba
+    """Record the upward threshold crossings of lanes ``lo .. lo + n - 1`` (as cells 0 .. n-1)
+    at their interpolated times (ms), and kick z (``z_row`` >= 0) of the cells that fired."""
+    i = counts[nucleus]
+    for j in range(n):
+        v = old[0, lo + j]
+        v_new = new[0, lo + j]
+        if v < threshold < v_new:
+            buf_cell[i] = j
+            buf_time[i] = (k + (threshold - v) / (v_new - v)) * dt
+            i += 1
+            if z_row >= 0:
+                new[z_row, lo + j] += kick
+    counts[nucleus] = i
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def group_spikes(buf_cell, buf_time, counts, n):  # pragma: no cover - numba
+    """Spike times (s) of a batch's buffers grouped by cell, in time order within a cell.
+
+    Parameters
+    ----------
+    buf_cell, buf_time, counts : arrays (B, 4, cap), (B, 4, cap), (B, 4)
+        Spike buffers of :func:`integrate` (cell index, time in ms) and their fill counts.
+    n : int
+        Cells per nucleus.
+
+    Returns
+    -------
+    times, bounds : float64 (B, 4, max count), int64 (B, 4, n + 1)
+        Cell ``i`` of nucleus ``nu`` of network ``b`` fired at
+        ``times[b, nu, bounds[b, nu, i]:bounds[b, nu, i + 1]]`` (a stable counting sort; the
+        times are ``ms * 1e-3`` as numpy computes them).
+    """
+    n_b = counts.shape[0]
+    longest = 0
+    for b in range(n_b):
+        for nu in range(4):
+            longest = max(longest, counts[b, nu])
+    times = np.empty((n_b, 4, longest))
+    bounds = np.zeros((n_b, 4, n + 1), dtype=np.int64)
+    pos = np.empty(n, dtype=np.int64)
+    for b in range(n_b):
+        for nu in range(4):
+            c = counts[b, nu]
+            for i in range(c):
+                bounds[b, nu, buf_cell[b, nu, i] + 1] += 1
+            for j in range(n):
+                bounds[b, nu, j + 1] += bounds[b, nu, j]
+                pos[j] = bounds[b, nu, j]
+            for i in range(c):
+                cell = buf_cell[b, nu, i]
+                times[b, nu, pos[cell]] = buf_time[b, nu, i] * 1e-3
+                pos[cell] += 1
+    return times, bounds

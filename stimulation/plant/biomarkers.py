@@ -20,7 +20,6 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.signal import welch
 
 from bci.checks import ensure_float
-from bci.errors import ConfigError
 from stimulation.errors import PlantParameterError
 
 BETA_BAND_HZ: tuple[float, float] = (13.0, 30.0)
@@ -29,10 +28,7 @@ EI_WINDOW_S = 0.025
 
 
 def _positive(value: float, name: str) -> float:
-    try:
-        return ensure_float(value, name, minimum=0.0, strict_minimum=True)
-    except ConfigError as err:
-        raise PlantParameterError(str(err)) from None
+    return ensure_float(value, name, minimum=0.0, strict_minimum=True, error=PlantParameterError)
 
 
 def scored_pulses(

@@ -7,27 +7,22 @@ stimulator whose amplitude is changed on the fly.
 
 Action
 ------
-``Box(0, 1, shape=(1,))``: the normalised amplitude ``a``; the network receives
-``a * max_amplitude`` (300 uA/cm2 by default, the therapeutic STN-DBS amplitude of So et al. 2012)
-at a fixed ``frequency_hz`` (130 Hz) and ``pulse_width_us`` (300 us). With
+``Box(0, 1, shape=(1,))``: the normalised amplitude ``a``; the stimulator delivers
+``a * amplitude_ma_at_full_action`` mA (3.0 mA by default, the clamp of Fleming, Dunn & Lowery
+2020), which the network receives as a current density through the toolkit's one device-to-model
+mapping (:func:`stimulation.safety.model_amplitude_ua_cm2`: 2.5 mA, So et al. 2012's therapeutic
+setting, is 300 uA/cm2), at a fixed ``frequency_hz`` (130 Hz) and ``pulse_width_us`` (300 us). With
 ``control_frequency=True`` the action is ``Box(0, 1, shape=(2,))`` and its second entry ``b`` sets
-the rate ``f_min + b * (f_max - f_min)`` within ``frequency_range_hz``. Physical and model units
-appear only in :class:`stimulation.pulses.PulseTrain`; an action outside the box (or NaN) raises
+the rate ``f_min + b * (f_max - f_min)`` Hz within ``frequency_range_hz``. The mapping is
+:class:`stimulation.plant.actions.ActionMap`; an action outside the box (or NaN) raises
 :class:`~stimulation.errors.PlantParameterError`, it is never clipped silently.
 
 Observation
 -----------
-``observation="biomarkers"`` (default): a float32 vector of the features named in ``features``,
-computed over a causal sliding window of ``window_s`` (0.25 s) ending at the current time by
-:class:`~stimulation.plant.monitor.BiomarkerMonitor`: ``beta_<nucleus>`` is the relative beta
-power (13-30 Hz over 4-100 Hz) of the nucleus' LFP proxy, in [0, 1]; ``rate_<nucleus>`` the mean
-firing rate divided by ``rate_scale_hz`` (100 Hz), clipped to [0, 10]; ``synchrony_<nucleus>``
-Golomb's chi in [0, 1]; ``error_index`` the thalamic error index clipped to [0, 10]. Undefined
-values (no cortical pulse in the window) read 0.
-
-``observation="spikes"``: the spike counts of the recorded cells (every cell of the nuclei in
-``recorded_nuclei``, nucleus by nucleus) in bins of ``bin_s`` over the last control period, a
-float32 array of shape ``(n_bins, n_cells)`` clipped to at most one spike per millisecond.
+``observation="biomarkers"`` (default): a float32 vector of sliding-window biomarkers (relative
+beta power, firing rates, synchrony, error index) named in ``features``; ``observation="spikes"``:
+binned spike counts of the recorded cells over the last control period. Both are defined in
+:mod:`stimulation.plant.observations`.
 
 Reward
 ------
@@ -44,21 +39,33 @@ cortical pulses come at about 14 Hz, so a 20-ms period holds at most one and the
 sense over a window of several pulses; it is also reported in ``info`` either way.
 The GPi is the default symptom nucleus: it is the output of the circuit, and in this model its
 beta follows STN stimulation within the window, while STN beta (the GPe -> STN synaptic current)
-falls only after about a second of DBS. Measured here (10 cells, 0.25-s window, mean over the second
-half of 1-s episodes after a 0.5-s warm-up, seeds 0-4): GPi beta 0.08-0.17 with DBS off and
-0.017-0.037 with So-2012 DBS (every seed lower), against STN beta 0.20-0.50 off and 0.24-0.33 on
-(lower in 1 seed of 5). Over 2 s after a 1-s discard (seeds 0-3) GPi beta is 0.02 healthy, 0.10
-Parkinsonian and 0.04 with DBS.
+falls only after about a second of DBS (measured in the README's plant section).
 
-*Energy*: the mean stimulation power relative to the reference train (``max_amplitude``,
-``pulse_width_us``, 130 Hz, same waveform), :func:`stimulation_energy`:
-``(A / A_max)^2 * (PW / PW_ref) * (f / 130 Hz)``, since the power of a pulse train is
-``I^2 R x PW x phases x f`` (the Joule heating :meth:`PulseTrain.energy_j` sums pulse by pulse).
-It is 1 for full So-2012 DBS and 0 off, so ``energy_weight`` reads as "the symptom reduction that
-would justify continuous full-amplitude DBS". The default, 0.02, is a quarter of the GPi beta
-reduction full DBS brings (about 0.08, above), so stimulation pays but not at any amplitude. It
-follows the action, not the count of pulse onsets that happen to fall in the period (2 or 3 at
-130 Hz and 20 ms; ``n_pulses`` in ``info``).
+*Energy*: the mean stimulation power relative to So et al. (2012)'s setting (2.5 mA, 130 Hz,
+300 us, monophasic), :func:`stimulation.plant.actions.stimulation_energy`:
+``(A / 2.5 mA)^2 * (PW / 300 us) * phases * (f / 130 Hz)``. It is 1 for So's setting and 0 off, so
+``energy_weight`` reads as "the symptom reduction that would justify continuous So-2012 DBS"; the
+default, 0.02, is a fraction of the GPi beta reduction that setting brings (README), so
+stimulation pays but not at any amplitude. It follows the action, not the count of pulse onsets
+that happen to fall in the period (2 or 3 at 130 Hz and 20 ms; ``n_pulses`` in ``info``).
+
+Info
+----
+Every step: ``symptom``, ``beta`` (relative beta of ``symptom_nucleus``), ``error_index``,
+``t_s`` (since the episode's first observation), ``pd_state`` and ``severity`` (the true state,
+below); after an action also ``energy``, ``reward_symptom``, ``reward_energy``, the setting
+delivered in device units (``amplitude_ma``, ``frequency_hz``, ``pulse_width_us``) and model
+units (``amplitude_ua_cm2``), and ``n_pulses``; after a reset ``network_seed``.
+
+Plant
+-----
+``plant="stationary"`` (default): the network stays in ``state``. ``plant="fluctuating"``: its
+applied currents switch between the healthy and the Parkinsonian settings with exponentially
+distributed dwell times (mean 2 s each, so Parkinsonian half of the time) and 0.1-s ramps, the
+switch times drawn from the episode's network seed (protocol in
+:mod:`stimulation.plant.fluctuation`; ``fluctuation`` changes its times). ``info["pd_state"]``
+(0 healthy, 1 Parkinsonian) and ``info["severity"]`` (in [0, 1]) give the true state at the end
+of the period, for evaluation only: it is never part of the observation.
 
 Episodes end with ``truncated=True`` after ``episode_s`` (the time limit); ``terminated`` is always
 False (the plant has no terminal state).
@@ -66,56 +73,29 @@ False (the plant has no terminal state).
 
 from __future__ import annotations
 
-from typing import Any, SupportsFloat, cast
+from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 from numpy.typing import NDArray
 
 from bci.checks import check_value, ensure_float, ensure_int
-from bci.errors import ConfigError
 from stimulation.errors import PlantParameterError
 from stimulation.plant import BasalGangliaNetwork, PlantRecord
-from stimulation.plant.monitor import FEATURES, BiomarkerMonitor
+from stimulation.plant.actions import SO_2012_TRAIN, ActionMap, Setting, stimulation_energy
+from stimulation.plant.fluctuation import Fluctuation
+from stimulation.plant.monitor import BiomarkerMonitor
+from stimulation.plant.observations import (
+    DEFAULT_FEATURES,
+    OBSERVATIONS,
+    BiomarkerObservation,
+    SpikeObservation,
+)
 from stimulation.plant.parameters import DBS_TARGETS, NUCLEI, STATES
 from stimulation.pulses import PulseTrain, Waveform
+from stimulation.safety import device_amplitude_ma
 
-OBSERVATIONS: tuple[str, ...] = ("biomarkers", "spikes")
 SYMPTOMS: tuple[str, ...] = ("beta", "error_index")
-DEFAULT_FEATURES: tuple[str, ...] = (
-    "beta_stn",
-    "beta_gpi",
-    "rate_th",
-    "rate_stn",
-    "rate_gpe",
-    "rate_gpi",
-)
-#: Reference stimulation rate of the energy term (So et al. 2012 therapeutic DBS).
-REFERENCE_FREQUENCY_HZ = 130.0
-_FEATURE_HIGH = {"beta": 1.0, "rate": 10.0, "synchrony": 1.0, "error": 10.0}
-
-
-def _cfg(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run a ``bci.checks`` helper, re-raising its ConfigError as a PlantParameterError."""
-    try:
-        return fn(*args, **kwargs)
-    except ConfigError as err:
-        raise PlantParameterError(str(err)) from None
-
-
-def stimulation_energy(train: PulseTrain, reference: PulseTrain) -> float:
-    """Mean stimulation power of ``train`` relative to ``reference`` (both in the same units).
-
-    Power is ``I^2 R x PW x phases x f`` (the same Joule heating :meth:`PulseTrain.energy_j`
-    sums pulse by pulse), so the ratio needs no impedance and no unit conversion.
-    """
-    ref = reference.amplitude**2 * reference.pulse_width_us * reference.n_phases
-    ref *= reference.frequency_hz
-    if ref <= 0.0:
-        raise PlantParameterError("The reference pulse train must have a positive amplitude.")
-    own = train.amplitude**2 * train.pulse_width_us * train.n_phases * train.frequency_hz
-    return float(own / ref)
 
 
 class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
@@ -126,7 +106,8 @@ class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
     Parameters
     ----------
     state : {"healthy", "pd"}
-        Network state (So et al. 2012 applied currents).
+        Network state (So et al. 2012 applied currents); with a fluctuating plant, the state at
+        the start of each episode's network.
     cells_per_nucleus : int
         Cells in each of TH, STN, GPe and GPi.
     dbs_target : {"stn", "gpe", "gpi"}
@@ -154,8 +135,9 @@ class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         Nucleus of the beta symptom.
     energy_weight : float
         ``lambda`` of the reward, >= 0.
-    max_amplitude : float
-        Amplitude (uA/cm2) at action 1.
+    amplitude_ma_at_full_action : float
+        Device amplitude (mA) at action 1 (3.0 mA: Fleming 2020's clamp; So 2012's 300 uA/cm2 is
+        2.5 mA).
     frequency_hz, pulse_width_us : float
         Fixed rate and pulse width (frequency only when ``control_frequency`` is False).
     biphasic : bool
@@ -167,7 +149,18 @@ class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
     rate_scale_hz : float
         Divisor of the ``rate_*`` features.
     dt_ms, lfp_sfreq : float
-        Integration step (ms) and LFP proxy rate (Hz) of the network.
+        Integration step (ms) and LFP proxy rate (Hz) of the network. The env integrates at
+        0.025 ms, 2.5 times So et al. (2012)'s 0.01 ms (the network's default): the step at which
+        the plant's science table (error index and GPi beta healthy, Parkinsonian, with 130 and
+        20 Hz DBS; firing rates; seeds 1-5) still holds side by side with 0.01 ms
+        (``benchmarks/bench_plant.py --dt-compare 0.01 0.025``, numbers in the README), for
+        2.5 times fewer steps. Pass 0.01 for the reference step.
+    plant : {"stationary", "fluctuating"}
+        A network that stays in ``state``, or one whose Parkinsonian state comes and goes
+        (module docstring).
+    fluctuation : Fluctuation, optional
+        Dwell and ramp times of the fluctuating plant (:class:`~stimulation.plant.fluctuation.
+        Fluctuation`; default 2-s mean dwells, 0.1-s ramps).
     render_mode : None
         No rendering.
     """
@@ -191,60 +184,52 @@ class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         symptom: str = "beta",
         symptom_nucleus: str = "gpi",
         energy_weight: float = 0.02,
-        max_amplitude: float = 300.0,
+        amplitude_ma_at_full_action: float = 3.0,
         frequency_hz: float = 130.0,
         pulse_width_us: float = 300.0,
         biphasic: bool = False,
         control_frequency: bool = False,
         frequency_range_hz: tuple[float, float] = (10.0, 200.0),
         rate_scale_hz: float = 100.0,
-        dt_ms: float = 0.01,
+        dt_ms: float = 0.025,
         lfp_sfreq: float = 1000.0,
+        plant: str = "stationary",
+        fluctuation: Fluctuation | None = None,
         render_mode: str | None = None,
     ) -> None:
-        self.state = _cfg(check_value, state, STATES, "state")
-        self.cells_per_nucleus = _cfg(ensure_int, cells_per_nucleus, "cells_per_nucleus", minimum=1)
-        self.dbs_target = _cfg(check_value, dbs_target, DBS_TARGETS, "dbs_target")
-        self.control_period_s = _cfg(
-            ensure_float, control_period_s, "control_period_s", minimum=0.0, strict_minimum=True
+        self.state = check_value(state, STATES, "state", error=PlantParameterError)
+        self.cells_per_nucleus = ensure_int(
+            cells_per_nucleus, "cells_per_nucleus", minimum=1, error=PlantParameterError
         )
-        self.episode_s = _cfg(ensure_float, episode_s, "episode_s", minimum=self.control_period_s)
-        self.warmup_s = _cfg(ensure_float, warmup_s, "warmup_s", minimum=0.0)
-        self.window_s = _cfg(ensure_float, window_s, "window_s", minimum=0.0, strict_minimum=True)
-        self.observation = _cfg(check_value, observation, OBSERVATIONS, "observation")
-        self.features = tuple(features)
-        if not self.features:
-            raise PlantParameterError("Invalid value for the 'features' parameter: it is empty.")
-        for name in self.features:
-            _cfg(check_value, name, FEATURES, "features")
-        self.recorded_nuclei = tuple(recorded_nuclei)
-        if not self.recorded_nuclei:
-            raise PlantParameterError(
-                "Invalid value for the 'recorded_nuclei' parameter: it is empty."
-            )
-        for name in self.recorded_nuclei:
-            _cfg(check_value, name, NUCLEI, "recorded_nuclei")
-        self.bin_s = _cfg(ensure_float, bin_s, "bin_s", minimum=0.0, strict_minimum=True)
-        self.symptom = _cfg(check_value, symptom, SYMPTOMS, "symptom")
-        self.symptom_nucleus = _cfg(check_value, symptom_nucleus, NUCLEI, "symptom_nucleus")
-        self.energy_weight = _cfg(ensure_float, energy_weight, "energy_weight", minimum=0.0)
-        self.max_amplitude = _cfg(
-            ensure_float, max_amplitude, "max_amplitude", minimum=0.0, strict_minimum=True
+        self.dbs_target = check_value(
+            dbs_target, DBS_TARGETS, "dbs_target", error=PlantParameterError
+        )
+        self.control_period_s = ensure_float(
+            control_period_s,
+            "control_period_s",
+            minimum=0.0,
+            strict_minimum=True,
+            error=PlantParameterError,
+        )
+        self.episode_s = ensure_float(
+            episode_s, "episode_s", minimum=self.control_period_s, error=PlantParameterError
+        )
+        self.warmup_s = ensure_float(warmup_s, "warmup_s", minimum=0.0, error=PlantParameterError)
+        self.window_s = ensure_float(
+            window_s, "window_s", minimum=0.0, strict_minimum=True, error=PlantParameterError
+        )
+        self.observation = check_value(
+            observation, OBSERVATIONS, "observation", error=PlantParameterError
+        )
+        self.symptom = check_value(symptom, SYMPTOMS, "symptom", error=PlantParameterError)
+        self.symptom_nucleus = check_value(
+            symptom_nucleus, NUCLEI, "symptom_nucleus", error=PlantParameterError
+        )
+        self.energy_weight = ensure_float(
+            energy_weight, "energy_weight", minimum=0.0, error=PlantParameterError
         )
         self.biphasic = bool(biphasic)
         self.control_frequency = bool(control_frequency)
-        f_lo = _cfg(
-            ensure_float,
-            frequency_range_hz[0],
-            "frequency_range_hz[0]",
-            minimum=0.0,
-            strict_minimum=True,
-        )
-        f_hi = _cfg(ensure_float, frequency_range_hz[1], "frequency_range_hz[1]", minimum=f_lo)
-        self.frequency_range_hz = (f_lo, f_hi)
-        self.rate_scale_hz = _cfg(
-            ensure_float, rate_scale_hz, "rate_scale_hz", minimum=0.0, strict_minimum=True
-        )
         if render_mode is not None:
             raise PlantParameterError(
                 f"Invalid value for the 'render_mode' parameter. Allowed values are None, but got "
@@ -253,26 +238,33 @@ class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         self.render_mode = render_mode
         waveform: Waveform = "biphasic" if self.biphasic else "monophasic"
         self.waveform: Waveform = waveform
-        # the reference train checks frequency and pulse width, and the largest rate the
-        # frequency action can ask for must still fit the pulse (PulseTrain raises otherwise)
-        self.reference_train = PulseTrain(
-            self.max_amplitude, REFERENCE_FREQUENCY_HZ, pulse_width_us, waveform
+        self.action_map = ActionMap(
+            amplitude_ma_at_full_action,
+            frequency_hz,
+            pulse_width_us,
+            waveform,
+            self.control_frequency,
+            frequency_range_hz,
         )
-        self.fixed_train = PulseTrain(self.max_amplitude, frequency_hz, pulse_width_us, waveform)
-        if self.control_frequency:
-            PulseTrain(self.max_amplitude, f_hi, pulse_width_us, waveform)
-        self.pulse_width_us = self.fixed_train.pulse_width_us
-        self.frequency_hz = self.fixed_train.frequency_hz
-
+        self.amplitude_ma_at_full_action = self.action_map.amplitude_ma_at_full_action
+        self.frequency_range_hz = self.action_map.frequency_range_hz
+        self.frequency_hz = self.action_map.frequency_hz
+        self.pulse_width_us = self.action_map.pulse_width_us
+        self.reference_train = SO_2012_TRAIN
         self.n_steps_per_episode = int(round(self.episode_s / self.control_period_s))
-        self.n_bins = int(round(self.control_period_s / self.bin_s))
-        if self.observation == "spikes" and (
-            self.n_bins < 1 or abs(self.n_bins * self.bin_s - self.control_period_s) > 1e-9
-        ):
-            raise PlantParameterError(
-                f"Invalid value for the 'bin_s' parameter: {self.bin_s} s does not divide the "
-                f"control period ({self.control_period_s} s)."
+
+        self._observer: BiomarkerObservation | SpikeObservation
+        if self.observation == "biomarkers":
+            self._observer = BiomarkerObservation(features, rate_scale_hz)
+        else:
+            self._observer = SpikeObservation(
+                recorded_nuclei, self.cells_per_nucleus, bin_s, self.control_period_s
             )
+        self.features = tuple(features)
+        self.recorded_nuclei = tuple(recorded_nuclei)
+        self.bin_s = float(bin_s)
+        self.rate_scale_hz = float(rate_scale_hz)
+        self.observation_space = self._observer.space
 
         self.network = BasalGangliaNetwork(
             state=self.state,
@@ -281,29 +273,14 @@ class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
             dbs_target=self.dbs_target,
             dt_ms=dt_ms,
             lfp_sfreq=lfp_sfreq,
+            plant=plant,
+            fluctuation=fluctuation,
         )
+        self.plant = self.network.plant
         self.lfp_sfreq = float(lfp_sfreq)
         self.monitor = BiomarkerMonitor(self.lfp_sfreq, self.window_s)
 
-        n_act = 2 if self.control_frequency else 1
-        self.action_space = spaces.Box(0.0, 1.0, shape=(n_act,), dtype=np.float32)
-        if self.observation == "biomarkers":
-            high = np.array(
-                [_FEATURE_HIGH[f.partition("_")[0]] for f in self.features], dtype=np.float32
-            )
-            self.observation_space = spaces.Box(
-                np.zeros_like(high), high, shape=high.shape, dtype=np.float32
-            )
-            # rates are observed in units of rate_scale_hz (x / 1.0 is x exactly)
-            self._feature_divisor = np.array(
-                [self.rate_scale_hz if f.startswith("rate_") else 1.0 for f in self.features]
-            )
-        else:
-            n_cells = self.cells_per_nucleus * len(self.recorded_nuclei)
-            self._max_count = float(max(1, int(np.ceil(self.bin_s * 1000.0))))
-            self.observation_space = spaces.Box(
-                0.0, self._max_count, shape=(self.n_bins, n_cells), dtype=np.float32
-            )
+        self.action_space = self.action_map.space
         self._step_index = 0
         self._needs_reset = True
         self._last_record: PlantRecord | None = None
@@ -312,41 +289,18 @@ class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
 
     # ------------------------------------------------------------------ actions
     def action_to_train(self, action: Any) -> PulseTrain:
-        """The pulse train an action asks for (validated: NaN or outside the box raises).
+        """The pulse train (model units, uA/cm2) an action asks for; see :meth:`action_to_setting`.
 
         Raises
         ------
         PlantParameterError
             For an action of the wrong shape, NaN, or outside ``[0, 1]``.
         """
-        try:
-            a = np.asarray(action, dtype=np.float64).reshape(-1)
-        except (TypeError, ValueError):
-            raise PlantParameterError(
-                f"Invalid value for the 'action' parameter: expected numbers, but got {action!r}."
-            ) from None
-        shape = self.action_space.shape
-        if a.shape != shape:
-            raise PlantParameterError(
-                f"Invalid value for the 'action' parameter: expected shape {shape}, but got "
-                f"{np.shape(action)} instead."
-            )
-        values = a.tolist()
-        if not all(0.0 <= v <= 1.0 for v in values):  # NaN fails both comparisons
-            raise PlantParameterError(
-                "Invalid value for the 'action' parameter. Allowed values are in [0, 1] "
-                f"(normalised stimulation), but got {values} instead."
-            )
-        frequency = self.frequency_hz
-        if self.control_frequency:
-            lo, hi = self.frequency_range_hz
-            frequency = lo + values[1] * (hi - lo)
-        return PulseTrain(
-            values[0] * self.max_amplitude,
-            frequency,
-            self.pulse_width_us,
-            self.waveform,
-        )
+        return self.action_map.setting(action).train
+
+    def action_to_setting(self, action: Any) -> Setting:
+        """The device setting (mA, Hz, us) an action asks for, with its model pulse train."""
+        return self.action_map.setting(action)
 
     # ------------------------------------------------------------------ Gymnasium API
     def reset(
@@ -445,13 +399,15 @@ class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         info = self._biomarker_info()
         symptom = info["symptom"]
         energy = stimulation_energy(train, self.reference_train)
+        amplitude_ma = device_amplitude_ma(train.amplitude)
         reward_symptom = -symptom
         reward_energy = -self.energy_weight * energy
         info.update(
             energy=energy,
             reward_symptom=reward_symptom,
             reward_energy=reward_energy,
-            amplitude=train.amplitude,
+            amplitude_ma=amplitude_ma,
+            amplitude_ua_cm2=train.amplitude,
             frequency_hz=train.frequency_hz,
             pulse_width_us=train.pulse_width_us,
             n_pulses=int(rec.dbs_pulse_times.size),
@@ -485,28 +441,17 @@ class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
     def _biomarker_info(self) -> dict[str, Any]:
         beta = self.monitor.beta_power(self.symptom_nucleus)
         ei = self.monitor.error_index()
+        pd_state, severity = self.network.pd_state
         return {
             "symptom": self._symptom(),
             "beta": float(beta) if np.isfinite(beta) else 0.0,
             "error_index": float(ei) if np.isfinite(ei) else 0.0,
             "t_s": float(self.network.t_s - self._t_episode_start_s),
+            "pd_state": pd_state,
+            "severity": severity,
         }
 
     def _observe(self, rec: PlantRecord) -> NDArray[np.float32]:
-        space = cast(spaces.Box, self.observation_space)
-        if self.observation == "biomarkers":
-            values = self.monitor.features(self.features) / self._feature_divisor
-            values[~np.isfinite(values)] = 0.0
-            return np.clip(values, space.low, space.high).astype(np.float32)
-        t1 = rec.t_stop_s
-        t0 = t1 - self.n_bins * self.bin_s
-        columns = []
-        for nu in self.recorded_nuclei:
-            for cell in rec.spike_times[nu]:
-                columns.append(np.asarray(cell, dtype=np.float64))
-        counts = np.zeros(space.shape, dtype=np.float32)
-        for j, spikes in enumerate(columns):
-            idx = np.floor((spikes[(spikes >= t0) & (spikes < t1)] - t0) / self.bin_s)
-            idx = np.minimum(idx.astype(np.int64), self.n_bins - 1)
-            counts[:, j] = np.bincount(idx, minlength=self.n_bins)[: self.n_bins]
-        return np.minimum(counts, self._max_count)
+        if isinstance(self._observer, BiomarkerObservation):
+            return self._observer.observe(self.monitor)
+        return self._observer.observe(rec)

@@ -29,7 +29,6 @@ from numpy.typing import NDArray
 from scipy.signal import get_window
 
 from bci.checks import ensure_float, ensure_int
-from bci.errors import ConfigError
 from stimulation.errors import PlantParameterError
 from stimulation.plant import biomarkers
 from stimulation.plant.parameters import NUCLEI
@@ -125,14 +124,16 @@ class BiomarkerMonitor:
 
     def __init__(self, lfp_sfreq: float, window_s: float = 0.25) -> None:
         self._getters: dict[tuple[str, ...], list[Callable[[], float]]] = {}
-        try:
-            self.lfp_sfreq = ensure_float(lfp_sfreq, "lfp_sfreq", minimum=0.0, strict_minimum=True)
-            self.window_s = ensure_float(window_s, "window_s", minimum=0.0, strict_minimum=True)
-            self.window_samples = ensure_int(
-                int(round(self.window_s * self.lfp_sfreq)), "window_s * lfp_sfreq", minimum=8
-            )
-        except ConfigError as err:
-            raise PlantParameterError(str(err)) from None
+        err = PlantParameterError
+        self.lfp_sfreq = ensure_float(
+            lfp_sfreq, "lfp_sfreq", minimum=0.0, strict_minimum=True, error=err
+        )
+        self.window_s = ensure_float(
+            window_s, "window_s", minimum=0.0, strict_minimum=True, error=err
+        )
+        self.window_samples = ensure_int(
+            int(round(self.window_s * self.lfp_sfreq)), "window_s * lfp_sfreq", minimum=8, error=err
+        )
         if biomarkers.TOTAL_BAND_HZ[1] >= self.lfp_sfreq / 2:
             raise PlantParameterError(
                 f"Invalid value for the 'lfp_sfreq' parameter: beta power needs the band up to "

@@ -1,13 +1,14 @@
 """The basal-ganglia network of Rubin & Terman (2004) with the parameters of So, Kent & Grill (2012).
 
-API changes against the contract given to the environment/bridge helpers: none. Extensions:
-``BasalGangliaNetwork.seed``, ``dbs_target``, ``dt_ms``, ``lfp_sfreq`` (read-only properties),
-``snapshot()`` / ``restore()`` (copy and restore the whole simulation state), ``step()`` accepts
-``interphase_us``. ``reset(seed=None)`` restarts with the current seed (same initial conditions
-and cortical pulses); pass a seed for a different network. Several networks of the same size
-integrate together in one compiled call, bit for bit as alone, with
-:class:`stimulation.plant.batch.NetworkBatch` (the private ``_step_schedule``, ``_inputs`` and
-``_finish`` below are the pieces it shares with :meth:`BasalGangliaNetwork.step`).
+``reset(seed=None)`` restarts with the current seed (same initial conditions and cortical pulses);
+pass a seed for a different network. ``snapshot()`` / ``restore()`` copy and restore the whole
+simulation state. Every network integrates on the one compiled loop
+(:func:`stimulation.plant._kernel.integrate`) as a batch of one; several networks of the same size
+integrate together in one call, bit for bit as alone, with
+:class:`stimulation.plant.batch.NetworkBatch`, through the public pieces of :meth:`step` and
+:meth:`run`: :meth:`BasalGangliaNetwork.plan_step` / :meth:`~BasalGangliaNetwork.plan_run` (the
+inputs of the next interval), :attr:`~BasalGangliaNetwork.variables` (the state the loop advances)
+and :meth:`~BasalGangliaNetwork.complete` (the record of an integrated interval).
 
 Model
 -----
@@ -33,7 +34,9 @@ C_m = 1 uF/cm2. Every cell obeys ``C_m dv/dt = -sum(I_ion) - I_syn + I_app (+ I_
   ``s' = 2 (1 - s) H_inf(v - 20) - 0.04 s``. A two-cell projection is the mean of the two
   presynaptic ``s`` (ring connectivity, see :func:`stimulation.plant.inputs.connectivity`).
 - Applied currents (So 2012): healthy STN 33, GPe 21, GPi 22 uA/cm2; Parkinsonian ("pd") STN 23,
-  GPe 8, GPi 16; every GPe cell adds its own fixed ``N(0, 2^2)`` offset.
+  GPe 8, GPi 16; every GPe cell adds its own fixed ``N(0, 2^2)`` offset. A fluctuating plant
+  (``plant="fluctuating"``) switches between the two settings at random times, with short ramps
+  (protocol in :mod:`stimulation.plant.fluctuation`).
 - DBS: a rectangular current (uA/cm2) added to every cell of the target nucleus (STN by default;
   So 2012: 300 uA/cm2, 0.3 ms, 130 Hz); pulse onsets and widths are rounded to whole steps.
 - LFP proxy of a nucleus: the sum over its cells of the synaptic currents onto them (uA/cm2),
@@ -64,27 +67,30 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bci.checks import check_value, ensure_float, ensure_int
-from bci.errors import ConfigError
 from stimulation.errors import PlantParameterError, PulseParameterError
-from stimulation.plant import _kernel
+from stimulation.plant.fluctuation import PLANTS, Fluctuation, SeverityProcess
 from stimulation.plant.inputs import (
     CorticalPulses,
     DbsPulses,
-    connectivity,
+    applied_currents,
+    fluctuation_stream,
     initial_conditions,
     seed_streams,
     train_on_grid,
     train_onsets,
 )
-from stimulation.plant.parameters import DBS_TARGETS, NUCLEI, SMC_AMPLITUDE, STATES
+from stimulation.plant.integrator import (
+    TARGET_CODES,
+    Interval,
+    IntervalOutput,
+    LaneIntegrator,
+    NetworkState,
+)
+from stimulation.plant.parameters import DBS_TARGETS, NUCLEI, STATES
 from stimulation.plant.record import PlantRecord
 from stimulation.pulses import PulseTrain
 
 _MAX_DT_MS = 0.05  # forward Euler of these equations is not trustworthy beyond this
-
-
-def _plant_error(err: ConfigError) -> PlantParameterError:
-    return PlantParameterError(str(err))
 
 
 class BasalGangliaNetwork:
@@ -105,6 +111,13 @@ class BasalGangliaNetwork:
     lfp_sfreq : float
         Sampling rate of the LFP proxies (Hz); ``1000 / (lfp_sfreq * dt_ms)`` must be a whole number
         of steps.
+    plant : {"stationary", "fluctuating"}
+        Stationary: the applied currents of ``state`` throughout. Fluctuating: they switch between
+        the healthy and the Parkinsonian ones, starting in ``state``
+        (:mod:`stimulation.plant.fluctuation`; the switch times come from the seed).
+    fluctuation : Fluctuation, optional
+        Dwell and ramp times of the fluctuating plant (default ``Fluctuation()``: 2 s mean
+        dwells, 0.1 s ramps).
 
     Examples
     --------
@@ -121,15 +134,24 @@ class BasalGangliaNetwork:
         dbs_target: str = "stn",
         dt_ms: float = 0.01,
         lfp_sfreq: float = 1000.0,
+        plant: str = "stationary",
+        fluctuation: Fluctuation | None = None,
     ) -> None:
-        try:
-            self._state_name = check_value(state, STATES, "state")
-            self._n = ensure_int(cells_per_nucleus, "cells_per_nucleus", minimum=1)
-            self._target = check_value(dbs_target, DBS_TARGETS, "dbs_target")
-            self._dt = ensure_float(dt_ms, "dt_ms", minimum=0.0, strict_minimum=True)
-            self._lfp_sfreq = ensure_float(lfp_sfreq, "lfp_sfreq", minimum=0.0, strict_minimum=True)
-        except ConfigError as err:
-            raise _plant_error(err) from None
+        err = PlantParameterError
+        self._plant = check_value(plant, PLANTS, "plant", error=err)
+        if fluctuation is not None and not isinstance(fluctuation, Fluctuation):
+            raise PlantParameterError(
+                "Invalid value for the 'fluctuation' parameter: expected a Fluctuation or None, "
+                f"but got {type(fluctuation).__name__} instead."
+            )
+        self._fluctuation = Fluctuation() if fluctuation is None else fluctuation
+        self._state_name = check_value(state, STATES, "state", error=err)
+        self._n = ensure_int(cells_per_nucleus, "cells_per_nucleus", minimum=1, error=err)
+        self._target = check_value(dbs_target, DBS_TARGETS, "dbs_target", error=err)
+        self._dt = ensure_float(dt_ms, "dt_ms", minimum=0.0, strict_minimum=True, error=err)
+        self._lfp_sfreq = ensure_float(
+            lfp_sfreq, "lfp_sfreq", minimum=0.0, strict_minimum=True, error=err
+        )
         if self._dt > _MAX_DT_MS:
             raise PlantParameterError(
                 f"Invalid value for the 'dt_ms' parameter. Allowed values are in (0, {_MAX_DT_MS}] "
@@ -143,19 +165,12 @@ class BasalGangliaNetwork:
             )
         self._decim = round(decim)
         self._seed = self._check_seed(seed)
-        self._pre = connectivity(self._n)
-        cap = 256 * self._n + 1024
-        self._buf_cell = np.zeros((4, cap), dtype=np.int64)
-        self._buf_time = np.zeros((4, cap), dtype=np.float64)
-        self._counts = np.zeros(4, dtype=np.int64)
+        self._integrator = LaneIntegrator(self._n, 1, self._dt, self._decim)
         self.reset()
 
     @staticmethod
     def _check_seed(seed: Any) -> int:
-        try:
-            return ensure_int(seed, "seed", minimum=0)
-        except ConfigError as err:
-            raise _plant_error(err) from None
+        return ensure_int(seed, "seed", minimum=0, error=PlantParameterError)
 
     # ------------------------------------------------------------------ state
     def reset(self, seed: int | None = None) -> None:
@@ -170,25 +185,35 @@ class BasalGangliaNetwork:
             self._seed = self._check_seed(seed)
         init_rng, smc_rng = seed_streams(self._seed)
         ic = initial_conditions(self._n, self._state_name, init_rng)
-        self._th, self._stn, self._gpe, self._gpi = ic.th, ic.stn, ic.gpe, ic.gpi
-        self._iapp = ic.iapp
+        self._variables = NetworkState(ic.th, ic.stn, ic.gpe, ic.gpi, ic.iapp, np.zeros(4))
+        self._severity: SeverityProcess | None = None
+        self._iapp_healthy: NDArray[np.float64] | None = None
+        self._iapp_shift: NDArray[np.float64] | None = None
+        if self._plant == "fluctuating":
+            self._severity = SeverityProcess(
+                fluctuation_stream(self._seed),
+                self._dt,
+                self._fluctuation,
+                start_pd=self._state_name == "pd",
+            )
+            self._iapp_healthy = applied_currents("healthy", ic.gpe_offset)
+            self._iapp_shift = applied_currents("pd", ic.gpe_offset) - self._iapp_healthy
         self._smc = CorticalPulses(smc_rng, self._dt)
         self._k = 0
-        self._lfp_acc = np.zeros(4)
         self._dbs_carry = DbsPulses.empty()
         self._dbs_last_exact: float | None = None  # onset (in steps, unrounded) of the last pulse
 
     def snapshot(self) -> dict[str, Any]:
         """A deep copy of the whole simulation state (restore it with :meth:`restore`)."""
         keys = (
-            *("_th", "_stn", "_gpe", "_gpi", "_iapp", "_smc", "_k", "_lfp_acc", "_seed"),
+            *("_variables", "_smc", "_k", "_seed", "_severity", "_iapp_healthy", "_iapp_shift"),
             *("_dbs_carry", "_dbs_last_exact"),
         )
         return {key: copy.deepcopy(getattr(self, key)) for key in keys}
 
     def restore(self, snapshot: dict[str, Any]) -> None:
         """Go back to a state taken by :meth:`snapshot` of a network of the same configuration."""
-        if snapshot["_th"].shape != self._th.shape:
+        if snapshot["_variables"].th.shape != self._variables.th.shape:
             raise PlantParameterError("The snapshot comes from a network of another size.")
         for key, value in snapshot.items():
             setattr(self, key, copy.deepcopy(value))
@@ -207,6 +232,34 @@ class BasalGangliaNetwork:
     def state(self) -> str:
         """ "pd" or "healthy"."""
         return self._state_name
+
+    @property
+    def plant(self) -> str:
+        """ "stationary" or "fluctuating"."""
+        return self._plant
+
+    @property
+    def fluctuation(self) -> Fluctuation:
+        """Dwell and ramp times (used when :attr:`plant` is "fluctuating")."""
+        return self._fluctuation
+
+    @property
+    def pd_state(self) -> tuple[int, float]:
+        """Nominal state (0 healthy, 1 Parkinsonian) and severity in [0, 1] of the last step
+        integrated (of t = 0 before any): the ground truth of a fluctuating plant, constant
+        for a stationary one."""
+        if self._severity is None:
+            pd = int(self._state_name == "pd")
+            return pd, float(pd)
+        return self._severity.state_at(max(0, self._k - 1))
+
+    def state_switches(self) -> list[tuple[float, int]]:
+        """(start time in s, nominal state) of every dwell so far; one entry at t = 0 for a
+        stationary plant."""
+        if self._severity is None:
+            return [(0.0, int(self._state_name == "pd"))]
+        dt_s = self._dt * 1e-3
+        return [(k * dt_s, pd) for k, pd in self._severity.switches(max(1, self._k))]
 
     @property
     def seed(self) -> int:
@@ -228,12 +281,21 @@ class BasalGangliaNetwork:
         """Sampling rate of the LFP proxies (Hz)."""
         return self._lfp_sfreq
 
+    @property
+    def steps_per_lfp_sample(self) -> int:
+        """Integration steps averaged into one LFP sample."""
+        return self._decim
+
+    @property
+    def variables(self) -> NetworkState:
+        """The state the compiled loop advances (live arrays: a batch integrates them in place)."""
+        return self._variables
+
     # ------------------------------------------------------------------ running
     def _n_steps(self, duration_s: Any) -> int:
-        try:
-            duration_s = ensure_float(duration_s, "duration_s", minimum=0.0, strict_minimum=True)
-        except ConfigError as err:
-            raise _plant_error(err) from None
+        duration_s = ensure_float(
+            duration_s, "duration_s", minimum=0.0, strict_minimum=True, error=PlantParameterError
+        )
         n_steps = round(duration_s * 1e3 / self._dt)
         if n_steps < 1:
             raise PlantParameterError(
@@ -259,8 +321,18 @@ class BasalGangliaNetwork:
         PlantRecord
             Spikes, pulses and LFP proxies of the interval.
         """
+        return self._integrate(self.plan_run(duration_s, dbs))
+
+    def plan_run(self, duration_s: float, dbs: PulseTrain | None = None) -> Interval:
+        """The inputs of :meth:`run` over the next ``duration_s`` (moves the pulse clock).
+
+        :meth:`run` is ``complete(interval, output)`` of this interval integrated from
+        :attr:`variables`; :class:`~stimulation.plant.batch.NetworkBatch` integrates several
+        networks' intervals in one call. Each planned interval must be integrated and completed
+        before the next is planned.
+        """
         n_steps = self._n_steps(duration_s)
-        return self._integrate(n_steps, self._run_schedule(n_steps, dbs))
+        return self._interval(n_steps, self._run_schedule(n_steps, dbs))
 
     def _run_schedule(self, n_steps: int, dbs: PulseTrain | None) -> DbsPulses:
         """The new DBS pulses of :meth:`run` over the next ``n_steps`` (records the last onset)."""
@@ -304,7 +376,6 @@ class BasalGangliaNetwork:
         biphasic : bool
             Charge-balanced pulses (a negative phase after ``interphase_us``).
         """
-        n_steps = self._n_steps(duration_s)
         try:
             train = PulseTrain(
                 amplitude=amplitude,
@@ -315,7 +386,18 @@ class BasalGangliaNetwork:
             )
         except PulseParameterError as err:
             raise PlantParameterError(str(err)) from None
-        return self._integrate(n_steps, self._step_schedule(n_steps, train))
+        return self._integrate(self.plan_step(duration_s, train))
+
+    def plan_step(self, duration_s: float, train: PulseTrain) -> Interval:
+        """The inputs of :meth:`step` with ``train`` over the next ``duration_s`` (moves the
+        pulse clock; see :meth:`plan_run`)."""
+        if not isinstance(train, PulseTrain):
+            raise PlantParameterError(
+                f"Invalid value for the 'train' parameter: expected a PulseTrain, but got "
+                f"{type(train).__name__} instead."
+            )
+        n_steps = self._n_steps(duration_s)
+        return self._interval(n_steps, self._step_schedule(n_steps, train))
 
     def _step_schedule(self, n_steps: int, train: PulseTrain) -> DbsPulses:
         """The new DBS pulses of :meth:`step` over the next ``n_steps`` (moves the pulse clock)."""
@@ -336,11 +418,9 @@ class BasalGangliaNetwork:
         return train_on_grid(train, onsets, self._dt)
 
     # ------------------------------------------------------------------ core
-    def _inputs(
-        self, n_steps: int, new_dbs: DbsPulses
-    ) -> tuple[DbsPulses, NDArray[np.int64], NDArray[np.int64]]:
-        """The DBS pulses the kernel needs (the one in progress, then ``new_dbs``) and the
-        cortical onsets (for the kernel, and the new ones for the record) of the next steps."""
+    def _interval(self, n_steps: int, new_dbs: DbsPulses) -> Interval:
+        """The interval of the next ``n_steps``: the DBS pulses the loop needs (the one in
+        progress, then ``new_dbs``) and the cortical onsets (for the loop, and the new ones)."""
         k0 = self._k
         carry = self._dbs_carry
         if len(carry) and carry.end_step(0) <= k0:
@@ -350,125 +430,63 @@ class BasalGangliaNetwork:
         else:
             dbs = DbsPulses.join(carry, new_dbs)
         smc_kernel, smc_new = self._smc.onsets(k0, k0 + n_steps)
-        return dbs, smc_kernel, smc_new
+        return Interval(
+            k0=k0,
+            n_steps=n_steps,
+            target=TARGET_CODES[self._target],
+            smc_width=self._smc.width_steps,
+            smc_onsets=smc_kernel,
+            smc_new=smc_new,
+            dbs=dbs,
+            new_dbs=new_dbs,
+            severity=(self._severity.values(k0, k0 + n_steps) if self._severity else _NO_SEVERITY),
+            iapp_healthy=self._iapp_healthy,
+            iapp_shift=self._iapp_shift,
+        )
 
-    def _integrate(self, n_steps: int, new_dbs: DbsPulses) -> PlantRecord:
+    def _integrate(self, interval: Interval) -> PlantRecord:
+        (output,) = self._integrator.integrate([self._variables], [interval])
+        return self.complete(interval, output)
+
+    def complete(self, interval: Interval, output: IntervalOutput) -> PlantRecord:
+        """Advance the clock past an integrated ``interval`` and return its record.
+
+        ``output`` is what :class:`~stimulation.plant.integrator.LaneIntegrator` returned for
+        this network, whose :attr:`variables` it advanced.
+
+        Raises
+        ------
+        PlantParameterError
+            When the interval does not start at the network's current step, or the simulation
+            diverged.
+        """
         k0 = self._k
-        dbs, smc_kernel, smc_new = self._inputs(n_steps, new_dbs)
-        lfp_out = np.empty((4, n_steps // self._decim + 1))
-        chunks: list[SpikeChunk] = []
-        n_lfp = 0
-        done = 0
-        while done < n_steps:
-            self._counts[:] = 0
-            steps, got = _kernel.integrate(
-                self._th,
-                self._stn,
-                self._gpe,
-                self._gpi,
-                self._iapp,
-                self._pre,
-                self._dt,
-                k0 + done,
-                n_steps - done,
-                smc_kernel,
-                self._smc.width_steps,
-                SMC_AMPLITUDE,
-                dbs.onsets,
-                dbs.amps,
-                dbs.pw,
-                dbs.gap,
-                dbs.biphasic,
-                TARGET_CODES[self._target],
-                self._decim,
-                self._lfp_acc,
-                lfp_out[:, n_lfp:],
-                self._buf_cell,
-                self._buf_time,
-                self._counts,
+        if interval.k0 != k0:
+            raise PlantParameterError(
+                f"The interval starts at step {interval.k0}, but the network is at step {k0}."
             )
-            chunks.append(drain(self._buf_cell, self._buf_time, self._counts))
-            done += steps
-            n_lfp += got
-        return self._finish(n_steps, new_dbs, dbs, smc_new, chunks, lfp_out[:, :n_lfp])
-
-    def _finish(
-        self,
-        n_steps: int,
-        new_dbs: DbsPulses,
-        dbs: DbsPulses,
-        smc_new: NDArray[np.int64],
-        chunks: list[SpikeChunk],
-        lfp: NDArray[np.float64],
-        spike_times: dict[str, list[NDArray[np.float64]]] | None = None,
-    ) -> PlantRecord:
-        """Advance the clock past an integration and build its record (spikes drained from the
-        kernel's buffers in ``chunks``, or already grouped by cell in ``spike_times``; LFP
-        samples ``lfp`` of shape (4, m))."""
-        k0 = self._k
-        k1 = k0 + n_steps
+        k1 = k0 + interval.n_steps
         self._k = k1
-        if not (
-            np.isfinite(self._th[0]).all()
-            and np.isfinite(self._stn[0]).all()
-            and np.isfinite(self._gpe[0]).all()
-            and np.isfinite(self._gpi[0]).all()
-        ):
+        if not self._variables.is_finite():
             raise PlantParameterError(
                 "The simulation diverged (a membrane potential is not finite): the stimulation "
                 f"amplitude is too large for forward Euler at dt_ms={self._dt}. Call reset()."
             )
-        if len(dbs):
-            self._dbs_carry = dbs.last()
-        if spike_times is None:
-            spike_times = self._spike_times(chunks)
+        if len(interval.dbs):
+            self._dbs_carry = interval.dbs.last()
         dt_s = self._dt * 1e-3
         first_end = (k0 // self._decim + 1) * self._decim
-        lfp32 = lfp.astype(np.float32)
+        lfp32 = output.lfp.astype(np.float32)
         return PlantRecord(
             t_start_s=k0 * dt_s,
             t_stop_s=k1 * dt_s,
-            spike_times=spike_times,
-            cortex_pulse_times=smc_new.astype(np.float64) * dt_s,
-            dbs_pulse_times=new_dbs.onsets.astype(np.float64) * dt_s,
+            spike_times=output.spike_times,
+            cortex_pulse_times=interval.smc_new.astype(np.float64) * dt_s,
+            dbs_pulse_times=interval.new_dbs.onsets.astype(np.float64) * dt_s,
             lfp={name: lfp32[nu] for nu, name in enumerate(NUCLEI)},
             lfp_sfreq=self._lfp_sfreq,
             lfp_t_start_s=(first_end - self._decim) * dt_s,
         )
 
-    def _spike_times(self, chunks: list[SpikeChunk]) -> dict[str, list[NDArray[np.float64]]]:
-        spike_times = {}
-        for nu, name in enumerate(NUCLEI):
-            if len(chunks) == 1:
-                cell, t_ms = chunks[0][nu]
-            else:
-                cell = np.concatenate([c[nu][0] for c in chunks])
-                t_ms = np.concatenate([c[nu][1] for c in chunks])
-            spike_times[name] = split_by_cell(cell, t_ms * 1e-3, self._n)
-        return spike_times
 
-
-#: One kernel call's spikes: per nucleus, (cell indices, times in ms), copied out of the buffers.
-SpikeChunk = list[tuple[NDArray[np.int64], NDArray[np.float64]]]
-
-#: Kernel code of each DBS target.
-TARGET_CODES = {"stn": _kernel.DBS_STN, "gpe": _kernel.DBS_GPE, "gpi": _kernel.DBS_GPI}
-
-
-def drain(
-    buf_cell: NDArray[np.int64], buf_time: NDArray[np.float64], counts: NDArray[np.int64]
-) -> SpikeChunk:
-    """Copy the filled part of a network's spike buffers (4, cap) out, nucleus by nucleus."""
-    return [
-        (buf_cell[nu, : counts[nu]].copy(), buf_time[nu, : counts[nu]].copy()) for nu in range(4)
-    ]
-
-
-def split_by_cell(
-    cell: NDArray[np.int64], t_s: NDArray[np.float64], n_cells: int
-) -> list[NDArray[np.float64]]:
-    """Spike times (in time order) of each of ``n_cells`` cells, from spikes in time order."""
-    order = np.argsort(cell, kind="stable")
-    bounds = np.searchsorted(cell[order], np.arange(n_cells + 1)).tolist()
-    sorted_t = t_s[order]
-    return [sorted_t[bounds[i] : bounds[i + 1]] for i in range(n_cells)]
+_NO_SEVERITY = np.empty(0)

@@ -119,32 +119,36 @@ class VirtualProbe:
         artifact_pulse_us: float = 300.0,
         saturation_uv: float | None = None,
     ) -> None:
+        err = PlantParameterError
+        cells_per_nucleus = ensure_int(cells_per_nucleus, "cells_per_nucleus", minimum=1, error=err)
+        self.nucleus = check_value(nucleus, NUCLEI, "nucleus", error=err)
+        self.n_units = ensure_int(n_units, "n_units", minimum=1, error=err)
+        if self.n_units > cells_per_nucleus:
+            raise PlantParameterError(
+                f"Invalid value for the 'n_units' parameter: must be <= cells_per_nucleus "
+                f"({cells_per_nucleus}), but got {self.n_units}."
+            )
+        self.sfreq = ensure_float(sfreq, "sfreq", minimum=0.0, strict_minimum=True, error=err)
+        self.lfp_uv = ensure_float(lfp_uv, "lfp_uv", minimum=0.0, error=err)
+        self.lfp_highpass_hz = ensure_float(
+            lfp_highpass_hz, "lfp_highpass_hz", minimum=0.0, strict_minimum=True, error=err
+        )
+        self.lfp_lowpass_hz = ensure_float(
+            lfp_lowpass_hz, "lfp_lowpass_hz", minimum=0.0, strict_minimum=True, error=err
+        )
+        self.reference_amplitude = ensure_float(
+            reference_amplitude, "reference_amplitude", minimum=0.0, strict_minimum=True, error=err
+        )
+        artifact_amplitude_uv = ensure_float(
+            artifact_amplitude_uv, "artifact_amplitude_uv", minimum=0.0, error=err
+        )
+        artifact_pulse_us = ensure_float(
+            artifact_pulse_us, "artifact_pulse_us", minimum=0.0, strict_minimum=True, error=err
+        )
+        # the probe, templates, artifact and renderer come from bci.synthesis, whose checks
+        # raise its ConfigError (layout, n_channels, noise_uv, saturation_uv): reported as the
+        # plant's own error, like every other bad argument of the probe
         try:
-            cells_per_nucleus = ensure_int(cells_per_nucleus, "cells_per_nucleus", minimum=1)
-            self.nucleus = check_value(nucleus, NUCLEI, "nucleus")
-            self.n_units = ensure_int(n_units, "n_units", minimum=1)
-            if self.n_units > cells_per_nucleus:
-                raise ConfigError(
-                    f"Invalid value for the 'n_units' parameter: must be <= cells_per_nucleus "
-                    f"({cells_per_nucleus}), but got {self.n_units}."
-                )
-            self.sfreq = ensure_float(sfreq, "sfreq", minimum=0.0, strict_minimum=True)
-            self.lfp_uv = ensure_float(lfp_uv, "lfp_uv", minimum=0.0)
-            self.lfp_highpass_hz = ensure_float(
-                lfp_highpass_hz, "lfp_highpass_hz", minimum=0.0, strict_minimum=True
-            )
-            self.lfp_lowpass_hz = ensure_float(
-                lfp_lowpass_hz, "lfp_lowpass_hz", minimum=0.0, strict_minimum=True
-            )
-            self.reference_amplitude = ensure_float(
-                reference_amplitude, "reference_amplitude", minimum=0.0, strict_minimum=True
-            )
-            artifact_amplitude_uv = ensure_float(
-                artifact_amplitude_uv, "artifact_amplitude_uv", minimum=0.0
-            )
-            artifact_pulse_us = ensure_float(
-                artifact_pulse_us, "artifact_pulse_us", minimum=0.0, strict_minimum=True
-            )
             self.positions = make_probe(n_channels, layout)
             self.n_channels = int(self.positions.shape[0])
             rng = np.random.default_rng(seed)
@@ -180,10 +184,8 @@ class VirtualProbe:
                 positions=self.positions,
                 saturation_uv=saturation_uv,
             )
-        except ConfigError as err:
-            if isinstance(err, PlantParameterError):
-                raise
-            raise PlantParameterError(str(err)) from None
+        except ConfigError as error:
+            raise PlantParameterError(str(error)) from None
         self.lfp_scale = 0.0
         self.reset(0.0)
 

@@ -9,17 +9,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bci.checks import check_value
-from bci.errors import ConfigError
 from stimulation.errors import PlantParameterError
 from stimulation.plant import biomarkers
 from stimulation.plant.parameters import NUCLEI
 
 
 def _nucleus(name: str) -> str:
-    try:
-        return check_value(name, NUCLEI, "nucleus")
-    except ConfigError as err:
-        raise PlantParameterError(str(err)) from None
+    return check_value(name, NUCLEI, "nucleus", error=PlantParameterError)
 
 
 @dataclass

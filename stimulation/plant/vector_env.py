@@ -43,7 +43,6 @@ from gymnasium.vector.utils import batch_space
 from numpy.typing import NDArray
 
 from bci.checks import ensure_int
-from bci.errors import ConfigError
 from stimulation.errors import PlantParameterError
 from stimulation.plant.batch import NetworkBatch
 from stimulation.plant.env import BasalGangliaEnv
@@ -79,12 +78,11 @@ class BasalGangliaVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], 
         batched: bool = True,
         **env_kwargs: Any,
     ) -> None:
-        try:
-            self.num_envs = ensure_int(num_envs, "num_envs", minimum=1)
-            threads = (os.cpu_count() or 1) if n_threads is None else n_threads
-            self.n_threads = min(ensure_int(threads, "n_threads", minimum=1), self.num_envs)
-        except ConfigError as err:
-            raise PlantParameterError(str(err)) from None
+        self.num_envs = ensure_int(num_envs, "num_envs", minimum=1, error=PlantParameterError)
+        threads = (os.cpu_count() or 1) if n_threads is None else n_threads
+        self.n_threads = min(
+            ensure_int(threads, "n_threads", minimum=1, error=PlantParameterError), self.num_envs
+        )
         if isinstance(autoreset_mode, str):
             if autoreset_mode not in _MODES:
                 options = ", ".join(repr(m) for m in _MODES)

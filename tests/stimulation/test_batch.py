@@ -53,7 +53,7 @@ def test_batched_run_gives_the_spike_trains_of_separate_networks() -> None:
         n_spikes += assert_identical(net.run(0.2, dbs=train), rec)
     assert n_spikes > 200
     for x, y in zip(alone, batched, strict=True):
-        np.testing.assert_array_equal(x._stn, y._stn)
+        np.testing.assert_array_equal(x.variables.stn, y.variables.stn)
         assert x.t_s == y.t_s
 
 
@@ -80,9 +80,7 @@ def test_full_spike_buffers_are_drained_between_calls() -> None:
     """Tiny spike buffers force many kernel calls per run; the result must not change."""
     reference = [BasalGangliaNetwork(cells_per_nucleus=3, seed=s) for s in (4, 5)]
     nets = [BasalGangliaNetwork(cells_per_nucleus=3, seed=s) for s in (4, 5)]
-    batch = NetworkBatch(nets)
-    batch._buf_cell = np.zeros((2, 4, 7), dtype=np.int64)
-    batch._buf_time = np.zeros((2, 4, 7))
+    batch = NetworkBatch(nets, spike_capacity=7)
     records = batch.run(0.1)
     assert (
         sum(

@@ -1,0 +1,201 @@
+"""The loop's stages in one chain: pipeline, decoder, controller; timed; calibrated in place.
+
+:class:`StageChain` pushes one chunk through every stage, keeps what each kind of stage emitted
+(spikes, binned counts, decoded state, a command) for the loop to publish, and times every call.
+A stage that needs per-session calibration (:func:`bci.runner.parts.needs_calibration`) receives
+nothing until it is fitted: the chain collects ``calibration_s`` of its input, fits it (in the
+loop's thread, or in a helper thread while the stages before it keep running and their output is
+dropped), prepares it and the stages after it, and goes on.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bci.errors import StageCompatibilityError
+from bci.runner.parts import needs_calibration
+from bci.stream import (
+    BinnedChunk,
+    SignalChunk,
+    SpikeChunk,
+    Stage,
+    StageTimer,
+    StateChunk,
+    StimCommand,
+    StreamSpec,
+)
+
+__all__ = ["ChainOutput", "StageChain"]
+
+
+@dataclass
+class ChainOutput:
+    """What one chunk produced along the chain."""
+
+    spikes: list[SpikeChunk] = field(default_factory=list)
+    binned: list[BinnedChunk] = field(default_factory=list)
+    state: list[tuple[StateChunk, BinnedChunk | None]] = field(default_factory=list)
+    commands: list[StimCommand] = field(default_factory=list)
+
+
+class _Calibration:
+    """Input collected for one stage's fit, and the fit itself."""
+
+    def __init__(self, index: int, stage: Stage, spec: StreamSpec, seconds: float) -> None:
+        self.index = index
+        self.stage = stage
+        self.spec = spec
+        if spec.kind == "signal":
+            self.needed = max(1, int(round(seconds * spec.rate_hz)))
+        elif spec.kind == "binned":
+            self.needed = max(1, int(round(seconds * spec.rate_hz)))
+        else:
+            raise StageCompatibilityError(
+                f"{type(stage).__name__} needs calibration on {spec.kind} chunks; the runner "
+                "calibrates stages on signal or binned input only."
+            )
+        self.parts: list[np.ndarray] = []
+        self.have = 0
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+        self.wall_s = 0.0
+
+    def add(self, chunk: Any) -> bool:
+        data = chunk.data if isinstance(chunk, SignalChunk) else chunk.counts
+        self.parts.append(np.asarray(data))
+        self.have += int(data.shape[0])
+        return self.have >= self.needed
+
+    def fit(self) -> None:
+        t0 = time.perf_counter()
+        try:
+            self.stage.fit(np.concatenate(self.parts)[: self.needed])
+        except BaseException as err:  # re-raised in the loop's thread
+            self.error = err
+        finally:
+            self.parts = []
+            self.wall_s = time.perf_counter() - t0
+
+
+class StageChain:
+    """Pipeline stages, then the decoder, then the controller, run chunk by chunk.
+
+    Parameters
+    ----------
+    stages : list of Stage
+        In order; the decoder and controller are the last ones when present.
+    calibration_s : float
+        Input each uncalibrated stage gets for its fit.
+    background_fit : bool
+        Fit in a helper thread while the stages before keep running (real time); else block
+        (lockstep: the plant waits, so runs stay exactly repeatable).
+    """
+
+    def __init__(self, stages: list[Stage], calibration_s: float, background_fit: bool) -> None:
+        self.stages = stages
+        self.timers = [StageTimer(window=1 << 16) for _ in stages]
+        self.calibration_s = float(calibration_s)
+        self.background_fit = background_fit
+        self.specs: list[StreamSpec] = []
+        self.ready = 0  # stages [0, ready) are prepared and run
+        self.calibrating: _Calibration | None = None
+        self.calibrations: list[dict[str, Any]] = []
+
+    def prepare(self, spec: StreamSpec) -> None:
+        """Prepare the stages in order, up to the first one that needs calibration."""
+        self.specs = [spec]
+        self._prepare_from(0)
+
+    def _prepare_from(self, i: int) -> None:
+        spec = self.specs[-1]
+        while i < len(self.stages):
+            stage = self.stages[i]
+            if needs_calibration(stage) and self.calibrating is None:
+                stage.prepare(spec)
+                self.calibrating = _Calibration(i, stage, spec, self.calibration_s)
+                self.ready = i
+                return
+            try:
+                spec = stage.prepare(spec)
+            except StageCompatibilityError as err:
+                before = "the source" if i == 0 else type(self.stages[i - 1]).__name__
+                raise StageCompatibilityError(
+                    f"Stage {i} ({type(stage).__name__}) cannot follow {before}: {err}"
+                ) from err
+            self.specs.append(spec)
+            i += 1
+        self.ready = len(self.stages)
+
+    @property
+    def is_calibrating(self) -> bool:
+        return self.calibrating is not None
+
+    def _finish_calibration(self) -> None:
+        cal = self.calibrating
+        assert cal is not None
+        if cal.error is not None:
+            raise cal.error
+        cal.stage.prepare(cal.spec)  # again: the output now knows what was learned
+        self.calibrations.append(
+            {
+                "stage": type(cal.stage).__name__,
+                "input": cal.spec.kind,
+                "samples": cal.needed,
+                "fit_wall_s": cal.wall_s,
+                "n_units": getattr(cal.stage, "n_units", None),
+            }
+        )
+        self.calibrating = None
+        self.specs.append(cal.stage.output_spec or cal.spec)
+        self.ready = cal.index + 1
+        self._prepare_from(cal.index + 1)
+
+    def process(self, chunk: SignalChunk, out: ChainOutput) -> None:
+        """Run ``chunk`` through the ready stages; collect outputs into ``out``."""
+        cal = self.calibrating
+        if cal is not None and cal.thread is not None and not cal.thread.is_alive():
+            self._finish_calibration()
+            cal = self.calibrating
+        x: Any = chunk
+        last_binned: BinnedChunk | None = None
+        for i in range(self.ready):
+            stage = self.stages[i]
+            t0 = time.perf_counter_ns()
+            x = stage.process(x)
+            self.timers[i].add(time.perf_counter_ns() - t0)
+            if x is None:
+                return
+            if isinstance(x, SpikeChunk):
+                out.spikes.append(x)
+            elif isinstance(x, BinnedChunk):
+                out.binned.append(x)
+                last_binned = x
+            elif isinstance(x, StateChunk):
+                out.state.append((x, last_binned))
+            elif isinstance(x, StimCommand):
+                out.commands.append(x)
+        if cal is None or cal.thread is not None:
+            return  # fully ready, or a background fit is running: the output is dropped
+        if cal.add(x):
+            if self.background_fit:
+                cal.thread = threading.Thread(target=cal.fit, name="bci-calibration", daemon=True)
+                cal.thread.start()
+            else:
+                cal.fit()
+                self._finish_calibration()
+
+    def timing(self) -> list[dict[str, Any]]:
+        """Compute time per stage (ms) and its share of the chain's total."""
+        rows = [
+            {"stage": type(s).__name__, **t.summary(), "total_ms": t.total_ns / 1e6}
+            for s, t in zip(self.stages, self.timers, strict=True)
+        ]
+        total = sum(r["total_ms"] for r in rows) or 1.0
+        for r in rows:
+            r["share"] = r["total_ms"] / total
+        return rows

@@ -1,0 +1,161 @@
+"""What the loop measures: latency and deadlines, the stimulation delivered, the plant's symptoms.
+
+Loop latency of a command: from the arrival of the newest sample that informed it
+(:attr:`bci.stream.SignalChunk.t_arrival` of the chunk whose processing produced it, LSL clock) to
+its push on the stimulator's LSL stream. A command later than the deadline is a miss; a chunk that
+took longer to process than the signal it holds is an overrun (the loop falls behind).
+
+The plant's ``-biomarkers`` stream (one sample per control period, stamped at the period's end)
+says what the plant did: the windowed error index and GPi beta, and the stimulation it applied
+(amplitude in model units, converted to device mA with :func:`stimulation.safety.device_amplitude_ma`).
+:func:`plant_outcome` turns those samples into the session's numbers; the tests recompute them from
+the recording with the same function.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["IMPEDANCE_OHM", "LatencyLog", "decoder_tracking", "plant_outcome"]
+
+#: Electrode impedance for energies (about 1 kOhm is typical of DBS leads).
+IMPEDANCE_OHM = 1000.0
+
+
+class LatencyLog:
+    """Loop latencies (ms) of every command, deadline misses and chunk overruns."""
+
+    def __init__(self, deadline_ms: float, capacity: int = 1 << 16) -> None:
+        self.deadline_ms = float(deadline_ms)
+        self._values = np.zeros(capacity, dtype=np.float64)
+        self.count = 0
+        self.misses = 0
+        self.overruns = 0
+        self.chunks = 0
+
+    def add(self, latency_ms: float) -> None:
+        if self.count == self._values.size:
+            self._values = np.concatenate([self._values, np.zeros_like(self._values)])
+        self._values[self.count] = latency_ms
+        self.count += 1
+        if latency_ms > self.deadline_ms:
+            self.misses += 1
+
+    def chunk(self, compute_s: float, chunk_s: float) -> None:
+        self.chunks += 1
+        if compute_s > chunk_s:
+            self.overruns += 1
+
+    @property
+    def values(self) -> npt.NDArray[np.float64]:
+        return self._values[: self.count]
+
+    def percentiles(self, recent: int | None = None) -> tuple[float, float]:
+        """p50 and p99 (ms) of all commands, or of the last ``recent``; NaN when none."""
+        v = self.values if recent is None else self.values[-recent:]
+        if v.size == 0:
+            return float("nan"), float("nan")
+        p50, p99 = np.percentile(v, [50, 99])
+        return float(p50), float(p99)
+
+    def summary(self) -> dict[str, Any]:
+        v = self.values
+        p50, p99 = self.percentiles()
+        return {
+            "commands": int(v.size),
+            "p50_ms": p50,
+            "p99_ms": p99,
+            "max_ms": float(v.max()) if v.size else float("nan"),
+            "mean_ms": float(v.mean()) if v.size else float("nan"),
+            "deadline_ms": self.deadline_ms,
+            "deadline_misses": self.misses,
+            "chunks": self.chunks,
+            "chunk_overruns": self.overruns,
+        }
+
+
+def plant_outcome(
+    labels: list[str],
+    values: npt.NDArray[np.floating[Any]],
+    stamps: npt.NDArray[np.float64],
+    t_online: float,
+    window_s: float,
+    control_period_s: float,
+) -> dict[str, Any]:
+    """The session's numbers from the plant's biomarker samples after ``t_online`` (LSL time).
+
+    Stimulation (energy, time on stimulation, mean amplitude and frequency) counts every period
+    that ended after ``t_online``; the windowed biomarkers (error index, GPi beta) only periods whose
+    window lies entirely after it (end >= ``t_online + window_s``), so calibration does not leak in.
+    Energy is the delivered pulse trains' mean power into 1 kOhm (as
+    :meth:`stimulation.pulses.PulseTrain.energy_j`: I^2 R x pulse width per monophasic pulse) times
+    the time.
+    """
+    from stimulation.safety import device_amplitude_ma
+
+    col = {name: i for i, name in enumerate(labels)}
+    values = np.asarray(values, dtype=np.float64).reshape(-1, len(labels))
+    stamps = np.asarray(stamps, dtype=np.float64)
+    # stamps are period ends; half a period of slack absorbs clock corrections of microseconds
+    half = 0.5 * control_period_s
+    stim = stamps > t_online + half
+    settled = stamps > t_online + window_s - half
+    amp_ma = np.array([device_amplitude_ma(a) for a in values[stim, col["amplitude"]]])
+    freq = values[stim, col["frequency_hz"]]
+    width = values[stim, col["pulse_width_us"]]
+    # I^2 R PW per pulse (monophasic, 1 kOhm) x pulse rate x period: the train's mean power over
+    # each period, so a period is not charged 3 pulses of 130 Hz when it holds 2.6 on average
+    per_pulse_j = (amp_ma * 1e-3) ** 2 * IMPEDANCE_OHM * width * 1e-6
+    energy = float(np.sum(per_pulse_j * freq) * control_period_s)
+    on = amp_ma > 0
+
+    def _mean(name: str) -> float:
+        x = values[settled, col[name]]
+        x = x[np.isfinite(x)]
+        return float(x.mean()) if x.size else float("nan")
+
+    return {
+        "periods": int(stim.sum()),
+        "online_s": float(stim.sum() * control_period_s),
+        "error_index": _mean("error_index"),
+        "gpi_beta": _mean("beta_gpi"),
+        "energy_j": float(energy),
+        "time_on_stim": float(on.mean()) if on.size else float("nan"),
+        "mean_amplitude_ma": float(amp_ma.mean()) if amp_ma.size else float("nan"),
+        "mean_frequency_hz": float(freq[on].mean()) if on.any() else 0.0,
+    }
+
+
+def decoder_tracking(
+    decoded: npt.NDArray[np.float64],
+    decoded_t: npt.NDArray[np.float64],
+    truth: npt.NDArray[np.float64],
+    truth_t: npt.NDArray[np.float64],
+    t_from: float,
+) -> dict[str, Any]:
+    """How the decoded symptom (first output) follows the true one (GPi beta of the plant).
+
+    Each decoded value is paired with the first true sample stamped at or after it (the plant's
+    windowed biomarker for the period that holds the decoded bin's end); pairs before ``t_from``
+    and with a NaN are left out. Returns Pearson's r, R2 (1 - SSE/SST of the true values) and the
+    number of pairs.
+    """
+    decoded = np.asarray(decoded, dtype=np.float64)
+    truth = np.asarray(truth, dtype=np.float64)
+    truth_t = np.asarray(truth_t, dtype=np.float64)
+    if decoded.size == 0 or truth.size == 0:
+        return {"pairs": 0, "r": float("nan"), "r2": float("nan")}
+    idx = np.searchsorted(truth_t, np.asarray(decoded_t, dtype=np.float64) - 1e-6)
+    ok = (idx < truth.size) & (np.asarray(decoded_t) >= t_from)
+    d = decoded[ok]
+    y = truth[idx[ok]]
+    finite = np.isfinite(d) & np.isfinite(y)
+    d, y = d[finite], y[finite]
+    if d.size < 3 or np.std(d) == 0 or np.std(y) == 0:
+        return {"pairs": int(d.size), "r": float("nan"), "r2": float("nan")}
+    r = float(np.corrcoef(d, y)[0, 1])
+    r2 = float(1.0 - np.sum((y - d) ** 2) / np.sum((y - y.mean()) ** 2))
+    return {"pairs": int(d.size), "r": r, "r2": r2}

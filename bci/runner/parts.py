@@ -1,0 +1,171 @@
+"""What the loop needs from a decoder, a controller and a safety limiter, and how configs build them.
+
+The runner knows these parts only through small protocols, so the real ones (``decoders``,
+``stimulation.controllers``, ``stimulation.safety``) plug in by name in the session config:
+
+- **pipeline stages** and the **decoder** are :class:`bci.stream.Stage` objects from the registry;
+  the decoder accepts ``binned`` chunks and emits :class:`~bci.stream.StateChunk`.
+- a **controller** is a registered Stage that accepts ``state`` chunks and whose ``process``
+  returns a :class:`~bci.stream.StimCommand` in device units (mA, Hz, us) or ``None``.
+- the **limiter** (:class:`CommandLimiter`) takes every command and returns the one that may reach
+  the stimulator; the loop never sends anything it did not return.
+- a stage needs per-session **calibration** when it has ``is_fitted`` False and a ``fit(data)``
+  method taking its input as an array (``(n_samples, n_channels)`` for signals, ``(n_bins,
+  n_units)`` for binned counts), called after ``prepare``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from bci.errors import StageCompatibilityError
+from bci.session.config import (
+    ControllerConfig,
+    DecoderConfig,
+    SafetyConfig,
+    SessionConfig,
+    SessionConfigError,
+    StageConfig,
+    stage_class,
+)
+from bci.stream import Stage, StimCommand
+
+__all__ = [
+    "CommandLimiter",
+    "LoopParts",
+    "build_controller",
+    "build_limiter",
+    "build_parts",
+    "needs_calibration",
+    "off_command",
+]
+
+
+@runtime_checkable
+class CommandLimiter(Protocol):
+    """The only path from a controller to a stimulator."""
+
+    def apply(self, command: StimCommand) -> StimCommand:
+        """Return the command that may be delivered (clamped, or the safe state)."""
+        ...
+
+
+def needs_calibration(stage: Stage) -> bool:
+    """Whether ``stage`` must be fitted on the first seconds of this session."""
+    return getattr(stage, "is_fitted", True) is False and callable(getattr(stage, "fit", None))
+
+
+def off_command(source_id: str, seq: int, t_issue: float) -> StimCommand:
+    """Stimulation off (amplitude 0 at So 2012's frequency and pulse width)."""
+    return StimCommand(0.0, 130.0, 300.0, t_issue, source_id, seq)
+
+
+def _build_stage(entry: StageConfig, key: str, extra: dict[str, Any] | None = None) -> Stage:
+    cls = stage_class(entry.stage)
+    params = {**entry.params, **(extra or {})}
+    try:
+        stage = cls(**params)
+    except TypeError as err:
+        raise SessionConfigError(f"Invalid value for '{key}.params': {err}") from None
+    if not isinstance(stage, Stage):
+        raise SessionConfigError(
+            f"Invalid value for '{key}.stage': {entry.stage!r} is a {cls.__name__}, not a "
+            "bci.stream.Stage."
+        )
+    return stage
+
+
+def _model_params(entry: DecoderConfig | ControllerConfig) -> dict[str, Any]:
+    return {} if entry.model is None else {"model": str(entry.model)}
+
+
+def build_controller(entry: ControllerConfig, key: str = "controller") -> Stage:
+    """Build the controller stage and check that it takes decoded state."""
+    stage = _build_stage(entry, key, _model_params(entry))
+    if "state" not in stage.accepts:
+        raise SessionConfigError(
+            f"Invalid value for '{key}.stage': {entry.stage!r} accepts "
+            f"{', '.join(stage.accepts)} chunks; a controller takes decoded state (StateChunk)."
+        )
+    return stage
+
+
+def build_limiter(safety: SafetyConfig) -> CommandLimiter:
+    """Import and build the configured safety limiter with its limits."""
+    module_name, _, attr = safety.limiter.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as err:
+        raise SessionConfigError(
+            f"Invalid value for 'safety.limiter': {safety.limiter!r} cannot be imported ({err}). "
+            "Every command must pass a safety limiter; none is available, so nothing runs."
+        ) from None
+    if not (isinstance(cls, type) and callable(getattr(cls, "apply", None))):
+        # checked before the call: a config must not run arbitrary callables
+        raise SessionConfigError(
+            f"Invalid value for 'safety.limiter': {safety.limiter!r} is not a limiter class "
+            "(a class with an apply(command, now) method)."
+        )
+    try:
+        limiter = cls(**safety.limits)
+    except TypeError as err:
+        raise SessionConfigError(f"Invalid value for 'safety.limits': {err}") from None
+    if not isinstance(limiter, CommandLimiter):
+        raise SessionConfigError(
+            f"Invalid value for 'safety.limiter': {safety.limiter!r} has no apply(command) method."
+        )
+    return limiter
+
+
+@dataclass
+class LoopParts:
+    """Everything the loop runs, built and checked before any process starts."""
+
+    stages: list[Stage]
+    decoder: Stage | None
+    controller: Stage | None
+    limiter: CommandLimiter | None
+
+    def describe(self) -> dict[str, Any]:
+        """Every stage's ``to_dict()``, for ``config.yaml``."""
+        out: dict[str, Any] = {"pipeline": [s.to_dict() for s in self.stages]}
+        out["decoder"] = None if self.decoder is None else self.decoder.to_dict()
+        out["controller"] = None if self.controller is None else self.controller.to_dict()
+        out["limiter"] = None if self.limiter is None else _describe(self.limiter)
+        return out
+
+
+def _describe(obj: Any) -> Any:
+    to_dict = getattr(obj, "to_dict", None)
+    if callable(to_dict):
+        return to_dict()
+    return {"class": f"{type(obj).__module__}:{type(obj).__qualname__}"}
+
+
+def build_parts(config: SessionConfig, controller: ControllerConfig | None = None) -> LoopParts:
+    """Build the pipeline, decoder, controller and limiter of ``config``.
+
+    ``controller`` replaces the session's controller (compare runs). Raises
+    :class:`SessionConfigError` or :class:`~bci.StageCompatibilityError` before anything starts.
+    """
+    stages = [_build_stage(entry, f"pipeline.{i}") for i, entry in enumerate(config.pipeline)]
+    decoder = None
+    if config.decoder is not None:
+        decoder = _build_stage(config.decoder, "decoder", _model_params(config.decoder))
+        if "binned" not in decoder.accepts:
+            raise StageCompatibilityError(
+                f"The decoder {config.decoder.stage!r} accepts {', '.join(decoder.accepts)} "
+                "chunks; the loop feeds it binned spike counts."
+            )
+    entry = controller if controller is not None else config.controller
+    ctrl = None if entry is None else build_controller(entry)
+    if ctrl is not None and decoder is None:
+        raise SessionConfigError(
+            "Invalid session config: a controller acts on decoded state; add a 'decoder'."
+        )
+    # the plant is a stimulator: even without a controller it gets "off" through the limiter
+    stimulating = ctrl is not None or config.source.kind == "plant"
+    limiter = build_limiter(config.safety) if stimulating else None
+    return LoopParts(stages, decoder, ctrl, limiter)

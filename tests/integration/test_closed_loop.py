@@ -1,0 +1,196 @@
+"""The whole loop, lockstep with the plant: plant process -> LSL -> band-pass, reference, online
+sorter, binner -> decoder -> controller -> limiter -> LSL -> plant, with the recorder process.
+
+The decoder, controller and limiter here are the trivial stand-ins of ``closed_loop_doubles``
+(the runner is tested alone); the recording must hold every stream and the summary's numbers must
+be what the recording holds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import pyxdf
+
+from bci.runner import SessionRunner
+from bci.runner.metrics import plant_outcome
+from bci.session.config import parse_session
+from stimulation.plant.streams import BIOMARKER_CHANNELS
+
+DOUBLES = "closed_loop_doubles"
+MAX_MA = 2.5
+
+
+def loop_config(runs_root: Path, **changes: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "name": "whole_loop",
+        "duration_s": 5.0,
+        "seed": 1,
+        "pacing": "lockstep",
+        "source": {
+            "kind": "plant",
+            "params": {"n_channels": 8, "n_units": 4, "cells_per_nucleus": 6, "warmup_s": 0.2},
+        },
+        "calibration": {"duration_s": 2.5},
+        "pipeline": [
+            {
+                "stage": "artifact_blanker",
+                "params": {
+                    "window_ms": [-0.2, 2.5],
+                    "mode": "hold",
+                    "subtract_template": True,
+                    "template_tau": 100.0,
+                    "blank_core_ms": [-0.2, 0.5],
+                },
+            },
+            {"stage": "bandpass", "params": {"low_hz": 300.0, "high_hz": 6000.0}},
+            {"stage": "common_reference"},
+            {"stage": "online_sorter", "params": {"min_spikes": 10, "min_cluster_size": 10}},
+            {"stage": "spike_binner", "params": {"bin_s": 0.02}},
+        ],
+        "decoder": {"stage": f"{DOUBLES}:MeanCountDecoder"},
+        "controller": {
+            "stage": f"{DOUBLES}:ThresholdStepController",
+            "params": {"threshold": 0.05, "amplitude_ma": 4.0},
+        },
+        "safety": {"limiter": f"{DOUBLES}:ClampLimiter", "limits": {"max_amplitude_ma": MAX_MA}},
+        "runs_root": str(runs_root),
+    }
+    config.update(changes)
+    return config
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    config = parse_session(loop_config(tmp_path_factory.mktemp("runs")))
+    return SessionRunner(config).run()
+
+
+@pytest.fixture(scope="module")
+def recording(result: Any) -> dict[str, dict[str, Any]]:
+    streams, _ = pyxdf.load_xdf(str(result.run_dir / "recording.xdf"), dejitter_timestamps=False)
+    return {s["info"]["name"][0]: s for s in streams}
+
+
+def _stream(recording: dict[str, dict[str, Any]], suffix: str) -> dict[str, Any]:
+    found = [s for name, s in recording.items() if name.endswith(suffix)]
+    assert len(found) == 1, f"one stream ending in {suffix!r} expected, got {list(recording)}"
+    return found[0]
+
+
+def test_the_run_completes_and_leaves_a_complete_run_folder(result: Any) -> None:
+    assert result.status == "completed", result.summary["error"]
+    files = {p.name for p in result.run_dir.iterdir()}
+    assert {"recording.xdf", "config.yaml", "summary.json", "session.nix", "plant.log"} <= files
+    assert any(name.startswith("calibration_") and name.endswith(".npz") for name in files)
+    s = result.summary
+    assert s["calibration"][0]["stage"] == "OnlineSorter" and s["units"] >= 1
+    assert s["plant_process"]["periods"] == 250  # 5 s of 20 ms periods: one per command
+    assert s["plant_process"]["n_invalid"] == 0 and s["plant_process"]["n_unauthorised"] == 0
+
+
+def test_the_recording_holds_every_stream_of_the_session(recording: dict[str, Any]) -> None:
+    for suffix in (
+        "-raw",
+        "-stim",
+        "-biomarkers",
+        "-decoded",
+        "-controller",
+        "-commands",
+        "-events",
+    ):
+        _stream(recording, suffix)
+    spikes = [name for name in recording if name.endswith("-spikes")]
+    assert len(spikes) == 2  # the plant's ground truth and the loop's sorted spikes
+
+
+def test_the_summary_numbers_are_what_was_recorded(result: Any, recording: Any) -> None:
+    s = result.summary
+    raw = _stream(recording, "-raw")
+    assert len(raw["time_stamps"]) == s["plant_process"]["samples"]
+    assert s["signal_s"] == pytest.approx(len(raw["time_stamps"]) / 30000.0)
+    for key, suffix in (
+        ("decoded", "-decoded"),
+        ("controller", "-controller"),
+        ("events", "-events"),
+    ):
+        assert len(_stream(recording, suffix)["time_stamps"]) == s["streams"][key], key
+    sent = _stream(recording, "-commands")
+    assert len(sent["time_stamps"]) == s["commands"]["sent"] == s["streams"]["stimulator"]
+    loop_spikes = recording[f"{s['run_id']}-spikes"]
+    n = s["streams"]["spikes"]
+    assert len(loop_spikes["time_stamps"]) == n == sum(s["unit_spikes"]) + s["unsorted_spikes"]
+    units = np.asarray(loop_spikes["time_series"])[:, 0]
+    assert np.array_equal(np.bincount(units[units >= 0].astype(int)), s["unit_spikes"])
+    bio = _stream(recording, "-biomarkers")
+    again = plant_outcome(
+        list(BIOMARKER_CHANNELS),
+        np.asarray(bio["time_series"]),
+        np.asarray(bio["time_stamps"]),
+        s["t_online_lsl"],
+        s["plant"]["window_s"],
+        s["plant"]["control_period_s"],
+    )
+    for key, value in again.items():
+        assert s["plant"][key] == pytest.approx(value, nan_ok=True), key
+    # the periods after calibration: 2.5 s, less the chunk that finished it
+    assert 120 <= s["plant"]["periods"] <= 125
+
+
+def test_every_command_that_reached_the_plant_passed_the_limiter(
+    result: Any, recording: Any
+) -> None:
+    s = result.summary
+    asked = np.asarray(_stream(recording, "-controller")["time_series"])
+    sent = np.asarray(_stream(recording, "-commands")["time_series"])
+    assert asked[:, 0].max() == 4.0 and s["commands"]["changed_by_limiter"] > 0
+    assert sent[:, 0].max() <= MAX_MA
+    # DBS off through calibration, and the safe state last
+    n_calibration = 250 - s["plant"]["periods"]
+    assert np.all(sent[:n_calibration, 0] == 0.0) and sent[-1, 0] == 0.0
+    # lockstep: one command per period, one more for the safe state, numbered in order
+    assert sent.shape[0] == 251 and np.array_equal(sent[:, 3], np.arange(251))
+    applied = np.asarray(_stream(recording, "-biomarkers")["time_series"])
+    amplitude = applied[:, list(BIOMARKER_CHANNELS).index("amplitude")]
+    assert amplitude.max() <= MAX_MA * 120.0 + 1e-9  # model units: 120 uA/cm2 per mA
+
+
+def test_latency_is_measured_for_every_closed_loop_command(result: Any) -> None:
+    lat = result.summary["loop_latency"]
+    # every period after calibration, each command timed from its chunk's arrival, except the
+    # one sent right after the sorter's fit (that chunk's time is calibration, not the loop's)
+    assert lat["commands"] == result.summary["plant"]["periods"] - 1
+    assert 0.0 < lat["p50_ms"] <= lat["p99_ms"] <= lat["max_ms"]
+    assert lat["chunks"] > 0
+    rows = result.summary["stages"]
+    assert [r["stage"] for r in rows] == [
+        "ArtifactBlanker",
+        "BandPass",
+        "CommonReference",
+        "OnlineSorter",
+        "SpikeBinner",
+        "MeanCountDecoder",
+        "ThresholdStepController",
+    ]
+    assert sum(r["share"] for r in rows) == pytest.approx(1.0)
+
+
+def test_a_stream_that_never_appears_fails_before_anything_is_stimulated(tmp_path: Path) -> None:
+    config = parse_session(
+        loop_config(
+            tmp_path,
+            pacing="realtime",
+            source={"kind": "lsl", "name": "no-such-amplifier-stream", "timeout_s": 1.0},
+            stimulator={"command_stream": f"stim-{tmp_path.name}"},
+            timing={"stream_timeout_s": 1.5},
+            recording={"enabled": False},
+        )
+    )
+    result = SessionRunner(config).run()
+    assert result.status == "failed"
+    assert "no-such-amplifier-stream" in result.summary["error"]
+    assert result.summary["commands"]["sent"] == 0
+    assert (result.run_dir / "summary.json").exists() and (result.run_dir / "config.yaml").exists()
