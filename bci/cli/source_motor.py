@@ -55,7 +55,8 @@ def motor(
     from rich.console import Console
 
     from bci.errors import BCIError
-    from bci.synthesis.motor import KinematicsPublisher, MotorSource
+    from bci.synthesis.motor import MotorSource
+    from bci.synthesis.motor_stream import KinematicsPublisher
     from bci.synthesis.publisher import SyntheticPublisher
 
     console = Console()

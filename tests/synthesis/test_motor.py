@@ -89,7 +89,8 @@ def test_bad_parameters_are_named():
 
 def test_kinematics_stream_carries_the_velocity_of_the_voltage_stream(source_id):
     pylsl = pytest.importorskip("pylsl")
-    from bci.synthesis.motor import KinematicsPublisher, bin_velocity
+    from bci.synthesis.motor import bin_velocity
+    from bci.synthesis.motor_stream import KinematicsPublisher
     from bci.synthesis.publisher import SyntheticPublisher
 
     src = MotorSource(n_units=4, seed=9, noise_uv=2.0)
