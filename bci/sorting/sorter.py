@@ -398,8 +398,14 @@ class OnlineSorter(Stage, name="online_sorter"):
                 f"{path} is not a template file this version can use: its sorter parameters "
                 f"are invalid ({exc})"
             ) from None
+        info = extra.get("calibration_info") or {}
+        if not isinstance(info, dict):
+            raise TemplateFileError(
+                f"{path} is not a template file this version can use: its calibration_info is a "
+                f"{type(info).__name__}, not a mapping."
+            )
         sorter = cls(config, **knobs)
-        sorter._set_bank(bank, dict(extra.get("calibration_info", {})))
+        sorter._set_bank(bank, dict(info))
         sorter.templates_file = str(path)
         return sorter
 

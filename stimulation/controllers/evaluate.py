@@ -188,7 +188,7 @@ def evaluate(
             t = k * period
             actions = np.zeros((len(seeds), 2), dtype=np.float32)
             for i, (ctl, limiter) in enumerate(zip(controllers, limiters, strict=True)):
-                out = limiter.apply(ctl.act(obs[i], t), t) or limiter.tick(t)
+                out = limiter.apply(ctl.act(obs[i], t), t)
                 actions[i] = command_to_action(out, lim)
                 if k >= n_settle:
                     j = k - n_settle
