@@ -186,8 +186,11 @@ def soak(
         _drain(recorder)
 
         t0 = time.monotonic()
-        lat_t: list[float] = []
-        lat_ms: list[float] = []
+        # preallocated, so the soak's own bookkeeping does not grow the loop's memory
+        capacity = int(duration_s * 200) + 1000  # at most 200 commands per second
+        lat_t = np.zeros(capacity)
+        lat_ms = np.zeros(capacity)
+        n_lat = 0
         decoded = 0.0
         periods = 0
         curve: list[dict[str, float]] = []
@@ -196,7 +199,7 @@ def soak(
             now = time.monotonic()
             if now >= next_sample:
                 next_sample += sample_s
-                recent = np.asarray(lat_ms[-2000:]) if lat_ms else np.zeros(1)
+                recent = lat_ms[max(0, n_lat - 2000) : n_lat] if n_lat else np.zeros(1)
                 point = {
                     "t_s": now - t0,
                     "loop_mb": rss_mb(os.getpid()),
@@ -226,8 +229,13 @@ def soak(
                 for _ in range(len(stamps)):  # one command per finished period
                     cmd = controller.act(np.array([decoded]), periods * 0.02)
                     outlet.send(cmd.amplitude_ma, cmd.frequency_hz, cmd.pulse_width_us)
-                lat_t.append(now - t0)
-                lat_ms.append((pylsl.local_clock() - t_in) * 1e3)
+                if n_lat == capacity:
+                    lat_t = np.concatenate([lat_t, np.zeros(capacity)])
+                    lat_ms = np.concatenate([lat_ms, np.zeros(capacity)])
+                    capacity *= 2
+                lat_t[n_lat] = now - t0
+                lat_ms[n_lat] = (pylsl.local_clock() - t_in) * 1e3
+                n_lat += 1
         # stop commanding (the lockstep plant stands still), let the loop and the recorder take
         # everything the plant published, stop the recorder, then the plant (an outlet that
         # closes drops what its inlets have not fetched yet)
@@ -251,7 +259,7 @@ def soak(
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait(10)
-    lt, lm = np.asarray(lat_t), np.asarray(lat_ms)
+    lt, lm = lat_t[:n_lat], lat_ms[:n_lat]
     first = lm[(lt >= warmup_s) & (lt < warmup_s + window_s)]
     last = lm[lt >= duration_s - window_s]
     growth = {}
