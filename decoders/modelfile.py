@@ -39,6 +39,7 @@ DECODER_KINDS: dict[str, str] = {
     "wiener": "decoders.baselines:WienerDecoder",
     "kalman": "decoders.baselines:KalmanDecoder",
     "mlp": "decoders.ann:MLPDecoder",
+    "gru": "decoders.ann:GRUDecoder",
     "snn": "decoders.snn.decoder:SNNDecoder",
     "rsnn": "decoders.snn.decoder:RecurrentSNNDecoder",
     "converted_snn": "decoders.snn.decoder:ConvertedSNNDecoder",
@@ -82,7 +83,8 @@ def save_decoder(dec: Decoder, path: str | Path) -> Path:
         nir.write(path, graph)
     else:
         buf = io.BytesIO()
-        np.savez(buf, decoders=np.array(meta), **{f"a_{k}": v for k, v in arrays.items()})
+        entries: dict[str, Any] = {f"a_{k}": v for k, v in arrays.items()}
+        np.savez(buf, decoders=np.array(meta), **entries)
         path.write_bytes(buf.getvalue())
     return path
 

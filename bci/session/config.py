@@ -219,13 +219,12 @@ class PlantSourceConfig(_Model):
         "controller_source_id",
         "command_stream",
         "lockstep",
-        "amplitude_scale",
         "plant",
     )
 
     @model_validator(mode="after")
     def _bridge_params(self) -> PlantSourceConfig:
-        from stimulation.plant.bridge import PlantBridge
+        from stimulation.plant.bridge_config import default_settings
 
         taken = [k for k in self.params if k in self.RUNNER_SET]
         if taken:
@@ -233,12 +232,13 @@ class PlantSourceConfig(_Model):
                 f"parameter {taken[0]!r} is set by the runner (use the session's keys: "
                 "source.state, source.seed, source.plant, pacing)"
             )
-        _check_params(PlantBridge, self.params, "the plant")
-        if self.plant != "stationary" and "plant" not in inspect.signature(PlantBridge).parameters:
-            raise ValueError(
-                f"plant {self.plant!r} is not available in this version of the plant bridge "
-                "(stimulation.plant.bridge.PlantBridge takes no 'plant' argument); use 'stationary'"
-            )
+        known = default_settings()
+        for key in self.params:
+            if key not in known:
+                options = ", ".join(repr(k) for k in sorted(known))
+                raise ValueError(
+                    f"unknown parameter {key!r} of the plant. Allowed parameters are {options}."
+                )
         return self
 
 

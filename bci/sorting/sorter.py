@@ -190,12 +190,13 @@ class OnlineSorter(Stage, name="online_sorter"):
         what is left there is mostly the artifact's (its residue and the filter's response to
         the blanked step). The residue learned at calibration is subtracted. Register a pulse
         before the chunk that holds it is processed (the runner feeds the stimulator's commands
-        to both the :class:`~bci.preprocessing.ArtifactBlanker` and the sorter).
+        to both the :class:`~bci.preprocessing.ArtifactBlanker` and the sorter). Pulses given
+        before :meth:`fit` are ignored (calibration takes its pulses as an argument).
         """
         new = np.asarray(sample_indices, dtype=np.int64).ravel()
-        if new.size == 0:
-            return
-        bank, _ = self._require_fit()
+        if new.size == 0 or self._bank is None:
+            return  # before fit: fit resets the stage, which forgets pulses anyway
+        bank = self._bank
         self._schedule().add(new)
         monitor = self._locking_monitor()
         if monitor is not None:
