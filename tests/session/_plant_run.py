@@ -147,10 +147,13 @@ def record_plant_run(
                 if rng.random() < 0.3:  # a false positive
                     lo = int(round((rec.t_start_s - bridge.t_origin_s) * SFREQ))
                     rows.append((int(rng.integers(len(cells))), lo + int(rng.integers(600))))
+                if amp > 0 and rng.random() < 0.5:  # a spike left unsorted (unit -1)
+                    lo = int(round((rec.t_start_s - bridge.t_origin_s) * SFREQ))
+                    rows.append((-1, lo + int(rng.integers(600))))
                 values = []
                 for unit, sample in sorted(rows, key=lambda r: r[1]):
                     wf = _template(unit) + rng.normal(0, 4.0, N_WF)
-                    values.append([unit, unit % n_channels, float(wf.min()), sample, *wf])
+                    values.append([unit, max(unit, 0) % n_channels, float(wf.min()), sample, *wf])
                     stamps.append(t0 + sample / SFREQ)
                     run.sorted_samples.setdefault(unit, []).append(sample)
                 if values:
