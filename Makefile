@@ -36,8 +36,8 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest -m ''
 
 lint: $(STAMP)
-	$(BIN)/ruff check bci stimulation tests benchmarks
-	$(BIN)/ruff format --check bci stimulation tests benchmarks
+	$(BIN)/ruff check bci decoders stimulation tests benchmarks
+	$(BIN)/ruff format --check bci decoders stimulation tests benchmarks
 	$(BIN)/mypy
 
 # Every benchmark prints its table (ours beside the peer) and writes its numbers to benchmarks/results/.
@@ -51,6 +51,8 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_sorting.py --json benchmarks/results/sorting.json
 	$(BIN)/python benchmarks/bench_replay.py --json benchmarks/results/replay.json
 	$(BIN)/python benchmarks/bench_synthesis.py --json benchmarks/results/synthesis.json
+	$(BIN)/python benchmarks/bench_decoders.py --json benchmarks/results/decoders.json
+	$(BIN)/python benchmarks/bench_symptom_decoder.py --json benchmarks/results/symptom.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -11,8 +11,9 @@ stream               type         content
 ``<run>-events``     Markers      calibration, start, stop, safe state, limiter changes, errors
 ==================== ============ ==============================================================
 
-Command streams carry ``amplitude`` (mA), ``frequency_hz``, ``pulse_width_us`` and ``seq``
-(:data:`stimulation.plant.commands.COMMAND_CHANNELS`); stamps are the push time.
+Command streams are :mod:`stimulation.plant.commands` streams (``amplitude_ma``, ``frequency_hz``,
+``pulse_width_us``, ``seq``, ``t_issue``: :data:`~stimulation.plant.commands.COMMAND_CHANNELS`,
+device units); stamps are the push time.
 """
 
 from __future__ import annotations
@@ -30,23 +31,12 @@ __all__ = ["LoopOutlets", "SPIKE_CHANNELS"]
 
 #: Channels of the ``-spikes`` stream.
 SPIKE_CHANNELS: tuple[str, ...] = ("unit", "channel", "sample_index", "amplitude")
-_COMMAND_CHANNELS = ("amplitude", "frequency_hz", "pulse_width_us", "seq")
 
 
 def _command_outlet(name: str, source_id: str) -> pylsl.StreamOutlet:
-    info = make_stream_info(
-        name,
-        "StimCommands",
-        len(_COMMAND_CHANNELS),
-        0.0,
-        "double64",
-        source_id,
-        labels=_COMMAND_CHANNELS,
-        units=["mA", "Hz", "us", ""],
-        channel_types="Stim",
-        model="bci.runner",
-    )
-    return pylsl.StreamOutlet(info)
+    from stimulation.plant.commands import command_stream_info
+
+    return pylsl.StreamOutlet(command_stream_info(name, source_id))
 
 
 class LoopOutlets:
@@ -150,12 +140,9 @@ class LoopOutlets:
 
     @staticmethod
     def _command_sample(command: StimCommand) -> list[float]:
-        return [
-            float(command.amplitude_ma),
-            float(command.frequency_hz),
-            float(command.pulse_width_us),
-            float(command.seq),
-        ]
+        from stimulation.plant.commands import command_to_sample
+
+        return command_to_sample(command)
 
     def push_controller(self, command: StimCommand) -> None:
         """The controller's command as it came, before the limiter."""

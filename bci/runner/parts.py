@@ -102,6 +102,12 @@ def build_limiter(safety: SafetyConfig) -> CommandLimiter:
             f"Invalid value for 'safety.limiter': {safety.limiter!r} cannot be imported ({err}). "
             "Every command must pass a safety limiter; none is available, so nothing runs."
         ) from None
+    if not (isinstance(cls, type) and callable(getattr(cls, "apply", None))):
+        # checked before the call: a config must not run arbitrary callables
+        raise SessionConfigError(
+            f"Invalid value for 'safety.limiter': {safety.limiter!r} is not a limiter class "
+            "(a class with an apply(command, now) method)."
+        )
     try:
         limiter = cls(**safety.limits)
     except TypeError as err:

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = json.loads(args[0])
     duration_s = settings.pop("duration_s", None)
     try:
-        bridge = PlantBridge(**settings)
+        bridge = PlantBridge.from_settings(**settings)
     except (BCIError, TypeError) as err:
         print(f"bci-plant: error {err}", file=sys.stderr, flush=True)
         return 1

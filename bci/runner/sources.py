@@ -107,17 +107,13 @@ class SourceSession:
                         else ""
                     )
                     raise StreamNotFoundError(f"{err}{extra}") from None
-        scale = self.scale
-        if scale is None:
-            acq = info.desc().child("acquisition")
-            text = acq.child_value("scale_uv_per_bit") if not acq.empty() else ""
-            scale = float(text) if text else 1.0
+        # scale None: the source applies the stream header's scale_uv_per_bit itself
         return LSLSource(
             source_id=info.source_id(),
-            scale=scale,
+            scale=self.scale,
             timeout_s=max(1.0, deadline - time.monotonic()),
             max_buffered_s=60.0,
-        )
+        ).open()
 
     def stop(self) -> dict[str, Any]:
         """Stop the child (clean, then forced); return the plant's statistics if it printed them."""
@@ -136,8 +132,6 @@ def plant_settings(
     source: PlantSourceConfig, seed: int, tag: str, lockstep: bool
 ) -> dict[str, Any]:
     """PlantBridge arguments for a session's plant (commands in device mA)."""
-    from stimulation.safety import MODEL_UA_CM2_PER_MA
-
     name = f"plant-{tag}"
     settings: dict[str, Any] = {
         "state": source.state,
@@ -147,8 +141,7 @@ def plant_settings(
         "controller_source_id": f"{name}-limiter",
         "command_stream": f"{name}-commands",
         "lockstep": lockstep,
-        # the loop sends device units (mA); the plant takes uA/cm2 (stimulation.safety's mapping)
-        "amplitude_scale": MODEL_UA_CM2_PER_MA,
+        # commands are in device units (mA): the bridge maps them to the plant's uA/cm2 itself
         **source.params,
     }
     if source.plant != "stationary":
@@ -166,16 +159,10 @@ def start_source(
     source = config.source
     seed = config.source_seed
     if isinstance(source, PlantSourceConfig):
-        import inspect
-
-        from stimulation.plant.bridge import PlantBridge
+        from stimulation.plant.bridge_config import default_settings
 
         settings = plant_settings(source, seed, tag, config.pacing == "lockstep")
-        defaults = {
-            k: p.default
-            for k, p in inspect.signature(PlantBridge).parameters.items()
-            if p.default is not inspect.Parameter.empty
-        }
+        defaults = default_settings()
         period = float(settings.get("control_period_s", defaults["control_period_s"]))
         sfreq = float(settings.get("sfreq", defaults["sfreq"]))
         # lockstep: the plant runs exactly the session; real time: until the loop stops it
