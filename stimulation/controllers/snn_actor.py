@@ -215,7 +215,7 @@ class SpikingActorWeights:
             raise
         except (
             OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error, TypeError,
-            IndexError, AttributeError, OverflowError,
+            IndexError, AttributeError, OverflowError, NotImplementedError,
         ) as err:  # fmt: skip
             raise ControllerConfigError(
                 f"Cannot read the spiking actor file {path}: {type(err).__name__}: {err}"

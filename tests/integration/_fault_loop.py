@@ -74,7 +74,9 @@ def main() -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _stop)
 
-    source = LSLSource(source_id=a.source_id, timeout_s=30.0, recover=True, max_buffered_s=60.0)
+    source = LSLSource(
+        source_id=a.source_id, timeout_s=30.0, recover=True, max_buffered_s=60.0
+    ).open()
     outlet = CommandOutlet(a.command_stream, a.controller_id, a.token)
     if not outlet.wait_for_consumers(30.0):
         print("the stimulator never connected", file=sys.stderr, flush=True)

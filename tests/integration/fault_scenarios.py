@@ -169,7 +169,7 @@ def twin_stream(tmp: Path, short: bool = True) -> FaultResult:
         rig.second_stream(channels=7)
         rig.run_for(1.0)
         try:  # a session that names the stream instead of its source_id
-            LSLSource(name=rig.tag, n_channels=4, timeout_s=5.0).close()
+            LSLSource(name=rig.tag, n_channels=4, timeout_s=5.0).open().close()
         except BCIError as err:
             refused = f"{type(err).__name__}: {err}"
         rig.run_for(1.0)

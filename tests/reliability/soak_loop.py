@@ -85,16 +85,22 @@ def _wait_line(proc: subprocess.Popen[str], prefix: str, timeout_s: float) -> No
     raise RuntimeError(f"no {prefix!r} from {proc.args}")
 
 
+_DRAINS: list[Any] = []
+
+
 def _drain(proc: subprocess.Popen[str]) -> None:
-    """Keep reading a child's output so its pipe never fills."""
+    """Keep reading a child's output so its pipe never fills; close it at its end."""
     import threading
 
     def read() -> None:
         assert proc.stdout is not None
         for _ in proc.stdout:
             pass
+        proc.stdout.close()
 
-    threading.Thread(target=read, daemon=True).start()
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    _DRAINS.append(thread)
 
 
 def soak(
@@ -157,7 +163,7 @@ def soak(
             max_buffered_s=60.0,
             dejitter=False,
             clocksync=False,
-        )
+        ).open()
         last_stamp = float("nan")
         found = pylsl.resolve_byprop("source_id", f"{tag}-biomarkers", 1, 30.0)
         bio = pylsl.StreamInlet(found[0], max_buflen=600, recover=False)
@@ -259,6 +265,11 @@ def soak(
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait(10)
+        while _DRAINS:
+            _DRAINS.pop().join(10)
+        for proc in (plant, recorder):
+            if proc is not None and proc.stdout is not None and not proc.stdout.closed:
+                proc.stdout.close()
     lt, lm = lat_t[:n_lat], lat_ms[:n_lat]
     first = lm[(lt >= warmup_s) & (lt < warmup_s + window_s)]
     last = lm[lt >= duration_s - window_s]
