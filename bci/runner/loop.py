@@ -41,7 +41,7 @@ from bci.errors import BCIError
 from bci.runner.chain import ChainOutput, StageChain
 from bci.runner.metrics import LatencyLog, decoder_tracking, plant_outcome
 from bci.runner.outlets import LoopOutlets
-from bci.runner.parts import LoopParts, build_parts, off_command
+from bci.runner.parts import LoopParts, build_parts, off_command, safe_command
 from bci.runner.pulses import PulseFeed
 from bci.runner.sources import SourceSession, start_source
 from bci.session.config import ControllerConfig, SessionConfig
@@ -98,10 +98,18 @@ class SessionRunner:
         self.controller_config = controller if controller is not None else config.controller
         self.label = label
         self.view = view
-        self.parts: LoopParts = build_parts(config, controller)
         self.run_dir: Path | None = None
         self.tag = uuid.uuid4().hex[:8]
         self.run_id = f"{config.name}-{self.tag}"
+        self.safety_counts: dict[str, int] = {}
+        self._safety_pending: list[str] = []
+        self.parts: LoopParts = build_parts(
+            config,
+            controller,
+            run_id=self.run_id,
+            session_token=uuid.uuid4().hex,
+            events=self._on_safety_event,
+        )
         self._stop_reason: str | None = None
         # what the loop measured
         self.latency = LatencyLog(config.timing.deadline_ms)
@@ -113,6 +121,8 @@ class SessionRunner:
         self.n_unsorted = 0
         self.samples = 0
         self.n_commands_in = 0
+        self.n_limited = 0  # commands handed to the limiter (the runner numbers them)
+        self.n_dropped = 0
         self.n_changed = 0
         self.n_sent = 0
         self.last_sent: StimCommand | None = None
@@ -273,25 +283,44 @@ class SessionRunner:
             self.outlets.event(text)
 
     # ------------------------------------------------------------------ commands
-    def _limited(self, command: StimCommand) -> StimCommand:
+    def _on_safety_event(self, event: Any) -> None:
+        """A limiter event: counted now, published after the command went out."""
+        kind = str(getattr(event, "kind", "event"))
+        self.safety_counts[kind] = self.safety_counts.get(kind, 0) + 1
+        marker = event.to_marker() if hasattr(event, "to_marker") else str(event)
+        self._safety_pending.append(f"safety {marker}")
+
+    def _flush_safety_events(self) -> None:
+        if self._safety_pending and self.outlets is not None:
+            for text in self._safety_pending:
+                self.outlets.event(text)
+        self._safety_pending.clear()
+
+    def _limited(self, command: StimCommand, now: float) -> StimCommand | None:
+        """``command`` through the limiter (None: dropped). In this process the runner is the
+        transport between controller and limiter, so it numbers the commands in order."""
         limiter = self.parts.limiter
         assert limiter is not None
+        command = dataclasses.replace(command, seq=self.n_limited)
+        self.n_limited += 1
         t0 = time.perf_counter_ns()
-        out = limiter.apply(command)
+        out = limiter.apply(command, now)
         self.limiter_time.add(time.perf_counter_ns() - t0)
+        if out is None:
+            self.n_dropped += 1
+            return None
         if (out.amplitude_ma, out.frequency_hz, out.pulse_width_us) != (
             command.amplitude_ma,
             command.frequency_hz,
             command.pulse_width_us,
         ):
             self.n_changed += 1
-            self._event(
-                f"safety changed seq {command.seq}: {command.amplitude_ma:g} mA "
-                f"{command.frequency_hz:g} Hz {command.pulse_width_us:g} us -> "
-                f"{out.amplitude_ma:g} mA {out.frequency_hz:g} Hz {out.pulse_width_us:g} us",
-                keep=self.n_changed <= 5,
-            )
         return out
+
+    def _tick(self, held: StimCommand | None, now: float) -> StimCommand | None:
+        """The limiter's output at ``now`` without a new command (ramps, watchdog)."""
+        tick = getattr(self.parts.limiter, "tick", None)
+        return tick(now) if callable(tick) else held
 
     def _send(self, command: StimCommand) -> float:
         assert self.outlets is not None
@@ -301,8 +330,8 @@ class SessionRunner:
         self.last_sent = command
         return t
 
-    def _off(self) -> StimCommand:
-        return off_command(self.run_id, self.n_commands_in, pylsl.local_clock())
+    def _off(self, now: float) -> StimCommand:
+        return off_command(self.parts.source_id, 0, now, self.parts.session_token)
 
     # ------------------------------------------------------------------ the loop
     def _loop(self, lsl: Any, source: SourceSession, sfreq: float) -> None:
@@ -318,9 +347,13 @@ class SessionRunner:
             total = plant.published_after(n_periods)  # what the plant publishes in the session
         stimulating = self.parts.limiter is not None
         held: StimCommand | None = None
+        fresh = False  # a command reached the limiter since the last lockstep send
         if stimulating:
-            held = self._limited(self._off())
+            now0 = pylsl.local_clock()
+            held = self._limited(self._off(now0), now0)
             self._event("calibration: stimulation off")
+            if held is None:
+                raise BCIError("The safety limiter refused the session's own 'off' command.")
             self._send(held)  # lockstep: the plant's period 0; real time: a defined start
         done = 0  # samples processed
         t_last_data = time.monotonic()
@@ -352,24 +385,33 @@ class SessionRunner:
             chain.process(chunk, out)
             timed = not chain.is_calibrating and not was_calibrating  # a fit is not loop time
             if was_calibrating and not chain.is_calibrating:
-                self.t_online = float(chunk.t_lsl[-1]) + 1.0 / sfreq
+                self.t_online = self._t_online_after_fit(chunk, sfreq)
                 self._event(f"calibration done: {chain.calibrations}")
                 self._save_calibration()
             elif self.t_online is None and not chain.is_calibrating:
                 self.t_online = float(chunk.t_lsl[0])
+            # the limiter's clock: model time in lockstep (repeatable), the LSL clock otherwise
+            now_l = float(chunk.t_lsl[-1]) if lockstep else pylsl.local_clock()
             for command in out.commands:
                 self.n_commands_in += 1
                 outlets.push_controller(command)
-                held = self._limited(command)
+                limited = self._limited(command, now_l)
+                if limited is None:
+                    continue
+                held, fresh = limited, True
                 if not lockstep:
                     t_push = self._send(held)
                     self.latency.add((t_push - chunk.t_arrival) * 1e3)
             done = chunk.last_sample + 1
-            if lockstep and held is not None:
+            if lockstep and held is not None and plant is not None:
                 while self.n_sent < n_periods and done >= plant.published_after(self.n_sent):
+                    if not fresh and not chain.is_calibrating:
+                        held = self._tick(held, now_l) or held
+                    fresh = False
                     t_push = self._send(held)
                     if self.t_online is not None and timed:
                         self.latency.add((t_push - chunk.t_arrival) * 1e3)
+            self._flush_safety_events()
             self.latency.chunk(time.perf_counter() - t_work, chunk.n_samples / sfreq)
             self.samples = done
             self._publish(out, chunk, sfreq)
@@ -409,6 +451,15 @@ class SessionRunner:
             self.decoded_t.extend(stamps.tolist())
             self.decoded_v.extend(np.asarray(state.values)[:, 0].astype(float).tolist())
 
+    def _t_online_after_fit(self, chunk: SignalChunk, sfreq: float) -> float:
+        """LSL time from which the loop ran closed: the first input the fitted stage took online
+        (lockstep), or the end of the chunk that finished a background fit (real time)."""
+        chain = self.chain
+        assert chain is not None and self.t0_lsl is not None
+        if chain.online_from is None:
+            return float(chunk.t_lsl[-1]) + 1.0 / sfreq
+        return self.t0_lsl + chain.online_from / chain.online_from_rate
+
     def _wait_for_period(self, period: int) -> None:
         """Lockstep: wait until the plant's biomarker sample of ``period`` has arrived."""
         deadline = time.monotonic() + SOURCE_SILENCE_S
@@ -445,14 +496,34 @@ class SessionRunner:
         self._write_config()  # again: to_dict() now names the saved templates
 
     # ------------------------------------------------------------------ the end
+    def _safe_state(self) -> None:
+        """Command the limiter's safe state and follow its ramp there (at most 1 s)."""
+        limiter = self.parts.limiter
+        assert limiter is not None
+        now = pylsl.local_clock()
+        target = safe_command(
+            limiter, self.parts.source_id, 0, now, self.parts.session_token
+        )
+        out = self._limited(target, now)
+        if out is not None:
+            self._send(out)
+        deadline = now + 1.0
+        period = 0.02
+        while out is not None and out.amplitude_ma != target.amplitude_ma and now < deadline:
+            time.sleep(period)
+            now = pylsl.local_clock()
+            out = self._tick(out, now)
+            if out is not None:
+                self._send(out)
+        self._flush_safety_events()
+
     def _shut_down(
         self, source: SourceSession | None, recorder: Any, status: str, error: str | None
     ) -> dict[str, Any]:
         """Safe state first, then the source, the recorder, the NIX copy."""
         if self.outlets is not None and self.outlets.stimulator is not None:
             try:
-                safe = self._limited(self._off())
-                self._send(safe)
+                self._safe_state()
                 self._event(f"safe state sent ({status})")
             except Exception as err:  # the stimulator must still be told; say why it was not
                 self.events.append(f"safe state FAILED: {err}")
@@ -578,9 +649,12 @@ class SessionRunner:
             "streams": {} if self.outlets is None else dict(self.outlets.counts),
             "commands": {
                 "from_controller": self.n_commands_in,
-                "sent": self.n_sent,
+                "to_limiter": self.n_limited,
+                "dropped_by_limiter": self.n_dropped,
                 "changed_by_limiter": self.n_changed,
+                "sent": self.n_sent,
             },
+            "safety_events": dict(self.safety_counts),
             "events": self.events,
             "plant": None,
             "decoder_tracking": None,

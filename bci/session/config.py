@@ -159,16 +159,21 @@ class ControllerConfig(StageConfig, ModelFileMixin):
 class SafetyConfig(_Model):
     """The safety limiter every command passes: its class and its limits (device units).
 
-    ``limits`` go to the limiter's constructor unchanged, so the limiter checks them (hard limits
-    on amplitude, frequency and pulse width, charge density, slew rate, watchdog, safe state).
+    ``limits`` build ``limits_class`` (hard limits on amplitude, frequency and pulse width, charge
+    density, slew rate, watchdog, safe state), which the limiter checks; the runner fills in the
+    accepted ``source_id`` and ``session_token`` of the session's controller unless given. With
+    ``limits_class`` null, ``limits`` go to the limiter's constructor as they are.
     """
 
     limiter: str = "stimulation.safety:SafetyLimiter"
+    limits_class: str | None = "stimulation.safety:SafetyLimits"
     limits: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("limiter")
+    @field_validator("limiter", "limits_class")
     @classmethod
-    def _importable(cls, value: str) -> str:
+    def _importable(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         module, sep, attr = value.partition(":")
         if not sep or not module or not attr:
             raise ValueError(f"expected 'package.module:Class', got {value!r}")
