@@ -24,24 +24,25 @@ from decoders.base import Decoder, DecoderInfo, Normalisation
 from decoders.baselines import KalmanDecoder, WienerDecoder
 from decoders.errors import DecoderConfigError, DecoderError, ModelFileError, NotFittedError
 from decoders.modelfile import FORMAT_VERSION, load_decoder
+from decoders.stage import DecodedOutlet, DecoderStage  # registers the "decoder" stage
 
 load = load_decoder
 
-#: Names loaded on first use (their modules import pylsl or the stage machinery).
+#: Names loaded on first use.
 _LAZY = {
     "MLPDecoder": "decoders.ann",
     "SNNDecoder": "decoders.snn.decoder",
     "RecurrentSNNDecoder": "decoders.snn.decoder",
     "ConvertedSNNDecoder": "decoders.snn.decoder",
     "SymptomDecoder": "decoders.symptom",
-    "DecoderStage": "decoders.stage",
-    "DecodedOutlet": "decoders.stage",
 }
 
 __all__ = [
     "FORMAT_VERSION",
     "Decoder",
+    "DecodedOutlet",
     "DecoderConfigError",
+    "DecoderStage",
     "DecoderError",
     "DecoderInfo",
     "KalmanDecoder",

@@ -145,7 +145,7 @@ def load_decoder(path: str | Path, n_units: int | None = None) -> Decoder:
         raise ModelFileError(
             f"{path} holds a decoder of kind {kind!r}; known kinds are {sorted(DECODER_KINDS)}."
         )
-    if n_units is not None and int(meta["n_units"]) != n_units:
+    if n_units is not None and int(meta["n_units"]) not in (0, n_units):  # 0: any unit count
         raise ModelFileError(
             f"{path} was fitted on {meta['n_units']} units, but the stream has {n_units}."
         )
@@ -165,5 +165,7 @@ def load_decoder(path: str | Path, n_units: int | None = None) -> Decoder:
         raise ModelFileError(
             f"{path} is missing or has malformed model parameters: {err}"
         ) from None
+    provenance = dec.provenance  # type: ignore[attr-defined]
     dec.reset()
+    dec.provenance = provenance  # type: ignore[attr-defined]
     return dec

@@ -43,3 +43,240 @@ calibration is needed.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from bci.checks import ensure_float
+from decoders.base import Decoder, DecoderInfo, FloatArray, Normalisation, as_matrix
+from decoders.baselines import ridge
+from decoders.errors import DecoderConfigError, DecoderError
+
+#: The shipped model (see its provenance for the command that trained it).
+DEFAULT_MODEL = Path(__file__).parent / "models" / "symptom_gpi_beta.npz"
+#: Names of the features, in order.
+FEATURE_NAMES: tuple[str, ...] = (
+    "log_rate",
+    "rel_beta",
+    "rel_theta_alpha",
+    "rel_gamma",
+    "log_fano",
+    "log_synchrony",
+    "log_beta_per_spike",
+)
+_BANDS_HZ = {
+    "beta": (13.0, 30.0),
+    "low": (4.0, 12.9),
+    "gamma": (30.1, 100.0),
+    "total": (4.0, 100.0),
+}
+
+
+def window_features(window: npt.NDArray[Any], bin_s: float) -> FloatArray:
+    """Order-free features of one window of counts ``(n_bins, n_units)`` (see FEATURE_NAMES).
+
+    Pooled count ``c`` (sum over units): log mean rate per unit; relative power of ``c`` in the
+    beta (13-30 Hz), 4-13 Hz and 30-100 Hz bands over 4-100 Hz (Hann window, mean removed, as the
+    plant's beta biomarker); log Fano factor of ``c``; log of Golomb's synchrony
+    ``var(c) / sum_u var(c_u)``; log beta power of ``c`` per spike (beta power above Poisson).
+    """
+    w = np.asarray(window, dtype=np.float64)
+    n_bins, n_units = w.shape
+    c = w.sum(axis=1)
+    mean = c.mean()
+    rate = mean / (max(n_units, 1) * bin_s)
+    var = c.var()
+    x = np.hanning(n_bins + 2)[1:-1] * (c - mean)
+    power = np.abs(np.fft.rfft(x)) ** 2
+    freqs = np.fft.rfftfreq(n_bins, bin_s)
+
+    def band(name: str) -> float:
+        lo, hi = _BANDS_HZ[name]
+        return float(power[(freqs >= lo) & (freqs <= hi)].sum())
+
+    total = band("total")
+    rel = [band(b) / total if total > 0 else 0.0 for b in ("beta", "low", "gamma")]
+    unit_var = float(w.var(axis=0).sum())
+    sync = var / unit_var if unit_var > 0 else 1.0
+    fano = var / mean if mean > 0 else 1.0
+    per_spike = band("beta") / (mean * n_bins) if mean > 0 else 0.0
+    return np.array(
+        [np.log1p(rate), *rel, np.log(fano + 1e-3), np.log(sync + 1e-3), np.log1p(per_spike)]
+    )
+
+
+class SymptomDecoder(Decoder):
+    """Estimate the windowed GPi beta from binned counts of any units (see the module docstring).
+
+    Parameters
+    ----------
+    bin_s : float
+        Bin width of the counts (5 ms).
+    window_s : float
+        Feature window (0.25 s, the biomarker's window).
+    alpha : float
+        Ridge penalty of the read-out (standardised features).
+    quadratic : bool
+        Add the squares and pairwise products of the features (a small non-linearity).
+    """
+
+    kind = "symptom"
+    scale_outputs = False
+    #: The stage accepts any unit count for this decoder.
+    any_unit_count = True
+
+    def __init__(
+        self,
+        bin_s: float = 0.005,
+        window_s: float = 0.25,
+        alpha: float = 1.0,
+        quadratic: bool = True,
+    ) -> None:
+        super().__init__()
+        self.bin_s = ensure_float(
+            bin_s, "bin_s", minimum=0.0, strict_minimum=True, error=DecoderConfigError
+        )
+        self.window_s = ensure_float(
+            window_s, "window_s", minimum=0.0, strict_minimum=True, error=DecoderConfigError
+        )
+        self.alpha = ensure_float(alpha, "alpha", minimum=0.0, error=DecoderConfigError)
+        self.quadratic = bool(quadratic)
+        self.n_window = max(8, int(round(self.window_s / self.bin_s)))
+        self.provenance: dict[str, Any] = {}
+        self._buf: FloatArray | None = None
+
+    # -- features -------------------------------------------------------------------------------
+    def _expand(self, F: FloatArray) -> FloatArray:
+        Z = (F - self.f_mean) / self.f_std
+        if not self.quadratic:
+            return Z
+        iu = np.triu_indices(Z.shape[1])
+        return np.hstack([Z, Z[:, iu[0]] * Z[:, iu[1]]])
+
+    def session_features(self, X: npt.ArrayLike) -> FloatArray:
+        """Features at every bin of a session's counts ``(n_bins, n_units)`` (causal windows)."""
+        Xa = as_matrix(X, "X")
+        pad = np.vstack([np.zeros((self.n_window - 1, Xa.shape[1])), Xa])
+        out = np.empty((Xa.shape[0], len(FEATURE_NAMES)))
+        for i in range(Xa.shape[0]):
+            out[i] = window_features(pad[i : i + self.n_window], self.bin_s)
+        return out
+
+    def features_from_spike_times(
+        self, spike_times_s: Sequence[npt.ArrayLike], t_stop_s: float
+    ) -> FloatArray:
+        """Features of the window ending at ``t_stop_s`` from per-unit spike times (s)."""
+        edges = t_stop_s - self.bin_s * np.arange(self.n_window, -1, -1)
+        counts = np.stack(
+            [np.histogram(np.asarray(t, np.float64), edges)[0] for t in spike_times_s], axis=1
+        ) if len(spike_times_s) else np.zeros((self.n_window, 1))  # fmt: skip
+        return window_features(counts, self.bin_s)
+
+    def estimate_from_spike_times(
+        self, spike_times_s: Sequence[npt.ArrayLike], t_stop_s: float
+    ) -> float:
+        """The estimate for the window ending at ``t_stop_s`` (stateless)."""
+        f = self.features_from_spike_times(spike_times_s, t_stop_s)
+        return float(self._readout(f[None])[0])
+
+    def _readout(self, F: FloatArray) -> FloatArray:
+        if not hasattr(self, "weights"):
+            self._require_fitted()
+        return np.asarray(self._expand(F) @ self.weights + self.intercept).reshape(-1)
+
+    # -- the Decoder interface ------------------------------------------------------------------
+    def fit(  # type: ignore[override]
+        self,
+        X: npt.ArrayLike | Sequence[npt.ArrayLike],
+        Y: npt.ArrayLike | Sequence[npt.ArrayLike],
+        **_: Any,
+    ) -> SymptomDecoder:
+        """Fit on one session ``(X, Y)`` or lists of sessions (unit counts may differ)."""
+        sessions = (
+            list(zip(X, Y, strict=True)) if isinstance(X, (list, tuple)) else [(X, Y)]  # type: ignore[list-item]
+        )
+        F, T = [], []
+        for Xs, Ys in sessions:
+            Fs = self.session_features(Xs)
+            Ya = as_matrix(Ys, "Y")
+            if len(Ya) != len(Fs):
+                raise DecoderError(f"X has {len(Fs)} bins but Y has {len(Ya)}.")
+            # the first window is incomplete: train on full windows only
+            F.append(Fs[self.n_window :])
+            T.append(Ya[self.n_window :, 0])
+        Fa, Ta = np.vstack(F), np.concatenate(T)
+        self.f_mean, self.f_std = (
+            Fa.mean(axis=0),
+            np.where(Fa.std(axis=0) > 1e-12, Fa.std(axis=0), 1.0),
+        )
+        W, b = ridge(self._expand(Fa), Ta[:, None], self.alpha)
+        self.weights, self.intercept = W[:, 0], float(b[0])
+        self.n_units, self.n_outputs = 0, 1
+        self.norm = Normalisation(np.zeros(1), np.ones(1), np.zeros(1), np.ones(1))
+        self.info = DecoderInfo(self.bin_s, (), ("gpi_beta",), ("relative power",))
+        self.reset()
+        return self
+
+    def reset(self) -> None:
+        self._buf = None
+
+    def step(self, x_bin: npt.ArrayLike) -> FloatArray:
+        """One bin of counts ``(n_units,)`` -> estimate ``(1,)`` (the unit count is fixed at the
+        first bin after :meth:`reset`)."""
+        self._require_fitted()
+        x = np.asarray(x_bin, dtype=np.float64).reshape(-1)
+        if self._buf is None:
+            self._buf = np.zeros((self.n_window, x.size))
+        elif x.size != self._buf.shape[1]:
+            raise DecoderError(
+                f"A bin has {x.size} units, but this session started with {self._buf.shape[1]}; "
+                "call reset() when the unit set changes."
+            )
+        self._buf = np.roll(self._buf, -1, axis=0)
+        self._buf[-1] = x
+        f = window_features(self._buf, self.bin_s)
+        return self._readout(f[None]).astype(np.float32)
+
+    def step_bins(self, counts: npt.ArrayLike) -> FloatArray:
+        """Several bins ``(n_bins, n_units)``; returns the estimate after the last."""
+        c = np.atleast_2d(np.asarray(counts, dtype=np.float64))
+        y = np.zeros(1, np.float32)
+        for row in c:
+            y = self.step(row)
+        return y
+
+    def predict(self, X: npt.ArrayLike) -> FloatArray:
+        """Estimates at every bin of a session, from the reset state."""
+        self._require_fitted()
+        return self._readout(self.session_features(X))[:, None]
+
+    # unused by this class (fit/step are its own), kept for the interface
+    def _fit(self, Xn: FloatArray, Yn: FloatArray) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def _step(self, xn: FloatArray) -> FloatArray:  # pragma: no cover
+        raise NotImplementedError
+
+    def _state(self) -> tuple[dict[str, Any], dict[str, FloatArray]]:
+        params = {
+            "bin_s": self.bin_s,
+            "window_s": self.window_s,
+            "alpha": self.alpha,
+            "quadratic": self.quadratic,
+            "intercept": self.intercept,
+        }
+        return params, {"weights": self.weights, "f_mean": self.f_mean, "f_std": self.f_std}
+
+    def _from_state(self, params: dict[str, Any], arrays: dict[str, FloatArray]) -> None:
+        self.__init__(  # type: ignore[misc]
+            params["bin_s"], params["window_s"], params["alpha"], params["quadratic"]
+        )
+        self.n_units, self.n_outputs = 0, 1
+        self.norm = Normalisation(np.zeros(1), np.ones(1), np.zeros(1), np.ones(1))
+        self.info = DecoderInfo(self.bin_s, (), ("gpi_beta",), ("relative power",))
+        self.intercept = float(params["intercept"])
+        self.weights, self.f_mean, self.f_std = arrays["weights"], arrays["f_mean"], arrays["f_std"]

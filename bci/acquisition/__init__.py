@@ -14,6 +14,7 @@ from bci.acquisition.metadata import (
 )
 from bci.acquisition.outlet import MarkerOutlet, SignalOutlet
 from bci.acquisition.source import (
+    AmbiguousStreamError,
     LSLSource,
     SourceClosedError,
     SourceEvent,
@@ -23,6 +24,7 @@ from bci.acquisition.source import (
 )
 
 __all__ = [
+    "AmbiguousStreamError",
     "CHANNEL_FORMATS",
     "NUMPY_DTYPES",
     "ChannelInfo",

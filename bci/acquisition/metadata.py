@@ -125,6 +125,27 @@ def make_stream_info(
     return info
 
 
+def read_scale_uv_per_bit(info: pylsl.StreamInfo) -> float | None:
+    """The stream's ``desc/acquisition/scale_uv_per_bit`` (uV per stored value), or None.
+
+    The toolkit's convention (our publishers write it, as Intan-style amplifiers do): a stored
+    sample ``v`` is ``v * scale_uv_per_bit`` microvolts. A missing, empty, non-numeric, non-finite
+    or non-positive value gives None (the samples are taken as they are).
+    """
+    return parse_scale_uv_per_bit(info.desc().child("acquisition").child_value("scale_uv_per_bit"))
+
+
+def parse_scale_uv_per_bit(text: str | None) -> float | None:
+    """Parse a header's ``scale_uv_per_bit`` text; None when absent or not a positive number."""
+    try:
+        scale = float(text) if text else None
+    except ValueError:
+        return None
+    if scale is None or not np.isfinite(scale) or scale <= 0:
+        return None
+    return scale
+
+
 def read_channel_info(info: pylsl.StreamInfo) -> ChannelInfo:
     """Parse ``desc/channels`` of a (full) stream info; missing fields come back empty."""
     n = info.channel_count()

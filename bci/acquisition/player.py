@@ -9,8 +9,8 @@ that LSL time, so the relative timing of every stream (jitter included) is prese
 the recording restarts where it ended, time stamps still increasing.
 
 Clock offsets recorded in the file are applied (one pooled fit per sending host, see
-:mod:`bci.acquisition.clock_sync`); time stamps are not
-dejittered, so what is replayed is what arrived.
+:mod:`bci.session.clock_sync`); time stamps are not dejittered, so what is replayed is what
+arrived. The file is found and read by :mod:`bci.session.files`, the session room's reader.
 """
 
 from __future__ import annotations
@@ -27,117 +27,19 @@ import numpy as np
 import pylsl
 
 import bci.acquisition.lsl_config  # noqa: F401  (quiet liblsl before first use)
-from bci.checks import check_type, ensure_float, ensure_int
-from bci.acquisition.clock_sync import synchronize_host_clocks
 from bci.acquisition.metadata import CHANNEL_FORMATS, NUMPY_DTYPES
+from bci.checks import check_type, ensure_float, ensure_int
 from bci.errors import BCIError, ConfigError
 
+# the recorder's file format is read in the session room
+from bci.session.files import (
+    RecordingFormatError,
+    header_value,
+    read_xdf,
+    resolve_recording_path,
+)
+
 logger = logging.getLogger(__name__)
-
-#: File name of the recording inside a run folder (``sessions/runs/<timestamp>-<name>/``).
-RECORDING_FILE_NAME = "recording.xdf"
-
-
-class RecordingNotFoundError(BCIError, FileNotFoundError):
-    """The recording file (or the run folder's ``recording.xdf``) does not exist."""
-
-
-class RecordingFormatError(BCIError, ValueError):
-    """The file exists but is not a readable XDF recording."""
-
-
-def resolve_recording_path(path: str | Path) -> Path:
-    """Return the XDF file for ``path``: the file itself, or ``recording.xdf`` inside a run folder.
-
-    Raises
-    ------
-    RecordingNotFoundError
-        If neither exists.
-    """
-    p = Path(path).expanduser()
-    if p.is_dir():
-        candidate = p / RECORDING_FILE_NAME
-        if not candidate.is_file():
-            raise RecordingNotFoundError(
-                f"{p} is a folder without a {RECORDING_FILE_NAME}; pass an XDF file or a run folder."
-            )
-        return candidate
-    if not p.is_file():
-        raise RecordingNotFoundError(f"Recording {p} does not exist.")
-    return p
-
-
-def read_xdf(
-    path: str | Path,
-    *,
-    synchronize_clocks: bool = True,
-    dejitter: bool = False,
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Read an XDF file with pyxdf, turning its errors into ones that name the file.
-
-    Parameters
-    ----------
-    path : str or Path
-        An ``.xdf`` file, or a run folder holding ``recording.xdf``.
-    synchronize_clocks : bool
-        Apply the recorded ClockOffset chunks, so every stream is on the recorder's clock: one robust
-        fit per sending host, pooled over its streams (:mod:`bci.acquisition.clock_sync`), so streams
-        stamped by the same clock keep their exact relative timing.
-    dejitter : bool
-        Replace the time stamps of regular streams by a linear fit (pyxdf's ``dejitter_timestamps``).
-
-    Returns
-    -------
-    streams : list of dict
-        pyxdf's stream dicts (``info``, ``time_series``, ``time_stamps``, ...).
-    header : dict
-        The file header.
-
-    Raises
-    ------
-    RecordingNotFoundError, RecordingFormatError
-    """
-    import pyxdf
-
-    p = resolve_recording_path(path)
-    with open(p, "rb") as f:
-        magic = f.read(4)
-    if magic != b"XDF:":
-        raise RecordingFormatError(
-            f"{p} is not an XDF file (it does not start with the 'XDF:' magic bytes)."
-        )
-
-    def _load(sync: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        try:
-            streams, header = pyxdf.load_xdf(
-                str(p), synchronize_clocks=sync, dejitter_timestamps=dejitter, verbose=False
-            )
-        except Exception as err:  # pyxdf raises bare Exception, IOError, ValueError, struct.error
-            raise RecordingFormatError(
-                f"Could not read XDF file {p}: {err}. If the recording was cut short (a crash), "
-                f"'bci session check {p}' names the problem and 'bci session repair {p}' writes a "
-                "readable copy."
-            ) from err
-        return list(streams), dict(header)
-
-    streams, header = _load(False)
-    if synchronize_clocks:
-        # one correction per sending host, so streams stamped by one clock stay aligned
-        recorder_host = _first(header.get("info", {}), "hostname") or None
-        reset = synchronize_host_clocks(streams, recorder_host)
-        if reset:  # a host clock was reset mid-recording: pyxdf's per-stream handling
-            by_pyxdf, _ = _load(True)
-            for i in reset:
-                streams[i]["time_stamps"] = by_pyxdf[i]["time_stamps"]
-    return streams, header
-
-
-def _first(info: Mapping[str, Any], key: str, default: str = "") -> str:
-    value = info.get(key)
-    if not value:
-        return default
-    first = value[0]
-    return default if first is None else str(first)
 
 
 def _append_desc(element: pylsl.XMLElement, node: Mapping[str, Any]) -> None:
@@ -167,18 +69,18 @@ def stream_info_from_header(
     name, source_id : str, optional
         Replace the recorded name or source_id.
     """
-    fmt = _first(info, "channel_format", "float32")
+    fmt = header_value(info, "channel_format", "float32")
     if fmt not in CHANNEL_FORMATS:
         raise RecordingFormatError(
-            f"Stream {_first(info, 'name')!r} has channel format {fmt!r}, which LSL does not know."
+            f"Stream {header_value(info, 'name')!r} has channel format {fmt!r}, which LSL does not know."
         )
     out = pylsl.StreamInfo(
-        name if name is not None else _first(info, "name", "untitled"),
-        _first(info, "type"),
-        int(_first(info, "channel_count", "1")),
-        float(_first(info, "nominal_srate", "0")),
+        name if name is not None else header_value(info, "name", "untitled"),
+        header_value(info, "type"),
+        int(header_value(info, "channel_count", "1")),
+        float(header_value(info, "nominal_srate", "0")),
         CHANNEL_FORMATS[fmt],
-        source_id if source_id is not None else _first(info, "source_id"),
+        source_id if source_id is not None else header_value(info, "source_id"),
     )
     for desc in info.get("desc") or []:
         if isinstance(desc, Mapping):
@@ -256,7 +158,7 @@ class Player:
         check_type(name_suffix, str, "name_suffix")
         self.path = resolve_recording_path(path)
         recorded, _ = read_xdf(self.path, synchronize_clocks=synchronize_clocks, dejitter=False)
-        available = [_first(s["info"], "name") for s in recorded]
+        available = [header_value(s["info"], "name") for s in recorded]
         if streams is not None:
             if isinstance(streams, str):
                 streams = [streams]
@@ -267,7 +169,7 @@ class Player:
                     f"{', '.join(repr(a) for a in available)}, but got {unknown!r} instead "
                     f"(recording {self.path})."
                 )
-            recorded = [s for s in recorded if _first(s["info"], "name") in streams]
+            recorded = [s for s in recorded if header_value(s["info"], "name") in streams]
         if not recorded:
             raise RecordingFormatError(f"Recording {self.path} holds no stream to replay.")
         source_ids = dict(source_ids or {})
@@ -278,14 +180,14 @@ class Player:
         self.tracks: list[_Track] = []
         for s in recorded:
             info = s["info"]
-            name = _first(info, "name")
-            sid = source_ids.get(name, _first(info, "source_id") + source_id_suffix)
+            name = header_value(info, "name")
+            sid = source_ids.get(name, header_value(info, "source_id") + source_id_suffix)
             lsl_info = stream_info_from_header(info, name=name + name_suffix, source_id=sid)
             replay = lsl_info.desc().append_child("replay")
             replay.append_child_value("file", str(self.path))
-            replay.append_child_value("original_source_id", _first(info, "source_id"))
+            replay.append_child_value("original_source_id", header_value(info, "source_id"))
             replay.append_child_value("speed", repr(self.speed))
-            fmt = _first(info, "channel_format", "float32")
+            fmt = header_value(info, "channel_format", "float32")
             times = np.asarray(s["time_stamps"], dtype=np.float64) - self.t0_recorded
             if fmt in NUMPY_DTYPES:
                 samples: Any = np.asarray(s["time_series"], dtype=NUMPY_DTYPES[fmt])
@@ -309,9 +211,9 @@ class Player:
         #: Seconds from the first to the last recorded sample (recording time, not replay time).
         self.duration_s = max(last) if last else 0.0
         periods = [
-            1.0 / float(_first(s["info"], "nominal_srate", "0"))
+            1.0 / float(header_value(s["info"], "nominal_srate", "0"))
             for s in recorded
-            if float(_first(s["info"], "nominal_srate", "0")) > 0
+            if float(header_value(s["info"], "nominal_srate", "0")) > 0
         ]
         # One loop lasts the recording plus one sample of the slowest regular stream, so that
         # stream keeps its spacing across the seam.

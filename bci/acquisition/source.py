@@ -33,10 +33,15 @@ from pylsl.util import LostError
 from pylsl.util import TimeoutError as LSLTimeoutError
 
 import bci.acquisition.lsl_config  # noqa: F401  (quiet liblsl before first use)
-from bci.checks import check_type, check_value, ensure_float, ensure_int
 from bci.acquisition.clock import SampleClock
-from bci.acquisition.metadata import FORMAT_NAMES, NUMPY_DTYPES, read_channel_info
+from bci.acquisition.metadata import (
+    FORMAT_NAMES,
+    NUMPY_DTYPES,
+    read_channel_info,
+    read_scale_uv_per_bit,
+)
 from bci.acquisition.puller import ChunkPuller
+from bci.checks import check_type, check_value, ensure_float, ensure_int
 from bci.errors import BCIError, ConfigError, StreamMismatchError, StreamNotFoundError
 from bci.stream.chunks import SignalChunk
 from bci.stream.spec import StreamOrigin, StreamSpec
@@ -45,8 +50,17 @@ logger = logging.getLogger(__name__)
 
 #: Seconds to listen for the list of existing streams when a resolve fails.
 LIST_STREAMS_WAIT_S = 0.5
-#: Silence before the first chunk that counts as a stall (streams may take a moment to start).
-FIRST_DATA_STALL_S = 1.0
+#: Seconds to listen for a second stream matching a query once one has answered.
+DUPLICATE_WAIT_S = 0.2
+#: Silence after connecting, before the first sample, that counts as a stall: start-up (an outlet
+#: process importing, compiling, calibrating) is not a stall, so this is long.
+FIRST_DATA_STALL_S = 10.0
+#: Silence that counts as a stall after the first chunk, before the chunk interval is known.
+EARLY_STALL_S = 1.0
+
+
+class AmbiguousStreamError(ConfigError):
+    """More than one LSL stream matches the query; the message lists them and how to pick one."""
 
 
 class StreamLostError(BCIError, ConnectionError):
@@ -121,6 +135,9 @@ def resolve_stream_info(
     ------
     bci.StreamNotFoundError
         Nothing matched within ``timeout_s``; the message lists the streams that do exist.
+    AmbiguousStreamError
+        Several streams match (e.g. a replay next to the live stream with the same name); the
+        message lists them with source_id, host and type.
     """
     given = {"name": name, "type": stype, "source_id": source_id}
     query = {k: v for k, v in given.items() if v is not None}
@@ -132,17 +149,21 @@ def resolve_stream_info(
         check_type(value, str, "stype" if key == "type" else key)
     timeout_s = ensure_float(timeout_s, "timeout_s", minimum=0.0)
     predicate = " and ".join(f"{k}={_xpath_literal(v)}" for k, v in query.items())
+    wanted = ", ".join(f"{k}={v!r}" for k, v in query.items())
     found = pylsl.resolve_bypred(predicate, 1, timeout_s)
     if found:
-        if len(found) > 1:
-            logger.warning(
-                "%d LSL streams match %s; using %s. Give a source_id to choose.",
-                len(found),
-                predicate,
-                _describe_info(found[0]),
+        if len(found) == 1:  # a second match may answer a moment later: listen briefly for it
+            found = pylsl.resolve_bypred(predicate, 2, DUPLICATE_WAIT_S) or found
+        unique = {info.uid(): info for info in found}
+        if len(unique) > 1:
+            matches = "\n  ".join(_describe_info(i) for i in unique.values())
+            raise AmbiguousStreamError(
+                f"{len(unique)} LSL streams match {wanted}; refusing to guess which to use:\n"
+                f"  {matches}\nPick one by its source_id (bci record --source-id ID, "
+                "LSLSource(source_id=...)); a replay's source_id ends in '-replay'. Or add its type "
+                "(--type) and stop the stream you do not want."
             )
         return found[0]
-    wanted = ", ".join(f"{k}={v!r}" for k, v in query.items())
     infos = pylsl.resolve_streams(wait_time=LIST_STREAMS_WAIT_S)
     # Streams that share a wanted property first: they are most likely what the user meant.
     infos.sort(key=lambda i: -sum(getattr(i, k)() == v for k, v in query.items()))
@@ -177,9 +198,11 @@ class LSLSource:
         Seconds to wait for the stream to be found and to answer.
     max_pull_s : float
         Capacity of the pull buffer in seconds of data: one :meth:`pull` returns at most this much.
-    scale : float
+    scale : float or None
         Factor applied to every value on conversion to float32 (e.g. the uV per count of an int16
-        amplifier stream).
+        amplifier stream). ``None`` (default): the stream header's
+        ``desc/acquisition/scale_uv_per_bit`` when it has one (our publishers, the plant and
+        replays of their recordings do), else 1.
     clocksync : bool
         Map stamps into the local clock with liblsl's clock-offset estimate
         (``inlet.time_correction()``, refreshed every second). The correction is added to the
@@ -196,7 +219,8 @@ class LSLSource:
         busy machine, whose late pushes would otherwise look like gaps.
     stall_after_s : float or None
         Silence that raises a ``"stall"`` event; ``None``: 10x the observed interval between
-        chunks, at least 0.1 s.
+        chunks, at least 0.1 s. Before the first sample the threshold is
+        :data:`FIRST_DATA_STALL_S` (start-up is not a stall).
     recover : bool
         Let liblsl reconnect to a restarted outlet with the same source_id. ``False`` raises
         :class:`StreamLostError` when the outlet disappears.
@@ -225,7 +249,7 @@ class LSLSource:
         channel_format: str | None = None,
         timeout_s: float = 5.0,
         max_pull_s: float = 0.05,
-        scale: float = 1.0,
+        scale: float | None = None,
         clocksync: bool = True,
         dejitter: bool = True,
         dejitter_halftime_s: float = 90.0,
@@ -264,9 +288,14 @@ class LSLSource:
             check_value(channel_format, NUMPY_DTYPES, "channel_format")
         timeout_s = ensure_float(timeout_s, "timeout_s", minimum=0.0)
         max_pull_s = ensure_float(max_pull_s, "max_pull_s", minimum=0.0, strict_minimum=True)
-        self.scale = ensure_float(scale, "scale")
-        if self.scale == 0.0:
-            raise ConfigError("Invalid value for the 'scale' parameter: 0 would erase the signal.")
+        if scale is not None:
+            scale = ensure_float(scale, "scale")
+            if scale == 0.0:
+                raise ConfigError(
+                    "Invalid value for the 'scale' parameter: 0 would erase the signal."
+                )
+        #: factor from wire values to the values delivered (set from the header if not given)
+        self.scale: float = 1.0 if scale is None else scale
         self.dejitter = bool(check_type(dejitter, bool, "dejitter"))
         check_type(clocksync, bool, "clocksync")
         self.recover = bool(check_type(recover, bool, "recover"))
@@ -334,6 +363,8 @@ class LSLSource:
                 # The first estimate takes a few ms; take it now rather than in the first pull.
                 self._correction_s = self._inlet.time_correction(timeout=timeout_s)
             self._full_info = self._inlet.info(timeout=timeout_s)
+            if scale is None:
+                self.scale = read_scale_uv_per_bit(self._full_info) or 1.0
         except (LSLTimeoutError, LostError) as err:
             self._inlet = None
             raise StreamNotFoundError(
@@ -546,11 +577,17 @@ class LSLSource:
 
     # ---------------------------------------------------------------- health
     def stall_after_s(self) -> float:
-        """Silence (s) that counts as a stall: the set value, or 10x the chunk interval, >= 0.1 s."""
+        """Silence (s) that counts as a stall: the set value, or 10x the chunk interval, >= 0.1 s.
+
+        Before the first sample it is :data:`FIRST_DATA_STALL_S` whatever was set: a stream that
+        has not started yet is ``"waiting"``, not stalled.
+        """
+        if self._t_last_data is None:
+            return FIRST_DATA_STALL_S
         if self._stall_after_s is not None:
             return self._stall_after_s
         if self._chunk_interval_s is None:
-            return FIRST_DATA_STALL_S
+            return EARLY_STALL_S
         return max(0.1, 10.0 * self._chunk_interval_s)
 
     def _check_stall(self, now: float) -> None:

@@ -21,6 +21,8 @@ from typing import Any
 import click
 import numpy as np
 
+from bci.cli._params import DEFAULT_N_UNITS, DEFAULT_SEED, fail, positive_float
+
 
 @dataclass
 class DemoResult:
@@ -106,8 +108,8 @@ def _gt_markers(inlet: Any, into: list[tuple[float, int, int]]) -> None:
 def run_demo(
     duration_s: float = 10.0,
     n_channels: int = 32,
-    n_units: int = 12,
-    seed: int = 1,
+    n_units: int = DEFAULT_N_UNITS,
+    seed: int = DEFAULT_SEED,
     calibration_s: float = 2.0,
     chunk_log: Any = None,
 ) -> DemoResult:
@@ -127,12 +129,19 @@ def run_demo(
     import pylsl
 
     from bci.acquisition import LSLSource, resolve_stream_info
+    from bci.checks import ensure_float, ensure_int
     from bci.errors import BCIError, StreamNotFoundError
     from bci.features import SpikeBinner
     from bci.preprocessing import BandPass, CommonReference
     from bci.sorting.threshold import ThresholdCrossings
     from bci.stream import Pipeline
 
+    # every argument is checked before the publisher process starts
+    duration_s = ensure_float(duration_s, "duration_s", minimum=0.0, strict_minimum=True)
+    n_channels = ensure_int(n_channels, "n_channels", minimum=1)
+    n_units = ensure_int(n_units, "n_units", minimum=0)
+    seed = ensure_int(seed, "seed", minimum=0)
+    calibration_s = ensure_float(calibration_s, "calibration_s", minimum=0.0, strict_minimum=True)
     tag = uuid.uuid4().hex[:8]
     name, sid = f"demo-{tag}", f"demo-{tag}"
     total_s = duration_s + calibration_s
@@ -140,16 +149,14 @@ def run_demo(
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     try:
-        info = resolve_stream_info(source_id=sid, timeout_s=30.0)
-        acq = info.desc().child("acquisition")
-        scale = float(acq.child_value("scale_uv_per_bit") or 1.0)
+        # the first resolve waits for the publisher process to start (imports, numba)
+        resolve_stream_info(source_id=sid, timeout_s=30.0)
         gt_info = resolve_stream_info(source_id=f"{sid}-groundtruth", timeout_s=10.0)
         gt_inlet = pylsl.StreamInlet(gt_info, max_buflen=int(total_s) + 10, recover=False)
         markers: list[tuple[float, int, int]] = []
         gt_inlet.open_stream(timeout=5.0)
-        source = LSLSource(
-            source_id=sid, n_channels=n_channels, sfreq=30000.0, scale=scale, timeout_s=10.0
-        )
+        # no scale given: the source applies the stream's scale_uv_per_bit (int16 counts -> uV)
+        source = LSLSource(source_id=sid, n_channels=n_channels, sfreq=30000.0, timeout_s=10.0)
         sfreq = source.spec().rate_hz
         bandpass = BandPass()
         detector = ThresholdCrossings(calibration_s=calibration_s)
@@ -312,10 +319,26 @@ def render(result: DemoResult) -> Any:
 
 
 @click.command()
-@click.option("--duration", type=float, default=10.0, show_default=True, help="Seconds to run.")
-@click.option("--channels", type=int, default=32, show_default=True, help="Probe contacts.")
-@click.option("--units", type=int, default=12, show_default=True, help="Units near the probe.")
-@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the recording.")
+@click.option(
+    "--duration", type=positive_float, default=10.0, show_default=True, help="Seconds to run."
+)
+@click.option(
+    "--channels", type=click.IntRange(min=1), default=32, show_default=True, help="Probe contacts."
+)
+@click.option(
+    "--units",
+    type=click.IntRange(min=0),
+    default=DEFAULT_N_UNITS,
+    show_default=True,
+    help="Units near the probe.",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=DEFAULT_SEED,
+    show_default=True,
+    help="Seed of the recording.",
+)
 def demo(duration: float, channels: int, units: int, seed: int) -> None:
     """Run the default session: a synthetic probe over LSL through the online pipeline."""
     from rich.console import Console
@@ -337,7 +360,7 @@ def demo(duration: float, channels: int, units: int, seed: int) -> None:
     try:
         result = run_demo(duration, channels, units, seed, chunk_log=log)
     except BCIError as err:
-        raise click.ClickException(str(err)) from err
+        fail(err)
     console.print(render(result))
     for message in result.events:
         console.print(f"  event: {message}")

@@ -14,7 +14,9 @@ import click
 #: subcommand name -> "module:attribute" of its click command.
 #: Add one line here per new subcommand module.
 SUBCOMMANDS: dict[str, str] = {
+    "analyze": "bci.cli.analyze:analyze",
     "demo": "bci.cli.demo:demo",
+    "export": "bci.cli.export:export",
     "plant": "bci.cli.plant:plant",
     "record": "bci.cli.record:record",
     "replay": "bci.cli.replay:replay",
@@ -22,6 +24,7 @@ SUBCOMMANDS: dict[str, str] = {
     "session": "bci.cli.session:session",
     "sessions": "bci.cli.sessions:sessions",
     "source": "bci.cli.source:source",
+    "stim": "bci.cli.stim:stim",
 }
 
 

@@ -2,7 +2,52 @@
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+from typing import Any
+
 import click
+
+
+def _limits_from(
+    path: Path | None,
+    controller_source_id: str | None,
+    session_token: str | None,
+    max_amplitude_ma: float | None,
+    watchdog_ms: float | None,
+    safe_state: str | None,
+) -> Any:
+    """The bridge's SafetyLimits from ``--limits FILE`` and the flags that override it."""
+    import yaml
+
+    from stimulation.safety import SafetyConfigError, SafetyLimits
+
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as err:
+            raise click.BadParameter(f"cannot read {path}: {err}", param_hint="--limits") from None
+        if not isinstance(loaded, dict):
+            raise click.BadParameter(
+                f"{path} must hold a mapping of limit names to values", param_hint="--limits"
+            )
+        values.update(loaded)
+    flags = {
+        "source_id": controller_source_id,
+        "session_token": session_token,
+        "max_amplitude_ma": max_amplitude_ma,
+        "safe_state": safe_state,
+    }
+    values.update({k: v for k, v in flags.items() if v is not None})
+    if watchdog_ms is not None:
+        values["watchdog_timeout_s"] = watchdog_ms * 1e-3 if watchdog_ms > 0 else None
+    if controller_source_id is None and "source_id" not in values:
+        values["watchdog_timeout_s"] = None  # open loop: nobody to watch
+    try:
+        return SafetyLimits.from_dict(values)
+    except SafetyConfigError as err:
+        raise click.UsageError(f"Invalid safety limits: {err}") from None
 
 
 @click.command()
@@ -23,8 +68,13 @@ import click
 @click.option(
     "--controller-source-id",
     default=None,
-    help="source_id of the only command stream obeyed (others are ignored and counted). "
-    "Without it the plant runs open loop on --amplitude.",
+    help="source_id of the only command stream obeyed (others are dropped and counted). "
+    "Without it the plant runs open loop on --amplitude-ma.",
+)
+@click.option(
+    "--session-token",
+    default=None,
+    help="Token the controller's command stream must carry (bci stim --session-token).",
 )
 @click.option(
     "--command-stream", default=None, help="Name of the command stream (default <name>-commands)."
@@ -33,7 +83,7 @@ import click
     "--lockstep/--realtime",
     default=False,
     show_default=True,
-    help="Advance one control period per controller command instead of pacing to the clock.",
+    help="Advance one control period per accepted command instead of pacing to the clock.",
 )
 @click.option(
     "--duration",
@@ -74,7 +124,7 @@ import click
     type=float,
     default=2000.0,
     show_default=True,
-    help="Stimulation artifact peak at 300 uA/cm2 (uV).",
+    help="Stimulation artifact peak at 2.5 mA (uV).",
 )
 @click.option(
     "--control-period-ms",
@@ -84,11 +134,11 @@ import click
     help="Control period (ms): biomarker rate, and the step per command in lockstep.",
 )
 @click.option(
-    "--amplitude",
+    "--amplitude-ma",
     type=float,
     default=0.0,
     show_default=True,
-    help="Stimulation before the first command (uA/cm2; So 2012 DBS: 300).",
+    help="Open-loop stimulation (mA; So 2012's DBS is 2.5 mA at 130 Hz, 300 us).",
 )
 @click.option("--frequency", type=float, default=130.0, show_default=True, help="Pulse rate (Hz).")
 @click.option(
@@ -100,12 +150,35 @@ import click
     show_default=True,
     help="Charge-balanced biphasic pulses.",
 )
+@click.option(
+    "--limits",
+    "limits_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML file of safety limits (stimulation.safety.SafetyLimits fields).",
+)
+@click.option(
+    "--max-amplitude-ma", type=float, default=None, help="Safety limit on the amplitude (mA)."
+)
+@click.option(
+    "--watchdog-ms",
+    type=float,
+    default=None,
+    help="Safe state after this long without a command (ms; 0: no watchdog; default 100).",
+)
+@click.option(
+    "--safe-state",
+    type=click.Choice(["off", "continuous"]),
+    default=None,
+    help="What the limiter falls back to (default off).",
+)
 def plant(
     state: str,
     seed: int,
     name: str,
     source_id: str | None,
     controller_source_id: str | None,
+    session_token: str | None,
     command_stream: str | None,
     lockstep: bool,
     duration: float | None,
@@ -119,47 +192,73 @@ def plant(
     lfp_uv: float,
     artifact_uv: float,
     control_period_ms: float,
-    amplitude: float,
+    amplitude_ma: float,
     frequency: float,
     pulse_width: float,
     biphasic: bool,
+    limits_file: Path | None,
+    max_amplitude_ma: float | None,
+    watchdog_ms: float | None,
+    safe_state: str | None,
 ) -> None:
     """Run the basal-ganglia plant (So, Kent & Grill 2012) and publish it on LSL.
 
     Streams: <name>-raw (virtual probe, 30 kHz), <name>-spikes (ground truth), <name>-stim (DBS
-    pulse onsets), <name>-biomarkers (one sample per control period). Commands are read from
-    <name>-commands (amplitude uA/cm2, frequency_hz, pulse_width_us, seq).
+    pulse onsets), <name>-biomarkers (one sample per control period), <name>-safety (the safety
+    limiter's events). Commands are read from <name>-commands in device units (amplitude_ma,
+    frequency_hz, pulse_width_us, seq, t_issue; send some with `bci stim`) and obeyed only after
+    the safety limiter passed them.
     """
     from rich.console import Console
 
-    from bci.errors import BCIError
-    from stimulation.plant.bridge import PlantBridge
+    from bci.errors import BCIError, ConfigError
+    from stimulation.plant import BasalGangliaNetwork
+    from stimulation.plant.bridge import BridgeTiming, PlantBridge, RawFormat, StimSetting
+    from stimulation.plant.probe import VirtualProbe
+    from stimulation.safety import REFERENCE_AMPLITUDE_MA, model_amplitude_ua_cm2
 
+    if duration is not None and not (math.isfinite(duration) and duration >= 0):
+        raise click.BadParameter(f"must be a number >= 0, got {duration}", param_hint="--duration")
+    if lockstep and not controller_source_id:
+        raise click.UsageError(
+            "--lockstep advances the plant one period per controller command, so it needs "
+            "--controller-source-id (the source_id of the command stream to obey; e.g. the "
+            "--source-id you give `bci stim`)."
+        )
+    limits = _limits_from(
+        limits_file, controller_source_id, session_token, max_amplitude_ma, watchdog_ms, safe_state
+    )
     console = Console()
     try:
-        bridge = PlantBridge(
-            state,
-            seed,
-            name=name,
-            source_id=source_id,
-            controller_source_id=controller_source_id,
-            command_stream=command_stream,
-            lockstep=lockstep,
-            cells_per_nucleus=cells,
-            dbs_target=dbs_target,
-            recorded_nucleus=recorded_nucleus,
-            n_units=units,
-            n_channels=channels,
-            channel_format=channel_format,
+        network = BasalGangliaNetwork(
+            state=state, cells_per_nucleus=cells, seed=seed, dbs_target=dbs_target
+        )
+        probe = VirtualProbe(
+            cells,
+            recorded_nucleus,
+            units,
+            channels,
+            seed=seed,
             noise_uv=noise_uv,
             lfp_uv=lfp_uv,
             artifact_amplitude_uv=artifact_uv,
-            control_period_s=control_period_ms * 1e-3,
-            amplitude=amplitude,
-            frequency_hz=frequency,
-            pulse_width_us=pulse_width,
+            reference_amplitude=model_amplitude_ua_cm2(REFERENCE_AMPLITUDE_MA),
+            artifact_pulse_us=pulse_width,
+        )
+        bridge = PlantBridge(
+            network,
+            probe,
+            name=name,
+            source_id=source_id,
+            limits=limits,
+            command_stream=command_stream,
+            initial=StimSetting(amplitude_ma, frequency, pulse_width),
+            timing=BridgeTiming(control_period_s=control_period_ms * 1e-3, lockstep=lockstep),
+            raw_format=RawFormat(channel_format),
             biphasic=biphasic,
         )
+    except ConfigError as err:
+        raise click.UsageError(str(err)) from None
     except BCIError as err:
         raise click.ClickException(str(err)) from err
     with bridge:
@@ -167,28 +266,47 @@ def plant(
             f"Plant [bold]{name}[/bold] ({state}, seed {seed}, {cells} cells per nucleus, DBS into "
             f"{dbs_target}): {bridge.probe.n_channels} ch x {bridge.sfreq:g} Hz on "
             f"[bold]{name}-raw[/bold] ({units} {recorded_nucleus} cells), ground truth on "
-            f"{name}-spikes, pulses on {name}-stim, biomarkers on {name}-biomarkers"
+            f"{name}-spikes, pulses on {name}-stim, biomarkers on {name}-biomarkers, safety "
+            f"events on {name}-safety"
+        )
+        wait_hint = (
+            f"bci stim --stream {bridge.command_stream} --source-id {controller_source_id}"
+            + (f" --session-token {session_token}" if session_token else "")
+            + " --amplitude-ma 2.5"
         )
         if controller_source_id:
             console.print(
-                f"Obeying {bridge.command_stream} from source_id {controller_source_id} "
-                f"({'lockstep' if lockstep else 'real time'})"
+                f"Obeying {bridge.command_stream} from source_id {controller_source_id}"
+                f"{' with the session token' if session_token else ''}, through the safety "
+                f"limiter ({'lockstep' if lockstep else 'real time'}). Waiting for its commands; "
+                f"to send some: {wait_hint}"
             )
         else:
             console.print(
-                f"Open loop at {amplitude:g} uA/cm2, {frequency:g} Hz, {pulse_width:g} us"
+                f"Open loop at {amplitude_ma:g} mA, {frequency:g} Hz, {pulse_width:g} us "
+                "(through the safety limiter)"
             )
+
+        def waiting(silent_s: float) -> None:
+            console.print(
+                f"Still waiting for commands on {bridge.command_stream} from source_id "
+                f"{controller_source_id} ({silent_s:.0f} s; streams seen: "
+                f"{bridge.listener.n_streams if bridge.listener else 0}, commands dropped: "
+                f"{bridge.n_dropped}). Send some with: {wait_hint}"
+            )
+
         try:
-            stats = bridge.run(duration)
+            stats = bridge.run(duration, on_wait=waiting)
         except KeyboardInterrupt:
             stats = bridge.stats
             console.print("Interrupted.")
         except BCIError as err:
             raise click.ClickException(str(err)) from err
+        counts = dict(bridge.limiter.counts)
         console.print(
             f"Simulated {bridge.t_model_s:.2f} s in {stats.wall_s:.2f} s wall: {stats.periods} "
             f"periods, {stats.spikes} recorded spikes, {stats.pulses} pulses; commands applied "
-            f"{stats.commands_applied}, invalid {bridge.n_invalid}, unauthorised "
-            f"{bridge.n_unauthorised}; late periods {stats.late_periods}, max lag "
-            f"{stats.max_lag_s * 1e3:.1f} ms"
+            f"{stats.commands_applied}, dropped {bridge.n_dropped}, invalid {bridge.n_invalid}; "
+            f"late periods {stats.late_periods}, max lag {stats.max_lag_s * 1e3:.1f} ms"
+            + (f"; safety events {counts}" if counts else "")
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from collections.abc import Sequence
@@ -11,17 +12,51 @@ from typing import Any
 
 import click
 
+from bci.cli._params import FiniteFloat, fail, non_negative_float, positive_float
 
-def _output_path(out: Path | None, run_name: str | None, runs_root: Path, file_name: str) -> Path:
-    from bci.session.run_folder import create_run_dir
 
+def _check_writable(path: Path, flag: str, *, overwrite: bool = False) -> None:
+    """Refuse (exit 2, naming ``flag``) an output path that cannot be created, before any work."""
+    if path.is_dir():
+        raise click.BadParameter(f"{path} is a folder, not a file to write.", param_hint=flag)
+    if path.exists() and not overwrite:
+        raise click.BadParameter(
+            f"{path} already exists; pass --overwrite to replace it.", param_hint=flag
+        )
+    for parent in path.absolute().parents:  # the nearest existing folder must be writable
+        if parent.exists():
+            if not parent.is_dir():
+                raise click.BadParameter(
+                    f"cannot create {path}: {parent} is a file, not a folder.", param_hint=flag
+                )
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise click.BadParameter(
+                    f"cannot create {path}: no permission to write in {parent}.", param_hint=flag
+                )
+            return
+
+
+def _output_path(
+    out: Path | None, run_name: str | None, runs_root: Path, file_name: str, overwrite: bool
+) -> Path:
+    """The file to record into, checked (nothing created yet: see :func:`_create_output`)."""
     if out is not None and run_name is not None:
         raise click.UsageError("Give either --out or --run-name, not both.")
     if run_name is not None:
-        return create_run_dir(run_name, runs_root) / file_name
+        from bci.errors import ConfigError
+        from bci.session.run_folder import check_run_name
+
+        try:
+            check_run_name(run_name, "--run-name")
+        except ConfigError as err:
+            raise click.UsageError(str(err)) from err
+        _check_writable(runs_root / "run" / file_name, "--runs-root")
+        return runs_root / file_name  # placeholder: the run folder is made once streams are found
     if out is None:
         raise click.UsageError("Give --out DIR (or FILE.xdf) or --run-name NAME.")
-    return out if out.suffix.lower() == ".xdf" else out / file_name
+    path = out if out.suffix.lower() == ".xdf" else out / file_name
+    _check_writable(path, "--out", overwrite=overwrite)
+    return path
 
 
 @click.command()
@@ -71,14 +106,14 @@ def _output_path(out: Path | None, run_name: str | None, runs_root: Path, file_n
 )
 @click.option(
     "--duration",
-    type=float,
+    type=positive_float,
     default=None,
     metavar="SECONDS",
     help="Stop after this long (default: until Ctrl-C or SIGTERM).",
 )
 @click.option(
     "--timeout",
-    type=float,
+    type=non_negative_float,
     default=5.0,
     show_default=True,
     metavar="SECONDS",
@@ -86,7 +121,7 @@ def _output_path(out: Path | None, run_name: str | None, runs_root: Path, file_n
 )
 @click.option(
     "--flush-interval",
-    type=float,
+    type=FiniteFloat(0.0, 1.0, min_open=True),
     default=0.25,
     show_default=True,
     metavar="SECONDS",
@@ -94,7 +129,7 @@ def _output_path(out: Path | None, run_name: str | None, runs_root: Path, file_n
 )
 @click.option(
     "--status-interval",
-    type=float,
+    type=non_negative_float,
     default=10.0,
     show_default=True,
     metavar="SECONDS",
@@ -127,6 +162,7 @@ def record(
     from bci.errors import BCIError
     from bci.session.recorder import Recorder, StreamQuery, find_streams
     from bci.session.recorder_process import READY_LINE
+    from bci.session.run_folder import create_run_dir
 
     queries = (
         [StreamQuery(name=n) for n in names]
@@ -135,23 +171,23 @@ def record(
     )
     if not queries:
         raise click.UsageError("Name at least one stream: --stream NAME, --source-id or --type.")
-    if duration is not None and duration <= 0:
-        raise click.BadParameter(f"must be > 0, got {duration}.", param_hint="--duration")
+    path = _output_path(out, run_name, runs_root, file_name, overwrite)
     try:
         infos = find_streams(queries, timeout_s=timeout)
     except KeyboardInterrupt:
         raise click.ClickException("Interrupted while looking for the streams.") from None
     except BCIError as err:
-        raise click.ClickException(str(err)) from err
+        fail(err)
     try:
-        path = _output_path(out, run_name, runs_root, file_name)
+        if run_name is not None:
+            path = create_run_dir(run_name, runs_root) / file_name
         recorder = Recorder(
             infos, path, overwrite=overwrite, flush_interval_s=flush_interval, fsync=fsync
         )
         if run_name is not None:  # the config goes in first: a crash still leaves it
             _write_run_config(path.parent, run_name, infos, recorder, duration)
     except BCIError as err:
-        raise click.ClickException(str(err)) from err
+        fail(err)
 
     stop_requested: list[str] = []
 

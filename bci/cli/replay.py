@@ -6,12 +6,14 @@ from pathlib import Path
 
 import click
 
+from bci.cli._params import fail, non_negative_float, positive_float
+
 
 @click.command()
 @click.argument("recording", type=click.Path(path_type=Path))
 @click.option(
     "--speed",
-    type=float,
+    type=positive_float,
     default=1.0,
     show_default=True,
     help="Playback rate: 1 is real time, 4 is four times faster.",
@@ -44,7 +46,7 @@ import click
 )
 @click.option(
     "--linger",
-    type=float,
+    type=non_negative_float,
     default=1.0,
     show_default=True,
     metavar="SECONDS",
@@ -52,7 +54,7 @@ import click
 )
 @click.option(
     "--wait-consumers",
-    type=float,
+    type=non_negative_float,
     default=0.0,
     show_default=True,
     metavar="SECONDS",
@@ -72,6 +74,7 @@ def replay(
     from rich.console import Console
     from rich.table import Table
 
+    from bci.acquisition.metadata import FORMAT_NAMES
     from bci.acquisition.player import Player
     from bci.errors import BCIError
 
@@ -87,7 +90,7 @@ def replay(
             name_suffix=name_suffix,
         )
     except BCIError as err:
-        raise click.ClickException(str(err)) from err
+        fail(err)
     table = Table(title=f"Replaying {player.path} ({player.duration_s:.2f} s at {speed:g}x)")
     for col in ("name", "type", "channels", "rate (Hz)", "format", "source_id"):
         table.add_column(col)
@@ -97,7 +100,7 @@ def replay(
             info.type(),
             str(info.channel_count()),
             f"{info.nominal_srate():g}",
-            str(info.channel_format()),
+            FORMAT_NAMES.get(info.channel_format(), str(info.channel_format())),
             info.source_id(),
         )
     console.print(table)
@@ -112,7 +115,8 @@ def replay(
         interrupted = True
         console.print("Interrupted.")
     except BCIError as err:
-        raise click.ClickException(str(err)) from err
+        fail(err)
     finally:
-        player.close(linger_s=0.0 if interrupted else max(linger, 0.0))
-    console.print(f"Done ({player.loops_done} full loop(s) before the end).")
+        player.close(linger_s=0.0 if interrupted else linger)
+    loops = f", {player.loops_done} full loop(s) before the end" if loop else ""
+    console.print(f"Done{' (interrupted)' if interrupted else ''}{loops}.")

@@ -4,6 +4,15 @@ from __future__ import annotations
 
 import click
 
+from bci.cli._params import (
+    DEFAULT_N_UNITS,
+    DEFAULT_SEED,
+    FiniteFloat,
+    fail,
+    non_negative_float,
+    positive_float,
+)
+
 
 @click.group()
 def source() -> None:
@@ -11,9 +20,23 @@ def source() -> None:
 
 
 @source.command()
-@click.option("--channels", type=int, default=32, show_default=True, help="Probe contacts.")
-@click.option("--units", type=int, default=20, show_default=True, help="Units near the probe.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of everything random.")
+@click.option(
+    "--channels", type=click.IntRange(min=1), default=32, show_default=True, help="Probe contacts."
+)
+@click.option(
+    "--units",
+    type=click.IntRange(min=0),
+    default=DEFAULT_N_UNITS,
+    show_default=True,
+    help="Units near the probe.",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=DEFAULT_SEED,
+    show_default=True,
+    help="Seed of everything random.",
+)
 @click.option("--name", default="synthetic", show_default=True, help="LSL stream name.")
 @click.option(
     "--format",
@@ -23,16 +46,22 @@ def source() -> None:
     show_default=True,
     help="Sample format; int16 carries 0.195 uV per bit (see --scale-uv-per-bit).",
 )
-@click.option("--sfreq", type=float, default=30000.0, show_default=True, help="Sampling rate (Hz).")
-@click.option("--chunk-ms", type=float, default=1.0, show_default=True, help="Chunk length (ms).")
+@click.option(
+    "--sfreq", type=positive_float, default=30000.0, show_default=True, help="Sampling rate (Hz)."
+)
+@click.option(
+    "--chunk-ms", type=positive_float, default=1.0, show_default=True, help="Chunk length (ms)."
+)
 @click.option(
     "--duration",
-    type=float,
+    type=positive_float,
     default=None,
     metavar="SECONDS",
     help="Stop after this much signal (default: run until Ctrl-C).",
 )
-@click.option("--noise-uv", type=float, default=5.0, show_default=True, help="Noise RMS (uV).")
+@click.option(
+    "--noise-uv", type=non_negative_float, default=5.0, show_default=True, help="Noise RMS (uV)."
+)
 @click.option("--lfp/--no-lfp", default=False, show_default=True, help="Add a slow LFP with beta.")
 @click.option(
     "--layout",
@@ -43,24 +72,28 @@ def source() -> None:
 )
 @click.option(
     "--rates-hz",
-    type=(float, float),
+    type=(FiniteFloat(0.0), FiniteFloat(0.0)),
     default=(2.0, 15.0),
     show_default=True,
     help="Range of firing rates drawn per unit (Hz).",
 )
 @click.option(
-    "--scale-uv-per-bit", type=float, default=0.195, show_default=True, help="int16 step (uV)."
+    "--scale-uv-per-bit",
+    type=positive_float,
+    default=0.195,
+    show_default=True,
+    help="int16 step (uV).",
 )
 @click.option(
     "--artifact-hz",
-    type=float,
+    type=non_negative_float,
     default=0.0,
     show_default=True,
     help="Periodic stimulation artifacts at this rate (e.g. 130 for DBS; 0: none).",
 )
 @click.option(
     "--artifact-uv",
-    type=float,
+    type=non_negative_float,
     default=2000.0,
     show_default=True,
     help="Artifact amplitude (uV); onsets go out on <name>-stim.",
@@ -100,8 +133,18 @@ def synthetic(
     from rich.console import Console
 
     from bci.errors import BCIError
-    from bci.synthesis.publisher import SyntheticPublisher
+    from bci.synthesis.publisher import LATE_TOLERANCE_S, SyntheticPublisher
 
+    if rates_hz[0] > rates_hz[1]:
+        raise click.BadParameter(
+            f"the range {rates_hz[0]:g} {rates_hz[1]:g} is reversed (give LOW HIGH).",
+            param_hint="--rates-hz",
+        )
+    if artifact_hz > sfreq / 2:
+        raise click.BadParameter(
+            f"{artifact_hz:g} Hz is above half of --sfreq ({sfreq / 2:g} Hz).",
+            param_hint="--artifact-hz",
+        )
     console = Console()
     sid = source_id if source_id is not None else f"synthetic-{name}-{seed}"
     try:
@@ -125,7 +168,7 @@ def synthetic(
             artifact_amplitude_uv=artifact_uv,
         )
     except BCIError as err:
-        raise click.ClickException(str(err)) from err
+        fail(err)
     scale = f", {pub.scale_uv_per_bit} uV/bit" if channel_format == "int16" else ", uV"
     console.print(
         f"Publishing [bold]{name}[/bold] (source_id {sid}): {channels} ch x {sfreq:g} Hz "
@@ -145,8 +188,20 @@ def synthetic(
     except KeyboardInterrupt:
         stats = pub.stats
         console.print("Interrupted.")
+    if stats.max_lag_s > LATE_TOLERANCE_S:
+        console.print(
+            f"[bold yellow]Could not keep real time[/bold yellow]: {stats.late_chunks} of "
+            f"{stats.chunks} chunks late, up to {stats.max_lag_s:.2f} s behind the clock "
+            f"({channels} ch x {sfreq:g} Hz is more than this machine generates in real time; "
+            "fewer --channels or larger --chunk-ms help)."
+        )
     console.print(
         f"Sent {stats.samples} samples ({stats.samples / pub.sfreq:.2f} s) in {stats.chunks} "
         f"chunks, {stats.spikes} spikes; late chunks {stats.late_chunks}, max lag "
         f"{stats.max_lag_s * 1e3:.2f} ms, clipped samples {stats.clipped_samples}."
     )
+
+
+from bci.cli.source_motor import motor  # noqa: E402
+
+source.add_command(motor)

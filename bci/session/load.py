@@ -6,6 +6,10 @@ What each LSL stream becomes
   from ``desc/channels/channel/unit`` (``uV``/``µV``/``microvolts``, ``mV``, ``V``, ... ; ``a.u.``,
   empty or unknown -> dimensionless, the recorded string kept in ``array_annotations["lsl_unit"]``),
   channel labels in ``array_annotations["channel_names"]``, probe positions in ``x_um``/``y_um``.
+  Integer samples of a stream whose header holds ``desc/acquisition/scale_uv_per_bit`` (our
+  publishers, the plant, Intan-style amplifiers) are multiplied by it first, so the values are
+  physical (``v * scale_uv_per_bit`` uV), never raw counts; the factor is kept in the
+  ``lsl_scale_uv_per_bit`` annotation (1.0 when the header has none).
   Channels in different but compatible units (uV and mV) are rescaled to the most common one;
   incompatible units split the stream into one signal per unit (``array_annotations["channel_index"]``
   says which stream channel each column is).
@@ -24,7 +28,7 @@ What each LSL stream becomes
   ``array_annotations``.
 
 Time zero is the earliest first time stamp over all streams, after clock offsets are applied (one
-pooled fit per sending host, :mod:`bci.acquisition.clock_sync`); every object's times count from it, and ``segment.annotations
+pooled fit per sending host, :mod:`bci.session.clock_sync`); every object's times count from it, and ``segment.annotations
 ["lsl_time_zero"]`` keeps its LSL time. Time stamps of regular streams are not dejittered unless
 ``dejitter=True``. Streams without a sample are listed in ``segment.annotations["empty_streams"]``
 (names separated by ``"; "``). Each object carries its stream's header in annotations (``lsl_name``,
@@ -46,9 +50,11 @@ import neo
 import numpy as np
 import quantities as pq
 
-from bci.acquisition.player import (
+from bci.acquisition.metadata import parse_scale_uv_per_bit
+from bci.session.files import (
     RecordingFormatError,
     RecordingNotFoundError,
+    header_value,
     read_xdf,
     resolve_recording_path,
 )
@@ -59,6 +65,8 @@ __all__ = [
     "load",
     "parse_spike_marker",
     "parse_unit",
+    "physical_samples",
+    "stream_scale_uv_per_bit",
 ]
 
 logger = logging.getLogger(__name__)
@@ -119,13 +127,6 @@ def parse_spike_marker(marker: str) -> dict[str, int] | None:
     return out
 
 
-def _first(info: Mapping[str, Any], key: str, default: str = "") -> str:
-    value = info.get(key)
-    if not value or value[0] is None:
-        return default
-    return str(value[0])
-
-
 def _to_xml(tag: str, node: Any) -> ET.Element:
     el = ET.Element(tag)
     if isinstance(node, Mapping):
@@ -147,10 +148,10 @@ def _channels(info: Mapping[str, Any], n: int) -> list[dict[str, str]]:
             for ch in groups[0].get("channel", []):
                 if not isinstance(ch, Mapping):
                     continue
-                entry = {k: _first(ch, k) for k in ("label", "unit", "type")}
+                entry = {k: header_value(ch, k) for k in ("label", "unit", "type")}
                 loc = (ch.get("location") or [None])[0]
                 if isinstance(loc, Mapping):
-                    entry["x"], entry["y"] = _first(loc, "X"), _first(loc, "Y")
+                    entry["x"], entry["y"] = header_value(loc, "X"), header_value(loc, "Y")
                 out.append(entry)
     out = out[:n]
     out += [{"label": "", "unit": "", "type": ""} for _ in range(n - len(out))]
@@ -163,12 +164,12 @@ def _channels(info: Mapping[str, Any], n: int) -> list[dict[str, str]]:
 def _stream_annotations(stream: Mapping[str, Any]) -> dict[str, Any]:
     info = stream["info"]
     ann: dict[str, Any] = {
-        "lsl_name": _first(info, "name"),
-        "lsl_type": _first(info, "type"),
-        "lsl_source_id": _first(info, "source_id"),
-        "lsl_hostname": _first(info, "hostname"),
-        "lsl_channel_format": _first(info, "channel_format"),
-        "lsl_nominal_srate": float(_first(info, "nominal_srate", "0")),
+        "lsl_name": header_value(info, "name"),
+        "lsl_type": header_value(info, "type"),
+        "lsl_source_id": header_value(info, "source_id"),
+        "lsl_hostname": header_value(info, "hostname"),
+        "lsl_channel_format": header_value(info, "channel_format"),
+        "lsl_nominal_srate": float(header_value(info, "nominal_srate", "0")),
         "lsl_effective_srate": float(info.get("effective_srate") or 0.0),
         "lsl_stream_id": int(info.get("stream_id", 0)),
         "lsl_info_xml": ET.tostring(
@@ -208,21 +209,50 @@ def _scale(unit: pq.Quantity, target: pq.Quantity) -> float:
     return float(pq.Quantity(1.0, unit).rescale(target).magnitude)
 
 
+def stream_scale_uv_per_bit(info: Mapping[str, Any]) -> float | None:
+    """The ``desc/acquisition/scale_uv_per_bit`` of a pyxdf stream header, or None.
+
+    A stored sample ``v`` of such a stream is ``v * scale_uv_per_bit`` microvolts: every path that
+    turns recorded samples into physical values (this loader, ``session.nix``, replay into
+    :class:`~bci.acquisition.LSLSource`, NWB export) applies it.
+    """
+    desc = (info.get("desc") or [None])[0]
+    if not isinstance(desc, Mapping):
+        return None
+    acq = (desc.get("acquisition") or [None])[0]
+    if not isinstance(acq, Mapping):
+        return None
+    return parse_scale_uv_per_bit(header_value(acq, "scale_uv_per_bit"))
+
+
+def physical_samples(stream: Mapping[str, Any]) -> np.ndarray:
+    """A regular numeric stream's samples (n, channels) in physical units (header scale applied).
+
+    float32 for stored formats of up to 2 bytes (int8, int16) and float32 itself, float64
+    otherwise.
+    """
+    data = np.asarray(stream["time_series"])
+    if data.ndim == 1:
+        data = data.reshape(len(stream["time_stamps"]), -1)
+    dtype = np.float32 if data.dtype.itemsize <= 2 or data.dtype == np.float32 else np.float64
+    scale = stream_scale_uv_per_bit(stream["info"])
+    if scale is not None and scale != 1.0:
+        return np.multiply(data, dtype(scale), dtype=dtype)
+    return data.astype(dtype, copy=False)
+
+
 def _analog_signals(stream: Mapping[str, Any], t0: float) -> list[neo.AnalogSignal]:
     info = stream["info"]
-    data = np.asarray(stream["time_series"])
     stamps = np.asarray(stream["time_stamps"], dtype=np.float64)
-    if data.ndim == 1:
-        data = data.reshape(len(stamps), -1)
+    data = physical_samples(stream)
     n_ch = data.shape[1]
-    if data.dtype != np.float32:
-        data = data.astype(np.float32 if data.dtype.itemsize <= 2 else np.float64)
-    sfreq = float(_first(info, "nominal_srate"))
+    sfreq = float(header_value(info, "nominal_srate"))
     channels = _channels(info, n_ch)
     parsed = {u: parse_unit(u) for u in {ch["unit"] for ch in channels}}  # once per distinct unit
     keys = {u: _dimension_key(q) for u, (q, _) in parsed.items()}
     units = [parsed[ch["unit"]] for ch in channels]
     ann = _stream_annotations(stream)
+    ann["lsl_scale_uv_per_bit"] = stream_scale_uv_per_bit(info) or 1.0
     ideal = stamps[0] + np.arange(len(stamps)) / sfreq
     ann["max_timing_error_s"] = float(np.max(np.abs(stamps - ideal)))
     if ann["max_timing_error_s"] > 10.0 / sfreq:
@@ -278,11 +308,11 @@ def _analog_signals(stream: Mapping[str, Any], t0: float) -> list[neo.AnalogSign
 def _events(stream: Mapping[str, Any], t0: float) -> neo.Event:
     info = stream["info"]
     stamps = np.asarray(stream["time_stamps"], dtype=np.float64)
-    channels = _channels(info, int(_first(info, "channel_count", "1")))
+    channels = _channels(info, int(header_value(info, "channel_count", "1")))
     taken = {"labels"}
     keys = [_array_key(ch["label"], taken) for ch in channels]
     arr_ann: dict[str, np.ndarray] = {}
-    if _first(info, "channel_format") == "string":
+    if header_value(info, "channel_format") == "string":
         rows = [[str(v) for v in row] for row in stream["time_series"]]
         labels = [row[0] if row else "" for row in rows]
         for j, key in enumerate(keys[1:], start=1):
@@ -308,7 +338,7 @@ def _events(stream: Mapping[str, Any], t0: float) -> neo.Event:
 def _spike_table(stream: Mapping[str, Any]) -> dict[str, Any] | None:
     """Unit, channel, optional sample/amplitude/waveform columns of a spike stream, else None."""
     info = stream["info"]
-    fmt = _first(info, "channel_format")
+    fmt = header_value(info, "channel_format")
     if fmt == "string":
         maybe = [parse_spike_marker(str(row[0])) for row in stream["time_series"]]
         parsed = [p for p in maybe if p is not None]
@@ -321,9 +351,9 @@ def _spike_table(stream: Mapping[str, Any]) -> dict[str, Any] | None:
         if all("sample" in p for p in parsed):
             spikes["sample_index"] = np.array([p["sample"] for p in parsed], dtype=np.int64)
         return spikes
-    if _first(info, "type").lower() != "spikes":
+    if header_value(info, "type").lower() != "spikes":
         return None
-    n_ch = int(_first(info, "channel_count", "1"))
+    n_ch = int(header_value(info, "channel_count", "1"))
     values = np.asarray(stream["time_series"], dtype=np.float64).reshape(-1, n_ch)
     labels = [ch["label"].lower() for ch in _channels(info, n_ch)]
 
@@ -358,7 +388,7 @@ def _spike_table(stream: Mapping[str, Any]) -> dict[str, Any] | None:
     if wf_cols:
         table["waveforms"] = values[:, wf_cols]
         desc = (info.get("desc") or [None])[0]
-        wf_sfreq = _first(desc, "waveform_sfreq") if isinstance(desc, Mapping) else ""
+        wf_sfreq = header_value(desc, "waveform_sfreq") if isinstance(desc, Mapping) else ""
         table["waveform_sfreq"] = float(wf_sfreq) if wf_sfreq else None
     return table
 
@@ -438,12 +468,12 @@ def load(path: str | Path, *, dejitter: bool = False, synchronize_clocks: bool =
     t0 = min((float(s["time_stamps"][0]) for s in filled), default=0.0)
     ends = []
     for s in filled:
-        srate = float(_first(s["info"], "nominal_srate", "0"))
+        srate = float(header_value(s["info"], "nominal_srate", "0"))
         ends.append(float(s["time_stamps"][-1]) - t0 + (1.0 / srate if srate > 0 else 0.0))
     t_stop = max(ends, default=0.0)
 
     rec_datetime = None
-    stamp = _first(header.get("info", {}), "datetime")
+    stamp = header_value(header.get("info", {}), "datetime")
     if stamp:
         try:
             parsed = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z")
@@ -456,7 +486,7 @@ def load(path: str | Path, *, dejitter: bool = False, synchronize_clocks: bool =
         name=name,
         file_origin=str(p),
         rec_datetime=rec_datetime,
-        xdf_version=_first(header.get("info", {}), "version"),
+        xdf_version=header_value(header.get("info", {}), "version"),
     )
     segment = neo.Segment(
         name=name,
@@ -466,7 +496,7 @@ def load(path: str | Path, *, dejitter: bool = False, synchronize_clocks: bool =
         duration_s=t_stop,
         # one string, not a list: NixIO gives one-element lists back as scalars
         empty_streams="; ".join(
-            _first(s["info"], "name") for s in streams if not len(s["time_stamps"])
+            header_value(s["info"], "name") for s in streams if not len(s["time_stamps"])
         ),
     )
     block.segments.append(segment)
@@ -476,8 +506,8 @@ def load(path: str | Path, *, dejitter: bool = False, synchronize_clocks: bool =
         if table is not None:
             segment.spiketrains.extend(_spike_trains(s, table, t0, t_stop))
         elif (
-            _first(info, "channel_format") != "string"
-            and float(_first(info, "nominal_srate", "0")) > 0
+            header_value(info, "channel_format") != "string"
+            and float(header_value(info, "nominal_srate", "0")) > 0
         ):
             segment.analogsignals.extend(_analog_signals(s, t0))
         else:

@@ -28,7 +28,7 @@ import socket
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,18 +36,18 @@ import pylsl
 from pylsl.util import TimeoutError as LSLTimeoutError
 
 import bci.acquisition.lsl_config  # noqa: F401  (quiet liblsl before first use)
-from bci.checks import check_type, ensure_float
 from bci.acquisition.metadata import FORMAT_NAMES, NUMPY_DTYPES
 from bci.acquisition.puller import ChunkPuller
 from bci.acquisition.source import resolve_stream_info
+from bci.checks import check_type, ensure_float
 from bci.errors import BCIError, ConfigError
-from bci.session.xdf import XDFWriter, footer_xml
+from bci.session.xdf import StreamSummary, XDFWriter
 
 __all__ = [
     "Recorder",
     "RecorderError",
     "StreamQuery",
-    "StreamStats",
+    "StreamSummary",
     "find_streams",
 ]
 
@@ -116,26 +116,10 @@ def find_streams(
     return found
 
 
-@dataclass
-class StreamStats:
-    """What has been recorded of one stream so far."""
-
-    stream_id: int
-    name: str
-    source_id: str
-    channel_format: str
-    n_channels: int
-    nominal_srate: float
-    sample_count: int = 0
-    first_timestamp: float | None = None
-    last_timestamp: float | None = None
-    clock_offsets: list[tuple[float, float]] = field(default_factory=list)
-
-
 class _Track:
     """One recorded stream: its inlet, its stats and its two threads."""
 
-    def __init__(self, inlet: pylsl.StreamInlet, stats: StreamStats) -> None:
+    def __init__(self, inlet: pylsl.StreamInlet, stats: StreamSummary) -> None:
         self.inlet = inlet
         self.stats = stats
         self.threads: list[threading.Thread] = []
@@ -231,7 +215,12 @@ class Recorder:
         """Open every inlet, write the file and stream headers, and start recording."""
         if self._writer is not None:
             raise RecorderError("This recorder has already been started; make a new one.")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise RecorderError(
+                f"Cannot create the folder of {self.path}: {err.strerror or err}."
+            ) from err
         inlets = []
         try:
             for info in self.infos:
@@ -261,7 +250,7 @@ class Recorder:
                 header_fields={
                     "writer": f"bci-closed-loop {__version__} (bci.session.recorder)",
                     # streams stamped on this host share the recorder's clock: offset exactly 0
-                    # (bci.acquisition.clock_sync reads this back)
+                    # (bci.session.clock_sync reads this back)
                     "hostname": socket.gethostname(),
                 },
             )
@@ -272,8 +261,9 @@ class Recorder:
         for inlet, full in inlets:
             stream_id = self._writer.add_stream(full.as_xml())
             fmt = FORMAT_NAMES.get(full.channel_format(), "")
-            stats = StreamStats(
+            stats = StreamSummary(
                 stream_id=stream_id,
+                header_xml=full.as_xml(),
                 name=full.name(),
                 source_id=full.source_id(),
                 channel_format=fmt,
@@ -305,7 +295,7 @@ class Recorder:
         self._writer_thread.start()
         return self
 
-    def stop(self) -> list[StreamStats]:
+    def stop(self) -> list[StreamSummary]:
         """Take what has arrived, write the footers and close the file; return the stats."""
         if self._writer is None or self._stopped:
             return self.stats
@@ -320,15 +310,7 @@ class Recorder:
         try:
             for track in self._tracks:
                 s = track.stats
-                writer.write_footer(
-                    s.stream_id,
-                    footer_xml(
-                        s.first_timestamp if s.first_timestamp is not None else 0.0,
-                        s.last_timestamp if s.last_timestamp is not None else 0.0,
-                        s.sample_count,
-                        s.clock_offsets,
-                    ),
-                )
+                writer.write_footer(s.stream_id, s.make_footer_xml())
         except BCIError as err:  # e.g. disk full: reported by check() below
             self._add_error(f"footers: {err}")
         finally:
@@ -353,7 +335,7 @@ class Recorder:
     # -- state -------------------------------------------------------------------------------
 
     @property
-    def stats(self) -> list[StreamStats]:
+    def stats(self) -> list[StreamSummary]:
         """Per-stream counts, first/last time stamps and clock offsets (live)."""
         return [t.stats for t in self._tracks]
 
@@ -407,7 +389,7 @@ class Recorder:
                     writer.write_numeric(
                         stats.stream_id, puller.stamps[:n], puller.data[:n], stats.channel_format
                     )
-                    self._count(stats, float(puller.stamps[0]), float(puller.stamps[n - 1]), n)
+                    stats.add_samples(float(puller.stamps[0]), float(puller.stamps[n - 1]), n)
                 return n
         elif stats.channel_format == "string":
             capacity = IRREGULAR_PULL_SAMPLES
@@ -417,7 +399,7 @@ class Recorder:
                 n = len(stamps)
                 if n:
                     writer.write_strings(stats.stream_id, stamps, rows)
-                    self._count(stats, float(stamps[0]), float(stamps[-1]), n)
+                    stats.add_samples(float(stamps[0]), float(stamps[-1]), n)
                 return n
         else:
             raise RecorderError(
@@ -431,13 +413,6 @@ class Recorder:
             if stopping:
                 return
             self._stop.wait(self.pull_interval_s)
-
-    @staticmethod
-    def _count(stats: StreamStats, first: float, last: float, n: int) -> None:
-        if stats.first_timestamp is None:
-            stats.first_timestamp = first
-        stats.last_timestamp = last
-        stats.sample_count += n
 
     def _clock_loop(self, track: _Track) -> None:
         writer = self._writer

@@ -22,7 +22,6 @@ from bci.errors import BCIError
 from bci.session.xdf import (
     XDFWriteError,
     boundary_chunk,
-    footer_xml,
     numeric_samples_chunk,
     stream_footer_chunk,
     string_samples_chunk,
@@ -109,7 +108,10 @@ def repair(
             f"Refusing to repair {src} in place: give a different output file (--out)."
         )
     if dest.exists() and not overwrite:
-        raise XDFWriteError(f"{dest} already exists; choose another --out or pass overwrite.")
+        raise XDFWriteError(
+            f"{dest} already exists; choose another --out or pass --overwrite "
+            "(overwrite=True in Python)."
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".partial")
     try:
@@ -143,19 +145,10 @@ def _write_repaired(scan: XDFScan, tmp: Path, report: RepairReport) -> None:
                 ):
                     f_out.write(part)
             report.salvaged_samples[s.name] = len(block.stamps)
-            if s.first_timestamp is None:
-                s.first_timestamp = float(block.stamps[0])
-            s.last_timestamp = float(block.stamps[-1])
-            s.sample_count += len(block.stamps)
+            s.add_samples(block.stamps[0], block.stamps[-1], len(block.stamps))
         f_out.write(boundary_chunk())
         for s in scan.missing_footers:
-            xml = footer_xml(
-                s.first_timestamp if s.first_timestamp is not None else 0.0,
-                s.last_timestamp if s.last_timestamp is not None else 0.0,
-                s.sample_count,
-                s.clock_offsets,
-            )
-            f_out.write(stream_footer_chunk(s.stream_id, xml))
+            f_out.write(stream_footer_chunk(s.stream_id, s.make_footer_xml()))
             report.footers_added.append(s.name)
         f_out.flush()
         os.fsync(f_out.fileno())

@@ -28,6 +28,17 @@ SUMMARY_FILE_NAME = "summary.json"
 _NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
+def check_run_name(name: str, what: str = "name") -> str:
+    """Return ``name`` if it can name a run folder, else raise a ConfigError naming ``what``."""
+    check_type(name, str, what)
+    if not _NAME_OK.match(name):
+        raise ConfigError(
+            f"Invalid value for the '{what}' parameter: {name!r}. Use letters, digits, '.', '_' "
+            "and '-', starting with a letter or digit."
+        )
+    return name
+
+
 def create_run_dir(
     name: str,
     root: str | Path = DEFAULT_RUNS_ROOT,
@@ -48,12 +59,7 @@ def create_run_dir(
     now : datetime, optional
         Time stamp to use (local time by default).
     """
-    check_type(name, str, "name")
-    if not _NAME_OK.match(name):
-        raise ConfigError(
-            f"Invalid value for the 'name' parameter: {name!r}. Use letters, digits, '.', '_' "
-            "and '-', starting with a letter or digit."
-        )
+    check_run_name(name)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     stamp = (now or _dt.datetime.now()).strftime("%Y%m%d-%H%M%S")

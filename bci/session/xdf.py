@@ -43,6 +43,7 @@ import os
 import struct
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,7 @@ __all__ = [
     "BOUNDARY_UUID",
     "MAGIC",
     "ChunkTag",
+    "StreamSummary",
     "XDFWriter",
     "boundary_chunk",
     "chunk_header",
@@ -221,6 +223,49 @@ def footer_xml(
     )
 
 
+@dataclass
+class StreamSummary:
+    """One stream of an XDF file: its header and what its Samples chunks hold so far.
+
+    The recorder keeps one per stream while it records (and writes its footer from it); the
+    checker (:func:`bci.session.xdf_read.scan_xdf`) builds one per stream it reads.
+    """
+
+    stream_id: int
+    name: str
+    channel_format: str
+    n_channels: int
+    nominal_srate: float
+    source_id: str = ""
+    #: the StreamHeader's XML ("" when not kept)
+    header_xml: str = ""
+    sample_count: int = 0
+    first_timestamp: float | None = None
+    last_timestamp: float | None = None
+    #: (collection time, offset) pairs of the ClockOffset chunks
+    clock_offsets: list[tuple[float, float]] = field(default_factory=list)
+    #: the StreamFooter's XML, None while the stream has none
+    footer_xml: str | None = None
+
+    def add_samples(self, first_timestamp: float, last_timestamp: float, n: int) -> None:
+        """Count ``n`` more samples stamped from ``first_timestamp`` to ``last_timestamp``."""
+        if n <= 0:
+            return
+        if self.first_timestamp is None:
+            self.first_timestamp = float(first_timestamp)
+        self.last_timestamp = float(last_timestamp)
+        self.sample_count += n
+
+    def make_footer_xml(self) -> str:
+        """The StreamFooter XML for what has been counted (see :func:`footer_xml`)."""
+        return footer_xml(
+            self.first_timestamp if self.first_timestamp is not None else 0.0,
+            self.last_timestamp if self.last_timestamp is not None else 0.0,
+            self.sample_count,
+            self.clock_offsets,
+        )
+
+
 def stream_footer_chunk(stream_id: int, xml: str) -> bytes:
     """StreamFooter chunk with the XML of :func:`footer_xml`."""
     return _xml_chunk(ChunkTag.STREAM_FOOTER, xml, stream_id)
@@ -268,7 +313,8 @@ class XDFWriter:
             self._fd: int | None = os.open(self.path, flags | getattr(os, "O_BINARY", 0), 0o644)
         except FileExistsError:
             raise XDFWriteError(
-                f"{self.path} already exists; choose another file or pass overwrite=True."
+                f"{self.path} already exists; choose another file or replace it "
+                "(--overwrite on the command line, overwrite=True in Python)."
             ) from None
         except OSError as err:
             raise XDFWriteError(f"Cannot create the XDF file {self.path}: {err}") from err

@@ -20,8 +20,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from bci.acquisition.player import RecordingFormatError, resolve_recording_path
-from bci.session.xdf import MAGIC, XDF_DTYPES, ChunkTag
+from bci.session.files import RecordingFormatError, resolve_recording_path
+from bci.session.xdf import MAGIC, XDF_DTYPES, ChunkTag, StreamSummary
 
 __all__ = [
     "ChunkInfo",
@@ -57,23 +57,6 @@ class ChunkInfo:
     end: int
     content_offset: int
     stream_id: int | None = None
-
-
-@dataclass
-class StreamSummary:
-    """One stream of a scanned file: its header and what its Samples chunks hold."""
-
-    stream_id: int
-    header_xml: str
-    name: str
-    channel_format: str
-    n_channels: int
-    nominal_srate: float
-    sample_count: int = 0
-    first_timestamp: float | None = None
-    last_timestamp: float | None = None
-    clock_offsets: list[tuple[float, float]] = field(default_factory=list)
-    footer_xml: str | None = None
 
 
 @dataclass
@@ -365,6 +348,7 @@ def scan_xdf(path: str | Path, *, allow_unknown: bool = False) -> XDFScan:
                     stream_id=c.stream_id,
                     header_xml=raw.decode("utf-8", "replace"),
                     name=_text(root, "name"),
+                    source_id=_text(root, "source_id"),
                     channel_format=fmt,
                     n_channels=int(_text(root, "channel_count", "1")),
                     nominal_srate=float(_text(root, "nominal_srate", "0")),
@@ -400,10 +384,5 @@ def scan_xdf(path: str | Path, *, allow_unknown: bool = False) -> XDFScan:
 
 
 def _account(s: StreamSummary, block: SamplesBlock) -> None:
-    n = len(block.stamps)
-    if not n:
-        return
-    if s.first_timestamp is None:
-        s.first_timestamp = float(block.stamps[0])
-    s.last_timestamp = float(block.stamps[-1])
-    s.sample_count += n
+    if len(block.stamps):
+        s.add_samples(block.stamps[0], block.stamps[-1], len(block.stamps))

@@ -1,355 +1,235 @@
-"""Calibration: detected peaks -> snippets -> features -> clusters -> merged, refined unit templates.
+"""Calibration: a segment of preprocessed traces -> a template bank (a function, no sorter).
 
-Steps (run once, offline, on the first seconds of a session):
-
-1. Peaks: locally exclusive threshold crossings (:mod:`bci.sorting.detection`).
-2. Features: each peak's snippet on the contacts within ``feature_radius_um`` of its peak channel,
-   compressed by a temporal PCA (SVD) shared by all channels, then a PCA of the concatenated
-   per-channel coefficients. Peaks are clustered per peak channel, so every feature vector of a
-   group lives on the same contacts (the local strategy of Tridesclous 2 and SpyKING CIRCUS 2).
-3. Clustering: scikit-learn's :class:`~sklearn.cluster.HDBSCAN` (Campello et al. 2013). Why:
-   the number of units is unknown (k-means and Gaussian mixtures need it, or a model-selection
-   loop around them); clusters of spike features have unequal sizes and densities, which a single
-   DBSCAN radius cannot serve; and noise peaks are left unlabelled instead of forced into a unit.
-   It is the clusterer SpyKING CIRCUS 2 and Tridesclous 2 use through the ``hdbscan`` package;
-   scikit-learn's port needs no extra dependency.
-4. Over-splitting: one unit seen on two peak channels, or cut in two by HDBSCAN, gives templates
-   that differ by little more than noise. Two templates are merged when, at the best alignment
-   within a few samples and the best relative scale in [0.8, 1.25], their difference on the
-   contacts either one reaches, minus what estimating each template from its spikes explains
-   (the median of n spikes has variance ~pi/(2n) per point), has less energy than
-   ``merge_distance`` noise-sigma^2 (a matched filter could not tell them apart on single
-   spikes: sqrt(40) ~ 6 sigma), or less than
-   ``merge_threshold`` of the smaller template's energy (big units whose clusters differ by
-   sub-sample jitter). Two units 15 um apart differ by ~8% of their energy, hundreds of sigma^2.
-5. Refinement: the templates are matched against the calibration data with the online peeler
-   itself, each template is rebuilt from the spikes assigned to it, templates that collect too
-   few spikes are dropped, and the rebuilt templates are merged again (one step of
-   template-matching EM; it cleans clusters polluted by overlaps and aligns every template on its
-   own trough).
+The steps: the traces' layout is checked (time-first), noise levels (MAD), the stimulation
+residue and the windows left out around pulses (:mod:`bci.sorting.pulses`), clustering into
+templates (:mod:`bci.sorting.clustering`), refinement rounds that match the calibration data with
+the online matcher itself (:class:`bci.sorting.peeler.Matcher`), and, with pulses, dropping the
+templates locked to them (:mod:`bci.sorting.locking`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from bci.sorting.detection import channel_neighbours, detect_peaks
-from bci.sorting.noise import SortingError
+from bci.checks import ensure_float
+from bci.sorting.clustering import CalibrationParams, cluster_templates, rebuild_templates
+from bci.sorting.config import SorterConfig
+from bci.sorting.detection import default_positions
+from bci.sorting.errors import SortingConfigError, SortingError
+from bci.sorting.locking import MIN_LOCKING_PULSES, is_pulse_locked, pulse_locking
+from bci.sorting.noise import mad_noise
+from bci.sorting.peeler import Matcher
+from bci.sorting.pulses import learn_residue, pulse_mask
+from bci.sorting.streaming import subtract_residue
+from bci.sorting.templates import TemplateBank
 
 
-@dataclass(frozen=True)
-class CalibrationParams:
-    """Knobs of :func:`cluster_templates` (see :class:`bci.sorting.OnlineSorter` for meanings)."""
-
-    threshold: float = 5.0
-    sweep: int = 3
-    refractory: int = 15
-    detect_radius_um: float = 50.0
-    feature_radius_um: float = 50.0
-    pre: int = 20
-    post: int = 30
-    tail: int = 60
-    n_temporal_pcs: int = 5
-    n_features: int = 10
-    min_cluster_size: int = 20
-    max_peaks_per_channel: int = 2000
-    merge_threshold: float = 0.05
-    merge_distance: float = 40.0
-    merge_max_shift: int = 3
-    split_depth: int = 2
-    n_split_pcs: int = 3
-    min_spikes: int = 20
-    seed: int = 0
-
-
-def snippets(
-    x: npt.NDArray[np.float32],
-    times: npt.NDArray[np.int64],
-    pre: int,
-    post: int,
-    channels: npt.NDArray[np.intp] | None = None,
+def time_first(
+    traces: npt.ArrayLike, name: str = "traces", n_positions: int | None = None
 ) -> npt.NDArray[np.float32]:
-    """Windows ``x[t - pre : t + post + 1]`` of each time, shape (n, pre + post + 1, channels)."""
-    idx = times[:, None] + np.arange(-pre, post + 1)[None, :]
-    if channels is None:
-        return x[idx]
-    return x[idx[:, :, None], channels[None, None, :]]
+    """``traces`` as a contiguous float32 array of shape (n_samples, n_channels).
 
+    Refuses arrays that are not 2-D or empty, and arrays that are evidently channels-first: more
+    channels than samples, or as many samples as there are contact positions (when given) but
+    not as many channels.
 
-def _robust_mean(w: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """Median over spikes: a template that overlapping spikes do not drag."""
-    return np.median(w, axis=0).astype(np.float32)
-
-
-#: Templates are medians of at most this many spikes.
-_TEMPLATE_SPIKES = 1000
-
-
-def _template_from_times(
-    x: npt.NDArray[np.float32],
-    times: npt.NDArray[np.int64],
-    pre: int,
-    post: int,
-    limit: int = _TEMPLATE_SPIKES,
-) -> npt.NDArray[np.float32]:
-    if times.size > limit:
-        times = times[np.linspace(0, times.size - 1, limit).astype(np.int64)]
-    return _robust_mean(snippets(x, times, pre, post))
-
-
-def _align(
-    x: npt.NDArray[np.float32], times: npt.NDArray[np.int64], pre: int, post: int, max_shift: int
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
-    """Template of ``times`` re-centred on the trough of its main channel (shift bounded)."""
-    template = _template_from_times(x, times, pre, post)
-    main = int(np.argmin(template[: 2 * pre + 1].min(axis=0)))
-    shift = int(np.clip(int(np.argmin(template[: 2 * pre + 1, main])) - pre, -max_shift, max_shift))
-    if shift:
-        times = times + shift
-        template = _template_from_times(x, times, pre, post)
-    return template, times
-
-
-def _distance(
-    a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], max_shift: int
-) -> tuple[float, float, int, int]:
-    """Smallest ``||a - c * b_shifted||^2`` over shifts and a scale ``c`` in [0.8, 1.25].
-
-    Returns ``(absolute, relative, shift, n_points)``: the distance in noise-sigma^2 (what a
-    matched filter sees on one spike), the same over the smaller template's energy, the best
-    shift, and the number of (sample, channel) points compared.
+    Raises
+    ------
+    SortingConfigError
     """
-    n = a.shape[0]
-    support = (np.abs(a).max(axis=0) >= 1.0) | (np.abs(b).max(axis=0) >= 1.0)
-    a, b = a[:, support].astype(np.float64), b[:, support].astype(np.float64)
-    best, best_s = np.inf, 0
-    ea, eb = float((a**2).sum()), float((b**2).sum())
-    for s in range(-max_shift, max_shift + 1):
-        lo, hi = max(0, s), min(n, n + s)
-        aa, bb = a[lo:hi], b[lo - s : hi - s]
-        c = float(np.clip((aa * bb).sum() / max(float((bb**2).sum()), 1e-12), 0.8, 1.25))
-        d = float(((aa - c * bb) ** 2).sum())
-        if d < best:
-            best, best_s = d, s
-    return best, best / max(min(ea, eb), 1e-12), best_s, int(a.size)
-
-
-#: Variance of a median of n unit-variance Gaussian samples is about pi / (2 n).
-_MEDIAN_VARIANCE = np.pi / 2
-
-
-def _cluster_group(
-    features: npt.NDArray[np.float32], min_cluster_size: int, seed: int
-) -> npt.NDArray[np.int64]:
-    from sklearn.cluster import HDBSCAN
-
-    if features.shape[0] < 2 * min_cluster_size:
-        return np.zeros(features.shape[0], np.int64)
-    labels = HDBSCAN(
-        min_cluster_size=min_cluster_size, min_samples=5, allow_single_cluster=True, copy=True
-    ).fit_predict(features)
-    return np.asarray(labels, dtype=np.int64)
-
-
-def _split(
-    w: npt.NDArray[np.float32], times: npt.NDArray[np.int64], p: CalibrationParams, depth: int
-) -> list[npt.NDArray[np.int64]]:
-    """Split a cluster again in the principal components of its own waveforms, recursively.
-
-    A density clustering of all the peaks of a channel can leave two units with similar
-    waveforms in one cluster; within that cluster, the direction that separates them is the
-    dominant one, so a second clustering on the cluster's own PCA separates them (the iterative
-    local split of Tridesclous 2 and SpyKING CIRCUS 2).
-    """
-    if depth >= p.split_depth or times.size < 2 * p.min_cluster_size:
-        return [times]
-    flat = w.reshape(w.shape[0], -1).astype(np.float64)
-    flat -= flat.mean(axis=0)
-    _, _, v = np.linalg.svd(flat, full_matrices=False)
-    feats = (flat @ v[: p.n_split_pcs].T).astype(np.float32)
-    labels = _cluster_group(feats, p.min_cluster_size, p.seed)
-    kept = np.unique(labels[labels >= 0])
-    if kept.size < 2:
-        return [times]
-    out: list[npt.NDArray[np.int64]] = []
-    for lab in kept:
-        sel = labels == lab
-        out.extend(_split(w[sel], times[sel], p, depth + 1))
-    return out
-
-
-def find_peaks(
-    x: npt.NDArray[np.float32], positions: npt.NDArray[np.float64], p: CalibrationParams
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]:
-    """Locally exclusive peaks of the whole calibration segment (edges kept clear for snippets)."""
-    neighbours, n_neighbours = channel_neighbours(positions, p.detect_radius_um)
-    margin = max(p.pre, p.tail) + p.merge_max_shift + p.sweep + 1
-    if x.shape[0] <= 2 * margin:
-        raise SortingError(
-            f"Calibration needs more than {2 * margin} samples, but got {x.shape[0]}."
+    x = np.asarray(traces)
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise SortingConfigError(
+            f"Invalid value for the '{name}' parameter. Allowed values are arrays of shape "
+            f"(n_samples, n_channels), but got shape {x.shape} instead."
         )
-    return detect_peaks(
-        x, margin, x.shape[0] - margin, p.threshold, p.sweep, p.refractory, neighbours, n_neighbours
+    n_samples, n_channels = x.shape
+    flipped = (
+        f"The '{name}' array of shape {x.shape} looks channels-first: pass it time-first, "
+        f"(n_samples, n_channels) ({name}.T)."
     )
+    if n_positions is not None and n_positions != n_channels:
+        if n_positions == n_samples:
+            raise SortingConfigError(
+                f"{flipped} The probe has {n_positions} contacts, as many as the array has rows."
+            )
+        raise SortingConfigError(
+            f"Invalid value for the 'positions' parameter. Allowed values are arrays of shape "
+            f"({n_channels}, 2) in um, one row per channel of '{name}', but got {n_positions} "
+            "rows instead."
+        )
+    if n_channels > n_samples:
+        raise SortingConfigError(
+            f"{flipped} It has more channels ({n_channels}) than samples ({n_samples})."
+        )
+    return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def cluster_templates(
-    x: npt.NDArray[np.float32],
-    positions: npt.NDArray[np.float64],
-    p: CalibrationParams,
-    masked: npt.NDArray[np.uint8] | None = None,
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64], dict[str, Any]]:
-    """Cluster the peaks of normalised traces ``x`` into merged templates (steps 1-4).
+def probe_positions(positions: npt.ArrayLike | None, n_channels: int) -> npt.NDArray[np.float64]:
+    """Contact positions (n_channels, 2) in um: as given, or one column at 20 um pitch."""
+    if positions is None:
+        return default_positions(n_channels)
+    pos = np.asarray(positions, dtype=np.float64)
+    if pos.ndim != 2 or pos.shape[0] != n_channels or pos.shape[1] < 2:
+        raise SortingConfigError(
+            f"Invalid value for the 'positions' parameter. Allowed values are arrays of shape "
+            f"({n_channels}, 2) in um for {n_channels} channels, but got shape {pos.shape} "
+            "instead."
+        )
+    return pos[:, :2]
 
-    Peaks at samples where ``masked`` is set (around stimulation pulses) are left out.
+
+def calibrate(
+    traces: npt.ArrayLike,
+    sfreq: float,
+    config: SorterConfig | None = None,
+    positions: npt.ArrayLike | None = None,
+    pulses: npt.ArrayLike | None = None,
+) -> tuple[TemplateBank, dict[str, Any]]:
+    """Learn noise levels and unit templates from a calibration segment.
+
+    Parameters
+    ----------
+    traces : array, shape (n_samples, n_channels)
+        Preprocessed signal (band-passed, referenced) in uV, typically the first 30 s.
+    sfreq : float
+        Sampling rate in Hz.
+    config : SorterConfig or None
+        The sorter's knobs (default: ``SorterConfig()``).
+    positions : array (n_channels, 2) or None
+        Contact positions in um (``None``: one column at 20 um pitch).
+    pulses : array of int or None
+        Stimulation pulse onsets (samples from the segment's start): peaks within
+        ``calibration_pulse_window_ms`` of them are not learned from.
 
     Returns
     -------
-    templates : float32 array (n_units, pre + post + 1, n_channels)
-    n_spikes : int64 array (n_units,)
+    bank : TemplateBank
     info : dict
-        Counts for the calibration report (peaks, clusters before/after merging).
+        Counts for the calibration report (peaks, clusters, refinement, pulse-locked units).
+
+    Raises
+    ------
+    SortingConfigError
+        Traces that are not (n_samples, n_channels), or positions that do not fit them.
+    SortingError
+        Data with NaN, too short, or without spikes above the noise.
     """
-    times, chans = find_peaks(x, positions, p)
-    if masked is not None:  # no templates learned from stimulation artifacts
-        keep = masked[times] == 0
-        times, chans = times[keep], chans[keep]
-    n_channels = x.shape[1]
-    min_total = max(p.min_cluster_size, p.min_spikes)
-    if times.size < min_total:
-        raise SortingError(
-            f"Calibration found {times.size} spikes beyond {p.threshold} x noise on "
-            f"{n_channels} channels in {x.shape[0]} samples; at least {min_total} are needed to "
-            "learn a template. Calibrate on a longer or livelier segment, or lower the threshold."
-        )
-    rng = np.random.default_rng(p.seed)
-    # temporal basis from peak-channel waveforms
-    sample = rng.choice(times.size, size=min(times.size, 5000), replace=False)
-    waves = snippets(x, times[sample], p.pre, p.post)[np.arange(sample.size), :, chans[sample]]
-    _, _, vt = np.linalg.svd(waves - waves.mean(axis=0), full_matrices=False)
-    basis = vt[: p.n_temporal_pcs].astype(np.float32)  # (n_pcs, n_t)
-    feat_neigh, feat_counts = channel_neighbours(positions, p.feature_radius_um)
-    clusters: list[npt.NDArray[np.int64]] = []
-    for c in range(n_channels):
-        members = np.flatnonzero(chans == c)
-        if members.size < p.min_cluster_size:
-            continue
-        if members.size > p.max_peaks_per_channel:
-            members = np.sort(rng.choice(members, size=p.max_peaks_per_channel, replace=False))
-        chs = np.concatenate([[c], feat_neigh[c, : feat_counts[c]]]).astype(np.intp)
-        w = snippets(x, times[members], p.pre, p.post, chs)  # (m, n_t, n_chs)
-        coeffs = np.einsum("mtc,kt->mck", w, basis).reshape(members.size, -1)
-        coeffs = coeffs - coeffs.mean(axis=0)
-        if coeffs.shape[1] > p.n_features:
-            _, _, v = np.linalg.svd(coeffs, full_matrices=False)
-            coeffs = coeffs @ v[: p.n_features].T
-        labels = _cluster_group(coeffs.astype(np.float32), p.min_cluster_size, p.seed)
-        for lab in np.unique(labels[labels >= 0]):
-            clusters.extend(_split(w[labels == lab], times[members[labels == lab]], p, depth=0))
-    if not clusters:
-        raise SortingError(
-            f"Calibration found {times.size} peaks but no cluster of at least "
-            f"{p.min_cluster_size} similar spikes on any channel; calibrate on a longer segment."
-        )
-    aligned = [_align(x, t, p.pre, p.tail, p.merge_max_shift) for t in clusters]
-    templates = [a[0] for a in aligned]
-    spike_times = [a[1] for a in aligned]
-    n_before = len(templates)
-    templates, spike_times = merge_similar(x, templates, spike_times, p)
-    info = {
-        "n_peaks": int(times.size),
-        "n_clusters": n_before,
-        "n_after_merge": len(templates),
-    }
-    return (
-        np.asarray(templates, dtype=np.float32),
-        np.array([t.size for t in spike_times], dtype=np.int64),
-        info,
+    config = SorterConfig() if config is None else config
+    n_positions = None if positions is None else len(np.asarray(positions))
+    x = time_first(traces, "traces", n_positions)
+    sfreq = ensure_float(sfreq, "sfreq", minimum=0.0, strict_minimum=True, error=SortingConfigError)
+    pos = probe_positions(positions, x.shape[1])
+    noise = mad_noise(x)
+    xn: npt.NDArray[np.float32] = np.ascontiguousarray(x / noise.astype(np.float32))
+    p = config.calibration_params(sfreq)
+    windows = config.windows(sfreq)
+    pulse_arr = np.asarray([] if pulses is None else pulses, np.int64).ravel()
+    window = windows.calibration_pulse_window
+    masked = pulse_mask(pulse_arr, 0, xn.shape[0], window)
+    residue = learn_residue(xn, pulse_arr, window)
+    residue_start = window[0]
+    if residue is not None:
+        subtract_residue(xn, pulse_arr, residue, residue_start)
+    templates, n_spikes, info = cluster_templates(xn, pos, p, masked)
+    bank = make_bank(p, templates, n_spikes, noise, pos, sfreq)
+    bank.residue, bank.residue_start = residue, residue_start
+    info["refine"] = []
+    for _ in range(config.refine):
+        bank, step = refine_bank(config, p, xn, bank, masked)
+        bank.residue, bank.residue_start = residue, residue_start
+        info["refine"].append(step)
+    if config.reject_pulse_locked and pulse_arr.size >= MIN_LOCKING_PULSES:
+        bank, locked = drop_pulse_locked(config, p, xn, bank, pulse_arr, masked)
+        bank.residue, bank.residue_start = residue, residue_start
+        info["pulse_locked"] = locked
+    info["n_units"] = bank.n_units
+    return bank, info
+
+
+def make_bank(
+    p: CalibrationParams,
+    templates: npt.NDArray[np.float32],
+    n_spikes: npt.NDArray[np.int64],
+    noise: npt.NDArray[np.float64],
+    positions: npt.NDArray[np.float64],
+    sfreq: float,
+) -> TemplateBank:
+    """A template bank with the matching geometry of ``p``."""
+    return TemplateBank(
+        templates=templates,
+        pre=p.pre,
+        n_match=p.pre + p.post + 1,
+        noise=noise,
+        positions=positions,
+        sfreq=sfreq,
+        n_spikes=n_spikes,
+        max_offset=max(2, p.sweep + 1),
+        threshold=p.threshold,
     )
 
 
-def merge_similar(
-    x: npt.NDArray[np.float32],
-    templates: list[npt.NDArray[np.float32]],
-    spike_times: list[npt.NDArray[np.int64]],
+def refine_bank(
+    config: SorterConfig,
     p: CalibrationParams,
-) -> tuple[list[npt.NDArray[np.float32]], list[npt.NDArray[np.int64]]]:
-    """Merge templates whose aligned difference is below ``merge_threshold`` (union-find)."""
-    k = len(templates)
-    parent = list(range(k))
-    shift_to_root = [0] * k
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            i = parent[i]
-        return i
-
-    order = np.argsort([-t.size for t in spike_times])  # big clusters absorb small ones
-    for ii, i in enumerate(order):
-        for j in order[ii + 1 :]:
-            ri, rj = find(int(i)), find(int(j))
-            if ri == rj:
-                continue
-            d_abs, d_rel, s, n_points = _distance(templates[i], templates[j], p.merge_max_shift)
-            # what two templates of the same unit differ by, from estimation noise alone
-            noise = (
-                n_points
-                * _MEDIAN_VARIANCE
-                * sum(
-                    1.0 / min(max(t.size, 1), _TEMPLATE_SPIKES)
-                    for t in (spike_times[i], spike_times[j])
-                )
-            )
-            if d_abs - noise < p.merge_distance or d_rel < p.merge_threshold:
-                # b shifted by s matches a: unit j's spikes sit s samples early against i
-                parent[rj] = ri
-                shift_to_root[int(j)] = s
-    groups: dict[int, list[int]] = {}
-    for i in range(k):
-        groups.setdefault(find(i), []).append(i)
-    out_t, out_s = [], []
-    for root, members in groups.items():
-        times = np.sort(
-            np.concatenate(
-                [spike_times[m] - (shift_to_root[m] if m != root else 0) for m in members]
-            )
-        )
-        template, times = _align(x, times, p.pre, p.tail, p.merge_max_shift)
-        out_t.append(template)
-        out_s.append(times)
-    return out_t, out_s
+    xn: npt.NDArray[np.float32],
+    bank: TemplateBank,
+    masked: npt.NDArray[np.uint8],
+) -> tuple[TemplateBank, dict[str, Any]]:
+    """Match the calibration data with the current templates; rebuild them from their spikes."""
+    times, chans, units = Matcher(bank, config).match_array(xn, masked)
+    # the template's own trough time, not the trough of the channel the spike was found on
+    aligned = times - bank.offsets[np.maximum(units, 0), chans]
+    templates, spike_times, n_kept = rebuild_templates(xn, aligned, units, bank.n_units, p)
+    refined = make_bank(
+        p,
+        np.asarray(templates, np.float32),
+        np.asarray([t.size for t in spike_times]),
+        bank.noise,
+        bank.positions,
+        bank.sfreq,
+    )
+    info = {
+        "dropped": bank.n_units - n_kept,
+        "merged": n_kept - len(templates),
+        "unsorted_fraction": float(np.mean(units < 0)) if units.size else 0.0,
+    }
+    return refined, info
 
 
-def rebuild_templates(
-    x: npt.NDArray[np.float32],
-    times: npt.NDArray[np.int64],
-    units: npt.NDArray[np.int32],
-    n_units: int,
+def drop_pulse_locked(
+    config: SorterConfig,
     p: CalibrationParams,
-) -> tuple[list[npt.NDArray[np.float32]], list[npt.NDArray[np.int64]], int]:
-    """Templates rebuilt from the spikes matched to each unit, then merged again (step 5).
-
-    ``times`` are template-aligned trough times of the matched spikes; units with fewer than
-    ``min_spikes`` are dropped. Returns templates, spike times, and the count before merging.
-    """
-    margin = p.merge_max_shift + 1
-    inside = (times >= p.pre + margin) & (times + p.tail + margin < x.shape[0])
-    templates, spike_times = [], []
-    for k in range(n_units):
-        t = times[(units == k) & inside]
-        if t.size < p.min_spikes:
-            continue
-        templates.append(_template_from_times(x, t, p.pre, p.tail))
-        spike_times.append(t)
-    if not templates:
+    xn: npt.NDArray[np.float32],
+    bank: TemplateBank,
+    pulses: npt.NDArray[np.int64],
+    masked: npt.NDArray[np.uint8],
+) -> tuple[TemplateBank, list[dict[str, float]]]:
+    """Drop the templates whose calibration spikes are locked to the stimulation pulses."""
+    times, _, units = Matcher(bank, config).match_array(xn, masked)
+    available = masked == 0
+    horizon = config.windows(bank.sfreq).locking_horizon
+    keep = np.ones(bank.n_units, bool)
+    locked = []
+    for k in range(bank.n_units):
+        stat = pulse_locking(times[units == k], pulses, available, horizon)
+        if is_pulse_locked(stat):
+            keep[k] = False
+            locked.append(
+                {"distance": stat.distance, "p_value": stat.p_value, "n_spikes": stat.n_spikes}
+            )
+    if not keep.any():
         raise SortingError(
-            f"Calibration templates matched fewer than {p.min_spikes} spikes each on the "
-            "calibration data; calibrate on a longer segment."
+            f"All {bank.n_units} calibration templates fire locked to the stimulation pulses "
+            "(artifact residue, not units); calibrate on a segment without stimulation or "
+            "check the pulse times."
         )
-    n_kept = len(templates)
-    templates, spike_times = merge_similar(x, templates, spike_times, p)
-    return templates, spike_times, n_kept
+    if keep.all():
+        return bank, locked
+    kept = make_bank(
+        p, bank.templates[keep], bank.n_spikes[keep], bank.noise, bank.positions, bank.sfreq
+    )
+    return kept, locked

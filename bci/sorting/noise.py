@@ -5,14 +5,10 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from bci.errors import BCIError
+from bci.sorting.errors import SortingError
 
 #: MAD of a standard normal: ``median(|x|) / 0.6745`` estimates its standard deviation.
 MAD_TO_SIGMA = 0.6745
-
-
-class SortingError(BCIError, ValueError):
-    """Sorting cannot go on: no spikes to calibrate on, bad traces, a sorter used before fit."""
 
 
 def mad_noise(traces: npt.ArrayLike, floor: float = 1e-6) -> npt.NDArray[np.float64]:

@@ -15,61 +15,109 @@ the stream is cut into chunks.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, NamedTuple
+
 import numba
 import numpy as np
+import numpy.typing as npt
 
-from bci.sorting.detection import is_local_peak
+from bci.sorting.detection import channel_neighbours, is_local_peak
+from bci.sorting.geometry import Margins
+
+if TYPE_CHECKING:
+    from bci.sorting.config import SorterConfig
+    from bci.sorting.templates import TemplateBank
+
+
+class PeelTables(NamedTuple):
+    """A template bank as the kernel reads it (see :class:`~bci.sorting.templates.TemplateBank`).
+
+    ``templates`` and ``norms`` are the bank's own arrays: template tracking updates them in place.
+    """
+
+    templates: npt.NDArray[np.float32]
+    pre: int
+    n_match: int
+    support: npt.NDArray[np.int32]
+    n_support: npt.NDArray[np.int32]
+    norms: npt.NDArray[np.float64]
+    offsets: npt.NDArray[np.int32]
+    candidates: npt.NDArray[np.int32]
+    n_candidates: npt.NDArray[np.int32]
+
+
+class PeelSettings(NamedTuple):
+    """What the kernel takes as a peak and as a fit (thresholds in noise sigmas, times in samples)."""
+
+    threshold: float
+    match_threshold: float
+    sweep: int
+    refractory: int
+    neighbours: npt.NDArray[np.int32]
+    n_neighbours: npt.NDArray[np.int32]
+    max_shift: int
+    amp_min: float
+    amp_max: float
+    amp_prior: float
+    explain_fraction: float
+    residual_guard: float
+    max_passes: int
+
+
+class PeelState(NamedTuple):
+    """What the kernel carries from one call to the next, per channel (``floor``: one value)."""
+
+    last_unsorted: npt.NDArray[np.int64]
+    guard_until: npt.NDArray[np.int64]
+    guard_level: npt.NDArray[np.float64]
+    floor: npt.NDArray[np.int64]
+
+    @classmethod
+    def fresh(cls, n_channels: int) -> PeelState:
+        """Nothing detected, nothing guarded."""
+        return cls(
+            last_unsorted=np.full(n_channels, -(10**12), np.int64),
+            guard_until=np.full(n_channels, -(10**12), np.int64),
+            guard_level=np.zeros(n_channels, np.float64),
+            floor=np.full(1, -(10**12), np.int64),
+        )
+
+    def shift_rows(self, rows: int) -> None:
+        """Buffer rows moved ``rows`` towards the front: shift the row-valued state with them."""
+        self.last_unsorted[:] -= rows
+        self.guard_until[:] -= rows
+        self.floor[:] -= rows
 
 
 @numba.njit(cache=True, nogil=True)
-def peel(  # pragma: no cover (jitted)
-    x,
-    start,
-    stop,
-    threshold,
-    match_threshold,
-    sweep,
-    refractory,
-    neighbours,
-    n_neighbours,
-    templates,
-    pre,
-    n_match,
-    support,
-    n_support,
-    norms,
-    offsets,
-    candidates,
-    n_candidates,
-    max_shift,
-    amp_min,
-    amp_max,
-    amp_prior,
-    explain_fraction,
-    residual_guard,
-    last_unsorted,
-    guard_until,
-    guard_level,
-    tracking_rate,
-    max_passes,
-    floor_state,
-    rescan,
-    masked,
-):
+def peel(x, start, stop, tables, settings, state, tracking_rate, masked):  # pragma: no cover
     """Peel spikes off the residual ``x`` (modified in place) at samples ``[start, stop)``.
 
     Matching compares the first ``n_match`` samples of each template (trough at ``pre``); the
     subtraction removes the whole template, whose tail may reach past the samples that have
     arrived (``x`` then holds minus the pending subtraction there, and arriving data is added).
-    ``last_unsorted``, ``guard_until``, ``guard_level`` (per channel) and ``floor_state`` (the
-    earliest sample a rescan may return to) are carried between calls. After each accepted spike
-    the scan steps back ``rescan`` samples, so spikes may be found up to ``rescan`` samples before
-    ``start``; callers treat spikes before ``stop - rescan`` as final. No peak is taken at a sample
-    where ``masked`` (uint8, one per row of ``x``) is 1; where it is 2, only peaks beyond
-    ``threshold`` are.
+    ``state`` (:class:`PeelState`) is carried between calls. After each accepted spike the scan
+    restarts at the same sample, all channels, up to ``settings.max_passes`` times, so a spike
+    the subtracted one hid is found there. No peak is taken at a sample where ``masked`` (uint8,
+    one per row of ``x``) is 1; where it is 2, only peaks beyond ``threshold`` are.
     Returns ``(times, channels, units, scale, depth)``: unit -1 is an unsorted peak, ``scale`` the
     fitted template amplitude (0 when unsorted), ``depth`` the peak's value in noise sigmas.
     """
+    templates, pre, n_match = tables.templates, tables.pre, tables.n_match
+    support, n_support, norms = tables.support, tables.n_support, tables.norms
+    offsets, candidates, n_candidates = tables.offsets, tables.candidates, tables.n_candidates
+    threshold, match_threshold = settings.threshold, settings.match_threshold
+    sweep, refractory, max_shift = settings.sweep, settings.refractory, settings.max_shift
+    neighbours, n_neighbours = settings.neighbours, settings.n_neighbours
+    amp_min, amp_max, amp_prior = settings.amp_min, settings.amp_max, settings.amp_prior
+    explain_fraction, residual_guard = settings.explain_fraction, settings.residual_guard
+    max_passes = settings.max_passes
+    last_unsorted, guard_until, guard_level = (
+        state.last_unsorted,
+        state.guard_until,
+        state.guard_level,
+    )
+    floor_state = state.floor
     n_channels = x.shape[1]
     n_t = templates.shape[1]
     cap = 256
@@ -101,7 +149,7 @@ def peel(  # pragma: no cover (jitted)
         if not below:
             t += 1
             continue
-        rescan = False
+        restart = False
         c = 0
         while c < n_channels:
             v = x[t, c]
@@ -211,18 +259,100 @@ def peel(  # pragma: no cover (jitted)
                 norms[best_k] = norm
             passes += 1
             if passes < max_passes:
-                # a smaller spike that this one hid (it was no local peak next to it) may now show
-                # up to ``rescan`` samples back: scan again from there, never below an earlier
-                # rescan, so the scan only moves forward overall
-                back = t - rescan
+                # a smaller spike that this one hid (it was no local peak next to it) may now
+                # show: scan this sample again, all channels, never below an earlier restart.
+                # (Stepping further back, by the stream's ``rescan`` margin, was meant here but
+                # never ran: a flag shadowed the step; enabling it changes the output.)
+                back = t
                 if back < floor:
                     back = floor
                 floor = back
                 t = back
-                rescan = True
+                restart = True
                 break
             c += 1
-        if not rescan:
+        if not restart:
             t += 1
     floor_state[0] = floor
     return out_t[:n], out_c[:n], out_k[:n], out_a[:n], out_v[:n]
+
+
+class Matcher:
+    """A template bank bound to the kernel with a sorter's settings.
+
+    Built once per bank; holds no stream state (that is the caller's :class:`PeelState`), so the
+    online stage and calibration's refinement rounds share it.
+
+    Parameters
+    ----------
+    bank : TemplateBank
+        Templates in noise-sigma units; tracking (``config.tracking_rate``) updates its
+        templates and norms in place.
+    config : SorterConfig
+        Thresholds, neighbourhood radius, alignment and amplitude knobs.
+    """
+
+    def __init__(self, bank: TemplateBank, config: SorterConfig) -> None:
+        self.bank = bank
+        self.windows = config.windows(bank.sfreq)
+        self.margins = Margins.of(bank, self.windows)
+        self.tracking_rate = float(config.tracking_rate)
+        neighbours, n_neighbours = channel_neighbours(bank.positions, config.radius_um)
+        self.settings = PeelSettings(
+            threshold=float(config.threshold),
+            match_threshold=float(min(config.match_threshold, config.threshold)),
+            sweep=int(self.windows.sweep),
+            refractory=int(self.windows.refractory),
+            neighbours=neighbours,
+            n_neighbours=n_neighbours,
+            max_shift=int(config.max_shift),
+            amp_min=float(config.amplitude_range[0]),
+            amp_max=float(config.amplitude_range[1]),
+            amp_prior=float(config.amplitude_prior),
+            explain_fraction=float(config.explain_fraction),
+            residual_guard=float(config.residual_guard),
+            max_passes=8,
+        )
+        templates = bank.templates
+        if templates.shape[0] == 0:  # the kernel needs one (never a candidate) template
+            templates = np.zeros((1, bank.n_samples, bank.n_channels), np.float32)
+        self.tables = PeelTables(
+            templates=templates,
+            pre=int(bank.pre),
+            n_match=int(bank.n_match),
+            support=bank.support,
+            n_support=bank.n_support,
+            norms=bank.norms,
+            offsets=bank.offsets,
+            candidates=bank.candidates,
+            n_candidates=bank.n_candidates,
+        )
+
+    def peel(
+        self,
+        x: npt.NDArray[np.float32],
+        start: int,
+        stop: int,
+        state: PeelState,
+        masked: npt.NDArray[np.uint8],
+        tracking_rate: float | None = None,
+    ) -> tuple[npt.NDArray[Any], ...]:
+        """Run the kernel on rows ``[start, stop)`` of ``x`` (see :func:`peel`)."""
+        rate = self.tracking_rate if tracking_rate is None else float(tracking_rate)
+        return peel(x, start, stop, self.tables, self.settings, state, rate, masked)
+
+    def match_array(
+        self, xn: npt.NDArray[np.float32], masked: npt.NDArray[np.uint8] | None = None
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.int32]]:
+        """Peel a whole normalised array (zero-padded at both ends, no tracking): times,
+        channels, units."""
+        m = self.margins
+        pad = m.history + m.lookahead + m.pending
+        x = np.zeros((xn.shape[0] + 2 * pad, xn.shape[1]), np.float32)
+        x[pad : pad + xn.shape[0]] = xn
+        mask = np.zeros(x.shape[0], np.uint8)
+        if masked is not None:
+            mask[pad : pad + xn.shape[0]] = masked
+        state = PeelState.fresh(self.bank.n_channels)
+        t, c, k, _, _ = self.peel(x, pad, pad + xn.shape[0], state, mask, tracking_rate=0.0)
+        return t - pad, c, k

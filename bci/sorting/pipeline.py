@@ -15,20 +15,17 @@ import numpy.typing as npt
 
 from bci.checks import ensure_float
 from bci.preprocessing import ArtifactBlanker, BandPass, CommonReference
-from bci.sorting.detection import default_positions
-from bci.sorting.matching import OnlineSorter
-from bci.sorting.noise import SortingError
+from bci.sorting.calibration import probe_positions, time_first
+from bci.sorting.errors import SortingConfigError, SortingError
+from bci.sorting.sorter import OnlineSorter
 from bci.stream import SPIKE_DTYPE, SignalChunk, Stage, StreamSpec
 
 
-def _check_traces(traces: npt.ArrayLike, name: str = "traces") -> npt.NDArray[np.float32]:
-    x = np.asarray(traces)
-    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
-        raise SortingError(
-            f"Invalid value for the '{name}' parameter. Allowed values are arrays of shape "
-            f"(n_samples, n_channels), but got shape {x.shape} instead."
-        )
-    x = np.ascontiguousarray(x, dtype=np.float32)
+def _check_traces(
+    traces: npt.ArrayLike, name: str, positions: npt.ArrayLike | None
+) -> npt.NDArray[np.float32]:
+    n_positions = None if positions is None else len(np.asarray(positions))
+    x = time_first(traces, name, n_positions)
     bad = ~np.isfinite(x)
     if bad.any():
         rows = np.flatnonzero(bad.any(axis=1))
@@ -40,18 +37,13 @@ def _check_traces(traces: npt.ArrayLike, name: str = "traces") -> npt.NDArray[np
 
 
 def _spec(n_channels: int, sfreq: float, positions: npt.ArrayLike | None) -> StreamSpec:
-    pos = default_positions(n_channels) if positions is None else np.asarray(positions, float)
-    if pos.ndim != 2 or pos.shape[0] != n_channels:
-        raise SortingError(
-            f"Invalid value for the 'positions' parameter. Allowed values are arrays of shape "
-            f"({n_channels}, 2) in um, but got shape {pos.shape} instead."
-        )
+    pos = probe_positions(positions, n_channels)
     return StreamSpec(
         kind="signal",
         n_channels=n_channels,
         rate_hz=sfreq,
         unit="uV",
-        positions=tuple((float(p[0]), float(p[1])) for p in pos[:, :2]),
+        positions=tuple((float(p[0]), float(p[1])) for p in pos),
     )
 
 
@@ -104,8 +96,8 @@ def build_online_path(
     stages : list of Stage
         ``[BandPass, CommonReference, OnlineSorter]``.
     """
-    x = _check_traces(calibration_traces, "calibration_traces")
-    sfreq = ensure_float(sfreq, "sfreq", minimum=0.0, strict_minimum=True)
+    x = _check_traces(calibration_traces, "calibration_traces", positions)
+    sfreq = ensure_float(sfreq, "sfreq", minimum=0.0, strict_minimum=True, error=SortingConfigError)
     stages = _preprocessing(False, reference)
     sorter = OnlineSorter(**sorter_kwargs)
     filtered, spec = _calibrate(x, sfreq, positions, chunk_ms, stages, sorter, pulses=None)
@@ -214,10 +206,14 @@ def sort_recording(
         Sorted by ``sample_index`` (raw-signal clock: the filter's group delay is removed);
         ``unit_index`` -1 marks unsorted peaks.
     """
-    x = _check_traces(traces)
-    sfreq = ensure_float(sfreq, "sfreq", minimum=0.0, strict_minimum=True)
-    chunk_ms = ensure_float(chunk_ms, "chunk_ms", minimum=0.0, strict_minimum=True)
-    calibration_s = ensure_float(calibration_s, "calibration_s", minimum=0.0, strict_minimum=True)
+    x = _check_traces(traces, "traces", positions)
+    sfreq = ensure_float(sfreq, "sfreq", minimum=0.0, strict_minimum=True, error=SortingConfigError)
+    chunk_ms = ensure_float(
+        chunk_ms, "chunk_ms", minimum=0.0, strict_minimum=True, error=SortingConfigError
+    )
+    calibration_s = ensure_float(
+        calibration_s, "calibration_s", minimum=0.0, strict_minimum=True, error=SortingConfigError
+    )
     pulse_arr = None if pulses is None else np.sort(np.asarray(pulses, dtype=np.int64).ravel())
     stages = _preprocessing(pulse_arr is not None, reference)
     sorter = OnlineSorter(**sorter_kwargs)

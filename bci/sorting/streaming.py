@@ -17,26 +17,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from bci.sorting.peeler import PeelState
 from bci.stream import SPIKE_DTYPE, SpikeChunk
 
 #: ``peel(x, start_row, stop_row, state, first_sample_of_row_0) -> (t, c, k, scale, depth)``.
 PeelFunction = Callable[
-    [npt.NDArray[np.float32], int, int, dict[str, npt.NDArray[Any]], int],
+    [npt.NDArray[np.float32], int, int, PeelState, int],
     tuple[npt.NDArray[Any], ...],
 ]
-
-#: Carried per-channel state of the peeler that counts in buffer rows (shifted on compaction).
-_ROW_STATE = ("last_unsorted", "guard_until", "floor")
-
-
-def fresh_state(n_channels: int) -> dict[str, npt.NDArray[Any]]:
-    """Peeler state for a new segment: nothing detected, nothing guarded."""
-    return {
-        "last_unsorted": np.full(n_channels, -(10**12), np.int64),
-        "guard_until": np.full(n_channels, -(10**12), np.int64),
-        "guard_level": np.zeros(n_channels, np.float64),
-        "floor": np.full(1, -(10**12), np.int64),
-    }
 
 
 def subtract_residue(
@@ -86,7 +74,7 @@ class SegmentBuffer:
         self.start = first_sample - history  # stream index of buf[0]
         self.arrived_end = first_sample  # one past the newest sample
         self.pos = first_sample  # next sample to scan
-        self.state = fresh_state(n_channels)
+        self.state = PeelState.fresh(n_channels)
         self.residue_todo = np.zeros(0, np.int64)
 
     # -- data in --------------------------------------------------------------------------------
@@ -113,8 +101,7 @@ class SegmentBuffer:
         fresh[:rows] = self.buf[drop:used]
         self.buf = fresh
         self.start += drop
-        for key in _ROW_STATE:
-            self.state[key] -= drop
+        self.state.shift_rows(drop)
 
     def subtract_residue(
         self, pulses: npt.NDArray[np.int64], residue: npt.NDArray[np.float32], offset: int

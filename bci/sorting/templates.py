@@ -8,14 +8,17 @@ against white noise of unit variance.
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from numpy.lib.npyio import NpzFile
 
-from bci.sorting.noise import SortingError
+from bci.sorting.errors import SortingError, TemplateFileError
 
 #: Format version of saved template banks; bump when the file layout changes.
 BANK_FORMAT = 1
@@ -200,34 +203,95 @@ class TemplateBank:
 
     @classmethod
     def load(cls, path: str | Path) -> tuple[TemplateBank, dict[str, Any]]:
-        """Read a bank written by :meth:`save`; returns it and the ``extra`` dict saved with it."""
+        """Read a bank written by :meth:`save`; returns it and the ``extra`` dict saved with it.
+
+        Raises
+        ------
+        TemplateFileError
+            The path is missing or a directory, the file is not a template file (not an ``.npz``
+            archive, or one without a template header), it was made by a newer version of the
+            toolkit, or its arrays disagree on the channel count.
+        """
         path = Path(path)
         if not path.exists():
-            raise SortingError(f"No template bank at {path}.")
-        with np.load(path, allow_pickle=False) as data:
-            header = json.loads(str(data["header"]))
-            if header.get("format") != BANK_FORMAT:
-                raise SortingError(
-                    f"{path} holds template bank format {header.get('format')!r}; this version "
-                    f"reads format {BANK_FORMAT}."
-                )
+            raise TemplateFileError(f"No such file: {path} (expected a template file).")
+        if not path.is_file():
+            raise TemplateFileError(_not_a_bank(path, "it is a directory"))
+        arrays, header = _read(path)
+        version = header.get("format")
+        if not isinstance(version, int) or version < 1:
+            raise TemplateFileError(_not_a_bank(path, "its header has no format version"))
+        if version > BANK_FORMAT:
+            raise TemplateFileError(
+                f"{path} was made by a newer version of the toolkit (template format {version}; "
+                f"this version reads format {BANK_FORMAT}): update bci to load it."
+            )
+        try:
             bank = cls(
-                templates=data["templates"],
+                templates=arrays["templates"],
                 pre=int(header["pre"]),
                 n_match=int(header["n_match"]),
-                noise=data["noise"],
-                positions=data["positions"],
+                noise=arrays["noise"],
+                positions=arrays["positions"],
                 sfreq=float(header["sfreq"]),
-                n_spikes=data["n_spikes"],
+                n_spikes=arrays["n_spikes"],
                 support_sigma=float(header["support_sigma"]),
                 max_offset=int(header["max_offset"]),
                 candidate_fraction=float(header["candidate_fraction"]),
                 threshold=float(header["threshold"]),
                 meta=dict(header.get("meta", {})),
-                residue=data["residue"] if data["residue"].shape[0] else None,
+                residue=arrays["residue"] if arrays["residue"].shape[0] else None,
                 residue_start=int(header.get("residue_start", 0)),
             )
-        return bank, dict(header.get("extra", {}))
+        except KeyError as exc:
+            raise TemplateFileError(_not_a_bank(path, f"it has no {exc.args[0]!r}")) from None
+        except (TypeError, ValueError, IndexError) as exc:
+            raise TemplateFileError(f"{path} is not a usable template file: {exc}") from None
+        n = bank.n_channels
+        if (
+            bank.positions.ndim != 2
+            or bank.positions.shape[0] != n
+            or bank.n_spikes.shape[0] != (bank.n_units)
+        ):
+            raise TemplateFileError(
+                f"{path} has the wrong channel count: its templates have {n} channels, its "
+                f"noise {bank.noise.shape[0]}, its contact positions shape "
+                f"{bank.positions.shape}, its spike counts {bank.n_spikes.shape[0]} units for "
+                f"{bank.n_units} templates."
+            )
+        extra = header.get("extra", {})
+        return bank, dict(extra) if isinstance(extra, dict) else {}
+
+
+def _not_a_bank(path: Path, reason: str) -> str:
+    return f"{path} is not a template file (as saved by OnlineSorter.save): {reason}."
+
+
+def _read(path: Path) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
+    """The arrays and the JSON header of a template file (errors name the file, never numpy's
+    internals: a non-archive would otherwise get numpy's advice to load it as a pickle)."""
+    # numpy leaks the file it opened when the archive is broken: open (and close) it here
+    with path.open("rb") as file:
+        try:
+            data = np.load(file, allow_pickle=False)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+            raise TemplateFileError(_not_a_bank(path, "it is not an .npz archive")) from None
+        if not isinstance(data, NpzFile):
+            raise TemplateFileError(_not_a_bank(path, "it holds a single array, not an archive"))
+        with data:
+            if "header" not in data.files:
+                raise TemplateFileError(_not_a_bank(path, "it has no template header"))
+            try:
+                arrays = {key: data[key] for key in data.files}
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error):
+                raise TemplateFileError(_not_a_bank(path, "its arrays cannot be read")) from None
+    try:
+        header = json.loads(str(arrays.pop("header")))
+    except ValueError:  # json.JSONDecodeError
+        raise TemplateFileError(_not_a_bank(path, "its header is not JSON")) from None
+    if not isinstance(header, dict):
+        raise TemplateFileError(_not_a_bank(path, "its header is not a JSON object"))
+    return arrays, header
 
 
 def _plain(value: Any) -> Any:

@@ -15,7 +15,8 @@ import numpy as np
 import numpy.typing as npt
 
 from bci.checks import ensure_float
-from bci.errors import ConfigError, StageCompatibilityError
+from bci.errors import StageCompatibilityError
+from bci.sorting.errors import SortingConfigError
 from bci.stream import SPIKE_DTYPE, SignalChunk, SpikeChunk, Stage, StreamSpec
 
 #: "Last crossing" of a channel that has not crossed yet: far enough back for any refractory period.
@@ -140,16 +141,22 @@ class ThresholdCrossings(Stage, name="threshold_crossings"):
         thresholds: Sequence[float] | npt.NDArray[np.floating[Any]] | None = None,
         refractory_ms: float = 1.0,
     ) -> None:
-        self.threshold_rms = ensure_float(threshold_rms, "threshold_rms")
+        self.threshold_rms = ensure_float(threshold_rms, "threshold_rms", error=SortingConfigError)
         if self.threshold_rms >= 0:
-            raise ConfigError(
+            raise SortingConfigError(
                 "Invalid value for the 'threshold_rms' parameter: must be < 0 (negative-going "
                 f"crossings, e.g. -4.5), but got {self.threshold_rms}."
             )
         self.calibration_s = ensure_float(
-            calibration_s, "calibration_s", minimum=0.0, strict_minimum=True
+            calibration_s,
+            "calibration_s",
+            minimum=0.0,
+            strict_minimum=True,
+            error=SortingConfigError,
         )
-        self.refractory_ms = ensure_float(refractory_ms, "refractory_ms", minimum=0.0)
+        self.refractory_ms = ensure_float(
+            refractory_ms, "refractory_ms", minimum=0.0, error=SortingConfigError
+        )
         self._given: npt.NDArray[np.float32] | None = None
         if thresholds is not None:
             self._given = self._check_thresholds(thresholds)
@@ -165,12 +172,12 @@ class ThresholdCrossings(Stage, name="threshold_crossings"):
     def _check_thresholds(thresholds: Any) -> npt.NDArray[np.float32]:
         arr = np.asarray(thresholds, dtype=np.float64)
         if arr.ndim != 1 or arr.size == 0:
-            raise ConfigError(
+            raise SortingConfigError(
                 "Invalid value for the 'thresholds' parameter: expected one threshold per channel "
                 f"(a 1-D array), but got shape {arr.shape}."
             )
         if not np.all(np.isfinite(arr)) or np.any(arr >= 0):
-            raise ConfigError(
+            raise SortingConfigError(
                 "Invalid value for the 'thresholds' parameter: every threshold must be finite and "
                 f"< 0 (negative-going crossings), but got {arr.tolist()}."
             )
@@ -193,7 +200,7 @@ class ThresholdCrossings(Stage, name="threshold_crossings"):
         """
         x = np.asarray(traces)
         if x.ndim != 2 or x.shape[0] == 0:
-            raise ConfigError(
+            raise SortingConfigError(
                 "Invalid value for the 'traces' parameter: expected a non-empty 2-D array "
                 f"(n_samples, n_channels), but got shape {x.shape}."
             )

@@ -160,10 +160,32 @@ class StateChunk:
 
 @dataclass(frozen=True, slots=True)
 class StimCommand:
-    """One stimulation command in device units, as it travels to the safety limiter.
+    """One stimulation command in device units: what every controller emits, the safety limiter
+    checks and a stimulator (or the simulated plant's bridge) obeys.
 
-    ``seq`` increases by one per command from a source, so the stimulator can notice lost or
-    replayed commands; ``source_id`` names the controller that issued it.
+    Parameters
+    ----------
+    amplitude_ma : float
+        Pulse amplitude in mA (0: stimulation off).
+    frequency_hz : float
+        Pulse rate in Hz.
+    pulse_width_us : float
+        Width of one phase in microseconds.
+    t_issue : float
+        When the controller issued it (seconds, on the clock of the loop that issued it: the LSL
+        clock online, model time in simulation).
+    source_id : str
+        The controller that issued it.
+    seq : int
+        Increases by one per command from a source, so the limiter can drop replayed and
+        out-of-order commands and notice lost ones.
+    session_token : str
+        A token the session hands its controller, so commands of an earlier session (a replayed
+        recording with the same ``source_id``) are told apart; "" when the session uses none.
+
+    Values are not validated here: a controller may emit NaN or a negative amplitude, and it is
+    the safety limiter's job (:class:`stimulation.safety.SafetyLimiter`) to turn any command into a
+    safe one. Device units are mapped to the plant's model units only in :mod:`stimulation.safety`.
     """
 
     amplitude_ma: float
@@ -172,3 +194,4 @@ class StimCommand:
     t_issue: float
     source_id: str
     seq: int
+    session_token: str = ""

@@ -27,6 +27,7 @@ STAGE_PACKAGES: tuple[str, ...] = (
     "bci.sorting",
     "bci.features",
     "decoders",
+    "stimulation.controllers",
 )
 _loaded_packages = False
 

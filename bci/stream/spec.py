@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-StreamKind = Literal["signal", "spikes", "binned", "state"]
+StreamKind = Literal["signal", "spikes", "binned", "state", "command"]
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,9 @@ class StreamSpec:
 
     Parameters
     ----------
-    kind : {"signal", "spikes", "binned", "state"}
-        Which chunk type flows: SignalChunk, SpikeChunk, BinnedChunk or StateChunk.
+    kind : {"signal", "spikes", "binned", "state", "command"}
+        Which chunk type flows: SignalChunk, SpikeChunk, BinnedChunk, StateChunk or StimCommand
+        (a controller's output, one command per chunk).
     n_channels : int
         Channels (signal, spikes), units (binned) or outputs (state).
     rate_hz : float

@@ -18,6 +18,7 @@ streams carry uV directly (scale 1).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -28,9 +29,9 @@ import numpy as np
 import numpy.typing as npt
 import pylsl
 
-from bci.checks import check_value, ensure_float
 from bci.acquisition.metadata import make_stream_info
 from bci.acquisition.outlet import MarkerOutlet, SignalOutlet
+from bci.checks import check_value, ensure_float
 from bci.errors import BCIError, ConfigError
 from bci.stream.chunks import SPIKE_DTYPE
 from bci.synthesis.recording import GroundTruthRecording
@@ -40,6 +41,12 @@ from bci.synthesis.source import SyntheticSource
 PUBLISH_FORMATS: tuple[str, ...] = ("int16", "float32")
 #: How late (s) a chunk may be pushed before it counts as late.
 LATE_TOLERANCE_S = 0.005
+#: How far (s) behind the clock the publisher may fall before it warns that it cannot keep up.
+BEHIND_WARNING_S = 0.5
+#: Wall seconds between two such warnings while it stays behind.
+BEHIND_WARNING_EVERY_S = 5.0
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -53,6 +60,8 @@ class PublishStats:
     max_lag_s: float = 0.0
     clipped_samples: int = 0
     wall_s: float = 0.0
+    #: warnings logged that the publisher fell behind the clock (``BEHIND_WARNING_S``)
+    behind_warnings: int = 0
 
 
 class _RecordingLoop:
@@ -259,6 +268,7 @@ class SyntheticPublisher:
             self.t0 = pylsl.local_clock()
         t0, sfreq = self.t0, self.sfreq
         lo, hi = -32768 * self.scale_uv_per_bit, 32767 * self.scale_uv_per_bit
+        next_warning = -np.inf
         while not self._stop.is_set():
             n = self.chunk_samples
             if n_limit is not None:
@@ -286,6 +296,19 @@ class SyntheticPublisher:
                 stats.max_lag_s = max(stats.max_lag_s, -wait)
                 if -wait > LATE_TOLERANCE_S:
                     stats.late_chunks += 1
+                if -wait > BEHIND_WARNING_S and time.perf_counter() >= next_warning:
+                    next_warning = time.perf_counter() + BEHIND_WARNING_EVERY_S
+                    stats.behind_warnings += 1
+                    logger.warning(
+                        "Publisher %r cannot keep real time: %.2f s behind the clock after %.1f s "
+                        "of signal (%d ch x %g Hz, %d-sample chunks); chunks go out late.",
+                        self.name,
+                        -wait,
+                        end / sfreq,
+                        self.n_channels,
+                        sfreq,
+                        self.chunk_samples,
+                    )
             if self.channel_format == "int16":
                 stats.clipped_samples += int(np.count_nonzero((data < lo) | (data > hi)))
                 out = data / np.float32(self.scale_uv_per_bit)

@@ -2,6 +2,8 @@
 
 - :class:`BasalGangliaNetwork`: the Rubin & Terman (2004) STN-GPe-GPi-thalamus network with the
   parameters of So, Kent & Grill (2012), compiled with numba (:mod:`stimulation.plant.network`).
+- :class:`Fluctuation`: the dwell and ramp times of a fluctuating plant (``plant="fluctuating"``:
+  Parkinsonian symptoms that come and go, :mod:`stimulation.plant.fluctuation`).
 - :class:`PlantRecord`: spikes, pulses and LFP proxies of a run, with the error index, relative
   beta power, firing rates and synchrony (:mod:`stimulation.plant.record`,
   :mod:`stimulation.plant.biomarkers`).
@@ -16,6 +18,7 @@
 
 from typing import Any
 
+from stimulation.plant.fluctuation import Fluctuation
 from stimulation.plant.network import BasalGangliaNetwork
 from stimulation.plant.record import PlantRecord
 
@@ -27,7 +30,7 @@ _LAZY = {
     "PlantBridge": "stimulation.plant.bridge",
 }
 
-__all__ = ["BasalGangliaNetwork", "PlantRecord", *_LAZY]
+__all__ = ["BasalGangliaNetwork", "Fluctuation", "PlantRecord", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -26,6 +26,10 @@ stream               type        content
                                  the command that set it (-1: none yet). Stamped with the period's end.
 ==================== =========== ======================================================================
 
+``<name>-safety``    Markers     the safety limiter's events, one JSON marker each
+                                 (:mod:`stimulation.safety.events`).
+==================== =========== ======================================================================
+
 Every stream's ``source_id`` is the bridge's ``source_id`` plus the suffix of its name (``-raw``...);
 the stream definitions live in :mod:`stimulation.plant.streams`.
 
@@ -35,10 +39,16 @@ item is pushed when its stamp is due; the model runs ``lead_s`` (one control per
 ahead of the wall clock, so a command applies from the next period not yet simulated. In lockstep
 the stamps follow model time from ``t0`` and run ahead of (or behind) the wall clock.
 
-Commands come from :class:`~stimulation.plant.commands.CommandListener` (format and the
-source_id check there): only the session's controller is obeyed; invalid commands keep the previous
-stimulation and are counted, never raised. In lockstep every command of the controller, valid or
-not, advances the plant by one control period, so controller and plant stay in step.
+Commands. The bridge obeys only what its :class:`~stimulation.safety.SafetyLimiter` lets out:
+every :class:`~bci.stream.StimCommand` read from the command stream
+(:class:`~stimulation.plant.commands.CommandListener`, device units) goes through the limiter,
+which drops commands of another source or session token and commands out of sequence, turns
+invalid ones into its safe state, clamps, rate-limits, and moves to the safe state when the
+controller falls silent (its watchdog runs on the bridge's clock, ``t0`` plus model time). The
+limiter's output is mapped to model units by :func:`stimulation.safety.model_amplitude_ua_cm2`.
+Open loop (the limiter accepts no particular source), the bridge stimulates with ``initial``,
+through the same limiter. In lockstep every command the limiter accepts advances the plant by one
+control period, so controller and plant stay in step; a dropped command advances nothing.
 """
 
 from __future__ import annotations
@@ -48,24 +58,105 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import numpy as np
 import pylsl
 
-from bci.checks import check_value, ensure_float, ensure_int
-from bci.errors import ConfigError
+from bci.checks import check_value, ensure_float
+from bci.stream.chunks import StimCommand
 from stimulation.errors import PlantParameterError, StimulationError
 from stimulation.plant import BasalGangliaNetwork
-from stimulation.plant.commands import CommandListener, ReceivedCommand
+from stimulation.plant.commands import CommandListener
 from stimulation.plant.monitor import FEATURES, BiomarkerMonitor
-from stimulation.plant.parameters import DBS_TARGETS, NUCLEI, STATES
 from stimulation.plant.probe import ProbeChunk, VirtualProbe
 from stimulation.plant.record import PlantRecord
 from stimulation.plant.streams import BIOMARKER_CHANNELS, RAW_FORMATS, make_plant_outlets
 from stimulation.pulses import PulseTrain, Waveform
+from stimulation.safety import SafetyLimiter, SafetyLimits, model_amplitude_ua_cm2
+from stimulation.safety.events import SafetyEventOutlet
+
+
+@dataclass(frozen=True)
+class BridgeTiming:
+    """How the bridge paces the plant.
+
+    Parameters
+    ----------
+    control_period_s : float
+        Simulated time per period (and per command in lockstep).
+    window_s : float
+        Sliding window of the biomarkers.
+    warmup_s : float
+        Simulated, unpublished and unstimulated, before the streams start (the network leaves its
+        initial conditions; the LFP scale is calibrated on it).
+    lockstep : bool
+        One control period per accepted command instead of wall-clock pacing.
+    lead_s : float or None
+        How far the model runs ahead of the wall clock in real time (default one period).
+    """
+
+    control_period_s: float = 0.02
+    window_s: float = 0.25
+    warmup_s: float = 0.5
+    lockstep: bool = False
+    lead_s: float | None = None
+
+    def __post_init__(self) -> None:
+        err = PlantParameterError
+        period = ensure_float(
+            self.control_period_s, "control_period_s", minimum=0.0, strict_minimum=True, error=err
+        )
+        object.__setattr__(self, "control_period_s", period)
+        object.__setattr__(
+            self,
+            "window_s",
+            ensure_float(self.window_s, "window_s", minimum=0.0, strict_minimum=True, error=err),
+        )
+        object.__setattr__(
+            self, "warmup_s", ensure_float(self.warmup_s, "warmup_s", minimum=0.0, error=err)
+        )
+        lead = period if self.lead_s is None else self.lead_s
+        object.__setattr__(self, "lead_s", ensure_float(lead, "lead_s", minimum=0.0, error=err))
+        object.__setattr__(self, "lockstep", bool(self.lockstep))
+
+
+@dataclass(frozen=True)
+class RawFormat:
+    """Sample format of the ``-raw`` stream.
+
+    Parameters
+    ----------
+    channel_format : {"float32", "int16"}
+        LSL sample format.
+    scale_uv_per_bit : float
+        uV per integer step of an int16 stream (written to the stream's metadata).
+    chunk_ms : float
+        Chunk length pushed at once.
+    """
+
+    channel_format: str = "float32"
+    scale_uv_per_bit: float = 0.195
+    chunk_ms: float = 1.0
+
+    def __post_init__(self) -> None:
+        err = PlantParameterError
+        check_value(self.channel_format, RAW_FORMATS, "channel_format", error=err)
+        ensure_float(
+            self.scale_uv_per_bit, "scale_uv_per_bit", minimum=0.0, strict_minimum=True, error=err
+        )
+        ensure_float(self.chunk_ms, "chunk_ms", minimum=0.0, strict_minimum=True, error=err)
+
+
+@dataclass(frozen=True)
+class StimSetting:
+    """A stimulation setting in device units (mA, Hz, us per phase), e.g. the open-loop one."""
+
+    amplitude_ma: float = 0.0
+    frequency_hz: float = 130.0
+    pulse_width_us: float = 300.0
 
 
 @dataclass
@@ -80,6 +171,7 @@ class BridgeStats:
     late_periods: int = 0
     max_lag_s: float = 0.0
     wall_s: float = 0.0
+    safety: dict[str, int] = field(default_factory=dict)
 
 
 class PlantBridge:
@@ -87,168 +179,97 @@ class PlantBridge:
 
     Parameters
     ----------
-    state : {"healthy", "pd"}
-        Network state.
-    seed : int
-        Seeds the network, the choice of recorded cells, their templates and the noise.
+    network : BasalGangliaNetwork
+        The plant (state, seed, cells, DBS target, time step); the bridge steps it.
+    probe : VirtualProbe
+        The virtual probe recording it; its ``reference_amplitude`` is in model units (uA/cm2).
     name : str
         Prefix of the published stream names.
     source_id : str, optional
         Prefix of the published source_ids (default ``plant-<name>-<state>-<seed>``).
-    controller_source_id : str, optional
-        source_id of the only command stream obeyed; None runs open loop on the initial
-        stimulation (and refuses lockstep).
+    limits : SafetyLimits, optional
+        The limits of the bridge's safety limiter; ``limits.source_id`` (and
+        ``limits.session_token``) name the only controller obeyed. With no ``source_id`` the
+        plant runs open loop on ``initial`` (and refuses lockstep).
     command_stream : str, optional
         Name of the command stream(s) to read (default ``<name>-commands``).
-    lockstep : bool
-        One control period per controller command instead of wall-clock pacing.
-    cells_per_nucleus, dbs_target, dt_ms, lfp_sfreq
-        Network settings (:class:`~stimulation.plant.BasalGangliaNetwork`).
-    control_period_s : float
-        Simulated time per period (and per command in lockstep).
-    window_s : float
-        Sliding window of the biomarkers.
-    warmup_s : float
-        Simulated, unpublished and unstimulated, before the streams start (the network leaves its
-        initial conditions; the LFP scale is calibrated on it).
-    recorded_nucleus : str
-        Where the virtual probe sits.
-    n_units, n_channels, layout, sfreq, noise_uv, lfp_uv, artifact_amplitude_uv
-        Virtual probe settings (:class:`~stimulation.plant.probe.VirtualProbe`).
-    channel_format : {"float32", "int16"}
+    initial : StimSetting
+        Stimulation before the first command, or all along open loop (device units).
+    timing : BridgeTiming
+        Control period, biomarker window, warm-up, lockstep or real time.
+    raw_format : RawFormat
         Sample format of ``-raw``.
-    scale_uv_per_bit : float
-        uV per integer step of an int16 ``-raw``.
-    chunk_ms : float
-        Chunk length of ``-raw``.
-    amplitude, frequency_hz, pulse_width_us : float
-        Stimulation before the first command (amplitude in plant units, uA/cm2; 0: off).
     biphasic : bool
         Charge-balanced biphasic pulses.
-    amplitude_scale : float
-        Plant units per command amplitude unit.
-    max_amplitude : float
-        Commands above this amplitude (plant units) are invalid.
-    lead_s : float, optional
-        How far the model runs ahead of the wall clock in real time (default one period).
     """
 
     def __init__(
         self,
-        state: str = "pd",
-        seed: int = 0,
+        network: BasalGangliaNetwork,
+        probe: VirtualProbe,
         *,
         name: str = "plant",
         source_id: str | None = None,
-        controller_source_id: str | None = None,
+        limits: SafetyLimits | None = None,
         command_stream: str | None = None,
-        lockstep: bool = False,
-        cells_per_nucleus: int = 10,
-        dbs_target: str = "stn",
-        dt_ms: float = 0.01,
-        lfp_sfreq: float = 1000.0,
-        control_period_s: float = 0.02,
-        window_s: float = 0.25,
-        warmup_s: float = 0.5,
-        recorded_nucleus: str = "stn",
-        n_units: int = 8,
-        n_channels: int = 16,
-        layout: str = "linear",
-        sfreq: float = 30000.0,
-        noise_uv: float = 5.0,
-        lfp_uv: float = 50.0,
-        artifact_amplitude_uv: float = 2000.0,
-        channel_format: str = "float32",
-        scale_uv_per_bit: float = 0.195,
-        chunk_ms: float = 1.0,
-        amplitude: float = 0.0,
-        frequency_hz: float = 130.0,
-        pulse_width_us: float = 300.0,
+        initial: StimSetting | None = None,
+        timing: BridgeTiming | None = None,
+        raw_format: RawFormat | None = None,
         biphasic: bool = False,
-        amplitude_scale: float = 1.0,
-        max_amplitude: float = 1000.0,
-        lead_s: float | None = None,
     ) -> None:
-        try:
-            self.state = check_value(state, STATES, "state")
-            self.seed = ensure_int(seed, "seed", minimum=0)
-            check_value(dbs_target, DBS_TARGETS, "dbs_target")
-            check_value(recorded_nucleus, NUCLEI, "recorded_nucleus")
-            self.channel_format = check_value(channel_format, RAW_FORMATS, "channel_format")
-            self.control_period_s = ensure_float(
-                control_period_s, "control_period_s", minimum=0.0, strict_minimum=True
+        if not isinstance(network, BasalGangliaNetwork) or not isinstance(probe, VirtualProbe):
+            raise PlantParameterError(
+                "Invalid value for the 'network' or 'probe' parameter: expected a "
+                "BasalGangliaNetwork and a VirtualProbe."
             )
-            warmup_s = ensure_float(warmup_s, "warmup_s", minimum=0.0)
-            self.max_amplitude = ensure_float(
-                max_amplitude, "max_amplitude", minimum=0.0, strict_minimum=True
+        if probe.cells.size and int(probe.cells.max()) >= network.n_cells:
+            raise PlantParameterError(
+                f"The probe records cells up to {int(probe.cells.max())}, but the network has "
+                f"{network.n_cells} cells per nucleus."
             )
-            self.lead_s = (
-                self.control_period_s
-                if lead_s is None
-                else ensure_float(lead_s, "lead_s", minimum=0.0)
-            )
-            scale = ensure_float(
-                scale_uv_per_bit, "scale_uv_per_bit", minimum=0.0, strict_minimum=True
-            )
-            chunk_ms = ensure_float(chunk_ms, "chunk_ms", minimum=0.0, strict_minimum=True)
-        except ConfigError as err:
-            if isinstance(err, StimulationError):
-                raise
-            raise PlantParameterError(str(err)) from None
-        self.scale_uv_per_bit = scale if channel_format == "int16" else 1.0
+        self.network = network
+        self.probe = probe
+        self.timing = BridgeTiming() if timing is None else timing
+        self.raw_format = RawFormat() if raw_format is None else raw_format
+        self.limits = SafetyLimits(watchdog_timeout_s=None) if limits is None else limits
+        self.initial = StimSetting() if initial is None else initial
+        self.state = network.state
+        self.seed = network.seed
+        self.control_period_s = self.timing.control_period_s
+        self.lockstep = self.timing.lockstep
+        self.lead_s = float(self.timing.lead_s or 0.0)
+        self.channel_format = self.raw_format.channel_format
+        self.scale_uv_per_bit = (
+            self.raw_format.scale_uv_per_bit if self.channel_format == "int16" else 1.0
+        )
         self.name = name
-        self.source_id = source_id or f"plant-{name}-{state}-{seed}"
-        self.lockstep = bool(lockstep)
+        self.source_id = source_id or f"plant-{name}-{self.state}-{self.seed}"
         self.waveform: Waveform = "biphasic" if biphasic else "monophasic"
-        self.train = self._train(amplitude, frequency_hz, pulse_width_us)
-        self.command_seq = -1
-        if self.lockstep and not controller_source_id:
+        self.closed_loop = self.limits.source_id is not None
+        if self.lockstep and not self.closed_loop:
             raise PlantParameterError(
                 "Lockstep needs a controller: give the controller's command stream source_id "
-                "(controller_source_id / --controller-source-id)."
+                "(limits.source_id / --controller-source-id)."
             )
         self.command_stream = command_stream or f"{name}-commands"
-        self.listener = (
-            CommandListener(
-                self.command_stream,
-                controller_source_id,
-                biphasic=biphasic,
-                amplitude_scale=amplitude_scale,
-                max_amplitude=self.max_amplitude,
-            )
-            if controller_source_id
-            else None
+        self.safety_outlet = SafetyEventOutlet(
+            f"{name}-safety", f"{self.source_id}-safety", self.limits
         )
+        self.limiter = SafetyLimiter(
+            self.limits, events=self.safety_outlet.publish, name=f"{self.source_id}-limiter"
+        )
+        self.listener = CommandListener(self.command_stream) if self.closed_loop else None
+        self.command_seq = -1
+        self.command = self.limiter.output
+        self.train = self._train(self.command)
 
-        self.network = BasalGangliaNetwork(
-            state=self.state,
-            cells_per_nucleus=cells_per_nucleus,
-            seed=self.seed,
-            dbs_target=dbs_target,
-            dt_ms=dt_ms,
-            lfp_sfreq=lfp_sfreq,
-        )
-        self.monitor = BiomarkerMonitor(lfp_sfreq, window_s)
-        self.probe = VirtualProbe(
-            cells_per_nucleus,
-            recorded_nucleus,
-            n_units,
-            n_channels,
-            layout,
-            sfreq,
-            self.seed,
-            noise_uv=noise_uv,
-            lfp_uv=lfp_uv,
-            artifact_amplitude_uv=artifact_amplitude_uv,
-            reference_amplitude=300.0,
-            artifact_pulse_us=self.train.pulse_width_us,
-        )
+        self.monitor = BiomarkerMonitor(network.lfp_sfreq, self.timing.window_s)
         self.sfreq = self.probe.sfreq
-        self.chunk_samples = max(1, int(round(chunk_ms * 1e-3 * self.sfreq)))
-        if warmup_s > 0.0:
-            warm = self.network.step(warmup_s, 0.0, 130.0, self.train.pulse_width_us)
+        self.chunk_samples = max(1, int(round(self.raw_format.chunk_ms * 1e-3 * self.sfreq)))
+        if self.timing.warmup_s > 0.0:
+            warm = self.network.step(self.timing.warmup_s, 0.0, 130.0, self.train.pulse_width_us)
             self.monitor.update(warm)
-            if lfp_uv > 0.0:
+            if self.probe.lfp_uv > 0.0:
                 self.probe.calibrate_lfp(warm)
         self.t_origin_s = float(self.network.t_s)
         self.probe.reset(self.t_origin_s)
@@ -265,14 +286,16 @@ class PlantBridge:
             plant_desc={
                 "state": self.state,
                 "seed": str(self.seed),
-                "cells_per_nucleus": str(cells_per_nucleus),
-                "dbs_target": dbs_target,
-                "recorded_nucleus": recorded_nucleus,
+                "cells_per_nucleus": str(network.n_cells),
+                "dbs_target": network.dbs_target,
+                "recorded_nucleus": self.probe.nucleus,
                 "recorded_cells": " ".join(str(int(c)) for c in self.probe.cells),
                 "control_period_s": repr(self.control_period_s),
                 "lockstep": str(self.lockstep).lower(),
                 "command_stream": self.command_stream,
+                "controller_source_id": self.limits.source_id or "",
                 "biomarker_stream": f"{name}-biomarkers",
+                "safety_stream": f"{name}-safety",
             },
         )
         self.raw_outlet = outlets.raw
@@ -285,16 +308,45 @@ class PlantBridge:
         self._order = itertools.count()
         self._stop = threading.Event()
         self._closed = False
+        self._open_loop_seq = 0
+        self._wait: tuple[Callable[[float], None] | None, float, float, int] = (
+            None,
+            5.0,
+            time.monotonic(),
+            0,
+        )
+        self._n_wait_reports = 0
 
     # ------------------------------------------------------------------ set-up
-    def _train(self, amplitude: float, frequency_hz: float, pulse_width_us: float) -> PulseTrain:
-        train = PulseTrain(amplitude, frequency_hz, pulse_width_us, self.waveform)
-        if train.amplitude > self.max_amplitude:
-            raise PlantParameterError(
-                f"Invalid value for the 'amplitude' parameter: must be <= max_amplitude "
-                f"({self.max_amplitude:g}), but got {train.amplitude:g}."
-            )
-        return train
+    def _train(self, command: StimCommand) -> PulseTrain:
+        """The model's pulse train for a command the limiter let out (device -> model units)."""
+        return PulseTrain(
+            model_amplitude_ua_cm2(command.amplitude_ma),
+            command.frequency_hz,
+            command.pulse_width_us,
+            self.waveform,
+        )
+
+    def _start(self) -> float:
+        if self.t0 is None:
+            self.t0 = pylsl.local_clock() + (0.0 if self.lockstep else self.lead_s)
+            # the plant has been off (warm-up) for at least a period when the streams start
+            self.limiter.reset(self.t0 - self.control_period_s)
+            if not self.closed_loop:  # open loop: the initial setting, through the limiter
+                self._submit(self._initial_command(self.t0))
+        return self.t0
+
+    def _initial_command(self, now: float) -> StimCommand:
+        setting = self.initial
+        self._open_loop_seq += 1
+        return StimCommand(
+            setting.amplitude_ma,
+            setting.frequency_hz,
+            setting.pulse_width_us,
+            now,
+            self.source_id,
+            self._open_loop_seq,
+        )
 
     # ------------------------------------------------------------------ one period
     @property
@@ -302,32 +354,36 @@ class PlantBridge:
         """Model time published so far, from the stream start."""
         return float(self.network.t_s - self.t_origin_s)
 
-    def advance(
-        self,
-        amplitude: float | None = None,
-        frequency_hz: float | None = None,
-        pulse_width_us: float | None = None,
-    ) -> PlantRecord:
-        """Set the stimulation (None keeps each current value), simulate one period, publish it.
+    @property
+    def now(self) -> float:
+        """The bridge's clock (what the limiter sees): ``t0`` plus the model time published."""
+        return self._start() + self.t_model_s
 
-        For in-process lockstep (one period per call). Raises
-        :class:`~stimulation.errors.PulseParameterError` on a negative or NaN amplitude or a pulse
-        longer than the period, and :class:`~stimulation.errors.PlantParameterError` above
-        ``max_amplitude``; the stimulation is then unchanged.
-        """
-        if amplitude is not None or frequency_hz is not None or pulse_width_us is not None:
-            self.train = self._train(
-                self.train.amplitude if amplitude is None else amplitude,
-                self.train.frequency_hz if frequency_hz is None else frequency_hz,
-                self.train.pulse_width_us if pulse_width_us is None else pulse_width_us,
-            )
-        if self.t0 is None:
-            self.t0 = pylsl.local_clock() + (0.0 if self.lockstep else self.lead_s)
+    def _submit(self, command: StimCommand) -> StimCommand | None:
+        """Hand a command to the limiter; apply what it lets out (None: dropped)."""
+        out = self.limiter.apply(command, self.now)
+        if out is not None:
+            self.command_seq = command.seq
+            self.stats.commands_applied += 1
+            self._set(out)
+        return out
+
+    def _set(self, command: StimCommand) -> None:
+        self.command = command
+        self.train = self._train(command)
+
+    def advance(self, command: StimCommand | None = None) -> PlantRecord:
+        """For in-process use: submit ``command`` (if any) to the limiter, simulate one period,
+        publish it. A command the limiter drops changes nothing; the period runs anyway."""
+        self._start()
+        if command is not None:
+            self._submit(command)
         return self._period()
 
     def _period(self) -> PlantRecord:
         if self._closed:
             raise StimulationError(f"The plant bridge {self.name!r} is closed.")
+        self._set(self.limiter.tick(self.now))
         train = self.train
         rec = self.network.step(
             self.control_period_s,
@@ -338,11 +394,11 @@ class PlantBridge:
         )
         self.monitor.update(rec)
         chunk = self.probe.feed(rec, train.amplitude)
-        self._publish(rec, chunk, train)
+        self._publish(rec, chunk, self.command)
         self.stats.periods += 1
         return rec
 
-    def _publish(self, rec: PlantRecord, chunk: ProbeChunk, train: PulseTrain) -> None:
+    def _publish(self, rec: PlantRecord, chunk: ProbeChunk, command: StimCommand) -> None:
         t0 = self.t0 if self.t0 is not None else 0.0
         sfreq = self.sfreq
         data = chunk.data
@@ -362,15 +418,20 @@ class PlantBridge:
             stamp = t0 + int(s["sample_index"]) / sfreq
             self._send(stamp, partial(self.spike_outlet.push, marker, stamp))
         self.stats.spikes += len(chunk.spikes)
-        for onset, amp in zip(chunk.pulse_samples, chunk.pulse_amplitudes, strict=True):
-            marker = f"stim sample={int(onset)} amp={float(amp):g}"
+        for onset in chunk.pulse_samples:
+            marker = f"stim sample={int(onset)} amp_ma={command.amplitude_ma:g}"
             stamp = t0 + int(onset) / sfreq
             self._send(stamp, partial(self.stim_outlet.push, marker, stamp))
         self.stats.pulses += int(chunk.pulse_samples.size)
         values = np.concatenate(
             [
                 self.monitor.features(FEATURES),
-                [train.amplitude, train.frequency_hz, train.pulse_width_us, self.command_seq],
+                [
+                    command.amplitude_ma,
+                    command.frequency_hz,
+                    command.pulse_width_us,
+                    self.command_seq,
+                ],
             ]
         ).astype(np.float32)[None, :]
         stamp = t0 + (rec.t_stop_s - self.t_origin_s)
@@ -388,57 +449,60 @@ class PlantBridge:
             push()
 
     # ------------------------------------------------------------------ commands
-    def _apply(self, command: ReceivedCommand) -> None:
-        self.command_seq = command.seq
-        if command.train is not None:
-            self.train = command.train
-            self.stats.commands_applied += 1
-
     def serve(self, timeout: float = 1.0) -> int:
-        """Lockstep: wait up to ``timeout`` s for controller commands; one period per command.
-
-        Returns the number of periods advanced (0 when no command of the controller came).
+        """Lockstep: wait up to ``timeout`` s for commands; one period per command the limiter
+        accepts. Returns the number of periods advanced (0 when none came or all were dropped).
         """
         if self.listener is None:
-            raise PlantParameterError("serve() needs a controller_source_id.")
-        if self.t0 is None:
-            self.t0 = pylsl.local_clock()
+            raise PlantParameterError("serve() needs a controller (limits.source_id).")
+        self._start()
         n = 0
         for command in self.listener.poll(timeout):
-            self._apply(command)
-            self._period()
-            n += 1
+            if self._submit(command) is not None:
+                self._period()
+                n += 1
         return n
 
     # ------------------------------------------------------------------ loops
-    def run(self, duration_s: float | None = None) -> BridgeStats:
-        """Publish until ``duration_s`` of model time has gone out, or :meth:`stop`."""
+    def run(
+        self,
+        duration_s: float | None = None,
+        on_wait: Callable[[float], None] | None = None,
+        wait_report_s: float = 5.0,
+    ) -> BridgeStats:
+        """Publish until ``duration_s`` of model time has gone out, or :meth:`stop`.
+
+        ``on_wait(silent_s)`` is called every ``wait_report_s`` seconds of wall time during
+        which no command was accepted (in lockstep the plant stands still meanwhile; in real time
+        the limiter holds its safe state), so a user learns what the plant waits for.
+        """
         if duration_s is not None:
-            try:
-                duration_s = ensure_float(duration_s, "duration_s", minimum=0.0)
-            except ConfigError as err:
-                raise PlantParameterError(str(err)) from None
+            duration_s = ensure_float(
+                duration_s, "duration_s", minimum=0.0, error=PlantParameterError
+            )
         self._stop.clear()
         wall = time.perf_counter()
+        self._wait = (on_wait, float(wait_report_s), time.monotonic(), self.limiter.n_accepted)
         try:
             if self.lockstep:
                 while not self._stop.is_set():
                     if duration_s is not None and self.t_model_s >= duration_s - 1e-9:
                         break
                     self.serve(timeout=0.1)
+                    self._report_wait()
             else:
                 self._run_realtime(duration_s)
         finally:
             self.stats.wall_s += time.perf_counter() - wall
+            self.stats.safety = dict(self.limiter.counts)
         return self.stats
 
     def _run_realtime(self, duration_s: float | None) -> None:
-        if self.t0 is None:
-            self.t0 = pylsl.local_clock() + self.lead_s
+        self._start()
         period = self.control_period_s
         while not self._stop.is_set():
             now = pylsl.local_clock()
-            model_lsl = self.t0 + self.t_model_s  # LSL time where the simulated model stands
+            model_lsl = self.now  # LSL time where the simulated model stands
             more = duration_s is None or self.t_model_s < duration_s - 1e-9
             if more and model_lsl < now + self.lead_s:
                 lag = now - model_lsl
@@ -448,7 +512,8 @@ class PlantBridge:
                         self.stats.late_periods += 1
                 if self.listener is not None:
                     for command in self.listener.poll(0.0):
-                        self._apply(command)
+                        self._submit(command)
+                    self._report_wait()
                 self._period()
                 continue
             self._flush(now)
@@ -461,20 +526,31 @@ class PlantBridge:
             if wait > 0:
                 self._stop.wait(wait)
 
+    def _report_wait(self) -> None:
+        on_wait, every_s, since, n_seen = self._wait
+        if self.limiter.n_accepted != n_seen:
+            self._wait = (on_wait, every_s, time.monotonic(), self.limiter.n_accepted)
+            self._n_wait_reports = 0
+            return
+        silent = time.monotonic() - since
+        if on_wait is not None and silent >= every_s * (1 + self._n_wait_reports):
+            self._n_wait_reports += 1
+            on_wait(silent)
+
     def stop(self) -> None:
         """Ask :meth:`run` to return (after the current period)."""
         self._stop.set()
 
     # ------------------------------------------------------------------ counters, closing
     @property
-    def n_unauthorised(self) -> int:
-        """Commands read from streams of another source_id (ignored)."""
-        return 0 if self.listener is None else self.listener.n_unauthorised
+    def n_dropped(self) -> int:
+        """Commands the limiter dropped (another source or token, out of sequence, stale)."""
+        return self.limiter.n_dropped
 
     @property
     def n_invalid(self) -> int:
-        """Commands of the controller refused as invalid pulse trains."""
-        return 0 if self.listener is None else self.listener.n_invalid
+        """Commands of the controller replaced by the safe state (NaN, negative, ...)."""
+        return self.limiter.counts["invalid"] + self.limiter.counts["out_of_range"]
 
     def close(self) -> None:
         """Stop, and close every outlet and inlet (inlets see the streams end)."""
@@ -482,6 +558,7 @@ class PlantBridge:
         self._closed = True
         if self.listener is not None:
             self.listener.close()
+        self.safety_outlet.close()
         for attr in ("raw_outlet", "spike_outlet", "stim_outlet", "biomarker_outlet"):
             outlet = getattr(self, attr, None)
             if outlet is not None and hasattr(outlet, "outlet"):
@@ -494,4 +571,11 @@ class PlantBridge:
         self.close()
 
 
-__all__ = ["BIOMARKER_CHANNELS", "BridgeStats", "PlantBridge"]
+__all__ = [
+    "BIOMARKER_CHANNELS",
+    "BridgeStats",
+    "BridgeTiming",
+    "PlantBridge",
+    "RawFormat",
+    "StimSetting",
+]

@@ -1,51 +1,55 @@
-"""The stimulation-command stream the plant's LSL bridge obeys, and the check of who sent it.
+"""The stimulation-command stream: :class:`bci.stream.StimCommand` on LSL, in device units.
 
 Format
 ------
-An irregular-rate LSL stream of type ``"StimCommands"``, ``double64``, four channels labelled
-:data:`COMMAND_CHANNELS`: ``amplitude`` (in the stimulator's units: uA/cm2 for the simulated
-plant), ``frequency_hz``, ``pulse_width_us`` and ``seq`` (increasing by one per command, as in
-:class:`bci.stream.StimCommand`). One sample is one command; it holds until the next.
+An irregular-rate LSL stream of type ``"StimCommands"``, ``double64``, five channels labelled
+:data:`COMMAND_CHANNELS`: ``amplitude_ma`` (mA), ``frequency_hz`` (Hz), ``pulse_width_us`` (us per
+phase), ``seq`` and ``t_issue`` (s), the numeric fields of :class:`~bci.stream.StimCommand`. One
+sample is one command. The command's ``source_id`` is the stream's ``source_id``; its
+``session_token`` is in the stream's metadata (``desc/command/session_token``), so the XDF
+recording keeps both. Units are device units only: a stimulator maps them to its own (the plant's
+uA/cm2) through :mod:`stimulation.safety`, nowhere else.
 
-Authorisation
+Who is obeyed
 -------------
-LSL has no authentication: any process on the network can publish a stream with the name a
-stimulator listens to. :class:`CommandListener` therefore opens every stream of the command
-stream's name and obeys only samples from streams whose ``source_id`` is the session's controller
-(given on the command line); everything else is read, ignored and counted
-(:attr:`CommandListener.n_unauthorised`). This guards against mis-wired sessions (a second
-controller, a replayed recording), not against a malicious peer that copies the source_id.
-Commands from the controller that are not valid pulse trains (NaN, negative amplitude, a pulse
-longer than the period, an amplitude above the plant's ``max_amplitude``) are refused, counted
-(:attr:`CommandListener.n_invalid`) and reported with the reason, never raised.
+LSL has no authentication: any process can publish a stream of the name a stimulator listens to.
+:class:`CommandListener` opens every stream of the command stream's name and turns every sample
+into a :class:`~bci.stream.StimCommand` carrying the stream's ``source_id`` and token; the
+stimulator's :class:`~stimulation.safety.SafetyLimiter` then drops those of another source or
+token and those out of sequence. A stream that is not a command stream (text, too few channels)
+is never read from and is counted (:attr:`CommandListener.n_malformed`). This guards against
+mis-wired sessions (a second controller, a replayed recording of an earlier session), not against
+a malicious peer that copies the source_id and token.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
-import numpy as np
 import pylsl
 from pylsl.util import LostError
 from pylsl.util import TimeoutError as LSLTimeoutError
 
 from bci.acquisition.metadata import make_stream_info
-from bci.errors import BCIError
-from stimulation.errors import PulseParameterError
-from stimulation.pulses import PulseTrain, Waveform
+from bci.stream.chunks import StimCommand
 
 #: Channels of a command sample, in order.
-COMMAND_CHANNELS: tuple[str, ...] = ("amplitude", "frequency_hz", "pulse_width_us", "seq")
+COMMAND_CHANNELS: tuple[str, ...] = (
+    "amplitude_ma",
+    "frequency_hz",
+    "pulse_width_us",
+    "seq",
+    "t_issue",
+)
+#: Units of :data:`COMMAND_CHANNELS`.
+COMMAND_UNITS: tuple[str, ...] = ("mA", "Hz", "us", "", "s")
 #: LSL content type of command streams.
 COMMAND_STREAM_TYPE = "StimCommands"
 
 
-def command_stream_info(
-    name: str, source_id: str, amplitude_unit: str = "uA/cm2"
-) -> pylsl.StreamInfo:
+def command_stream_info(name: str, source_id: str, session_token: str = "") -> pylsl.StreamInfo:
     """``StreamInfo`` of a command stream (module docstring), with XDF channel metadata."""
-    return make_stream_info(
+    info = make_stream_info(
         name,
         COMMAND_STREAM_TYPE,
         len(COMMAND_CHANNELS),
@@ -53,115 +57,113 @@ def command_stream_info(
         "double64",
         source_id,
         labels=COMMAND_CHANNELS,
-        units=[amplitude_unit, "Hz", "us", ""],
+        units=list(COMMAND_UNITS),
         channel_types="Stim",
-        model="stimulation.plant",
+        model="stimulation",
+    )
+    desc = info.desc().append_child("command")
+    desc.append_child_value("session_token", session_token)
+    desc.append_child_value("units", "device")
+    return info
+
+
+def command_to_sample(command: StimCommand) -> list[float]:
+    """The LSL sample of a command (:data:`COMMAND_CHANNELS`)."""
+    return [
+        float(command.amplitude_ma),
+        float(command.frequency_hz),
+        float(command.pulse_width_us),
+        float(command.seq),
+        float(command.t_issue),
+    ]
+
+
+def command_from_sample(sample: list[float], source_id: str, session_token: str) -> StimCommand:
+    """The command a sample of stream ``source_id`` carries (``seq`` -1 when unreadable)."""
+    seq_value = float(sample[3])
+    seq = int(seq_value) if seq_value == seq_value and abs(seq_value) < 2**62 else -1
+    return StimCommand(
+        amplitude_ma=float(sample[0]),
+        frequency_hz=float(sample[1]),
+        pulse_width_us=float(sample[2]),
+        t_issue=float(sample[4]),
+        source_id=source_id,
+        seq=seq,
+        session_token=session_token,
     )
 
 
 class CommandOutlet:
-    """Publish stimulation commands (what a controller, or the safety limiter, sends).
+    """Publish stimulation commands: what a controller (or ``bci stim``) sends.
 
-    Sends what it is given without checks: validating is the receiver's job, and tests use this
-    to send bad commands on purpose.
+    Sends what it is given without checks: checking is the limiter's job, and tests use this to
+    send bad commands on purpose. :meth:`send` numbers the commands (``seq``) itself.
     """
 
-    def __init__(self, name: str, source_id: str, amplitude_unit: str = "uA/cm2") -> None:
-        self.outlet = pylsl.StreamOutlet(command_stream_info(name, source_id, amplitude_unit))
+    def __init__(self, name: str, source_id: str, session_token: str = "") -> None:
+        self.source_id = source_id
+        self.session_token = session_token
+        self.outlet = pylsl.StreamOutlet(command_stream_info(name, source_id, session_token))
         self.seq = 0
 
     def send(
         self,
-        amplitude: float,
+        amplitude_ma: float,
         frequency_hz: float = 130.0,
         pulse_width_us: float = 300.0,
         timestamp: float = 0.0,
-    ) -> int:
-        """Push one command; returns its ``seq``."""
-        seq = self.seq
-        self.outlet.push_sample(
-            [float(amplitude), float(frequency_hz), float(pulse_width_us), float(seq)], timestamp
+    ) -> StimCommand:
+        """Push one command with the next ``seq``; returns it."""
+        command = StimCommand(
+            amplitude_ma,
+            frequency_hz,
+            pulse_width_us,
+            timestamp if timestamp else pylsl.local_clock(),
+            self.source_id,
+            self.seq,
+            self.session_token,
         )
+        self.push(command, timestamp)
         self.seq += 1
-        return seq
+        return command
+
+    def push(self, command: StimCommand, timestamp: float = 0.0) -> None:
+        """Push ``command`` as it is (its own ``seq``: replays and gaps are possible)."""
+        self.outlet.push_sample(command_to_sample(command), timestamp)
 
     def wait_for_consumers(self, timeout: float) -> bool:
-        """Wait until an inlet (the bridge) is connected."""
+        """Wait until an inlet (the stimulator) is connected."""
         return bool(self.outlet.wait_for_consumers(timeout))
 
 
-@dataclass(frozen=True)
-class ReceivedCommand:
-    """One command from the authorised controller.
-
-    ``train`` is the pulse train it asks for (amplitude already in the plant's units), or None
-    when the command was invalid; ``error`` then says why.
-    """
-
-    train: PulseTrain | None
-    seq: int
-    t_lsl: float
-    error: str = ""
-
-
 class CommandListener:
-    """Read every stream named ``stream_name``; keep the commands of ``controller_source_id``.
+    """Read every command stream named ``stream_name``; return every command, checked by nobody.
 
     Parameters
     ----------
     stream_name : str
         Name of the command stream(s) to open.
-    controller_source_id : str
-        The only ``source_id`` whose commands are obeyed.
-    biphasic : bool
-        Build charge-balanced biphasic trains from commands (else monophasic).
-    amplitude_scale : float
-        Plant units per command unit (1: commands already in uA/cm2).
-    max_amplitude : float
-        Largest amplitude the plant accepts (plant units); larger commands are invalid.
     resolve_interval_s : float
         How often to look for new command streams.
     """
 
-    def __init__(
-        self,
-        stream_name: str,
-        controller_source_id: str,
-        *,
-        biphasic: bool = False,
-        amplitude_scale: float = 1.0,
-        max_amplitude: float = 1000.0,
-        resolve_interval_s: float = 0.25,
-    ) -> None:
-        if not controller_source_id:
-            raise BCIError(
-                "Invalid value for the 'controller_source_id' parameter: a non-empty source_id "
-                "is needed to tell the controller's commands from others."
-            )
+    def __init__(self, stream_name: str, *, resolve_interval_s: float = 0.25) -> None:
         self.stream_name = stream_name
-        self.controller_source_id = controller_source_id
-        self.waveform: Waveform = "biphasic" if biphasic else "monophasic"
-        self.amplitude_scale = float(amplitude_scale)
-        self.max_amplitude = float(max_amplitude)
         self.resolve_interval_s = float(resolve_interval_s)
         self._resolver = pylsl.ContinuousResolver(prop="name", value=stream_name, forget_after=5.0)
-        self._inlets: dict[str, tuple[pylsl.StreamInlet, bool]] = {}  # uid -> (inlet, authorised)
+        # uid -> (inlet or None for a stream that is not a command stream, source_id, token)
+        self._inlets: dict[str, tuple[pylsl.StreamInlet | None, str, str]] = {}
         self._next_resolve = 0.0
-        self.n_accepted = 0
-        self.n_invalid = 0
-        self.n_unauthorised = 0
-        self.unauthorised_sources: set[str] = set()
-        self.last_error = ""
+        self.n_malformed = 0
 
     @property
     def n_streams(self) -> int:
-        """Command streams opened so far (authorised or not)."""
+        """Streams of the name seen so far (command streams or not)."""
         return len(self._inlets)
 
-    @property
-    def connected(self) -> bool:
-        """Whether a stream of the controller is open."""
-        return any(auth for _, auth in self._inlets.values())
+    def source_ids(self) -> set[str]:
+        """source_ids of the command streams opened so far."""
+        return {sid for inlet, sid, _ in self._inlets.values() if inlet is not None}
 
     def _resolve(self) -> None:
         now = time.monotonic()
@@ -172,83 +174,58 @@ class CommandListener:
             uid = info.uid()
             if uid in self._inlets:
                 continue
-            if info.channel_count() < 3 or info.channel_format() == pylsl.cf_string:
-                # not a command stream, whoever sent it: never obeyed
-                authorised = False
-            else:
-                authorised = info.source_id() == self.controller_source_id
+            if (
+                info.channel_count() < len(COMMAND_CHANNELS)
+                or info.channel_format() == pylsl.cf_string
+            ):
+                self._inlets[uid] = (None, info.source_id(), "")  # never read: not commands
+                self.n_malformed += 1
+                continue
             inlet = pylsl.StreamInlet(info, max_buflen=60, recover=True)
             try:
+                full = inlet.info(timeout=1.0)
                 inlet.open_stream(timeout=1.0)
             except (LSLTimeoutError, LostError):
                 continue  # gone again, or slow to answer: the next resolve retries
-            self._inlets[uid] = (inlet, authorised)
-            if not authorised:
-                self.unauthorised_sources.add(info.source_id())
+            token = full.desc().child("command").child_value("session_token")
+            self._inlets[uid] = (inlet, info.source_id(), token)
 
-    def wait_for_controller(self, timeout: float) -> bool:
-        """Wait until the controller's command stream is found and opened."""
+    def wait_for_source(self, source_id: str, timeout: float) -> bool:
+        """Wait until a command stream of ``source_id`` is found and opened."""
         deadline = time.monotonic() + timeout
         while True:
             self._next_resolve = 0.0
             self._resolve()
-            if self.connected:
+            if source_id in self.source_ids():
                 return True
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.02)
 
-    def poll(self, timeout: float = 0.0) -> list[ReceivedCommand]:
-        """Read everything pending; return the controller's commands in arrival order.
+    def poll(self, timeout: float = 0.0) -> list[StimCommand]:
+        """Read everything pending on every stream; return the commands in arrival order.
 
-        Waits up to ``timeout`` seconds for the first command of the controller.
+        Waits up to ``timeout`` seconds for the first command.
         """
         deadline = time.monotonic() + timeout
-        out: list[ReceivedCommand] = []
+        out: list[StimCommand] = []
         while True:
             self._resolve()
-            for inlet, authorised in list(self._inlets.values()):
+            for inlet, source_id, token in list(self._inlets.values()):
+                if inlet is None:
+                    continue
                 try:
-                    samples, stamps = inlet.pull_chunk(timeout=0.0)
+                    samples, _ = inlet.pull_chunk(timeout=0.0)
                 except LostError:
                     continue
-                if not stamps:
-                    continue
-                if not authorised:
-                    self.n_unauthorised += len(stamps)
-                    continue
-                for sample, t in zip(samples, stamps, strict=True):
-                    out.append(self._parse(sample, t))
+                out.extend(command_from_sample(s, source_id, token) for s in samples)
             if out or time.monotonic() >= deadline:
                 return out
             time.sleep(0.001)
 
-    def _parse(self, sample: list[float], t_lsl: float) -> ReceivedCommand:
-        values = np.asarray(sample, dtype=np.float64)
-        seq = int(values[3]) if values.size > 3 and np.isfinite(values[3]) else -1
-        amplitude, frequency_hz, pulse_width_us = (float(v) for v in values[:3])
-        try:
-            if not np.isfinite(amplitude) or amplitude < 0.0:
-                raise PulseParameterError(
-                    "Invalid value for the 'amplitude' command channel: must be a finite "
-                    f"number >= 0, but got {amplitude}."
-                )
-            scaled = amplitude * self.amplitude_scale
-            if scaled > self.max_amplitude:
-                raise PulseParameterError(
-                    f"Invalid value for the 'amplitude' command channel: {scaled:g} exceeds the "
-                    f"plant's max_amplitude ({self.max_amplitude:g})."
-                )
-            train = PulseTrain(scaled, frequency_hz, pulse_width_us, self.waveform)
-        except PulseParameterError as err:
-            self.n_invalid += 1
-            self.last_error = str(err)
-            return ReceivedCommand(None, seq, t_lsl, str(err))
-        self.n_accepted += 1
-        return ReceivedCommand(train, seq, t_lsl)
-
     def close(self) -> None:
         """Close every inlet."""
-        for inlet, _ in self._inlets.values():
-            inlet.close_stream()
+        for inlet, _, _ in self._inlets.values():
+            if inlet is not None:
+                inlet.close_stream()
         self._inlets.clear()

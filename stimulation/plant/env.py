@@ -7,12 +7,14 @@ stimulator whose amplitude is changed on the fly.
 
 Action
 ------
-``Box(0, 1, shape=(1,))``: the normalised amplitude ``a``; the network receives
-``a * max_amplitude`` (300 uA/cm2 by default, the therapeutic STN-DBS amplitude of So et al. 2012)
-at a fixed ``frequency_hz`` (130 Hz) and ``pulse_width_us`` (300 us). With
+``Box(0, 1, shape=(1,))``: the normalised amplitude ``a``; the stimulator delivers
+``a * amplitude_ma_at_full_action`` mA (3.0 mA by default, the clamp of Fleming, Dunn & Lowery
+2020), which the network receives as a current density through the toolkit's one device-to-model
+mapping (:func:`stimulation.safety.model_amplitude_ua_cm2`: 2.5 mA, So et al. 2012's therapeutic
+setting, is 300 uA/cm2), at a fixed ``frequency_hz`` (130 Hz) and ``pulse_width_us`` (300 us). With
 ``control_frequency=True`` the action is ``Box(0, 1, shape=(2,))`` and its second entry ``b`` sets
-the rate ``f_min + b * (f_max - f_min)`` within ``frequency_range_hz``. Physical and model units
-appear only in :class:`stimulation.pulses.PulseTrain`; an action outside the box (or NaN) raises
+the rate ``f_min + b * (f_max - f_min)`` Hz within ``frequency_range_hz``. The mapping is
+:class:`stimulation.plant.actions.ActionMap`; an action outside the box (or NaN) raises
 :class:`~stimulation.errors.PlantParameterError`, it is never clipped silently.
 
 Observation
@@ -39,14 +41,31 @@ The GPi is the default symptom nucleus: it is the output of the circuit, and in 
 beta follows STN stimulation within the window, while STN beta (the GPe -> STN synaptic current)
 falls only after about a second of DBS (measured in the README's plant section).
 
-*Energy*: the mean stimulation power relative to the reference train (``max_amplitude``,
-``pulse_width_us``, 130 Hz, same waveform), :func:`stimulation_energy`:
-``(A / A_max)^2 * (PW / PW_ref) * (f / 130 Hz)``, since the power of a pulse train is
-``I^2 R x PW x phases x f`` (the Joule heating :meth:`PulseTrain.energy_j` sums pulse by pulse).
-It is 1 for full So-2012 DBS and 0 off, so ``energy_weight`` reads as "the symptom reduction that
-would justify continuous full-amplitude DBS"; the default, 0.02, is a fraction of the GPi beta
-reduction full DBS brings (README), so stimulation pays but not at any amplitude. It follows the action, not the count of pulse onsets that happen to fall in the period (2 or 3 at
-130 Hz and 20 ms; ``n_pulses`` in ``info``).
+*Energy*: the mean stimulation power relative to So et al. (2012)'s setting (2.5 mA, 130 Hz,
+300 us, monophasic), :func:`stimulation.plant.actions.stimulation_energy`:
+``(A / 2.5 mA)^2 * (PW / 300 us) * phases * (f / 130 Hz)``. It is 1 for So's setting and 0 off, so
+``energy_weight`` reads as "the symptom reduction that would justify continuous So-2012 DBS"; the
+default, 0.02, is a fraction of the GPi beta reduction that setting brings (README), so
+stimulation pays but not at any amplitude. It follows the action, not the count of pulse onsets
+that happen to fall in the period (2 or 3 at 130 Hz and 20 ms; ``n_pulses`` in ``info``).
+
+Info
+----
+Every step: ``symptom``, ``beta`` (relative beta of ``symptom_nucleus``), ``error_index``,
+``t_s`` (since the episode's first observation), ``pd_state`` and ``severity`` (the true state,
+below); after an action also ``energy``, ``reward_symptom``, ``reward_energy``, the setting
+delivered in device units (``amplitude_ma``, ``frequency_hz``, ``pulse_width_us``) and model
+units (``amplitude_ua_cm2``), and ``n_pulses``; after a reset ``network_seed``.
+
+Plant
+-----
+``plant="stationary"`` (default): the network stays in ``state``. ``plant="fluctuating"``: its
+applied currents switch between the healthy and the Parkinsonian settings with exponentially
+distributed dwell times (mean 2 s each, so Parkinsonian half of the time) and 0.1-s ramps, the
+switch times drawn from the episode's network seed (protocol in
+:mod:`stimulation.plant.fluctuation`; ``fluctuation`` changes its times). ``info["pd_state"]``
+(0 healthy, 1 Parkinsonian) and ``info["severity"]`` (in [0, 1]) give the true state at the end
+of the period, for evaluation only: it is never part of the observation.
 
 Episodes end with ``truncated=True`` after ``episode_s`` (the time limit); ``terminated`` is always
 False (the plant has no terminal state).
@@ -58,12 +77,13 @@ from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 from numpy.typing import NDArray
 
 from bci.checks import check_value, ensure_float, ensure_int
 from stimulation.errors import PlantParameterError
 from stimulation.plant import BasalGangliaNetwork, PlantRecord
+from stimulation.plant.actions import SO_2012_TRAIN, ActionMap, Setting, stimulation_energy
+from stimulation.plant.fluctuation import Fluctuation
 from stimulation.plant.monitor import BiomarkerMonitor
 from stimulation.plant.observations import (
     DEFAULT_FEATURES,
@@ -73,24 +93,9 @@ from stimulation.plant.observations import (
 )
 from stimulation.plant.parameters import DBS_TARGETS, NUCLEI, STATES
 from stimulation.pulses import PulseTrain, Waveform
+from stimulation.safety import device_amplitude_ma
 
 SYMPTOMS: tuple[str, ...] = ("beta", "error_index")
-#: Reference stimulation rate of the energy term (So et al. 2012 therapeutic DBS).
-REFERENCE_FREQUENCY_HZ = 130.0
-
-
-def stimulation_energy(train: PulseTrain, reference: PulseTrain) -> float:
-    """Mean stimulation power of ``train`` relative to ``reference`` (both in the same units).
-
-    Power is ``I^2 R x PW x phases x f`` (the same Joule heating :meth:`PulseTrain.energy_j`
-    sums pulse by pulse), so the ratio needs no impedance and no unit conversion.
-    """
-    ref = reference.amplitude**2 * reference.pulse_width_us * reference.n_phases
-    ref *= reference.frequency_hz
-    if ref <= 0.0:
-        raise PlantParameterError("The reference pulse train must have a positive amplitude.")
-    own = train.amplitude**2 * train.pulse_width_us * train.n_phases * train.frequency_hz
-    return float(own / ref)
 
 
 class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
@@ -101,7 +106,8 @@ class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
     Parameters
     ----------
     state : {"healthy", "pd"}
-        Network state (So et al. 2012 applied currents).
+        Network state (So et al. 2012 applied currents); with a fluctuating plant, the state at
+        the start of each episode's network.
     cells_per_nucleus : int
         Cells in each of TH, STN, GPe and GPi.
     dbs_target : {"stn", "gpe", "gpi"}
@@ -129,8 +135,9 @@ class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         Nucleus of the beta symptom.
     energy_weight : float
         ``lambda`` of the reward, >= 0.
-    max_amplitude : float
-        Amplitude (uA/cm2) at action 1.
+    amplitude_ma_at_full_action : float
+        Device amplitude (mA) at action 1 (3.0 mA: Fleming 2020's clamp; So 2012's 300 uA/cm2 is
+        2.5 mA).
     frequency_hz, pulse_width_us : float
         Fixed rate and pulse width (frequency only when ``control_frequency`` is False).
     biphasic : bool
@@ -143,6 +150,12 @@ class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         Divisor of the ``rate_*`` features.
     dt_ms, lfp_sfreq : float
         Integration step (ms) and LFP proxy rate (Hz) of the network.
+    plant : {"stationary", "fluctuating"}
+        A network that stays in ``state``, or one whose Parkinsonian state comes and goes
+        (module docstring).
+    fluctuation : Fluctuation, optional
+        Dwell and ramp times of the fluctuating plant (:class:`~stimulation.plant.fluctuation.
+        Fluctuation`; default 2-s mean dwells, 0.1-s ramps).
     render_mode : None
         No rendering.
     """
@@ -166,7 +179,7 @@ class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         symptom: str = "beta",
         symptom_nucleus: str = "gpi",
         energy_weight: float = 0.02,
-        max_amplitude: float = 300.0,
+        amplitude_ma_at_full_action: float = 3.0,
         frequency_hz: float = 130.0,
         pulse_width_us: float = 300.0,
         biphasic: bool = False,
@@ -175,6 +188,8 @@ class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         rate_scale_hz: float = 100.0,
         dt_ms: float = 0.01,
         lfp_sfreq: float = 1000.0,
+        plant: str = "stationary",
+        fluctuation: Fluctuation | None = None,
         render_mode: str | None = None,
     ) -> None:
         self.state = check_value(state, STATES, "state", error=PlantParameterError)
@@ -208,26 +223,8 @@ class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         self.energy_weight = ensure_float(
             energy_weight, "energy_weight", minimum=0.0, error=PlantParameterError
         )
-        self.max_amplitude = ensure_float(
-            max_amplitude,
-            "max_amplitude",
-            minimum=0.0,
-            strict_minimum=True,
-            error=PlantParameterError,
-        )
         self.biphasic = bool(biphasic)
         self.control_frequency = bool(control_frequency)
-        f_lo = ensure_float(
-            frequency_range_hz[0],
-            "frequency_range_hz[0]",
-            minimum=0.0,
-            strict_minimum=True,
-            error=PlantParameterError,
-        )
-        f_hi = ensure_float(
-            frequency_range_hz[1], "frequency_range_hz[1]", minimum=f_lo, error=PlantParameterError
-        )
-        self.frequency_range_hz = (f_lo, f_hi)
         if render_mode is not None:
             raise PlantParameterError(
                 f"Invalid value for the 'render_mode' parameter. Allowed values are None, but got "
@@ -236,18 +233,21 @@ class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         self.render_mode = render_mode
         waveform: Waveform = "biphasic" if self.biphasic else "monophasic"
         self.waveform: Waveform = waveform
-        # the reference train checks frequency and pulse width, and the largest rate the
-        # frequency action can ask for must still fit the pulse (PulseTrain raises otherwise)
-        self.reference_train = PulseTrain(
-            self.max_amplitude, REFERENCE_FREQUENCY_HZ, pulse_width_us, waveform
+        self.action_map = ActionMap(
+            amplitude_ma_at_full_action,
+            frequency_hz,
+            pulse_width_us,
+            waveform,
+            self.control_frequency,
+            frequency_range_hz,
         )
-        self.fixed_train = PulseTrain(self.max_amplitude, frequency_hz, pulse_width_us, waveform)
-        if self.control_frequency:
-            PulseTrain(self.max_amplitude, f_hi, pulse_width_us, waveform)
-        self.pulse_width_us = self.fixed_train.pulse_width_us
-        self.frequency_hz = self.fixed_train.frequency_hz
-
+        self.amplitude_ma_at_full_action = self.action_map.amplitude_ma_at_full_action
+        self.frequency_range_hz = self.action_map.frequency_range_hz
+        self.frequency_hz = self.action_map.frequency_hz
+        self.pulse_width_us = self.action_map.pulse_width_us
+        self.reference_train = SO_2012_TRAIN
         self.n_steps_per_episode = int(round(self.episode_s / self.control_period_s))
+
         self._observer: BiomarkerObservation | SpikeObservation
         if self.observation == "biomarkers":
             self._observer = BiomarkerObservation(features, rate_scale_hz)
@@ -268,12 +268,14 @@ class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
             dbs_target=self.dbs_target,
             dt_ms=dt_ms,
             lfp_sfreq=lfp_sfreq,
+            plant=plant,
+            fluctuation=fluctuation,
         )
+        self.plant = self.network.plant
         self.lfp_sfreq = float(lfp_sfreq)
         self.monitor = BiomarkerMonitor(self.lfp_sfreq, self.window_s)
 
-        n_act = 2 if self.control_frequency else 1
-        self.action_space = spaces.Box(0.0, 1.0, shape=(n_act,), dtype=np.float32)
+        self.action_space = self.action_map.space
         self._step_index = 0
         self._needs_reset = True
         self._last_record: PlantRecord | None = None
@@ -282,41 +284,18 @@ class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
 
     # ------------------------------------------------------------------ actions
     def action_to_train(self, action: Any) -> PulseTrain:
-        """The pulse train an action asks for (validated: NaN or outside the box raises).
+        """The pulse train (model units, uA/cm2) an action asks for; see :meth:`action_to_setting`.
 
         Raises
         ------
         PlantParameterError
             For an action of the wrong shape, NaN, or outside ``[0, 1]``.
         """
-        try:
-            a = np.asarray(action, dtype=np.float64).reshape(-1)
-        except (TypeError, ValueError):
-            raise PlantParameterError(
-                f"Invalid value for the 'action' parameter: expected numbers, but got {action!r}."
-            ) from None
-        shape = self.action_space.shape
-        if a.shape != shape:
-            raise PlantParameterError(
-                f"Invalid value for the 'action' parameter: expected shape {shape}, but got "
-                f"{np.shape(action)} instead."
-            )
-        values = a.tolist()
-        if not all(0.0 <= v <= 1.0 for v in values):  # NaN fails both comparisons
-            raise PlantParameterError(
-                "Invalid value for the 'action' parameter. Allowed values are in [0, 1] "
-                f"(normalised stimulation), but got {values} instead."
-            )
-        frequency = self.frequency_hz
-        if self.control_frequency:
-            lo, hi = self.frequency_range_hz
-            frequency = lo + values[1] * (hi - lo)
-        return PulseTrain(
-            values[0] * self.max_amplitude,
-            frequency,
-            self.pulse_width_us,
-            self.waveform,
-        )
+        return self.action_map.setting(action).train
+
+    def action_to_setting(self, action: Any) -> Setting:
+        """The device setting (mA, Hz, us) an action asks for, with its model pulse train."""
+        return self.action_map.setting(action)
 
     # ------------------------------------------------------------------ Gymnasium API
     def reset(
@@ -415,13 +394,15 @@ class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         info = self._biomarker_info()
         symptom = info["symptom"]
         energy = stimulation_energy(train, self.reference_train)
+        amplitude_ma = device_amplitude_ma(train.amplitude)
         reward_symptom = -symptom
         reward_energy = -self.energy_weight * energy
         info.update(
             energy=energy,
             reward_symptom=reward_symptom,
             reward_energy=reward_energy,
-            amplitude=train.amplitude,
+            amplitude_ma=amplitude_ma,
+            amplitude_ua_cm2=train.amplitude,
             frequency_hz=train.frequency_hz,
             pulse_width_us=train.pulse_width_us,
             n_pulses=int(rec.dbs_pulse_times.size),
@@ -455,11 +436,14 @@ class BasalGangliaEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
     def _biomarker_info(self) -> dict[str, Any]:
         beta = self.monitor.beta_power(self.symptom_nucleus)
         ei = self.monitor.error_index()
+        pd_state, severity = self.network.pd_state
         return {
             "symptom": self._symptom(),
             "beta": float(beta) if np.isfinite(beta) else 0.0,
             "error_index": float(ei) if np.isfinite(ei) else 0.0,
             "t_s": float(self.network.t_s - self._t_episode_start_s),
+            "pd_state": pd_state,
+            "severity": severity,
         }
 
     def _observe(self, rec: PlantRecord) -> NDArray[np.float32]:

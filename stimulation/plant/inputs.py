@@ -65,6 +65,20 @@ class InitialConditions:
     gpe: NDArray[np.float64]  # (6, n): v, n, h, r, ca, s
     gpi: NDArray[np.float64]  # (7, n): v, n, h, r, ca, s, z
     iapp: NDArray[np.float64]  # (3, n): STN, GPe, GPi applied currents (uA/cm2)
+    gpe_offset: NDArray[np.float64]  # (n,): each GPe cell's applied-current offset (uA/cm2)
+
+
+def applied_currents(state: str, gpe_offset: NDArray[np.float64]) -> NDArray[np.float64]:
+    """STN, GPe, GPi applied currents (3, n) of ``state`` (So 2012), the GPe with its offsets."""
+    currents = I_APP[state]
+    n_cells = gpe_offset.size
+    return np.stack(
+        [
+            np.full(n_cells, currents["stn"]),
+            currents["gpe"] + gpe_offset,
+            np.full(n_cells, currents["gpi"]),
+        ]
+    )
 
 
 def initial_conditions(n_cells: int, state: str, rng: np.random.Generator) -> InitialConditions:
@@ -101,21 +115,22 @@ def initial_conditions(n_cells: int, state: str, rng: np.random.Generator) -> In
         ]
         return np.stack(rows + [np.zeros(n_cells)] * n_syn)
 
-    currents = I_APP[state]
-    iapp = np.stack(
-        [
-            np.full(n_cells, currents["stn"]),
-            currents["gpe"] + gpe_offset,
-            np.full(n_cells, currents["gpi"]),
-        ]
+    iapp = applied_currents(state, gpe_offset)
+    return InitialConditions(
+        th=th, stn=stn, gpe=gp(v_gpe, 1), gpi=gp(v_gpi, 2), iapp=iapp, gpe_offset=gpe_offset
     )
-    return InitialConditions(th=th, stn=stn, gpe=gp(v_gpe, 1), gpi=gp(v_gpi, 2), iapp=iapp)
 
 
 def seed_streams(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
     """Independent generators for the initial conditions and for the cortical pulse train."""
     init_seq, smc_seq = np.random.SeedSequence(seed).spawn(2)
     return np.random.default_rng(init_seq), np.random.default_rng(smc_seq)
+
+
+def fluctuation_stream(seed: int) -> np.random.Generator:
+    """A third independent generator of ``seed``, for a fluctuating plant's switch times (the
+    third child of the same seed sequence, so the other two streams stay as they are)."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2,)))
 
 
 @dataclass

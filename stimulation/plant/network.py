@@ -34,7 +34,9 @@ C_m = 1 uF/cm2. Every cell obeys ``C_m dv/dt = -sum(I_ion) - I_syn + I_app (+ I_
   ``s' = 2 (1 - s) H_inf(v - 20) - 0.04 s``. A two-cell projection is the mean of the two
   presynaptic ``s`` (ring connectivity, see :func:`stimulation.plant.inputs.connectivity`).
 - Applied currents (So 2012): healthy STN 33, GPe 21, GPi 22 uA/cm2; Parkinsonian ("pd") STN 23,
-  GPe 8, GPi 16; every GPe cell adds its own fixed ``N(0, 2^2)`` offset.
+  GPe 8, GPi 16; every GPe cell adds its own fixed ``N(0, 2^2)`` offset. A fluctuating plant
+  (``plant="fluctuating"``) switches between the two settings at random times, with short ramps
+  (protocol in :mod:`stimulation.plant.fluctuation`).
 - DBS: a rectangular current (uA/cm2) added to every cell of the target nucleus (STN by default;
   So 2012: 300 uA/cm2, 0.3 ms, 130 Hz); pulse onsets and widths are rounded to whole steps.
 - LFP proxy of a nucleus: the sum over its cells of the synaptic currents onto them (uA/cm2),
@@ -65,9 +67,12 @@ import numpy as np
 
 from bci.checks import check_value, ensure_float, ensure_int
 from stimulation.errors import PlantParameterError, PulseParameterError
+from stimulation.plant.fluctuation import PLANTS, Fluctuation, SeverityProcess
 from stimulation.plant.inputs import (
     CorticalPulses,
     DbsPulses,
+    applied_currents,
+    fluctuation_stream,
     initial_conditions,
     seed_streams,
     train_on_grid,
@@ -105,6 +110,13 @@ class BasalGangliaNetwork:
     lfp_sfreq : float
         Sampling rate of the LFP proxies (Hz); ``1000 / (lfp_sfreq * dt_ms)`` must be a whole number
         of steps.
+    plant : {"stationary", "fluctuating"}
+        Stationary: the applied currents of ``state`` throughout. Fluctuating: they switch between
+        the healthy and the Parkinsonian ones, starting in ``state``
+        (:mod:`stimulation.plant.fluctuation`; the switch times come from the seed).
+    fluctuation : Fluctuation, optional
+        Dwell and ramp times of the fluctuating plant (default ``Fluctuation()``: 2 s mean
+        dwells, 0.1 s ramps).
 
     Examples
     --------
@@ -121,8 +133,17 @@ class BasalGangliaNetwork:
         dbs_target: str = "stn",
         dt_ms: float = 0.01,
         lfp_sfreq: float = 1000.0,
+        plant: str = "stationary",
+        fluctuation: Fluctuation | None = None,
     ) -> None:
         err = PlantParameterError
+        self._plant = check_value(plant, PLANTS, "plant", error=err)
+        if fluctuation is not None and not isinstance(fluctuation, Fluctuation):
+            raise PlantParameterError(
+                "Invalid value for the 'fluctuation' parameter: expected a Fluctuation or None, "
+                f"but got {type(fluctuation).__name__} instead."
+            )
+        self._fluctuation = Fluctuation() if fluctuation is None else fluctuation
         self._state_name = check_value(state, STATES, "state", error=err)
         self._n = ensure_int(cells_per_nucleus, "cells_per_nucleus", minimum=1, error=err)
         self._target = check_value(dbs_target, DBS_TARGETS, "dbs_target", error=err)
@@ -164,6 +185,16 @@ class BasalGangliaNetwork:
         init_rng, smc_rng = seed_streams(self._seed)
         ic = initial_conditions(self._n, self._state_name, init_rng)
         self._variables = NetworkState(ic.th, ic.stn, ic.gpe, ic.gpi, ic.iapp, np.zeros(4))
+        self._severity: SeverityProcess | None = None
+        if self._plant == "fluctuating":
+            self._severity = SeverityProcess(
+                fluctuation_stream(self._seed),
+                self._dt,
+                self._fluctuation,
+                start_pd=self._state_name == "pd",
+            )
+            self._iapp_healthy = applied_currents("healthy", ic.gpe_offset)
+            self._iapp_shift = applied_currents("pd", ic.gpe_offset) - self._iapp_healthy
         self._smc = CorticalPulses(smc_rng, self._dt)
         self._k = 0
         self._dbs_carry = DbsPulses.empty()
@@ -172,7 +203,7 @@ class BasalGangliaNetwork:
     def snapshot(self) -> dict[str, Any]:
         """A deep copy of the whole simulation state (restore it with :meth:`restore`)."""
         keys = (
-            *("_variables", "_smc", "_k", "_seed"),
+            *("_variables", "_smc", "_k", "_seed", "_severity"),
             *("_dbs_carry", "_dbs_last_exact"),
         )
         return {key: copy.deepcopy(getattr(self, key)) for key in keys}
@@ -198,6 +229,34 @@ class BasalGangliaNetwork:
     def state(self) -> str:
         """ "pd" or "healthy"."""
         return self._state_name
+
+    @property
+    def plant(self) -> str:
+        """ "stationary" or "fluctuating"."""
+        return self._plant
+
+    @property
+    def fluctuation(self) -> Fluctuation:
+        """Dwell and ramp times (used when :attr:`plant` is "fluctuating")."""
+        return self._fluctuation
+
+    @property
+    def pd_state(self) -> tuple[int, float]:
+        """Nominal state (0 healthy, 1 Parkinsonian) and severity in [0, 1] of the last step
+        integrated (of t = 0 before any): the ground truth of a fluctuating plant, constant
+        for a stationary one."""
+        if self._severity is None:
+            pd = int(self._state_name == "pd")
+            return pd, float(pd)
+        return self._severity.state_at(max(0, self._k - 1))
+
+    def state_switches(self) -> list[tuple[float, int]]:
+        """(start time in s, nominal state) of every dwell so far; one entry at t = 0 for a
+        stationary plant."""
+        if self._severity is None:
+            return [(0.0, int(self._state_name == "pd"))]
+        dt_s = self._dt * 1e-3
+        return [(k * dt_s, pd) for k, pd in self._severity.switches(max(1, self._k))]
 
     @property
     def seed(self) -> int:
@@ -368,6 +427,7 @@ class BasalGangliaNetwork:
         else:
             dbs = DbsPulses.join(carry, new_dbs)
         smc_kernel, smc_new = self._smc.onsets(k0, k0 + n_steps)
+        fluctuating = self._severity is not None
         return Interval(
             k0=k0,
             n_steps=n_steps,
@@ -377,7 +437,9 @@ class BasalGangliaNetwork:
             smc_new=smc_new,
             dbs=dbs,
             new_dbs=new_dbs,
-            severity=_NO_SEVERITY,
+            severity=(self._severity.values(k0, k0 + n_steps) if self._severity else _NO_SEVERITY),
+            iapp_healthy=self._iapp_healthy if fluctuating else None,
+            iapp_shift=self._iapp_shift if fluctuating else None,
         )
 
     def _integrate(self, interval: Interval) -> PlantRecord:

@@ -17,17 +17,18 @@ from bci.acquisition.outlet import MarkerOutlet, SignalOutlet
 from stimulation.plant.monitor import FEATURES
 from stimulation.plant.probe import VirtualProbe
 
-#: Channels of the ``-biomarkers`` stream: the monitor's features, then the stimulation applied.
+#: Channels of the ``-biomarkers`` stream: the monitor's features, then the stimulation applied
+#: (device units: what the safety limiter let out).
 BIOMARKER_CHANNELS: tuple[str, ...] = (
     *FEATURES,
-    "amplitude",
+    "amplitude_ma",
     "frequency_hz",
     "pulse_width_us",
     "command_seq",
 )
 #: Sample formats of the ``-raw`` stream.
 RAW_FORMATS: tuple[str, ...] = ("float32", "int16")
-_UNITS = {"rate": "Hz", "frequency_hz": "Hz", "pulse_width_us": "us", "amplitude": "uA/cm2"}
+_UNITS = {"rate": "Hz", "frequency_hz": "Hz", "pulse_width_us": "us", "amplitude_ma": "mA"}
 
 
 @dataclass

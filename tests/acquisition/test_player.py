@@ -16,13 +16,9 @@ from click.testing import CliRunner
 from bci import ConfigError
 from bci.acquisition.metadata import make_stream_info, read_channel_info
 from bci.acquisition.outlet import MarkerOutlet, SignalOutlet
-from bci.acquisition.player import (
-    Player,
-    RecordingFormatError,
-    RecordingNotFoundError,
-    read_xdf,
-)
+from bci.acquisition.player import Player
 from bci.cli.main import cli
+from bci.session.files import RecordingFormatError, RecordingNotFoundError, read_xdf
 
 SFREQ = 500.0
 N_CHANNELS = 3

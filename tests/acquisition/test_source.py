@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pylsl
 import pytest
+from click.testing import CliRunner
 
 from bci import ConfigError, StreamMismatchError, StreamNotFoundError
 from bci.acquisition import (
@@ -373,3 +374,41 @@ def test_lost_stream_raises_without_recover(source_id: str) -> None:
             source.pull(timeout=0.05)
     assert source.events[-1].kind == "lost"
     source.close()
+
+
+def test_start_up_silence_is_waiting_not_a_stall(source_id: str) -> None:
+    """An outlet that exists but sends its first sample 1.3 s later (a publisher starting up)."""
+    outlet = make_outlet(source_id, 2, 1000.0)
+    with LSLSource(source_id=source_id, stall_after_s=0.1) as source:
+        t_end = time.monotonic() + 1.3
+        while time.monotonic() < t_end:
+            assert source.pull(timeout=0.02) is None
+        assert source.status()["state"] == "waiting"
+        push_indexed(outlet, pylsl.local_clock(), 1000.0, 0, 10)
+        assert pull_until(source, 10)
+        kinds = [e.kind for e in source.events]
+    assert "stall" not in kinds and "reconnect" not in kinds
+
+
+def test_two_streams_with_one_name_are_refused_with_both_listed(source_id: str) -> None:
+    from bci.acquisition import AmbiguousStreamError
+    from bci.cli.main import cli
+
+    name = f"twin-{source_id}"
+    live = SignalOutlet(make_stream_info(name, "Neural", 2, 1000.0, "float32", source_id))
+    replay = SignalOutlet(
+        make_stream_info(name, "Neural", 2, 1000.0, "float32", source_id + "-replay")
+    )
+    with pytest.raises(AmbiguousStreamError) as err:
+        LSLSource(name=name, timeout_s=5.0)
+    message = str(err.value)
+    assert f"source_id={source_id!r}" in message and f"source_id='{source_id}-replay'" in message
+    assert "host" in message and "type='Neural'" in message and "--source-id" in message
+    out = CliRunner().invoke(cli, ["record", "--stream", name, "--out", "unused-dir"])
+    assert out.exit_code == 2, out.output
+    assert f"{source_id}-replay" in out.output and "--source-id" in out.output
+    assert not Path("unused-dir").exists()
+    # the source_id picks one
+    with LSLSource(source_id=source_id + "-replay") as source:
+        assert source.source_id.endswith("-replay")
+    del live, replay

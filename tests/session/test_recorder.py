@@ -21,9 +21,10 @@ import yaml
 from _streams import FAST_CH, FAST_FS, SLOW_FS, ThreeStreams
 from click.testing import CliRunner
 
-from bci.acquisition.player import Player, read_xdf
+from bci.acquisition.player import Player
 from bci.cli.main import cli
 from bci.session import load
+from bci.session.files import read_xdf
 from bci.session.nix import load_nix
 from bci.session.recorder import Recorder, RecorderError, find_streams
 from bci.session.recorder_process import spawn_recorder

@@ -12,8 +12,8 @@ import pylsl
 import pytest
 from click.testing import CliRunner
 
-from bci.acquisition.player import RecordingNotFoundError, read_xdf
 from bci.cli.main import cli
+from bci.session.files import RecordingNotFoundError, read_xdf
 from bci.session.repair import default_repair_path, repair
 from bci.session.xdf import (
     ChunkTag,

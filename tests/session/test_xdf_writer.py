@@ -12,8 +12,8 @@ import pylsl
 import pytest
 from _streams import ThreeStreams
 
-from bci.acquisition.player import read_xdf
 from bci.session import load
+from bci.session.files import read_xdf
 from bci.session.recorder import Recorder, find_streams
 from bci.session.xdf import (
     BOUNDARY_UUID,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -176,7 +178,7 @@ def test_monitor_flags_the_unit_that_becomes_locked() -> None:
     assert flagged_at[2] > N // 2  # only once its spikes do lock
 
 
-def test_sorter_unlabels_a_unit_that_locks_online(stimulated: tuple) -> None:
+def test_sorter_unlabels_a_unit_that_locks_online(stimulated: tuple, tmp_path: Path) -> None:
     """A bank calibrated without the test: the online monitor finds the artifact unit."""
     rec, traces, pulses, evoked = stimulated
     stages = _preprocessing(True, "median")
@@ -194,8 +196,7 @@ def test_sorter_unlabels_a_unit_that_locks_online(stimulated: tuple) -> None:
         ),
         evoked,
     )
-    sorter.reject_pulse_locked = True
-    sorter.reset()
+    sorter = OnlineSorter.load(sorter.save(tmp_path / "bank.npz"), reject_pulse_locked=True)
     parts = []
     for chunk in _chunks(traces, SFREQ, n_cal, traces.shape[0], 300):
         out = _run_preprocessing(stages, chunk, pulses, sorter)

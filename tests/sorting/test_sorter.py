@@ -93,7 +93,10 @@ def test_recovers_well_separated_units(recording: GroundTruthRecording) -> None:
     for unit in range(recording.n_units):
         truth = recording.spikes["sample_index"][recording.spikes["unit_index"] == unit]
         acc, found_unit = _best_accuracy(spikes, truth)
-        assert acc >= 0.9, f"unit {unit}: accuracy {acc:.2f}"
+        # troughs of 16-40 noise sigmas, 110 um apart: every spike is found (accuracy 1.00 for
+        # all 6 units at seeds 3-6); 0.99 allows one or two misses or extras per unit
+        # (130-240 spikes each), e.g. from an overlap
+        assert acc >= 0.99, f"unit {unit}: accuracy {acc:.3f}"
         matched.add(found_unit)
         # spike times are on the raw clock: the filter's group delay is corrected
         s = spikes["sample_index"][spikes["unit_index"] == found_unit]
@@ -211,8 +214,7 @@ def test_tracking_follows_amplitude_drift(
     sorter = stages[-1]
     x = _filtered(stages, recording.traces[: int(4 * SFREQ)]) * np.float32(1.3)
     frozen = sorter.bank.templates.copy()
-    tracker = OnlineSorter.load(sorter.save(tmp_path / "templates.npz"))
-    tracker.tracking_rate = 0.05
+    tracker = OnlineSorter.load(sorter.save(tmp_path / "templates.npz"), tracking_rate=0.05)
     _run(tracker, x, 300)
     _run(sorter, x, 300)
     np.testing.assert_array_equal(sorter.bank.templates, frozen)  # off by default
@@ -246,7 +248,7 @@ def test_stimulation_pulses_are_blanked_and_never_learned(recording: GroundTruth
     )
     k = np.searchsorted(pulses, spikes["sample_index"], side="right") - 1
     after = spikes["sample_index"] - pulses[np.clip(k, 0, None)]
-    lo, hi = OnlineSorter().pulse_window_ms
+    lo, hi = OnlineSorter().config.pulse_window_ms
     # nothing is taken inside the window around a pulse (spike times are raw-clock troughs)
     assert not np.any((k >= 0) & (after >= 1) & (after < hi * 1e-3 * SFREQ - 1))
     for unit in np.unique(spikes["unit_index"][spikes["unit_index"] >= 0]):
@@ -277,6 +279,48 @@ def test_gap_in_stream_finishes_the_segment(recording: GroundTruthRecording, sta
         sel_whole = whole[(whole["sample_index"] >= lo) & (whole["sample_index"] < hi)]
         np.testing.assert_array_equal(sel_got["sample_index"], sel_whole["sample_index"])
         np.testing.assert_array_equal(sel_got["unit_index"], sel_whole["unit_index"])
+
+
+def _trough_uv(traces: npt.NDArray[np.float32], train: npt.NDArray[np.int64]) -> float:
+    """Depth of a unit's mean raw waveform on its best channel (from the ground truth)."""
+    train = train[(train > 30) & (train < len(traces) - 60)][:200]
+    mean = traces[train[:, None] + np.arange(-30, 60)[None, :]].mean(axis=0)
+    return float(-(mean - np.median(mean, axis=0)).min())
+
+
+@pytest.mark.parametrize("seed", [0, 42])
+def test_spikeinterface_ground_truth_5_units(seed: int) -> None:
+    """SpikeInterface's generator and comparison, independent of our synthesis: 5 units on 16
+    channels, noise 5 uV, 20 s (calibration on the first 10 s)."""
+    si = pytest.importorskip("spikeinterface.core")
+    sc = pytest.importorskip("spikeinterface.comparison")
+    from bci.sorting import to_spikeinterface
+
+    recording, gt = si.generate_ground_truth_recording(
+        durations=[20.0],
+        sampling_frequency=SFREQ,
+        num_channels=16,
+        num_units=5,
+        seed=seed,
+        noise_kwargs={"noise_levels": 5.0, "strategy": "on_the_fly"},
+    )
+    traces = np.ascontiguousarray(recording.get_traces(return_in_uV=False), dtype=np.float32)
+    positions = np.asarray(recording.get_channel_locations(), dtype=float)
+    spikes = sort_recording(traces, SFREQ, positions, chunk_ms=10, calibration_s=10)
+    cmp = sc.compare_sorter_to_ground_truth(
+        gt, to_spikeinterface(spikes, SFREQ), delta_time=0.4, exhaustive_gt=True
+    )
+    accuracy = cmp.get_performance()["accuracy"]
+    troughs = {u: _trough_uv(traces, gt.get_unit_spike_train(u)) for u in gt.unit_ids}
+    # units deeper than 6 noise sigmas are sortable (SpikeInterface's generator also makes
+    # units of 5-15 uV that no sorter finds); measured 0.97-1.00 over seeds 0-3 and 42
+    sortable = [u for u in gt.unit_ids if troughs[u] >= 30.0]
+    assert len(sortable) >= 4
+    for u in sortable:
+        assert accuracy[u] >= 0.95, f"unit {u} ({troughs[u]:.0f} uV): accuracy {accuracy[u]:.2f}"
+    assert cmp.count_false_positive_units() == 0
+    n_found = np.unique(spikes["unit_index"][spikes["unit_index"] >= 0]).size
+    assert n_found == len(sortable)  # no unit split in two, none made up
 
 
 @pytest.mark.slow

@@ -105,9 +105,7 @@ def test_group_delay_from_upstream_spec_shifts_times_and_span(filtered: np.ndarr
     plain = ThresholdCrossings(thresholds=thr)
     plain.prepare(StreamSpec("signal", filtered.shape[1], SFREQ))
     delayed = ThresholdCrossings(thresholds=thr)
-    spec = delayed.prepare(
-        StreamSpec("signal", filtered.shape[1], SFREQ, group_delay_samples=10.3)
-    )
+    spec = delayed.prepare(StreamSpec("signal", filtered.shape[1], SFREQ, group_delay_samples=10.3))
     assert spec.corrected_delay_samples == 10
     assert spec.group_delay_samples == pytest.approx(0.3)
     edges = np.arange(3000, 30001, 300)

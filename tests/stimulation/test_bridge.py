@@ -1,7 +1,11 @@
-"""PlantBridge on loopback LSL: command authorisation, bad commands, published streams, CLI."""
+"""PlantBridge on loopback LSL: only limiter-approved commands reach the plant; streams; CLI."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,11 +18,18 @@ from click.testing import CliRunner
 from bci.acquisition.metadata import read_channel_info
 from bci.cli.main import cli
 from bci.session.load import parse_spike_marker
-from stimulation.errors import PlantParameterError, StimulationError
-from stimulation.plant.bridge import BIOMARKER_CHANNELS, PlantBridge
+from bci.stream import StimCommand
+from stimulation.plant import BasalGangliaNetwork
+from stimulation.plant.bridge import (
+    BIOMARKER_CHANNELS,
+    BridgeTiming,
+    PlantBridge,
+)
 from stimulation.plant.commands import CommandOutlet
+from stimulation.plant.probe import VirtualProbe
+from stimulation.safety import SafetyLimits
 
-SMALL: dict[str, Any] = {"cells_per_nucleus": 6, "n_units": 3, "n_channels": 4, "warmup_s": 0.1}
+FAST = {"max_slew_ma_per_s": 1e4}  # limits that do not ramp, where a test wants steps
 
 
 def _until(cond: Callable[[], bool], timeout: float = 10.0) -> bool:
@@ -51,77 +62,110 @@ def _pull(inlet: pylsl.StreamInlet, n_min: int = 1) -> tuple[list, list]:
     return data, stamps
 
 
-def _lockstep_bridge(source_id: str, **kwargs: Any) -> tuple[PlantBridge, str]:
+def _bridge(
+    source_id: str,
+    *,
+    seed: int = 1,
+    lockstep: bool = True,
+    limits: dict[str, Any] | None = None,
+    probe: dict[str, Any] | None = None,
+) -> tuple[PlantBridge, str]:
     name = f"plant-{source_id[-12:]}"
+    network = BasalGangliaNetwork(cells_per_nucleus=6, seed=seed)
+    vp = VirtualProbe(6, "stn", 3, 4, seed=seed, **(probe or {}))
     bridge = PlantBridge(
-        seed=1,
+        network,
+        vp,
         name=name,
         source_id=source_id,
-        controller_source_id=f"{source_id}-controller",
-        lockstep=True,
-        **{**SMALL, **kwargs},
+        limits=SafetyLimits(source_id=f"{source_id}-controller", **(limits or FAST)),
+        timing=BridgeTiming(warmup_s=0.1, lockstep=lockstep),
     )
     return bridge, name
 
 
-def test_commands_from_another_source_change_nothing_and_are_counted(source_id: str) -> None:
-    bridge, name = _lockstep_bridge(source_id)
+def test_only_the_controllers_fresh_commands_with_its_token_reach_the_plant(
+    source_id: str,
+) -> None:
+    bridge, name = _bridge(source_id, limits={**FAST, "session_token": "tok-1"})
     with bridge:
         listener = bridge.listener
         assert listener is not None
-        intruder = CommandOutlet(f"{name}-commands", f"{source_id}-intruder")
-        controller = CommandOutlet(f"{name}-commands", f"{source_id}-controller")
-        assert _until(lambda: (listener.poll(0.0), listener.n_streams)[1] == 2)
-        assert intruder.wait_for_consumers(5.0) and controller.wait_for_consumers(5.0)
+        intruder = CommandOutlet(f"{name}-commands", f"{source_id}-intruder", "tok-1")
+        old_session = CommandOutlet(f"{name}-commands", f"{source_id}-controller", "tok-0")
+        controller = CommandOutlet(f"{name}-commands", f"{source_id}-controller", "tok-1")
+        assert _until(lambda: (listener.poll(0.0), listener.n_streams)[1] == 3)
+        for outlet in (intruder, old_session, controller):
+            assert outlet.wait_for_consumers(5.0)
 
         for _ in range(3):
-            intruder.send(300.0)
-        assert _until(lambda: (bridge.serve(0.0), bridge.n_unauthorised)[1] == 3)
+            intruder.send(2.5)
+            old_session.send(2.5)
+        counts = bridge.limiter.counts
+        assert _until(
+            lambda: (
+                (bridge.serve(0.0), (counts["rejected_source"], counts["rejected_token"]))[1]
+                == (3, 3)
+            )
+        )
         assert bridge.stats.periods == 0 and bridge.t_model_s == 0.0  # lockstep did not move
         assert bridge.train.amplitude == 0.0
-        assert listener.unauthorised_sources == {f"{source_id}-intruder"}
 
         controller.send(0.0)
         assert bridge.serve(5.0) == 1
-        intruder.send(300.0)
-        controller.send(0.0)
-        # two streams, no order between them: the intruder's command may arrive after the
-        # controller's, so wait for both
-        assert _until(
-            lambda: (bridge.serve(0.0), (bridge.stats.periods, bridge.n_unauthorised))[1] == (2, 4)
-        )
-        assert bridge.stats.pulses == 0
-        assert bridge.t_model_s == pytest.approx(0.04)
+        # a replay of command 0 and one out of order: dropped, no period, no stimulation
+        controller.push(StimCommand(2.5, 130.0, 300.0, 0.0, f"{source_id}-controller", 0, "tok-1"))
+        controller.seq = 5
+        controller.send(0.0)  # seq 5
+        controller.push(StimCommand(2.5, 130.0, 300.0, 0.0, f"{source_id}-controller", 3, "tok-1"))
+        assert _until(lambda: (bridge.serve(0.0), counts["rejected_seq"])[1] == 2)
+        assert bridge.stats.periods == 2 and bridge.stats.pulses == 0
+        assert bridge.command_seq == 5
 
-        controller.send(300.0, 130.0, 300.0)
+        controller.send(2.5, 130.0, 300.0)  # seq 6
         assert bridge.serve(5.0) == 1
-        # the pulse clock ran on while the amplitude was 0: onsets k / 130 s in [40, 60) ms
-        assert bridge.train.amplitude == 300.0 and bridge.stats.pulses == 2
+        # 2.5 mA is 300 uA/cm2 in the model; the pulse clock ran on while off: onsets k / 130 s
+        # in [40, 60) ms
+        assert bridge.train.amplitude == pytest.approx(300.0) and bridge.stats.pulses == 2
+        assert bridge.n_dropped == 8
 
 
-def test_invalid_commands_are_refused_counted_and_the_plant_keeps_going(source_id: str) -> None:
-    bridge, name = _lockstep_bridge(source_id, max_amplitude=500.0)
+def test_invalid_commands_get_the_safe_state_and_out_of_range_ones_are_clamped(
+    source_id: str,
+) -> None:
+    bridge, name = _bridge(source_id, limits={**FAST, "max_amplitude_ma": 3.0})
     with bridge:
+        events = _inlet(f"{source_id}-safety")
         controller = CommandOutlet(f"{name}-commands", f"{source_id}-controller")
-        assert bridge.listener is not None and bridge.listener.wait_for_controller(10.0)
+        assert bridge.listener is not None
+        assert bridge.listener.wait_for_source(f"{source_id}-controller", 10.0)
         assert controller.wait_for_consumers(5.0)
-        controller.send(200.0)
-        assert bridge.serve(5.0) == 1
-        bad = [
-            (float("nan"), 130.0, 300.0),
-            (-1.0, 130.0, 300.0),
-            (100.0, 130.0, 10000.0),  # a 10-ms pulse does not fit a 7.7-ms period
-            (600.0, 130.0, 300.0),  # above max_amplitude
-            (100.0, float("inf"), 300.0),
+        controller.send(2.0)
+        assert bridge.serve(5.0) == 1 and bridge.command.amplitude_ma == pytest.approx(2.0)
+        sent = [
+            ((float("nan"), 130.0, 300.0), 0.0),  # invalid: safe state (off)
+            ((2.0, 130.0, 300.0), 2.0),
+            ((-1.0, 130.0, 300.0), 0.0),
+            ((2.0, float("inf"), 300.0), 0.0),
+            ((9.0, 130.0, 300.0), 3.0),  # clamped to max_amplitude_ma
+            ((1.0, 130.0, 10000.0), 1.0),  # pulse width clamped to 450 us
         ]
-        for command in bad:
+        delivered = []
+        for command, _ in sent:
             controller.send(*command)
-        assert _until(lambda: (bridge.serve(0.0), bridge.stats.periods)[1] == 6)
-        assert bridge.n_invalid == 5 and bridge.stats.commands_applied == 1
-        assert bridge.train.amplitude == 200.0  # the last valid command still holds
-        assert (
-            "max_amplitude" in bridge.listener.last_error or "finite" in bridge.listener.last_error
-        )
+            assert bridge.serve(5.0) == 1  # every accepted command advances lockstep
+            delivered.append(bridge.command)
+        assert [c.amplitude_ma for c in delivered] == pytest.approx([e for _, e in sent])
+        assert delivered[-1].pulse_width_us == 450.0
+        assert bridge.n_invalid == 3
+        counts = bridge.limiter.counts
+        assert counts["clamp_amplitude"] == 1 and counts["clamp_pulse_width"] == 1
+        markers = [json.loads(m[0]) for m in _pull(events, 5)[0]]
+        kinds = [m["event"] for m in markers]
+        assert kinds.count("invalid") == 3 and "clamp_amplitude" in kinds
+        clamp = next(m for m in markers if m["event"] == "clamp_amplitude")
+        assert clamp["requested"] == 9.0 and clamp["delivered"] == 3.0
+
         # a text stream of the command stream's name is never obeyed, even from the controller
         text = pylsl.StreamOutlet(
             pylsl.StreamInfo(
@@ -129,24 +173,21 @@ def test_invalid_commands_are_refused_counted_and_the_plant_keeps_going(source_i
             )
         )
         listener = bridge.listener
-        assert _until(lambda: (listener.poll(0.0), listener.n_streams)[1] == 2)
-        assert text.wait_for_consumers(5.0)
-        text.push_sample(["amplitude=300"])
-        assert _until(lambda: (bridge.serve(0.0), bridge.n_unauthorised)[1] == 1)
-        assert bridge.stats.periods == 6 and bridge.train.amplitude == 200.0
-        with pytest.raises(StimulationError, match="amplitude"):
-            bridge.advance(amplitude=-5.0)
-        with pytest.raises(PlantParameterError, match="max_amplitude"):
-            bridge.advance(amplitude=800.0)
-        assert bridge.train.amplitude == 200.0 and bridge.stats.periods == 6
+        assert _until(lambda: (listener.poll(0.0), listener.n_malformed)[1] == 1)
+        text.push_sample(["amplitude=3"])
+        assert bridge.serve(0.3) == 0 and bridge.stats.periods == 7
 
 
 def test_streams_carry_the_recording_ground_truth_pulses_and_biomarkers(source_id: str) -> None:
-    bridge, name = _lockstep_bridge(source_id, noise_uv=2.0, lfp_uv=20.0)
+    bridge, name = _bridge(source_id, probe={"noise_uv": 2.0, "lfp_uv": 20.0})
+    controller = f"{source_id}-controller"
     with bridge:
         inlets = {s: _inlet(f"{source_id}-{s}") for s in ("raw", "spikes", "stim", "biomarkers")}
         assert bridge.raw_outlet.wait_for_consumers(5.0)
-        records = [bridge.advance(amplitude=300.0 if k >= 2 else 0.0) for k in range(6)]
+        records = [
+            bridge.advance(StimCommand(2.5 if k >= 2 else 0.0, 130.0, 300.0, 0.0, controller, k))
+            for k in range(6)
+        ]
         got = {s: _pull(inlet) for s, inlet in inlets.items()}
 
         info = inlets["raw"].info(timeout=5.0)
@@ -156,6 +197,7 @@ def test_streams_carry_the_recording_ground_truth_pulses_and_biomarkers(source_i
         np.testing.assert_allclose(np.array(ch.positions), bridge.probe.positions)
         plant = info.desc().child("plant")
         assert plant.child_value("state") == "pd" and plant.child_value("lockstep") == "true"
+        assert plant.child_value("controller_source_id") == controller
         cells = [int(c) for c in plant.child_value("recorded_cells").split()]
         assert cells == bridge.probe.cells.tolist()
 
@@ -179,8 +221,10 @@ def test_streams_carry_the_recording_ground_truth_pulses_and_biomarkers(source_i
         assert sorted(m["sample"] for m in markers if m) == expected
         assert {m["cell"] for m in markers if m} <= set(cells)
 
-        # pulses: on the stim stream, and as artifacts far above the noise in the voltage
-        pulses = [int(m[0].split()[1].split("=")[1]) for m in got["stim"][0]]
+        # pulses: on the stim stream (device amplitude), and as artifacts in the voltage
+        stim = [m[0] for m in got["stim"][0]]
+        pulses = [int(m.split()[1].split("=")[1]) for m in stim]
+        assert {m.split()[2] for m in stim} == {"amp_ma=2.5"}
         expected_pulses = [
             int(round((t - bridge.t_origin_s) * 30000.0))
             for rec in records
@@ -191,42 +235,135 @@ def test_streams_carry_the_recording_ground_truth_pulses_and_biomarkers(source_i
         before = np.abs(raw_a[: pulses[0]]).max()
         assert np.abs(raw_a[pulses[0] : pulses[0] + 10]).max() > 5 * before
 
-        # biomarkers: one labelled sample per period with the stimulation applied
+        # biomarkers: one labelled sample per period with the stimulation applied, in mA
         bio, bstamps = got["biomarkers"]
         binfo = inlets["biomarkers"].info(timeout=5.0)
-        assert read_channel_info(binfo).labels == BIOMARKER_CHANNELS
+        labels = read_channel_info(binfo)
+        assert labels.labels == BIOMARKER_CHANNELS
+        amp = BIOMARKER_CHANNELS.index("amplitude_ma")
+        assert labels.units[amp] == "mA"
         assert binfo.nominal_srate() == pytest.approx(50.0)
         bio_a = np.asarray(bio)
-        amp = BIOMARKER_CHANNELS.index("amplitude")
         assert bio_a.shape == (6, len(BIOMARKER_CHANNELS))
-        assert bio_a[:, amp].tolist() == [0.0, 0.0, 300.0, 300.0, 300.0, 300.0]
+        assert bio_a[:, amp].tolist() == [0.0, 0.0, 2.5, 2.5, 2.5, 2.5]
         np.testing.assert_allclose(np.diff(bstamps), 0.02, atol=1e-6)
 
 
-def test_realtime_run_paces_to_the_clock_and_obeys_the_controller(source_id: str) -> None:
-    name = f"plant-{source_id[-12:]}"
-    bridge = PlantBridge(
-        seed=2, name=name, source_id=source_id, controller_source_id=f"{source_id}-ctl", **SMALL
+def test_realtime_run_paces_to_the_clock_and_ramps_at_the_slew_limit(source_id: str) -> None:
+    bridge, name = _bridge(
+        source_id, seed=2, lockstep=False, limits={"watchdog_timeout_s": None}
+    )  # default slew: 12 mA/s
+    with bridge:
+        controller = CommandOutlet(f"{name}-commands", f"{source_id}-controller")
+        assert bridge.listener is not None
+        assert bridge.listener.wait_for_source(f"{source_id}-controller", 10.0)
+        assert controller.wait_for_consumers(5.0)
+        biomarkers = _inlet(f"{source_id}-biomarkers")
+        controller.send(2.5)
+        time.sleep(0.2)  # delivered before the first period is simulated
+        stats = bridge.run(0.4)
+        assert stats.periods == 20 and stats.commands_applied == 1
+        assert stats.wall_s > 0.3  # paced, not flat out
+        amps = np.asarray(_pull(biomarkers, 20)[0])[:, BIOMARKER_CHANNELS.index("amplitude_ma")]
+        # from off, 0.24 mA per 20-ms period up to 2.5 mA, never a larger step
+        assert amps[0] == pytest.approx(0.24) and np.all(np.diff(amps) <= 0.24 + 1e-5)
+        assert amps[-1] == pytest.approx(2.5) and np.count_nonzero(amps < 2.5 - 1e-6) == 10
+
+
+def test_watchdog_trips_within_its_timeout_when_the_controller_falls_silent(
+    source_id: str,
+) -> None:
+    timeout_s = 0.1
+    bridge, name = _bridge(
+        source_id, lockstep=False, limits={**FAST, "watchdog_timeout_s": timeout_s}
     )
     with bridge:
-        controller = CommandOutlet(f"{name}-commands", f"{source_id}-ctl")
-        assert bridge.listener is not None and bridge.listener.wait_for_controller(10.0)
+        controller = CommandOutlet(f"{name}-commands", f"{source_id}-controller")
+        assert bridge.listener is not None
+        assert bridge.listener.wait_for_source(f"{source_id}-controller", 10.0)
         assert controller.wait_for_consumers(5.0)
-        controller.send(300.0)
-        time.sleep(0.2)  # delivered before the first period is simulated
-        stats = bridge.run(0.3)
-        assert stats.periods == 15 and stats.commands_applied == 1
-        assert stats.wall_s > 0.25  # paced, not flat out
-        assert stats.pulses == 39  # 0.3 s of 130 Hz, the command applied from the first period
+        events = _inlet(f"{source_id}-safety")
+        biomarkers = _inlet(f"{source_id}-biomarkers")
+
+        def send() -> None:  # a controller that sends for 0.4 s, then dies
+            end = time.monotonic() + 0.4
+            while time.monotonic() < end:
+                controller.send(2.0)
+                time.sleep(0.02)
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        bridge.run(1.0)
+        sender.join()
+        markers = [json.loads(m[0]) for m in _pull(events, 1)[0]]
+        trips = [m for m in markers if m["event"] == "watchdog_trip"]
+        # one trip before the controller's first command may be seen, one after it died
+        last = trips[-1]
+        assert timeout_s < last["silent_s"] <= timeout_s + bridge.control_period_s + 1e-9
+        amps = np.asarray(_pull(biomarkers, 50)[0])[:, BIOMARKER_CHANNELS.index("amplitude_ma")]
+        assert amps.max() == pytest.approx(2.0)
+        assert amps[-1] == 0.0 and bridge.command.amplitude_ma == 0.0
+        assert np.count_nonzero(amps[np.argmax(amps == 2.0) :] == 0.0) > 10  # off, and stays off
+
+
+def test_lockstep_reports_what_it_waits_for(source_id: str) -> None:
+    bridge, _ = _bridge(source_id)
+    reports: list[float] = []
+
+    def waiting(silent_s: float) -> None:
+        reports.append(silent_s)
+        bridge.stop()
+
+    with bridge:
+        bridge.run(1.0, on_wait=waiting, wait_report_s=0.3)
+    assert len(reports) == 1 and reports[0] >= 0.3 and bridge.stats.periods == 0
 
 
 def test_cli_runs_the_plant_and_reports_bad_settings(source_id: str) -> None:
     runner = CliRunner()
     args = ["plant", "--cells", "4", "--units", "2", "--channels", "4", "--source-id", source_id]
-    result = runner.invoke(cli, [*args, "--name", f"cli-{source_id[-12:]}", "--duration", "0.1"])
+    result = runner.invoke(
+        cli,
+        [*args, "--name", f"cli-{source_id[-12:]}", "--duration", "0.1", "--amplitude-ma", "2.5"],
+    )
     assert result.exit_code == 0, result.output
-    assert "Simulated 0.10 s" in result.output and "5 periods" in result.output
+    output = " ".join(result.output.split())
+    assert "Open loop at 2.5 mA" in output
+    assert "Simulated 0.10 s" in output and "5 periods" in output
+    n_pulses = int(output.split(" pulses;")[0].rsplit(" ", 1)[1])
+    assert n_pulses in (12, 13)  # 0.1 s at 130 Hz, the phase set by the warm-up
     bad = runner.invoke(cli, [*args, "--units", "9"])
-    assert bad.exit_code != 0 and "n_units" in bad.output
+    assert bad.exit_code == 2 and "n_units" in bad.output
     lock = runner.invoke(cli, [*args, "--lockstep"])
-    assert lock.exit_code != 0 and "controller" in lock.output
+    assert lock.exit_code == 2 and "--controller-source-id" in lock.output
+    limits = runner.invoke(cli, [*args, "--max-amplitude-ma", "-1"])
+    assert limits.exit_code == 2 and "max_amplitude_ma" in limits.output
+
+
+def test_bci_stim_drives_a_lockstep_plant_from_the_command_line(source_id: str) -> None:
+    name = f"cli-{source_id[-12:]}"
+    ctl = f"{source_id}-stim"
+    sender = subprocess.Popen(
+        [sys.executable, "-m", "bci.cli.main", "stim", "--stream", f"{name}-commands"]
+        + ["--source-id", ctl, "--session-token", "t1", "--amplitude-ma", "9", "--count", "10"]
+        + ["--rate-hz", "100", "--wait", "60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        result = CliRunner().invoke(
+            cli,
+            ["plant", "--cells", "4", "--units", "2", "--channels", "4", "--name", name]
+            + ["--source-id", source_id, "--controller-source-id", ctl, "--session-token", "t1"]
+            + ["--lockstep", "--duration", "0.2"],
+        )
+        out, _ = sender.communicate(timeout=60)
+    finally:
+        sender.kill()
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())  # rich wraps lines
+    assert f"bci stim --stream {name}-commands --source-id {ctl}" in output
+    assert "Simulated 0.20 s" in output and "commands applied 10" in output
+    assert "'clamp_amplitude': 10" in output  # 9 mA asked, the limiter's 3 mA delivered
+    assert sender.returncode == 0 and "Sent 10 commands" in out

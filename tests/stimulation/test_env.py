@@ -13,7 +13,11 @@ from gymnasium.utils.env_checker import check_env
 
 import stimulation  # noqa: F401  (registers BasalGanglia-v0)
 from stimulation.errors import PlantParameterError, StimulationError
+from stimulation.plant import BasalGangliaNetwork
+from stimulation.plant.actions import ActionMap, stimulation_energy
 from stimulation.plant.env import BasalGangliaEnv
+from stimulation.plant.parameters import NUCLEI
+from stimulation.safety import model_amplitude_ua_cm2
 
 SMALL: dict[str, Any] = {"cells_per_nucleus": 6, "warmup_s": 0.25, "episode_s": 0.2}
 
@@ -47,11 +51,13 @@ def test_reward_is_the_sum_of_its_terms_in_info() -> None:
     env = BasalGangliaEnv(**SMALL, energy_weight=0.5)
     env.reset(seed=3)
     _, reward, terminated, truncated, info = env.step(np.array([0.5], dtype=np.float32))
-    assert info["energy"] == pytest.approx(0.25)  # (0.5 of max amplitude)^2 at 130 Hz, 300 us
-    assert info["reward_energy"] == pytest.approx(-0.5 * 0.25)
+    # 0.5 x 3 mA = 1.5 mA = 180 uA/cm2 at 130 Hz, 300 us: (1.5 / 2.5)^2 of So 2012's setting
+    assert info["energy"] == pytest.approx(0.36)
+    assert info["reward_energy"] == pytest.approx(-0.5 * 0.36)
     assert info["reward_symptom"] == pytest.approx(-info["symptom"])
     assert reward == pytest.approx(info["reward_symptom"] + info["reward_energy"])
-    assert info["amplitude"] == pytest.approx(150.0) and info["frequency_hz"] == 130.0
+    assert info["amplitude_ma"] == pytest.approx(1.5) and info["frequency_hz"] == 130.0
+    assert info["amplitude_ua_cm2"] == pytest.approx(180.0) and info["pulse_width_us"] == 300.0
     assert 0.0 < info["symptom"] < 1.0 and info["symptom"] == info["beta"]
     assert not terminated and not truncated
 
@@ -119,7 +125,7 @@ def test_frequency_action_sets_the_rate_and_the_energy_follows() -> None:
     info_hi = env.step(np.array([1.0, 1.0], np.float32))[4]
     assert info_lo["frequency_hz"] == pytest.approx(10.0)
     assert info_hi["frequency_hz"] == pytest.approx(200.0)
-    assert info_hi["energy"] == pytest.approx(200.0 / 130.0)
+    assert info_hi["energy"] == pytest.approx((3.0 / 2.5) ** 2 * 200.0 / 130.0)
     assert info_hi["n_pulses"] == 4  # 20 ms at 200 Hz
 
 
@@ -141,10 +147,12 @@ def test_spike_observation_counts_the_recorded_cells() -> None:
 
 
 def test_dbs_at_130_hz_lowers_the_symptom_and_the_error_index() -> None:
-    # So et al. (2012): 300 uA/cm2, 300 us, 130 Hz STN DBS restores thalamic relay (error index);
+    # So et al. (2012): 300 uA/cm2 (2.5 mA), 300 us, 130 Hz STN DBS restores thalamic relay (error index);
     # here it also suppresses GPi beta within the 0.25-s window. Scored over the second half of
     # 1-s episodes, once the window holds only stimulated (or only unstimulated) activity.
-    env = BasalGangliaEnv(cells_per_nucleus=10, warmup_s=0.5, episode_s=1.0)
+    env = BasalGangliaEnv(
+        cells_per_nucleus=10, warmup_s=0.5, episode_s=1.0, amplitude_ma_at_full_action=2.5
+    )
     off: list[np.ndarray] = []
     on: list[np.ndarray] = []
     for seed in (0, 1, 2):
@@ -216,3 +224,64 @@ def test_reset_in_two_halves_equals_reset_and_checks_its_record() -> None:
     assert info == i
     action = np.array([0.3], dtype=np.float32)
     np.testing.assert_array_equal(whole.step(action)[0], split.step(action)[0])
+
+
+@pytest.mark.parametrize("control_frequency", [False, True])
+def test_equivalent_device_settings_give_identical_observations_and_rewards(
+    control_frequency: bool,
+) -> None:
+    """The action scale is only a scale: 0.5 of 2.5 mA and 0.25 of 5 mA are the same 1.25 mA."""
+    a = BasalGangliaEnv(
+        **SMALL, amplitude_ma_at_full_action=2.5, control_frequency=control_frequency
+    )
+    b = BasalGangliaEnv(
+        **SMALL, amplitude_ma_at_full_action=5.0, control_frequency=control_frequency
+    )
+    obs_a, _ = a.reset(seed=4)
+    obs_b, _ = b.reset(seed=4)
+    np.testing.assert_array_equal(obs_a, obs_b)
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        amp = float(rng.integers(0, 9)) / 16  # exact in float32, as is its double
+        rate = [float(rng.integers(0, 9)) / 8] if control_frequency else []
+        out_a = a.step(np.array([2 * amp, *rate], np.float32))
+        out_b = b.step(np.array([amp, *rate], np.float32))
+        np.testing.assert_array_equal(out_a[0], out_b[0])
+        assert out_a[1] == out_b[1]
+        assert out_a[4]["amplitude_ma"] == out_b[4]["amplitude_ma"] == 2.5 * 2 * amp
+
+
+def test_the_device_amplitude_reaches_the_plant_through_the_safety_mapping() -> None:
+    """Action a -> a x 3 mA -> model_amplitude_ua_cm2 (120 uA/cm2 per mA): the env's network gets
+    exactly what a network of the same seed stepped directly in model units gets."""
+    env = BasalGangliaEnv(**{**SMALL, "warmup_s": 0.04})
+    _, info = env.reset(seed=9)
+    net = BasalGangliaNetwork(
+        cells_per_nucleus=SMALL["cells_per_nucleus"], seed=info["network_seed"]
+    )
+    net.step(0.04, 0.0)
+    for a in (0.25, 0.5, 1.0, 0.0):
+        _, _, _, _, info = env.step(np.array([a], np.float32))
+        expected = net.step(0.02, model_amplitude_ua_cm2(a * 3.0))
+        assert info["amplitude_ua_cm2"] == 360.0 * a
+        rec = env.record
+        assert rec is not None
+        for nu in NUCLEI:
+            for x, y in zip(rec.spike_times[nu], expected.spike_times[nu], strict=True):
+                np.testing.assert_array_equal(x, y)
+        np.testing.assert_array_equal(rec.dbs_pulse_times, expected.dbs_pulse_times)
+
+
+def test_energy_is_one_at_so_2012_setting_and_counts_biphasic_phases() -> None:
+    for biphasic, expected in ((False, 1.0), (True, 2.0)):
+        env = BasalGangliaEnv(**SMALL, biphasic=biphasic)
+        setting = env.action_to_setting([2.5 / 3.0])
+        assert setting.amplitude_ma == pytest.approx(2.5)
+        assert setting.train.amplitude == pytest.approx(300.0)
+        assert stimulation_energy(setting.train) == pytest.approx(expected)
+    action_map = ActionMap(control_frequency=True, frequency_range_hz=(10.0, 210.0))
+    np.testing.assert_allclose(action_map.action_for(1.5, 110.0), [0.5, 0.5])
+    back = action_map.setting(action_map.action_for(1.5, 110.0))
+    assert (back.amplitude_ma, back.frequency_hz) == pytest.approx((1.5, 110.0))
+    with pytest.raises(PlantParameterError, match="amplitude_ma_at_full_action"):
+        BasalGangliaEnv(amplitude_ma_at_full_action=0.0)

@@ -34,8 +34,14 @@ def biomarkers(seed: int) -> dict[str, tuple[float, float]]:
 
 
 def check_so_2012(ei: dict[str, float], beta: dict[str, float]) -> None:
+    """So 2012 shows the effects, not a numeric EI table (shared/REFERENCES.md). The bounds: a
+    healthy relay makes few errors (< 0.1); the Parkinsonian EI is several-fold the healthy one
+    (> 5x) and far from it in absolute terms (> 0.25: ModelDB 141699's own code gives 0.34-0.53
+    over seeds 1-5, mean 0.40, SD 0.08, so any of those seeds passes with a margin, not only
+    seed 1's 0.41)."""
     assert ei["healthy"] < 0.1
-    assert ei["pd"] > 0.4
+    assert ei["pd"] > 5.0 * ei["healthy"]
+    assert ei["pd"] > 0.25
     assert ei["dbs130"] < 0.5 * ei["pd"]  # high-frequency DBS restores relay fidelity
     assert ei["dbs20"] >= 0.5 * ei["pd"]  # low-frequency DBS does not
     assert beta["pd"] >= 3.0 * beta["healthy"]

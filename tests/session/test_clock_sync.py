@@ -1,11 +1,11 @@
-"""One pooled clock correction per sending host (bci.acquisition.clock_sync)."""
+"""One pooled clock correction per sending host (bci.session.clock_sync)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from bci.acquisition.clock_sync import fit_clock_offset, synchronize_host_clocks
+from bci.session.clock_sync import fit_clock_offset, synchronize_host_clocks
 
 
 def _stream(host: str, stamps, clock_times, clock_values) -> dict:

@@ -1,4 +1,4 @@
-"""The only path from a controller to a stimulator: device units, limits, and the plant's units.
+"""The one mapping between device units (mA, us, Hz) and the plant's model units (uA/cm2).
 
 This module owns the one mapping between device units (what a controller commands and a clinical
 stimulator delivers: mA, us, Hz) and the simulated plant's model units (an applied current density

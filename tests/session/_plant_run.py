@@ -1,0 +1,169 @@
+"""Test helper: record a short lockstep plant session into a run folder, the way a run does.
+
+The plant (:class:`stimulation.plant.bridge.PlantBridge`, lockstep, int16 raw) publishes its raw
+probe, ground-truth spikes, pulse onsets and biomarkers on LSL; beside it this helper publishes what
+the rest of the loop will: a sorted-spike stream (``Spikes``, the ground truth with jitter, misses
+and false positives, each spike with a waveform), a decoded symptom (``Decoded``, 50 Hz), the
+controller's commands (``StimCommands``) and safety events (``Safety``). A
+:class:`bci.session.Recorder` records them all into ``recording.xdf``; ``config.yaml`` and
+``summary.json`` are written as a runner writes them. Stimulation is off for the first and last
+third and 300 uA/cm2 at 130 Hz in between. About 3 s of plant time: a few seconds of wall time.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pylsl
+
+from bci.acquisition.metadata import make_stream_info
+from bci.session import Recorder, StreamQuery, find_streams, write_config, write_summary
+from bci.session.run_folder import create_run_dir
+from stimulation.plant.bridge import PlantBridge
+from stimulation.plant.commands import CommandOutlet
+
+SFREQ = 30_000.0
+PERIOD_S = 0.02
+N_WF = 30
+WF_SFREQ = 30_000.0
+SORTED_CHANNELS = ("unit", "channel", "amplitude", "sample_index") + tuple(
+    f"waveform_{i:03d}" for i in range(N_WF)
+)
+
+
+@dataclass
+class PlantRun:
+    """What was published: per sorted unit its spike samples, the pulses, the commands."""
+
+    run_dir: Path
+    names: dict[str, str]
+    sorted_samples: dict[int, list[int]] = field(default_factory=dict)
+    gt_samples: dict[int, list[int]] = field(default_factory=dict)
+    n_periods: int = 0
+    n_safety: int = 0
+    n_commands: int = 0
+    scale_uv_per_bit: float = 0.0
+
+
+def _template(unit: int) -> np.ndarray:
+    t = np.arange(N_WF) - 10
+    return -(40.0 + 15 * unit) * np.exp(-0.5 * (t / 2.0) ** 2) + 10 * np.exp(
+        -0.5 * ((t - 6) / 4.0) ** 2
+    )
+
+
+def record_plant_run(
+    root: Path, *, seconds: float = 3.0, seed: int = 1, n_channels: int = 8, n_units: int = 4,
+    name: str = "plant_test", amplitude_on: float = 300.0,
+) -> PlantRun:  # fmt: skip
+    """Record ``seconds`` of lockstep plant time into a new run folder under ``root``."""
+    tag = uuid.uuid4().hex[:10]
+    pname = f"plant-{tag}"
+    bridge = PlantBridge(
+        "pd",
+        seed,
+        name=pname,
+        source_id=f"plant-src-{tag}",
+        controller_source_id=f"ctl-{tag}",
+        lockstep=True,
+        cells_per_nucleus=6,
+        n_units=n_units,
+        n_channels=n_channels,
+        channel_format="int16",
+        noise_uv=4.0,
+        lfp_uv=30.0,
+        warmup_s=0.2,
+    )
+    rng = np.random.default_rng(seed)
+    sorted_info = make_stream_info(
+        f"sorter-{tag}", "Spikes", len(SORTED_CHANNELS), 0.0, "double64", f"sorter-{tag}",
+        labels=SORTED_CHANNELS, units=["", "", "uV", ""] + ["uV"] * N_WF,
+    )  # fmt: skip
+    sorted_info.desc().append_child_value("waveform_sfreq", repr(WF_SFREQ))
+    decoded_info = make_stream_info(
+        f"decoder-{tag}", "Decoded", 1, 1 / PERIOD_S, "float32", f"decoder-{tag}",
+        labels=["beta_estimate"], units="a.u.",
+    )  # fmt: skip
+    safety_info = make_stream_info(
+        f"safety-{tag}", "Safety", 1, 0.0, "string", f"safety-{tag}", labels=["event"], units=""
+    )
+    sorted_out = pylsl.StreamOutlet(sorted_info)
+    decoded_out = pylsl.StreamOutlet(decoded_info)
+    safety_out = pylsl.StreamOutlet(safety_info)
+    commands = CommandOutlet(f"{pname}-commands", f"ctl-{tag}")
+    names = {
+        "raw": f"{pname}-raw", "spikes": f"{pname}-spikes", "stim": f"{pname}-stim",
+        "biomarkers": f"{pname}-biomarkers", "sorted": f"sorter-{tag}",
+        "decoded": f"decoder-{tag}", "safety": f"safety-{tag}", "commands": f"{pname}-commands",
+    }  # fmt: skip
+    run_dir = create_run_dir(name, root)
+    run = PlantRun(run_dir, names, scale_uv_per_bit=bridge.scale_uv_per_bit)
+    # resolved infos (an outlet's own info has no address an inlet could open)
+    infos = find_streams(
+        [StreamQuery(source_id=o.get_info().source_id()) for o in (
+            bridge.raw_outlet.outlet, bridge.spike_outlet.outlet, bridge.stim_outlet.outlet,
+            bridge.biomarker_outlet.outlet, sorted_out, decoded_out, safety_out, commands.outlet,
+        )],
+        timeout_s=10.0,
+    )  # fmt: skip
+    n_periods = int(round(seconds / PERIOD_S))
+    with bridge:
+        recorder = Recorder(infos, run_dir / "recording.xdf", flush_interval_s=0.1)
+        recorder.start()
+        try:
+            for outlet in (sorted_out, decoded_out, safety_out, commands.outlet):
+                outlet.wait_for_consumers(5.0)
+            bridge.raw_outlet.outlet.wait_for_consumers(5.0)
+            cells = bridge.probe.cells.tolist()
+            for k in range(n_periods):
+                amp = amplitude_on if n_periods // 3 <= k < 2 * n_periods // 3 else 0.0
+                rec = bridge.advance(amplitude=amp)
+                t0 = float(bridge.t0 or 0.0)
+                commands.send(amp, 130.0, 300.0, timestamp=t0 + k * PERIOD_S)
+                run.n_commands += 1
+                if amp > 0 and k == n_periods // 3:
+                    safety_out.push_sample([f"ramp_limited amplitude={amp:g}"], t0 + k * PERIOD_S)
+                    run.n_safety += 1
+                rows, stamps = [], []
+                for unit, cell in enumerate(cells):
+                    for t in rec.spike_times["stn"][cell]:
+                        sample = int(round((t - bridge.t_origin_s) * SFREQ))
+                        run.gt_samples.setdefault(unit, []).append(sample)
+                        if rng.random() < 0.1:
+                            continue  # a miss
+                        sample += int(rng.integers(-3, 4))
+                        rows.append((unit, sample))
+                if rng.random() < 0.3:  # a false positive
+                    lo = int(round((rec.t_start_s - bridge.t_origin_s) * SFREQ))
+                    rows.append((int(rng.integers(len(cells))), lo + int(rng.integers(600))))
+                values = []
+                for unit, sample in sorted(rows, key=lambda r: r[1]):
+                    wf = _template(unit) + rng.normal(0, 4.0, N_WF)
+                    values.append([unit, unit % n_channels, float(wf.min()), sample, *wf])
+                    stamps.append(t0 + sample / SFREQ)
+                    run.sorted_samples.setdefault(unit, []).append(sample)
+                if values:
+                    sorted_out.push_chunk(values, stamps)
+                beta = float(rec.t_stop_s)  # any smooth value; checked by identity only
+                decoded_out.push_sample(
+                    [np.sin(beta) + 0.1 * rng.normal()], t0 + (k + 1) * PERIOD_S
+                )
+                run.n_periods += 1
+            time.sleep(0.6)  # let the recorder pull the last chunk
+        finally:
+            recorder.stop()
+    write_config(
+        run_dir,
+        {"name": name, "seed": seed, "pacing": "lockstep", "duration_s": seconds,
+         "controller": {"kind": "schedule", "amplitude_on": amplitude_on}},
+    )  # fmt: skip
+    write_summary(
+        run_dir,
+        {"controller": "schedule", "error_index": 0.3, "time_on_stim_s": seconds / 3,
+         "loop_latency_ms": {"p50": 0.8, "p99": 2.5, "samples": [0.6, 0.8, 0.9, 2.5]}},
+    )  # fmt: skip
+    return run
