@@ -110,6 +110,8 @@ class SessionRunner:
             session_token=uuid.uuid4().hex,
             events=self._on_safety_event,
         )
+        #: source_id of the limited commands (the stimulator obeys only these)
+        self.limiter_name = f"{self.run_id}-limiter"
         self._stop_reason: str | None = None
         # what the loop measured
         self.latency = LatencyLog(config.timing.deadline_ms)
@@ -136,6 +138,8 @@ class SessionRunner:
         self.pulse_feed: PulseFeed | None = None
         self.limiter_time = StageTimerLike()
         self.wall_s = 0.0
+        self._t_last_send = 0.0
+        self._lockstep_clock: float | None = None  # the limiter's clock in lockstep (model s)
         self.phases: dict[str, float] = {}  # wall seconds of each phase of the run
         self._t_phase = time.perf_counter()
 
@@ -153,7 +157,13 @@ class SessionRunner:
         source = None
         try:
             self._t_phase = time.perf_counter()
-            source = self.source_session = start_source(config, self.run_dir, self.tag)
+            source = self.source_session = start_source(
+                config,
+                self.run_dir,
+                self.tag,
+                limiter_source_id=self.limiter_name,
+                session_token=self.parts.session_token,
+            )
             self._phase("start_source")
             lsl = source.open(config.timing.stream_timeout_s)
             self._phase("open_stream")
@@ -234,12 +244,12 @@ class SessionRunner:
         stimulator = None
         if self.parts.limiter is not None:
             if source.plant is not None:
-                stimulator = (source.plant.command_stream, source.plant.controller_source_id)
+                stimulator = (source.plant.command_stream, self.limiter_name)
             else:
                 stream = self.config.stimulator.command_stream
                 assert stream is not None
-                stimulator = (stream, f"{self.run_id}-limiter")
-        self.outlets = LoopOutlets(self.run_id, labels, stimulator)
+                stimulator = (stream, self.limiter_name)
+        self.outlets = LoopOutlets(self.run_id, labels, stimulator, self.parts.session_token)
         if source.plant is not None and stimulator is not None:
             # the plant must listen before the first command, or lockstep never starts
             if not self.outlets.wait_for_stimulator(60.0):
@@ -326,6 +336,7 @@ class SessionRunner:
         assert self.outlets is not None
         command = dataclasses.replace(command, seq=self.n_sent)
         t = self.outlets.push_stimulator(command)
+        self._t_last_send = time.monotonic()
         self.n_sent += 1
         self.last_sent = command
         return t
@@ -349,7 +360,8 @@ class SessionRunner:
         held: StimCommand | None = None
         fresh = False  # a command reached the limiter since the last lockstep send
         if stimulating:
-            now0 = pylsl.local_clock()
+            now0 = 0.0 if lockstep else pylsl.local_clock()
+            self._lockstep_clock = 0.0
             held = self._limited(self._off(now0), now0)
             self._event("calibration: stimulation off")
             if held is None:
@@ -357,6 +369,9 @@ class SessionRunner:
             self._send(held)  # lockstep: the plant's period 0; real time: a defined start
         done = 0  # samples processed
         t_last_data = time.monotonic()
+        # real time: the stimulator's watchdog wants a fresh command every control period
+        keepalive_s = plant.control_period_s if plant is not None else 0.02
+        self._t_last_send = time.monotonic()
         t_view = 0.0
         while done < total:
             chunk: SignalChunk | None = lsl.pull(timeout=0.005)
@@ -390,8 +405,12 @@ class SessionRunner:
                 self._save_calibration()
             elif self.t_online is None and not chain.is_calibrating:
                 self.t_online = float(chunk.t_lsl[0])
-            # the limiter's clock: model time in lockstep (repeatable), the LSL clock otherwise
-            now_l = float(chunk.t_lsl[-1]) if lockstep else pylsl.local_clock()
+            # the limiter's clock: model time in lockstep (seconds of signal processed, so runs
+            # repeat exactly), the LSL clock otherwise
+            if lockstep:
+                now_l = self._lockstep_clock = (chunk.last_sample + 1) / sfreq
+            else:
+                now_l = pylsl.local_clock()
             for command in out.commands:
                 self.n_commands_in += 1
                 outlets.push_controller(command)
@@ -411,6 +430,10 @@ class SessionRunner:
                     t_push = self._send(held)
                     if self.t_online is not None and timed:
                         self.latency.add((t_push - chunk.t_arrival) * 1e3)
+            if not lockstep and held is not None and now - self._t_last_send >= keepalive_s:
+                now_k = pylsl.local_clock()
+                held = self._tick(held, now_k) or held
+                self._send(dataclasses.replace(held, t_issue=now_k))
             self._flush_safety_events()
             self.latency.chunk(time.perf_counter() - t_work, chunk.n_samples / sfreq)
             self.samples = done
@@ -500,18 +523,20 @@ class SessionRunner:
         """Command the limiter's safe state and follow its ramp there (at most 1 s)."""
         limiter = self.parts.limiter
         assert limiter is not None
-        now = pylsl.local_clock()
-        target = safe_command(
-            limiter, self.parts.source_id, 0, now, self.parts.session_token
-        )
+        lockstep = self._lockstep_clock is not None
+        now = self._lockstep_clock if self._lockstep_clock is not None else pylsl.local_clock()
+        target = safe_command(limiter, self.parts.source_id, 0, now, self.parts.session_token)
         out = self._limited(target, now)
         if out is not None:
             self._send(out)
         deadline = now + 1.0
         period = 0.02
         while out is not None and out.amplitude_ma != target.amplitude_ma and now < deadline:
-            time.sleep(period)
-            now = pylsl.local_clock()
+            if lockstep:
+                now += period  # each command moves the plant one period on
+            else:
+                time.sleep(period)
+                now = pylsl.local_clock()
             out = self._tick(out, now)
             if out is not None:
                 self._send(out)
@@ -602,7 +627,7 @@ class SessionRunner:
         source = self.source_session
         if source is None or source.plant is None or not self.bio_values:
             return None
-        window_s = float(source.settings.get("window_s", 0.25))
+        window_s = source.plant.window_s
         t_online = self.t_online if self.t_online is not None else float("inf")
         return plant_outcome(
             self._bio_labels(),
@@ -669,7 +694,7 @@ class SessionRunner:
             out["plant"] = {
                 **(out["plant"] or {}),
                 "control_period_s": plant.control_period_s,
-                "window_s": float(source.settings.get("window_s", 0.25)) if source else 0.25,
+                "window_s": plant.window_s,
             }
             if self.decoded_v and self.bio_values and self.t_online is not None:
                 labels = self._bio_labels()

@@ -7,7 +7,7 @@ took longer to process than the signal it holds is an overrun (the loop falls be
 
 The plant's ``-biomarkers`` stream (one sample per control period, stamped at the period's end)
 says what the plant did: the windowed error index and GPi beta, and the stimulation it applied
-(amplitude in model units, converted to device mA with :func:`stimulation.safety.device_amplitude_ma`).
+(device units: mA, Hz, us).
 :func:`plant_outcome` turns those samples into the session's numbers; the tests recompute them from
 the recording with the same function.
 """
@@ -94,8 +94,6 @@ def plant_outcome(
     :meth:`stimulation.pulses.PulseTrain.energy_j`: I^2 R x pulse width per monophasic pulse) times
     the time.
     """
-    from stimulation.safety import device_amplitude_ma
-
     col = {name: i for i, name in enumerate(labels)}
     values = np.asarray(values, dtype=np.float64).reshape(-1, len(labels))
     stamps = np.asarray(stamps, dtype=np.float64)
@@ -103,7 +101,7 @@ def plant_outcome(
     half = 0.5 * control_period_s
     stim = stamps > t_online + half
     settled = stamps > t_online + window_s - half
-    amp_ma = np.array([device_amplitude_ma(a) for a in values[stim, col["amplitude"]]])
+    amp_ma = values[stim, col["amplitude_ma"]]
     freq = values[stim, col["frequency_hz"]]
     width = values[stim, col["pulse_width_us"]]
     # I^2 R PW per pulse (monophasic, 1 kOhm) x pulse rate x period: the train's mean power over

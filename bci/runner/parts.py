@@ -74,9 +74,7 @@ def make_command(
 ) -> StimCommand:
     """A :class:`~bci.stream.StimCommand` (signed with the token where the type carries one)."""
     extra = {"session_token": session_token} if "session_token" in _COMMAND_FIELDS else {}
-    return StimCommand(
-        amplitude_ma, frequency_hz, pulse_width_us, t_issue, source_id, seq, **extra
-    )
+    return StimCommand(amplitude_ma, frequency_hz, pulse_width_us, t_issue, source_id, seq, **extra)
 
 
 _COMMAND_FIELDS = set(StimCommand.__dataclass_fields__)

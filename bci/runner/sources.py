@@ -46,6 +46,8 @@ class PlantLink:
     lockstep: bool
     #: samples of each period the plant's probe holds back until the next period
     latency_samples: int = 0
+    #: window of the plant's biomarkers (s)
+    window_s: float = 0.25
 
     @property
     def period_samples(self) -> int:
@@ -107,11 +109,7 @@ class SourceSession:
                         else ""
                     )
                     raise StreamNotFoundError(f"{err}{extra}") from None
-        scale = self.scale
-        if scale is None:
-            acq = info.desc().child("acquisition")
-            text = acq.child_value("scale_uv_per_bit") if not acq.empty() else ""
-            scale = float(text) if text else 1.0
+        scale = self.scale  # None: the stream's own scale_uv_per_bit
         return LSLSource(
             source_id=info.source_id(),
             scale=scale,
@@ -133,56 +131,66 @@ class SourceSession:
 
 
 def plant_settings(
-    source: PlantSourceConfig, seed: int, tag: str, lockstep: bool
+    source: PlantSourceConfig,
+    seed: int,
+    tag: str,
+    lockstep: bool,
+    limiter_source_id: str,
+    session_token: str,
 ) -> dict[str, Any]:
-    """PlantBridge arguments for a session's plant (commands in device mA)."""
-    from stimulation.safety import MODEL_UA_CM2_PER_MA
+    """Arguments of the plant's parts (:func:`bci.runner.plant_child.build_bridge`).
 
+    The plant obeys only ``limiter_source_id`` signed with ``session_token``: the commands the
+    session's limiter let out.
+    """
     name = f"plant-{tag}"
-    settings: dict[str, Any] = {
+    return {
         "state": source.state,
         "seed": seed,
+        "plant": source.plant,
         "name": name,
         "source_id": name,
-        "controller_source_id": f"{name}-limiter",
         "command_stream": f"{name}-commands",
         "lockstep": lockstep,
-        # the loop sends device units (mA); the plant takes uA/cm2 (stimulation.safety's mapping)
-        "amplitude_scale": MODEL_UA_CM2_PER_MA,
-        **source.params,
+        "network": dict(source.network),
+        "fluctuation": dict(source.fluctuation),
+        "probe": dict(source.probe),
+        "timing": dict(source.timing),
+        "raw_format": dict(source.raw_format),
+        "limits": {
+            **source.limits,
+            "source_id": limiter_source_id,
+            "session_token": session_token,
+        },
+        "biphasic": source.biphasic,
     }
-    if source.plant != "stationary":
-        settings["plant"] = source.plant
-    return settings
 
 
 def start_source(
-    config: SessionConfig, run_dir: Path, tag: str, ready_timeout_s: float = 180.0
+    config: SessionConfig,
+    run_dir: Path,
+    tag: str,
+    *,
+    limiter_source_id: str = "",
+    session_token: str = "",
+    ready_timeout_s: float = 180.0,
 ) -> SourceSession:
     """Start the source process of ``config`` (logs in ``run_dir``); return its handle.
 
-    ``tag`` makes every stream name and source_id of this run unique on the network.
+    ``tag`` makes every stream name and source_id of this run unique on the network; a plant
+    obeys only ``limiter_source_id`` with ``session_token``.
     """
     source = config.source
     seed = config.source_seed
     if isinstance(source, PlantSourceConfig):
-        import inspect
+        from stimulation.plant.bridge import BridgeTiming
 
-        from stimulation.plant.bridge import PlantBridge
-
-        settings = plant_settings(source, seed, tag, config.pacing == "lockstep")
-        defaults = {
-            k: p.default
-            for k, p in inspect.signature(PlantBridge).parameters.items()
-            if p.default is not inspect.Parameter.empty
-        }
-        period = float(settings.get("control_period_s", defaults["control_period_s"]))
-        sfreq = float(settings.get("sfreq", defaults["sfreq"]))
+        lockstep = config.pacing == "lockstep"
+        settings = plant_settings(source, seed, tag, lockstep, limiter_source_id, session_token)
+        timing = BridgeTiming(**source.timing)
+        sfreq = float(source.probe.get("sfreq", 30000.0))
         # lockstep: the plant runs exactly the session; real time: until the loop stops it
-        child_settings = {
-            **settings,
-            "duration_s": config.duration_s if config.pacing == "lockstep" else None,
-        }
+        child_settings = {**settings, "duration_s": config.duration_s if lockstep else None}
         child = ChildProcess(
             "plant",
             [sys.executable, "-m", "bci.runner.plant_child", json.dumps(child_settings)],
@@ -200,16 +208,19 @@ def start_source(
         return SourceSession(
             kind="plant",
             query={"source_id": f"{sid}-raw"},
-            record_source_ids=[f"{sid}-{s}" for s in ("raw", "spikes", "stim", "biomarkers")],
+            record_source_ids=[
+                f"{sid}-{s}" for s in ("raw", "spikes", "stim", "biomarkers", "safety")
+            ],
             child=child,
             plant=PlantLink(
                 command_stream=settings["command_stream"],
-                controller_source_id=settings["controller_source_id"],
-                control_period_s=period,
+                controller_source_id=limiter_source_id,
+                control_period_s=timing.control_period_s,
                 sfreq=sfreq,
                 biomarker_source_id=f"{sid}-biomarkers",
-                lockstep=config.pacing == "lockstep",
+                lockstep=lockstep,
                 latency_samples=latency,
+                window_s=timing.window_s,
             ),
             settings=settings,
         )

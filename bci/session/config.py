@@ -33,7 +33,7 @@ import inspect
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -189,45 +189,59 @@ class StimulatorConfig(_Model):
     command_stream: str | None = None
 
 
+def _plant_parts() -> dict[str, tuple[type, tuple[str, ...]]]:
+    """The plant's parts: config key -> (class, arguments the runner sets itself)."""
+    from stimulation.plant import BasalGangliaNetwork
+    from stimulation.plant.bridge import BridgeTiming, RawFormat
+    from stimulation.plant.fluctuation import Fluctuation
+    from stimulation.plant.probe import VirtualProbe
+    from stimulation.safety import SafetyLimits
+
+    return {
+        "network": (BasalGangliaNetwork, ("state", "seed", "plant", "fluctuation")),
+        "fluctuation": (Fluctuation, ()),
+        "probe": (VirtualProbe, ("cells_per_nucleus", "seed")),
+        "timing": (BridgeTiming, ("lockstep",)),
+        "raw_format": (RawFormat, ()),
+        "limits": (SafetyLimits, ("source_id", "session_token")),
+    }
+
+
 class PlantSourceConfig(_Model):
-    """The simulated basal-ganglia plant (``stimulation.plant.bridge.PlantBridge``) in its own process."""
+    """The simulated basal-ganglia plant (:class:`stimulation.plant.bridge.PlantBridge`) in its
+    own process.
+
+    ``network``, ``fluctuation``, ``probe``, ``timing``, ``raw_format`` and ``limits`` (the
+    plant-side safety limiter, device units) hold the arguments of the plant's parts
+    (``BasalGangliaNetwork``, ``Fluctuation``, ``VirtualProbe``, ``BridgeTiming``, ``RawFormat``,
+    ``SafetyLimits``); the runner sets the state, seed, pacing and who may command the plant.
+    """
 
     kind: Literal["plant"]
     state: Literal["pd", "healthy"] = "pd"
     plant: Literal["stationary", "fluctuating"] = "stationary"
     seed: int | None = Field(default=None, ge=0)
-    #: more PlantBridge settings (n_channels, n_units, cells_per_nucleus, noise_uv, chunk_ms, ...)
-    params: dict[str, Any] = Field(default_factory=dict)
-
-    #: PlantBridge arguments the runner sets itself.
-    RUNNER_SET: ClassVar[tuple[str, ...]] = (
-        "state",
-        "seed",
-        "name",
-        "source_id",
-        "controller_source_id",
-        "command_stream",
-        "lockstep",
-        "amplitude_scale",
-        "plant",
-    )
+    network: dict[str, Any] = Field(default_factory=dict)
+    fluctuation: dict[str, Any] = Field(default_factory=dict)
+    probe: dict[str, Any] = Field(default_factory=dict)
+    timing: dict[str, Any] = Field(default_factory=dict)
+    raw_format: dict[str, Any] = Field(default_factory=dict)
+    limits: dict[str, Any] = Field(default_factory=dict)
+    biphasic: bool = False
 
     @model_validator(mode="after")
-    def _bridge_params(self) -> PlantSourceConfig:
-        from stimulation.plant.bridge import PlantBridge
-
-        taken = [k for k in self.params if k in self.RUNNER_SET]
-        if taken:
-            raise ValueError(
-                f"parameter {taken[0]!r} is set by the runner (use the session's keys: "
-                "source.state, source.seed, source.plant, pacing)"
-            )
-        _check_params(PlantBridge, self.params, "the plant")
-        if self.plant != "stationary" and "plant" not in inspect.signature(PlantBridge).parameters:
-            raise ValueError(
-                f"plant {self.plant!r} is not available in this version of the plant bridge "
-                "(stimulation.plant.bridge.PlantBridge takes no 'plant' argument); use 'stationary'"
-            )
+    def _part_params(self) -> PlantSourceConfig:
+        for key, (cls, runner_set) in _plant_parts().items():
+            given: dict[str, Any] = getattr(self, key)
+            taken = [k for k in given if k in runner_set]
+            if taken:
+                raise ValueError(
+                    f"'{key}.{taken[0]}' is set by the runner (use the session's keys: "
+                    "source.state, source.seed, source.plant, pacing)"
+                )
+            _check_params(cls, given, f"source.{key} ({cls.__name__})")
+        if self.fluctuation and self.plant != "fluctuating":
+            raise ValueError("'fluctuation' settings need plant: fluctuating")
         return self
 
 

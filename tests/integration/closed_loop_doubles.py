@@ -40,17 +40,30 @@ class ThresholdStepController(Stage, name="test_threshold_step_controller"):
     accepts = ("state",)
 
     def __init__(
-        self, threshold: float = 0.0, amplitude_ma: float = 2.5, source_id: str = "test"
+        self,
+        threshold: float = 0.0,
+        amplitude_ma: float = 2.5,
+        source_id: str = "test",
+        session_token: str = "",
     ) -> None:
         self.threshold = float(threshold)
         self.amplitude_ma = float(amplitude_ma)
         self.source_id = source_id
+        self.session_token = session_token
         self.seq = 0
 
     def process(self, chunk: StateChunk) -> StimCommand:
         on = float(chunk.values[-1, 0]) > self.threshold
         amplitude = self.amplitude_ma if on else 0.0
-        command = StimCommand(amplitude, 130.0, 60.0, float(chunk.t[-1]), self.source_id, self.seq)
+        command = StimCommand(
+            amplitude,
+            130.0,
+            60.0,
+            float(chunk.t[-1]),
+            self.source_id,
+            self.seq,
+            self.session_token,
+        )
         self.seq += 1
         return command
 
