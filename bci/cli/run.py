@@ -80,9 +80,18 @@ def run(
         assert isinstance(result, RunResult)
         s = result.summary
         lat = s.get("loop_latency") or {}
+        which, p99 = (
+            ("loop", lat.get("p99_ms"))
+            if lat.get("commands")
+            else (
+                "chunk",
+                lat.get("chunk_p99_ms"),
+            )
+        )
         click.echo(
             f"{result.status}: {result.run_dir} ({s.get('signal_s') or 0:.1f} s of signal, "
-            f"{s.get('wall_s', 0):.1f} s wall, latency p99 {lat.get('p99_ms', float('nan')):.2f} ms)"
+            f"{s.get('wall_s', 0):.1f} s wall, {which} latency p99 "
+            f"{p99 if p99 is not None else float('nan'):.2f} ms)"
         )
         if not quiet:
             console.print(summary_table(s))

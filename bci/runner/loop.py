@@ -121,6 +121,7 @@ class SessionRunner:
         self.events: list[str] = []
         self.unit_counts = np.zeros(0, dtype=np.int64)
         self.n_unsorted = 0
+        self.skipped_samples = 0
         self.samples = 0
         self.n_commands_in = 0
         self.n_limited = 0  # commands handed to the limiter (the runner numbers them)
@@ -185,6 +186,9 @@ class SessionRunner:
                 if config.recording.enabled:
                     recorder = self._start_recorder(source, lsl.source_id)
                     self._phase("start_recorder")
+                if config.pacing == "realtime":
+                    # what arrived while the recorder started is not in the recording: skip it
+                    self.skipped_samples = _drain(lsl)
                 self._loop(lsl, source, spec.rate_hz)
                 self._phase("loop")
             finally:
@@ -270,7 +274,7 @@ class SessionRunner:
         return spawn_recorder(
             self.run_dir / "recording.xdf",
             source_ids=ids,
-            names=self.config.recording.extra_streams,
+            names=[*source.record_names, *self.config.recording.extra_streams],
             timeout_s=10.0,
             extra_args=[
                 "--flush-interval",
@@ -367,13 +371,14 @@ class SessionRunner:
             if held is None:
                 raise BCIError("The safety limiter refused the session's own 'off' command.")
             self._send(held)  # lockstep: the plant's period 0; real time: a defined start
-        done = 0  # samples processed
+        done = 0  # stream samples up to the last one processed (lockstep: the plant's clock)
+        start = self.skipped_samples  # real time: samples dropped before the loop began
         t_last_data = time.monotonic()
         # real time: the stimulator's watchdog wants a fresh command every control period
         keepalive_s = plant.control_period_s if plant is not None else 0.02
         self._t_last_send = time.monotonic()
         t_view = 0.0
-        while done < total:
+        while done - start < total:
             chunk: SignalChunk | None = lsl.pull(timeout=0.005)
             now = time.monotonic()
             if chunk is None:
@@ -382,7 +387,7 @@ class SessionRunner:
                 if now - t_last_data > SOURCE_SILENCE_S:
                     raise BCIError(
                         f"No data from the source for {SOURCE_SILENCE_S:g} s after "
-                        f"{done / sfreq:.2f} s of signal; stopping."
+                        f"{(done - start) / sfreq:.2f} s of signal; stopping."
                     )
                 self._poll_biomarkers()
                 continue
@@ -435,8 +440,12 @@ class SessionRunner:
                 held = self._tick(held, now_k) or held
                 self._send(dataclasses.replace(held, t_issue=now_k))
             self._flush_safety_events()
-            self.latency.chunk(time.perf_counter() - t_work, chunk.n_samples / sfreq)
-            self.samples = done
+            self.latency.chunk(
+                time.perf_counter() - t_work,
+                chunk.n_samples / sfreq,
+                (pylsl.local_clock() - chunk.t_arrival) * 1e3,
+            )
+            self.samples = done - start
             self._publish(out, chunk, sfreq)
             self._poll_biomarkers()
             if self.view is not None and now - t_view >= 0.25:
@@ -556,6 +565,12 @@ class SessionRunner:
             self._event(f"stop: {status}" + (f": {error}" if error else ""))
         time.sleep(0.3 + self.config.recording.flush_interval_s)  # the recorder pulls the last
         self._poll_biomarkers()
+        # our inlets go first, so the source's outlets do not close under them
+        if self._bio_inlet is not None:
+            self._bio_inlet.close_stream()
+            self._bio_inlet = None
+        if self.pulse_feed is not None:
+            self.pulse_feed.close()
         plant_stats: dict[str, Any] = {}
         if source is not None:
             plant_stats = source.stop()
@@ -567,8 +582,6 @@ class SessionRunner:
                 self.events.append(f"recorder: {err}")
         if self.outlets is not None:
             self.outlets.close()
-        if self.pulse_feed is not None:
-            self.pulse_feed.close()
         self._phase("stop_recorder")
         if recorder is not None and self.config.recording.nix and self.run_dir is not None:
             from bci.session.nix import write_run_nix
@@ -611,7 +624,7 @@ class SessionRunner:
     def _online_seconds(self, sfreq: float) -> float:
         if self.t_online is None or self.t0_lsl is None:
             return 0.0
-        return self.samples / sfreq - (self.t_online - self.t0_lsl)
+        return (self.skipped_samples + self.samples) / sfreq - (self.t_online - self.t0_lsl)
 
     def _bio_labels(self) -> list[str]:
         from stimulation.plant.streams import BIOMARKER_CHANNELS
@@ -659,6 +672,7 @@ class SessionRunner:
             "controller": None if self.controller_config is None else self.controller_config.stage,
             "duration_s": config.duration_s,
             "signal_s": None,
+            "skipped_samples": self.skipped_samples,
             "wall_s": self.wall_s,
             "wall_phases_s": self.phases,
             "t0_lsl": self.t0_lsl,
@@ -712,6 +726,14 @@ class SessionRunner:
                 "nix": (self.run_dir / "session.nix").exists(),
             }
         return out
+
+
+def _drain(lsl: Any) -> int:
+    """Pull and drop everything waiting in the source; return how many samples."""
+    n = 0
+    while (chunk := lsl.pull(timeout=0.0)) is not None:
+        n += chunk.n_samples
+    return n
 
 
 class StageTimerLike:

@@ -35,6 +35,8 @@ class LatencyLog:
         self.misses = 0
         self.overruns = 0
         self.chunks = 0
+        #: per chunk: arrival to the end of its processing (ms), with or without a command
+        self._chunk_ms = np.zeros(capacity, dtype=np.float64)
 
     def add(self, latency_ms: float) -> None:
         if self.count == self._values.size:
@@ -44,7 +46,11 @@ class LatencyLog:
         if latency_ms > self.deadline_ms:
             self.misses += 1
 
-    def chunk(self, compute_s: float, chunk_s: float) -> None:
+    def chunk(self, compute_s: float, chunk_s: float, latency_ms: float) -> None:
+        """One chunk processed: its compute time, its length, arrival to done (ms)."""
+        if self.chunks == self._chunk_ms.size:
+            self._chunk_ms = np.concatenate([self._chunk_ms, np.zeros_like(self._chunk_ms)])
+        self._chunk_ms[self.chunks] = latency_ms
         self.chunks += 1
         if compute_s > chunk_s:
             self.overruns += 1
@@ -64,6 +70,8 @@ class LatencyLog:
     def summary(self) -> dict[str, Any]:
         v = self.values
         p50, p99 = self.percentiles()
+        c = self._chunk_ms[: self.chunks]
+        c50, c99 = np.percentile(c, [50, 99]) if c.size else (float("nan"), float("nan"))
         return {
             "commands": int(v.size),
             "p50_ms": p50,
@@ -74,6 +82,8 @@ class LatencyLog:
             "deadline_misses": self.misses,
             "chunks": self.chunks,
             "chunk_overruns": self.overruns,
+            "chunk_p50_ms": float(c50),
+            "chunk_p99_ms": float(c99),
         }
 
 

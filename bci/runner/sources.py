@@ -76,6 +76,8 @@ class SourceSession:
     record_source_ids: list[str]
     child: ChildProcess | None = None
     plant: PlantLink | None = None
+    #: more streams to record, by name
+    record_names: list[str] = field(default_factory=list)
     scale: float | None = None
     settings: dict[str, Any] = field(default_factory=dict)
 
@@ -257,12 +259,16 @@ def start_source(
             settings={"name": name, **source.model_dump(mode="json")},
         )
     if isinstance(source, ReplaySourceConfig):
+        path = replay_path(source, config.runs_root)
+        stream = replay_stream(path, source.stream)
         suffix = f"-replay-{tag}"
         args = [
             "replay",
-            str(source.path),
+            str(path),
             "--speed",
             repr(source.speed),
+            "--streams",
+            stream,
             "--source-id-suffix",
             suffix,
             "--name-suffix",
@@ -273,10 +279,10 @@ def start_source(
         child = ChildProcess("replay", bci_command(*args), run_dir / "source.log")
         return SourceSession(
             kind="replay",
-            query={"name": f"{source.stream}{suffix}"},
+            query={"name": f"{stream}{suffix}"},
             record_source_ids=[],
             child=child,
-            settings=source.model_dump(mode="json"),
+            settings={**source.model_dump(mode="json"), "resolved_path": str(path)},
         )
     if isinstance(source, MotorSourceConfig):
         from bci.cli.source import source as source_group
@@ -296,6 +302,7 @@ def start_source(
             kind="motor",
             query={"name": name},
             record_source_ids=[],
+            record_names=[f"{name}-kinematics"],
             child=child,
             settings=source.model_dump(mode="json"),
         )
@@ -317,6 +324,44 @@ def start_source(
             settings=source.model_dump(mode="json"),
         )
     raise SessionConfigError(f"Unknown source kind {source!r}.")  # pragma: no cover
+
+
+def replay_path(source: ReplaySourceConfig, runs_root: Path) -> Path:
+    """The recording to replay: the given path, or the newest run of ``latest:<session>``."""
+    name = source.latest_of
+    if name is None:
+        path = Path(source.path)
+        if not path.exists():
+            raise SessionConfigError(
+                f"Invalid value for 'source.path': {source.path!r} does not exist."
+            )
+        return path
+    runs = sorted(p for p in Path(runs_root).glob(f"*-{name}") if (p / "recording.xdf").is_file())
+    if not runs:
+        raise SessionConfigError(
+            f"Invalid value for 'source.path': {source.path!r}, but {runs_root} holds no run of "
+            f"{name!r} with a recording. Run `bci run {name}` first, or give --set "
+            "source.path=RUN_FOLDER."
+        )
+    return runs[-1] / "recording.xdf"
+
+
+def replay_stream(path: Path, wanted: str) -> str:
+    """The full name of the recorded broadband stream ``wanted`` (a name or its start)."""
+    from bci.session.xdf_read import scan_xdf
+
+    xdf = path / "recording.xdf" if path.is_dir() else path
+    streams = [s for s in scan_xdf(xdf).streams.values() if s.nominal_srate > 0]
+    exact = [s.name for s in streams if s.name == wanted]
+    starts = [s.name for s in streams if s.name.startswith(wanted)]
+    found = exact or starts
+    if len(found) != 1:
+        names = ", ".join(repr(s.name) for s in streams) or "(none)"
+        raise SessionConfigError(
+            f"Invalid value for 'source.stream': {wanted!r} names "
+            f"{'no' if not found else 'more than one'} regular stream of {xdf}; it has {names}."
+        )
+    return found[0]
 
 
 def local_clock() -> float:

@@ -281,13 +281,21 @@ class ReplaySourceConfig(_Model):
     """A recording (``.xdf`` or run folder) played back as live LSL streams by ``bci replay``."""
 
     kind: Literal["replay"]
-    path: Path
-    stream: str = Field(description="name of the broadband stream in the recording")
+    #: a run folder, an .xdf file, or ``latest:<session name>`` (its newest run, found when the
+    #: run starts)
+    path: str
+    #: the recorded broadband stream: its name, or the start of its name
+    stream: str
     speed: float = Field(default=1.0, gt=0)
 
+    @property
+    def latest_of(self) -> str | None:
+        """The session whose newest run to replay, for ``latest:<name>``."""
+        return self.path.partition(":")[2] if self.path.startswith("latest:") else None
+
     def resolve_path(self, base: Path) -> None:
-        if not self.path.is_absolute():
-            self.path = (base / self.path).resolve()
+        if self.latest_of is None and not Path(self.path).is_absolute():
+            self.path = str((base / self.path).resolve())
 
 
 class MotorSourceConfig(_Model):
@@ -418,7 +426,8 @@ class SessionConfig(_Model):
             _must_exist(entry.controller.model, f"compare.{i}.controller.model")
         if isinstance(self.source, ReplaySourceConfig):
             self.source.resolve_path(base)
-            _must_exist(self.source.path, "source.path")
+            if self.source.latest_of is None:
+                _must_exist(Path(self.source.path), "source.path")
 
     @property
     def source_seed(self) -> int:
