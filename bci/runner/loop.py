@@ -365,7 +365,8 @@ class SessionRunner:
         fresh = False  # a command reached the limiter since the last lockstep send
         if stimulating:
             now0 = 0.0 if lockstep else pylsl.local_clock()
-            self._lockstep_clock = 0.0
+            if lockstep:
+                self._lockstep_clock = 0.0
             held = self._limited(self._off(now0), now0)
             self._event("calibration: stimulation off")
             if held is None:
