@@ -19,7 +19,6 @@ import pylsl
 
 from bci.acquisition import LSLSource, resolve_stream_info
 from bci.errors import StreamNotFoundError
-from bci.runner.plant_child import READY_LINE as PLANT_READY_LINE
 from bci.runner.processes import ChildProcess, SessionProcessError, bci_command
 from bci.session.config import (
     LSLSourceConfig,
@@ -185,6 +184,7 @@ def start_source(
     source = config.source
     seed = config.source_seed
     if isinstance(source, PlantSourceConfig):
+        from bci.runner.plant_child import READY_LINE as PLANT_READY_LINE
         from stimulation.plant.bridge import BridgeTiming
 
         lockstep = config.pacing == "lockstep"
