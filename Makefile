@@ -26,8 +26,16 @@ $(VENV)/.installed-bench: $(STAMP)
 	$(PIP) install --quiet -c $(CONSTRAINTS) -e '.[test,train,bench]'
 	touch $@
 
+# The closed loop (plant -> sorting -> symptom decoder -> controller -> limiter -> plant), then the same
+# seed with DBS off and continuous; until the symptom decoder's model ships, the first-look session.
+DEMO_MODEL := decoders/models/symptom_gpi_beta.npz
 demo: $(VENV)/.installed-run
-	$(BIN)/bci demo
+ifneq ($(wildcard $(DEMO_MODEL)),)
+	$(BIN)/bci run closed_loop_dbs
+else
+	@echo "$(DEMO_MODEL) is not shipped yet: running sessions/first_look.yaml instead of the closed loop."
+	$(BIN)/bci run first_look
+endif
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -51,6 +59,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_sorting.py --json benchmarks/results/sorting.json
 	$(BIN)/python benchmarks/bench_replay.py --json benchmarks/results/replay.json
 	$(BIN)/python benchmarks/bench_synthesis.py --json benchmarks/results/synthesis.json
+	$(BIN)/python benchmarks/bench_loop.py --json benchmarks/results/loop.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
