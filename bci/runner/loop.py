@@ -39,10 +39,12 @@ import pylsl
 
 from bci.errors import BCIError
 from bci.runner.chain import ChainOutput, StageChain
-from bci.runner.metrics import LatencyLog, decoder_tracking, plant_outcome
+from bci.runner.commands import CommandPath
+from bci.runner.metrics import LatencyLog
 from bci.runner.outlets import LoopOutlets
-from bci.runner.parts import LoopParts, build_parts, off_command, safe_command
+from bci.runner.parts import LoopParts, build_parts
 from bci.runner.pulses import PulseFeed
+from bci.runner.report import RunReport
 from bci.runner.sources import SourceSession, start_source
 from bci.session.config import ControllerConfig, SessionConfig
 from bci.session.run_folder import create_run_dir, write_config, write_summary
@@ -52,6 +54,8 @@ __all__ = ["RunInterrupted", "RunResult", "SessionRunner"]
 
 #: Seconds without data after which a running source counts as dead.
 SOURCE_SILENCE_S = 30.0
+#: Lockstep: how long no pulse marker must come before a period's pulses count as complete.
+PULSE_SETTLE_S = 0.002
 
 
 class RunInterrupted(BCIError, RuntimeError):
@@ -71,7 +75,7 @@ class RunResult:
         return self.status == "completed"
 
 
-class SessionRunner:
+class SessionRunner(RunReport):
     """Run one session (module docstring).
 
     Parameters
@@ -101,15 +105,16 @@ class SessionRunner:
         self.run_dir: Path | None = None
         self.tag = uuid.uuid4().hex[:8]
         self.run_id = f"{config.name}-{self.tag}"
-        self.safety_counts: dict[str, int] = {}
-        self._safety_pending: list[str] = []
+        #: controller -> limiter -> stimulator
+        self.commands = CommandPath()
         self.parts: LoopParts = build_parts(
             config,
             controller,
             run_id=self.run_id,
             session_token=uuid.uuid4().hex,
-            events=self._on_safety_event,
+            events=self.commands.on_safety_event,
         )
+        self.commands.attach(self.parts)
         #: source_id of the limited commands (the stimulator obeys only these)
         self.limiter_name = f"{self.run_id}-limiter"
         self._stop_reason: str | None = None
@@ -123,12 +128,6 @@ class SessionRunner:
         self.n_unsorted = 0
         self.skipped_samples = 0
         self.samples = 0
-        self.n_commands_in = 0
-        self.n_limited = 0  # commands handed to the limiter (the runner numbers them)
-        self.n_dropped = 0
-        self.n_changed = 0
-        self.n_sent = 0
-        self.last_sent: StimCommand | None = None
         self.t0_lsl: float | None = None
         self.t_online: float | None = None
         self.decoded_t: list[float] = []
@@ -137,10 +136,8 @@ class SessionRunner:
         self.bio_stamps: list[float] = []
         self._bio_inlet: pylsl.StreamInlet | None = None
         self.pulse_feed: PulseFeed | None = None
-        self.limiter_time = StageTimerLike()
+        self._pulses_polled_for = -1  # lockstep: last period whose pulse markers were collected
         self.wall_s = 0.0
-        self._t_last_send = 0.0
-        self._lockstep_clock: float | None = None  # the limiter's clock in lockstep (model s)
         self.phases: dict[str, float] = {}  # wall seconds of each phase of the run
         self._t_phase = time.perf_counter()
 
@@ -254,6 +251,7 @@ class SessionRunner:
                 assert stream is not None
                 stimulator = (stream, self.limiter_name)
         self.outlets = LoopOutlets(self.run_id, labels, stimulator, self.parts.session_token)
+        self.commands.outlets = self.outlets
         if source.plant is not None and stimulator is not None:
             # the plant must listen before the first command, or lockstep never starts
             if not self.outlets.wait_for_stimulator(60.0):
@@ -264,7 +262,12 @@ class SessionRunner:
                 self._bio_inlet = pylsl.StreamInlet(found[0], max_buflen=600, recover=False)
                 self._bio_inlet.open_stream(timeout=10.0)
             assert self.chain is not None
-            self.pulse_feed = PulseFeed(source.plant.stim_source_id, self.chain.stages)
+            self.pulse_feed = PulseFeed(
+                source.plant.stim_source_id,
+                self.chain.stages,
+                # lockstep: the loop hears the raw stream from the plant's sample 0
+                sample_offset=0 if source.plant.lockstep else None,
+            )
 
     def _start_recorder(self, source: SourceSession, source_id: str) -> Any:
         from bci.session.recorder_process import spawn_recorder
@@ -296,58 +299,6 @@ class SessionRunner:
         if self.outlets is not None:
             self.outlets.event(text)
 
-    # ------------------------------------------------------------------ commands
-    def _on_safety_event(self, event: Any) -> None:
-        """A limiter event: counted now, published after the command went out."""
-        kind = str(getattr(event, "kind", "event"))
-        self.safety_counts[kind] = self.safety_counts.get(kind, 0) + 1
-        marker = event.to_marker() if hasattr(event, "to_marker") else str(event)
-        self._safety_pending.append(f"safety {marker}")
-
-    def _flush_safety_events(self) -> None:
-        if self._safety_pending and self.outlets is not None:
-            for text in self._safety_pending:
-                self.outlets.event(text)
-        self._safety_pending.clear()
-
-    def _limited(self, command: StimCommand, now: float) -> StimCommand | None:
-        """``command`` through the limiter (None: dropped). In this process the runner is the
-        transport between controller and limiter, so it numbers the commands in order."""
-        limiter = self.parts.limiter
-        assert limiter is not None
-        command = dataclasses.replace(command, seq=self.n_limited)
-        self.n_limited += 1
-        t0 = time.perf_counter_ns()
-        out = limiter.apply(command, now)
-        self.limiter_time.add(time.perf_counter_ns() - t0)
-        if out is None:
-            self.n_dropped += 1
-            return None
-        if (out.amplitude_ma, out.frequency_hz, out.pulse_width_us) != (
-            command.amplitude_ma,
-            command.frequency_hz,
-            command.pulse_width_us,
-        ):
-            self.n_changed += 1
-        return out
-
-    def _tick(self, held: StimCommand | None, now: float) -> StimCommand | None:
-        """The limiter's output at ``now`` without a new command (ramps, watchdog)."""
-        tick = getattr(self.parts.limiter, "tick", None)
-        return tick(now) if callable(tick) else held
-
-    def _send(self, command: StimCommand) -> float:
-        assert self.outlets is not None
-        command = dataclasses.replace(command, seq=self.n_sent)
-        t = self.outlets.push_stimulator(command)
-        self._t_last_send = time.monotonic()
-        self.n_sent += 1
-        self.last_sent = command
-        return t
-
-    def _off(self, now: float) -> StimCommand:
-        return off_command(self.parts.source_id, 0, now, self.parts.session_token)
-
     # ------------------------------------------------------------------ the loop
     def _loop(self, lsl: Any, source: SourceSession, sfreq: float) -> None:
         config = self.config
@@ -366,18 +317,18 @@ class SessionRunner:
         if stimulating:
             now0 = 0.0 if lockstep else pylsl.local_clock()
             if lockstep:
-                self._lockstep_clock = 0.0
-            held = self._limited(self._off(now0), now0)
+                self.commands.lockstep_clock = 0.0
+            held = self.commands.limited(self.commands.off(now0), now0)
             self._event("calibration: stimulation off")
             if held is None:
                 raise BCIError("The safety limiter refused the session's own 'off' command.")
-            self._send(held)  # lockstep: the plant's period 0; real time: a defined start
+            self.commands.send(held)  # lockstep: the plant's period 0; real time: a defined start
         done = 0  # stream samples up to the last one processed (lockstep: the plant's clock)
         start = self.skipped_samples  # real time: samples dropped before the loop began
         t_last_data = time.monotonic()
         # real time: the stimulator's watchdog wants a fresh command every control period
         keepalive_s = plant.control_period_s if plant is not None else 0.02
-        self._t_last_send = time.monotonic()
+        self.commands.t_last_send = time.monotonic()
         t_view = 0.0
         while done - start < total:
             chunk: SignalChunk | None = lsl.pull(timeout=0.005)
@@ -396,10 +347,16 @@ class SessionRunner:
             if self.t0_lsl is None:
                 self.t0_lsl = float(chunk.t_lsl[0]) - chunk.first_sample / sfreq
             if self.pulse_feed is not None and self.pulse_feed.active:
+                settle_s = 0.0
                 if lockstep and plant is not None:
-                    # the period's pulses went out before its biomarker sample: wait for that
-                    self._wait_for_period(plant.period_of(chunk.last_sample))
-                self.pulse_feed.poll(self.t0_lsl, sfreq)
+                    # the period's pulses went out before its biomarker sample: wait for that,
+                    # then for the markers still on their way (runs must not depend on timing)
+                    period_k = plant.period_of(chunk.last_sample)
+                    if period_k > self._pulses_polled_for:
+                        self._wait_for_period(period_k)
+                        self._pulses_polled_for = period_k
+                        settle_s = PULSE_SETTLE_S
+                self.pulse_feed.poll(self.t0_lsl, sfreq, settle_s)
             t_work = time.perf_counter()
             was_calibrating = chain.is_calibrating
             out = ChainOutput()
@@ -411,36 +368,42 @@ class SessionRunner:
                 self._save_calibration()
             elif self.t_online is None and not chain.is_calibrating:
                 self.t_online = float(chunk.t_lsl[0])
-            # the limiter's clock: model time in lockstep (seconds of signal processed, so runs
-            # repeat exactly), the LSL clock otherwise
-            if lockstep:
-                now_l = self._lockstep_clock = (chunk.last_sample + 1) / sfreq
+            # the limiter's clock: in lockstep the model time at which the next command applies
+            # (the start of the next period: how the stream was cut into chunks cannot change
+            # it, so runs repeat exactly), the LSL clock otherwise
+            if lockstep and plant is not None:
+                now_l = self.commands.n_sent * plant.control_period_s
+                self.commands.lockstep_clock = now_l
             else:
                 now_l = pylsl.local_clock()
             for command in out.commands:
-                self.n_commands_in += 1
+                self.commands.n_from_controller += 1
                 outlets.push_controller(command)
-                limited = self._limited(command, now_l)
+                limited = self.commands.limited(command, now_l)
                 if limited is None:
                     continue
                 held, fresh = limited, True
                 if not lockstep:
-                    t_push = self._send(held)
+                    t_push = self.commands.send(held)
                     self.latency.add((t_push - chunk.t_arrival) * 1e3)
             done = chunk.last_sample + 1
             if lockstep and held is not None and plant is not None:
-                while self.n_sent < n_periods and done >= plant.published_after(self.n_sent):
+                while self.commands.n_sent < n_periods and done >= plant.published_after(
+                    self.commands.n_sent
+                ):
+                    now_p = self.commands.n_sent * plant.control_period_s
+                    self.commands.lockstep_clock = now_p
                     if not fresh and not chain.is_calibrating:
-                        held = self._tick(held, now_l) or held
+                        held = self.commands.tick(held, now_p) or held
                     fresh = False
-                    t_push = self._send(held)
+                    t_push = self.commands.send(held)
                     if self.t_online is not None and timed:
                         self.latency.add((t_push - chunk.t_arrival) * 1e3)
-            if not lockstep and held is not None and now - self._t_last_send >= keepalive_s:
+            if not lockstep and held is not None and now - self.commands.t_last_send >= keepalive_s:
                 now_k = pylsl.local_clock()
-                held = self._tick(held, now_k) or held
-                self._send(dataclasses.replace(held, t_issue=now_k))
-            self._flush_safety_events()
+                held = self.commands.tick(held, now_k) or held
+                self.commands.send(dataclasses.replace(held, t_issue=now_k))
+            self.commands.flush_events()
             self.latency.chunk(
                 time.perf_counter() - t_work,
                 chunk.n_samples / sfreq,
@@ -529,36 +492,13 @@ class SessionRunner:
         self._write_config()  # again: to_dict() now names the saved templates
 
     # ------------------------------------------------------------------ the end
-    def _safe_state(self) -> None:
-        """Command the limiter's safe state and follow its ramp there (at most 1 s)."""
-        limiter = self.parts.limiter
-        assert limiter is not None
-        lockstep = self._lockstep_clock is not None
-        now = self._lockstep_clock if self._lockstep_clock is not None else pylsl.local_clock()
-        target = safe_command(limiter, self.parts.source_id, 0, now, self.parts.session_token)
-        out = self._limited(target, now)
-        if out is not None:
-            self._send(out)
-        deadline = now + 1.0
-        period = 0.02
-        while out is not None and out.amplitude_ma != target.amplitude_ma and now < deadline:
-            if lockstep:
-                now += period  # each command moves the plant one period on
-            else:
-                time.sleep(period)
-                now = pylsl.local_clock()
-            out = self._tick(out, now)
-            if out is not None:
-                self._send(out)
-        self._flush_safety_events()
-
     def _shut_down(
         self, source: SourceSession | None, recorder: Any, status: str, error: str | None
     ) -> dict[str, Any]:
         """Safe state first, then the source, the recorder, the NIX copy."""
         if self.outlets is not None and self.outlets.stimulator is not None:
             try:
-                self._safe_state()
+                self.commands.safe_state()
                 self._event(f"safe state sent ({status})")
             except Exception as err:  # the stimulator must still be told; say why it was not
                 self.events.append(f"safe state FAILED: {err}")
@@ -594,140 +534,6 @@ class SessionRunner:
             self._phase("write_nix")
         return plant_stats
 
-    # ------------------------------------------------------------------ reporting
-    def snapshot(self, source_status: dict[str, Any], total_samples: int) -> dict[str, Any]:
-        """What the live view shows (cheap: called about four times a second)."""
-        p50, p99 = self.latency.percentiles(recent=2000)
-        sfreq = float(source_status.get("effective_rate_hz") or 1.0)
-        online_s = max(1e-9, self._online_seconds(sfreq))
-        bio = self._bio_latest()
-        return {
-            "session": self.config.name,
-            "label": self.label,
-            "progress": self.samples / max(1, total_samples),
-            "signal_s": self.samples / sfreq,
-            "source": source_status,
-            "calibrating": self.chain.is_calibrating if self.chain is not None else True,
-            "units": int(self.unit_counts.size),
-            "rates_hz": (self.unit_counts / online_s).tolist(),
-            "decoded": self.decoded_v[-1] if self.decoded_v else None,
-            "true": bio.get("beta_gpi"),
-            "error_index": bio.get("error_index"),
-            "command": None if self.last_sent is None else dataclasses.asdict(self.last_sent),
-            "energy_j": self._energy_so_far(),
-            "latency_p50_ms": p50,
-            "latency_p99_ms": p99,
-            "deadline_misses": self.latency.misses,
-            "safety_changes": self.n_changed,
-            "events": self.events[-4:],
-        }
-
-    def _online_seconds(self, sfreq: float) -> float:
-        if self.t_online is None or self.t0_lsl is None:
-            return 0.0
-        return (self.skipped_samples + self.samples) / sfreq - (self.t_online - self.t0_lsl)
-
-    def _bio_labels(self) -> list[str]:
-        from stimulation.plant.streams import BIOMARKER_CHANNELS
-
-        return list(BIOMARKER_CHANNELS)
-
-    def _bio_latest(self) -> dict[str, float]:
-        if not self.bio_values:
-            return {}
-        return dict(zip(self._bio_labels(), self.bio_values[-1], strict=False))
-
-    def _plant_numbers(self) -> dict[str, Any] | None:
-        source = self.source_session
-        if source is None or source.plant is None or not self.bio_values:
-            return None
-        window_s = source.plant.window_s
-        t_online = self.t_online if self.t_online is not None else float("inf")
-        return plant_outcome(
-            self._bio_labels(),
-            np.asarray(self.bio_values),
-            np.asarray(self.bio_stamps),
-            t_online,
-            window_s,
-            source.plant.control_period_s,
-        )
-
-    def _energy_so_far(self) -> float | None:
-        numbers = self._plant_numbers()
-        return None if numbers is None else numbers["energy_j"]
-
-    def _summary(
-        self, status: str, error: str | None, plant_stats: dict[str, Any], recorder: Any
-    ) -> dict[str, Any]:
-        config = self.config
-        source = self.source_session
-        plant = None if source is None else source.plant
-        out: dict[str, Any] = {
-            "session": config.name,
-            "label": self.label,
-            "run_id": self.run_id,
-            "status": status,
-            "error": error,
-            "pacing": config.pacing,
-            "seed": config.source_seed,
-            "controller": None if self.controller_config is None else self.controller_config.stage,
-            "duration_s": config.duration_s,
-            "signal_s": None,
-            "skipped_samples": self.skipped_samples,
-            "wall_s": self.wall_s,
-            "wall_phases_s": self.phases,
-            "t0_lsl": self.t0_lsl,
-            "t_online_lsl": self.t_online,
-            "calibration": [] if self.chain is None else self.chain.calibrations,
-            "stages": [] if self.chain is None else self.chain.timing(),
-            "limiter": self.limiter_time.summary(),
-            "loop_latency": self.latency.summary(),
-            "units": int(self.unit_counts.size),
-            "unit_spikes": self.unit_counts.tolist(),
-            "unsorted_spikes": self.n_unsorted,
-            "pulses_registered": 0 if self.pulse_feed is None else self.pulse_feed.n_pulses,
-            "streams": {} if self.outlets is None else dict(self.outlets.counts),
-            "commands": {
-                "from_controller": self.n_commands_in,
-                "to_limiter": self.n_limited,
-                "dropped_by_limiter": self.n_dropped,
-                "changed_by_limiter": self.n_changed,
-                "sent": self.n_sent,
-            },
-            "safety_events": dict(self.safety_counts),
-            "events": self.events,
-            "plant": None,
-            "decoder_tracking": None,
-            "plant_process": plant_stats,
-            "recording": None,
-        }
-        if self.chain is not None and self.chain.specs:
-            rate = self.chain.specs[0].rate_hz
-            out["signal_s"] = self.samples / rate
-        if plant is not None:
-            out["plant"] = self._plant_numbers()
-            out["plant"] = {
-                **(out["plant"] or {}),
-                "control_period_s": plant.control_period_s,
-                "window_s": plant.window_s,
-            }
-            if self.decoded_v and self.bio_values and self.t_online is not None:
-                labels = self._bio_labels()
-                bio = np.asarray(self.bio_values)
-                out["decoder_tracking"] = decoder_tracking(
-                    np.asarray(self.decoded_v),
-                    np.asarray(self.decoded_t),
-                    bio[:, labels.index("beta_gpi")],
-                    np.asarray(self.bio_stamps),
-                    self.t_online + out["plant"]["window_s"],
-                )
-        if recorder is not None and self.run_dir is not None:
-            out["recording"] = {
-                "file": "recording.xdf",
-                "nix": (self.run_dir / "session.nix").exists(),
-            }
-        return out
-
 
 def _drain(lsl: Any) -> int:
     """Pull and drop everything waiting in the source; return how many samples."""
@@ -735,18 +541,3 @@ def _drain(lsl: Any) -> int:
     while (chunk := lsl.pull(timeout=0.0)) is not None:
         n += chunk.n_samples
     return n
-
-
-class StageTimerLike:
-    """Compute time of the limiter (same summary as :class:`bci.stream.StageTimer`)."""
-
-    def __init__(self) -> None:
-        from bci.stream import StageTimer
-
-        self._timer = StageTimer(window=1 << 16)
-
-    def add(self, duration_ns: int) -> None:
-        self._timer.add(duration_ns)
-
-    def summary(self) -> dict[str, float]:
-        return self._timer.summary()
