@@ -91,7 +91,8 @@ class _Calibration:
     def fit(self) -> None:
         t0 = time.perf_counter()
         try:
-            self.stage.fit(np.concatenate(self.parts)[: self.needed])
+            fit = getattr(self.stage, "fit")  # noqa: B009 (needs_calibration checked it exists)
+            fit(np.concatenate(self.parts)[: self.needed])
         except BaseException as err:  # re-raised in the loop's thread
             self.error = err
         finally:
@@ -226,11 +227,11 @@ class StageChain:
 
     def timing(self) -> list[dict[str, Any]]:
         """Compute time per stage (ms) and its share of the chain's total."""
-        rows = [
+        rows: list[dict[str, Any]] = [
             {"stage": type(s).__name__, **t.summary(), "total_ms": t.total_ns / 1e6}
             for s, t in zip(self.stages, self.timers, strict=True)
         ]
-        total = sum(r["total_ms"] for r in rows) or 1.0
+        total = float(sum(float(r["total_ms"]) for r in rows)) or 1.0
         for r in rows:
-            r["share"] = r["total_ms"] / total
+            r["share"] = float(r["total_ms"]) / total
         return rows

@@ -440,7 +440,7 @@ class SessionRunner(RunReport):
         for state, binned in out.state:
             if binned is not None and binned.n_bins == state.values.shape[0]:
                 ends = (binned.first_bin + np.arange(1, binned.n_bins + 1)) * binned.bin_s
-                stamps = t_first + ends - 1.0 / sfreq
+                stamps = np.asarray(t_first + ends - 1.0 / sfreq, dtype=np.float64)
             else:
                 stamps = np.asarray(state.t, dtype=np.float64)
             outlets.push_decoded(state.values, stamps)

@@ -118,7 +118,8 @@ def _model_params(entry: DecoderConfig | ControllerConfig) -> dict[str, Any]:
 
 
 def _accepts(cls: type, name: str) -> bool:
-    params = inspect.signature(cls.__init__).parameters
+    init = getattr(cls, "__init__")  # noqa: B009 (its signature, not __new__'s)
+    params = inspect.signature(init).parameters
     return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 

@@ -102,7 +102,7 @@ def stage_class(name: str) -> type:
 
 def _check_params(cls: type, params: Mapping[str, Any], what: str) -> None:
     """Raise ValueError naming a parameter the class's constructor does not take."""
-    signature = inspect.signature(cls.__init__)
+    signature = inspect.signature(getattr(cls, "__init__"))  # noqa: B009 (not __new__'s)
     accepted = [p for p in signature.parameters if p != "self"]
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()):
         return
