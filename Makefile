@@ -44,8 +44,8 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest -m ''
 
 lint: $(STAMP)
-	$(BIN)/ruff check bci stimulation tests benchmarks
-	$(BIN)/ruff format --check bci stimulation tests benchmarks
+	$(BIN)/ruff check bci decoders stimulation tests benchmarks
+	$(BIN)/ruff format --check bci decoders stimulation tests benchmarks
 	$(BIN)/mypy
 
 # Every benchmark prints its table (ours beside the peer) and writes its numbers to benchmarks/results/.
@@ -59,6 +59,8 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_sorting.py --json benchmarks/results/sorting.json
 	$(BIN)/python benchmarks/bench_replay.py --json benchmarks/results/replay.json
 	$(BIN)/python benchmarks/bench_synthesis.py --json benchmarks/results/synthesis.json
+	$(BIN)/python benchmarks/bench_decoders.py --json benchmarks/results/decoders.json
+	$(BIN)/python benchmarks/bench_symptom_decoder.py --json benchmarks/results/symptom.json
 	$(BIN)/python benchmarks/bench_loop.py --json benchmarks/results/loop.json
 
 clean:

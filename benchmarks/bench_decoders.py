@@ -25,7 +25,7 @@ import numpy as np
 
 from bci.synthesis.motor import simulate_reaching
 from decoders import KalmanDecoder, WienerDecoder
-from decoders.ann import MLPDecoder
+from decoders.ann import GRUDecoder, MLPDecoder
 from decoders.runtime import SpikingRuntime
 from decoders.snn.decoder import ConvertedSNNDecoder, RecurrentSNNDecoder, SNNDecoder
 
@@ -84,6 +84,7 @@ def bench_seed(seed: int, duration_s: float, quick: bool) -> list[dict[str, Any]
         ("Wiener (5 lags)", WienerDecoder()),
         ("Kalman", KalmanDecoder()),
         ("ANN: MLP 480-256-2", mlp),
+        ("ANN: GRU 96-64-2", GRUDecoder(seed=seed, epochs=epochs)),
         ("SNN: ANN-converted IF, 16 steps", None),
         ("SNN: LIF 96-64-2 (SNN2-like)", SNNDecoder(seed=seed, epochs=epochs)),
         ("SNN: recurrent LIF 96-64r-2", RecurrentSNNDecoder(seed=seed, epochs=epochs)),

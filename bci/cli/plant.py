@@ -58,6 +58,14 @@ def _limits_from(
     show_default=True,
     help="Parkinsonian or healthy network.",
 )
+@click.option(
+    "--plant",
+    "plant_kind",
+    type=click.Choice(["stationary", "fluctuating"]),
+    default="stationary",
+    show_default=True,
+    help="A network that stays in --state, or one whose Parkinsonian state comes and goes.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of everything random.")
 @click.option("--name", default="plant", show_default=True, help="Prefix of the stream names.")
 @click.option(
@@ -174,6 +182,7 @@ def _limits_from(
 )
 def plant(
     state: str,
+    plant_kind: str,
     seed: int,
     name: str,
     source_id: str | None,
@@ -231,7 +240,11 @@ def plant(
     console = Console()
     try:
         network = BasalGangliaNetwork(
-            state=state, cells_per_nucleus=cells, seed=seed, dbs_target=dbs_target
+            state=state,
+            cells_per_nucleus=cells,
+            seed=seed,
+            dbs_target=dbs_target,
+            plant=plant_kind,
         )
         probe = VirtualProbe(
             cells,
@@ -263,7 +276,7 @@ def plant(
         raise click.ClickException(str(err)) from err
     with bridge:
         console.print(
-            f"Plant [bold]{name}[/bold] ({state}, seed {seed}, {cells} cells per nucleus, DBS into "
+            f"Plant [bold]{name}[/bold] ({state}, {plant_kind}, seed {seed}, {cells} cells per nucleus, DBS into "
             f"{dbs_target}): {bridge.probe.n_channels} ch x {bridge.sfreq:g} Hz on "
             f"[bold]{name}-raw[/bold] ({units} {recorded_nucleus} cells), ground truth on "
             f"{name}-spikes, pulses on {name}-stim, biomarkers on {name}-biomarkers, safety "

@@ -78,7 +78,9 @@ class CommandPath:
         command = dataclasses.replace(command, seq=self.n_limited)
         self.n_limited += 1
         t0 = time.perf_counter_ns()
-        out = self.limiter.apply(command, now)
+        # submit(): None when the limiter drops the command (apply() hides drops)
+        submit = getattr(self.limiter, "submit", None)
+        out = submit(command, now) if callable(submit) else self.limiter.apply(command, now)
         self.limiter_time.add(time.perf_counter_ns() - t0)
         if out is None:
             self.n_dropped += 1

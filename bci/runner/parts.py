@@ -165,11 +165,22 @@ def build_limiter(
     unless the config names others; ``events`` receives every safety event the limiter reports.
     """
     cls = _import(safety.limiter, "safety.limiter")
+    if not (isinstance(cls, type) and callable(getattr(cls, "apply", None))):
+        # checked before the call: a config must not run arbitrary callables
+        raise SessionConfigError(
+            f"Invalid value for 'safety.limiter': {safety.limiter!r} is not a limiter class "
+            "(a class with an apply(command, now) method)."
+        )
     try:
         if safety.limits_class is None:
             limiter = cls(**safety.limits)
         else:
             limits_cls = _import(safety.limits_class, "safety.limits_class")
+            if not isinstance(limits_cls, type):
+                raise SessionConfigError(
+                    f"Invalid value for 'safety.limits_class': {safety.limits_class!r} is not a "
+                    "class."
+                )
             given = dict(safety.limits)
             given.setdefault("source_id", source_id)
             given.setdefault("session_token", session_token)

@@ -27,7 +27,8 @@ LINGER_S = 10.0
 def build_bridge(settings: dict[str, Any]) -> Any:
     """The PlantBridge described by ``settings`` (see :func:`bci.runner.sources.plant_settings`)."""
     from stimulation.plant import BasalGangliaNetwork
-    from stimulation.plant.bridge import BridgeTiming, PlantBridge, RawFormat
+    from stimulation.plant.bridge import PlantBridge
+    from stimulation.plant.bridge_config import BridgeTiming, RawFormat
     from stimulation.plant.fluctuation import Fluctuation
     from stimulation.plant.probe import VirtualProbe
     from stimulation.safety import REFERENCE_AMPLITUDE_MA, SafetyLimits, model_amplitude_ua_cm2

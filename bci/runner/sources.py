@@ -116,7 +116,7 @@ class SourceSession:
             scale=scale,
             timeout_s=max(1.0, deadline - time.monotonic()),
             max_buffered_s=60.0,
-        )
+        ).open()
 
     def stop(self) -> dict[str, Any]:
         """Stop the child (clean, then forced); return the plant's statistics if it printed them."""
@@ -185,7 +185,7 @@ def start_source(
     seed = config.source_seed
     if isinstance(source, PlantSourceConfig):
         from bci.runner.plant_child import READY_LINE as PLANT_READY_LINE
-        from stimulation.plant.bridge import BridgeTiming
+        from stimulation.plant.bridge_config import BridgeTiming
 
         lockstep = config.pacing == "lockstep"
         settings = plant_settings(source, seed, tag, lockstep, limiter_source_id, session_token)

@@ -80,7 +80,9 @@ class SessionConfigError(ConfigError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # NaN and infinity are never a valid duration, rate or limit (an infinite duration_s would
+    # overflow the sample count, an infinite flush interval would never flush the recording)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 def _load_extra_stage_packages() -> None:
@@ -112,6 +114,20 @@ def _check_params(cls: type, params: Mapping[str, Any], what: str) -> None:
             raise ValueError(
                 f"unknown parameter {key!r} of {what}. Allowed parameters are {options}."
             )
+
+
+def _plain_values(value: Any, key: str) -> None:
+    """Raise ValueError for YAML values config.yaml cannot hold as text (``!!binary`` bytes)."""
+    if isinstance(value, (bytes, bytearray)):
+        raise ValueError(
+            f"invalid value for '{key}': binary data (a !!binary YAML value); give numbers or text"
+        )
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            _plain_values(v, f"{key}.{k}" if key else str(k))
+    elif isinstance(value, (list, tuple, set)):
+        for i, v in enumerate(value):
+            _plain_values(v, f"{key}.{i}")
 
 
 class StageConfig(_Model):
@@ -192,7 +208,7 @@ class StimulatorConfig(_Model):
 def _plant_parts() -> dict[str, tuple[type, tuple[str, ...]]]:
     """The plant's parts: config key -> (class, arguments the runner sets itself)."""
     from stimulation.plant import BasalGangliaNetwork
-    from stimulation.plant.bridge import BridgeTiming, RawFormat
+    from stimulation.plant.bridge_config import BridgeTiming, RawFormat
     from stimulation.plant.fluctuation import Fluctuation
     from stimulation.plant.probe import VirtualProbe
     from stimulation.safety import SafetyLimits
@@ -386,6 +402,7 @@ class SessionConfig(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> SessionConfig:
+        _plain_values(self.model_dump(), "")
         if self.pacing == "lockstep" and self.source.kind != "plant":
             raise ValueError(
                 f"pacing 'lockstep' needs source.kind 'plant' (got {self.source.kind!r}): only the "
@@ -554,6 +571,10 @@ def read_yaml(path: str | Path) -> Any:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise SessionConfigError(f"{path} is not valid YAML: {err}") from None
+    except UnicodeDecodeError as err:
+        raise SessionConfigError(f"{path} is not UTF-8 text: {err}") from None
+    except RecursionError:
+        raise SessionConfigError(f"{path} is nested too deeply to be a session config.") from None
 
 
 def load_session(path: str | Path, overrides: Sequence[str] = ()) -> SessionConfig:
@@ -586,6 +607,10 @@ def apply_overrides(data: Any, overrides: Sequence[str]) -> dict[str, Any]:
             value = yaml.safe_load(text) if text.strip() else ""
         except yaml.YAMLError:
             value = text
+        except RecursionError:
+            raise SessionConfigError(
+                f"Invalid value for '--set': {key!r}. The value is nested too deeply."
+            ) from None
         node: Any = out
         parts = key.split(".")
         for i, part in enumerate(parts):

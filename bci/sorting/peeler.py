@@ -11,6 +11,11 @@ unsorted and not subtracted.
 Every decision at sample ``t`` depends only on the residual up to ``t + lookahead``, and the
 residual is changed only by decisions at earlier samples, so the result does not depend on where
 the stream is cut into chunks.
+
+:func:`peel` is the compiled kernel (its inputs grouped: :class:`PeelTables` from the bank,
+:class:`PeelSettings` from the config, :class:`PeelState` carried between calls); a
+:class:`Matcher` binds a template bank and a config to it, for the online stage and for
+calibration's refinement rounds alike.
 """
 
 from __future__ import annotations

@@ -245,14 +245,10 @@ class TemplateBank:
             )
         except KeyError as exc:
             raise TemplateFileError(_not_a_bank(path, f"it has no {exc.args[0]!r}")) from None
-        except (TypeError, ValueError, IndexError) as exc:
+        except (TypeError, ValueError, IndexError, OverflowError) as exc:
             raise TemplateFileError(f"{path} is not a usable template file: {exc}") from None
         n = bank.n_channels
-        if (
-            bank.positions.ndim != 2
-            or bank.positions.shape[0] != n
-            or bank.n_spikes.shape[0] != (bank.n_units)
-        ):
+        if bank.positions.shape != (n, 2) or bank.n_spikes.shape[0] != (bank.n_units):
             raise TemplateFileError(
                 f"{path} has the wrong channel count: its templates have {n} channels, its "
                 f"noise {bank.noise.shape[0]}, its contact positions shape "

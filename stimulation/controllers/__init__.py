@@ -5,6 +5,9 @@
   env).
 - :mod:`stimulation.controllers.baselines`: off, continuous DBS, threshold and dual-threshold
   adaptive DBS, PI amplitude control.
+- :mod:`stimulation.controllers.rl_snn`: the RL-trained spiking controller in numpy
+  (:mod:`~stimulation.controllers.snn_actor`); trained by :mod:`~stimulation.controllers.training`
+  (torch, Stable-Baselines3; imported only to train).
 - :mod:`stimulation.controllers.evaluate`: :func:`evaluate`, the scoring every controller shares.
 
 Every command goes through a :class:`~stimulation.safety.SafetyLimiter` before any stimulator.
@@ -32,6 +35,7 @@ from stimulation.controllers.evaluate import (
     make_controller,
     relative_energy,
 )
+from stimulation.controllers.rl_snn import RLSNNController
 
 #: Shipped controller names -> classes (``evaluate("pi", seeds, kp=...)``).
 CONTROLLERS: dict[str, type[Controller]] = {
@@ -40,6 +44,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
     "threshold": ThresholdController,
     "dual_threshold": DualThresholdController,
     "pi": PIController,
+    "rl_snn": RLSNNController,
 }
 
 __all__ = [
@@ -55,6 +60,7 @@ __all__ = [
     "DualThresholdController",
     "OffController",
     "PIController",
+    "RLSNNController",
     "ThresholdController",
     "command_to_action",
     "evaluate",

@@ -18,14 +18,13 @@ stream               type        content
                                  cells, ``cell`` is the cell's index in its nucleus, ``sample`` the
                                  trough's sample on ``-raw``, ``amp`` the trough in uV), stamped with
                                  the trough's time; readable by :func:`bci.session.load.parse_spike_marker`.
-``<name>-stim``      Markers     one ``"stim sample=S amp=A"`` per DBS pulse onset (``A`` in plant units).
+``<name>-stim``      Markers     one ``"stim sample=S amp=A amp_ma=M"`` per DBS pulse onset (``A`` in
+                                 the model's uA/cm2, ``M`` the device mA it stands for).
 ``<name>-biomarkers`` Biomarkers one sample per control period (nominal rate ``1 / control_period_s``),
                                  float32 channels :data:`BIOMARKER_CHANNELS`: the sliding-window
                                  features of :mod:`stimulation.plant.monitor` (NaN where undefined)
                                  then the stimulation applied during the period and the ``seq`` of
                                  the command that set it (-1: none yet). Stamped with the period's end.
-==================== =========== ======================================================================
-
 ``<name>-safety``    Markers     the safety limiter's events, one JSON marker each
                                  (:mod:`stimulation.safety.events`).
 ==================== =========== ======================================================================
@@ -65,98 +64,19 @@ from typing import Any
 import numpy as np
 import pylsl
 
-from bci.checks import check_value, ensure_float
+from bci.checks import ensure_float
 from bci.stream.chunks import StimCommand
 from stimulation.errors import PlantParameterError, StimulationError
 from stimulation.plant import BasalGangliaNetwork
+from stimulation.plant.bridge_config import BridgeTiming, RawFormat, StimSetting
 from stimulation.plant.commands import CommandListener
 from stimulation.plant.monitor import FEATURES, BiomarkerMonitor
 from stimulation.plant.probe import ProbeChunk, VirtualProbe
 from stimulation.plant.record import PlantRecord
-from stimulation.plant.streams import BIOMARKER_CHANNELS, RAW_FORMATS, make_plant_outlets
+from stimulation.plant.streams import BIOMARKER_CHANNELS, make_plant_outlets
 from stimulation.pulses import PulseTrain, Waveform
 from stimulation.safety import SafetyLimiter, SafetyLimits, model_amplitude_ua_cm2
 from stimulation.safety.events import SafetyEventOutlet
-
-
-@dataclass(frozen=True)
-class BridgeTiming:
-    """How the bridge paces the plant.
-
-    Parameters
-    ----------
-    control_period_s : float
-        Simulated time per period (and per command in lockstep).
-    window_s : float
-        Sliding window of the biomarkers.
-    warmup_s : float
-        Simulated, unpublished and unstimulated, before the streams start (the network leaves its
-        initial conditions; the LFP scale is calibrated on it).
-    lockstep : bool
-        One control period per accepted command instead of wall-clock pacing.
-    lead_s : float or None
-        How far the model runs ahead of the wall clock in real time (default one period).
-    """
-
-    control_period_s: float = 0.02
-    window_s: float = 0.25
-    warmup_s: float = 0.5
-    lockstep: bool = False
-    lead_s: float | None = None
-
-    def __post_init__(self) -> None:
-        err = PlantParameterError
-        period = ensure_float(
-            self.control_period_s, "control_period_s", minimum=0.0, strict_minimum=True, error=err
-        )
-        object.__setattr__(self, "control_period_s", period)
-        object.__setattr__(
-            self,
-            "window_s",
-            ensure_float(self.window_s, "window_s", minimum=0.0, strict_minimum=True, error=err),
-        )
-        object.__setattr__(
-            self, "warmup_s", ensure_float(self.warmup_s, "warmup_s", minimum=0.0, error=err)
-        )
-        lead = period if self.lead_s is None else self.lead_s
-        object.__setattr__(self, "lead_s", ensure_float(lead, "lead_s", minimum=0.0, error=err))
-        object.__setattr__(self, "lockstep", bool(self.lockstep))
-
-
-@dataclass(frozen=True)
-class RawFormat:
-    """Sample format of the ``-raw`` stream.
-
-    Parameters
-    ----------
-    channel_format : {"float32", "int16"}
-        LSL sample format.
-    scale_uv_per_bit : float
-        uV per integer step of an int16 stream (written to the stream's metadata).
-    chunk_ms : float
-        Chunk length pushed at once.
-    """
-
-    channel_format: str = "float32"
-    scale_uv_per_bit: float = 0.195
-    chunk_ms: float = 1.0
-
-    def __post_init__(self) -> None:
-        err = PlantParameterError
-        check_value(self.channel_format, RAW_FORMATS, "channel_format", error=err)
-        ensure_float(
-            self.scale_uv_per_bit, "scale_uv_per_bit", minimum=0.0, strict_minimum=True, error=err
-        )
-        ensure_float(self.chunk_ms, "chunk_ms", minimum=0.0, strict_minimum=True, error=err)
-
-
-@dataclass(frozen=True)
-class StimSetting:
-    """A stimulation setting in device units (mA, Hz, us per phase), e.g. the open-loop one."""
-
-    amplitude_ma: float = 0.0
-    frequency_hz: float = 130.0
-    pulse_width_us: float = 300.0
 
 
 @dataclass
@@ -361,7 +281,7 @@ class PlantBridge:
 
     def _submit(self, command: StimCommand) -> StimCommand | None:
         """Hand a command to the limiter; apply what it lets out (None: dropped)."""
-        out = self.limiter.apply(command, self.now)
+        out = self.limiter.submit(command, self.now)
         if out is not None:
             self.command_seq = command.seq
             self.stats.commands_applied += 1
@@ -394,11 +314,13 @@ class PlantBridge:
         )
         self.monitor.update(rec)
         chunk = self.probe.feed(rec, train.amplitude)
-        self._publish(rec, chunk, self.command)
+        self._publish(rec, chunk, self.command, train)
         self.stats.periods += 1
         return rec
 
-    def _publish(self, rec: PlantRecord, chunk: ProbeChunk, command: StimCommand) -> None:
+    def _publish(
+        self, rec: PlantRecord, chunk: ProbeChunk, command: StimCommand, train: PulseTrain
+    ) -> None:
         t0 = self.t0 if self.t0 is not None else 0.0
         sfreq = self.sfreq
         data = chunk.data
@@ -418,8 +340,8 @@ class PlantBridge:
             stamp = t0 + int(s["sample_index"]) / sfreq
             self._send(stamp, partial(self.spike_outlet.push, marker, stamp))
         self.stats.spikes += len(chunk.spikes)
-        for onset in chunk.pulse_samples:
-            marker = f"stim sample={int(onset)} amp_ma={command.amplitude_ma:g}"
+        for onset, amp in zip(chunk.pulse_samples, chunk.pulse_amplitudes, strict=True):
+            marker = f"stim sample={int(onset)} amp={float(amp):g} amp_ma={command.amplitude_ma:g}"
             stamp = t0 + int(onset) / sfreq
             self._send(stamp, partial(self.stim_outlet.push, marker, stamp))
         self.stats.pulses += int(chunk.pulse_samples.size)
@@ -428,6 +350,7 @@ class PlantBridge:
                 self.monitor.features(FEATURES),
                 [
                     command.amplitude_ma,
+                    train.amplitude,
                     command.frequency_hz,
                     command.pulse_width_us,
                     self.command_seq,
@@ -548,6 +471,11 @@ class PlantBridge:
         return self.limiter.n_dropped
 
     @property
+    def n_unauthorised(self) -> int:
+        """Commands dropped because another source or session sent them."""
+        return self.limiter.counts["rejected_source"] + self.limiter.counts["rejected_token"]
+
+    @property
     def n_invalid(self) -> int:
         """Commands of the controller replaced by the safe state (NaN, negative, ...)."""
         return self.limiter.counts["invalid"] + self.limiter.counts["out_of_range"]
@@ -563,6 +491,14 @@ class PlantBridge:
             outlet = getattr(self, attr, None)
             if outlet is not None and hasattr(outlet, "outlet"):
                 del outlet.outlet  # liblsl closes an outlet when its last reference goes
+
+    @classmethod
+    def from_settings(cls, **settings: Any) -> PlantBridge:
+        """A bridge from flat settings (a session config's keys): see
+        :func:`stimulation.plant.bridge_config.bridge_from_settings`."""
+        from stimulation.plant.bridge_config import bridge_from_settings
+
+        return bridge_from_settings(**settings)
 
     def __enter__(self) -> PlantBridge:
         return self

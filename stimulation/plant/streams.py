@@ -17,18 +17,26 @@ from bci.acquisition.outlet import MarkerOutlet, SignalOutlet
 from stimulation.plant.monitor import FEATURES
 from stimulation.plant.probe import VirtualProbe
 
-#: Channels of the ``-biomarkers`` stream: the monitor's features, then the stimulation applied
-#: (device units: what the safety limiter let out).
+#: Channels of the ``-biomarkers`` stream: the monitor's features, then the stimulation applied:
+#: what the safety limiter let out in device units (``amplitude_ma``), and the model current
+#: density it stands for (``amplitude``, uA/cm2, :mod:`stimulation.safety`'s mapping).
 BIOMARKER_CHANNELS: tuple[str, ...] = (
     *FEATURES,
     "amplitude_ma",
+    "amplitude",
     "frequency_hz",
     "pulse_width_us",
     "command_seq",
 )
 #: Sample formats of the ``-raw`` stream.
 RAW_FORMATS: tuple[str, ...] = ("float32", "int16")
-_UNITS = {"rate": "Hz", "frequency_hz": "Hz", "pulse_width_us": "us", "amplitude_ma": "mA"}
+_UNITS = {
+    "rate": "Hz",
+    "frequency_hz": "Hz",
+    "pulse_width_us": "us",
+    "amplitude_ma": "mA",
+    "amplitude": "uA/cm2",
+}
 
 
 @dataclass

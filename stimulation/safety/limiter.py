@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bci.stream.chunks import StimCommand
-from stimulation.safety.limits import SafetyLimits, charge_per_phase_uc
+from stimulation.safety.limits import SafetyConfigError, SafetyLimits, charge_per_phase_uc
 
 #: Every event kind the limiter counts.
 EVENT_KINDS: tuple[str, ...] = (
@@ -117,6 +117,9 @@ class SafetyLimiter:
         :meth:`~stimulation.safety.events.SafetyEventOutlet.publish`).
     name : str
         ``source_id`` of the commands the limiter lets out.
+    **limit_values
+        Instead of ``limits``: the :class:`~stimulation.safety.limits.SafetyLimits` fields
+        (what a session config's ``safety.limits`` holds).
 
     Examples
     --------
@@ -136,8 +139,13 @@ class SafetyLimiter:
         *,
         events: Callable[[SafetyEvent], None] | None = None,
         name: str = "safety-limiter",
+        **limit_values: Any,
     ) -> None:
-        self.limits = SafetyLimits() if limits is None else limits
+        if limits is not None and limit_values:
+            raise SafetyConfigError(
+                "Give the limits either as a SafetyLimits object or as keyword values, not both."
+            )
+        self.limits = limits if limits is not None else SafetyLimits.from_dict(limit_values)
         self.events = events
         self.name = str(name)
         self.counts: Counter[str] = Counter()
@@ -191,10 +199,21 @@ class SafetyLimiter:
             self.events(SafetyEvent(kind, t, seq, source_id, self.counts[kind], detail))
 
     # ------------------------------------------------------------------ commands
-    def apply(self, command: StimCommand, now: float) -> StimCommand | None:
-        """Check ``command`` at limiter time ``now``; return what the stimulator delivers from
-        now on, or None when the command is dropped (it never reaches the stimulator; the
-        output is unchanged).
+    def apply(self, command: StimCommand, now: float | None = None) -> StimCommand:
+        """Check ``command`` at limiter time ``now`` (default: the LSL clock); return what the
+        stimulator delivers from now on. A dropped command changes nothing: the current output
+        comes back (:meth:`submit` tells drops apart)."""
+        if now is None:
+            import pylsl
+
+            now = pylsl.local_clock()
+        out = self.submit(command, now)
+        return out if out is not None else self.tick(now)
+
+    def submit(self, command: StimCommand, now: float) -> StimCommand | None:
+        """:meth:`apply`, but None when the command is dropped (it never reaches the
+        stimulator; the output is unchanged): what a stimulator uses to obey only accepted
+        commands.
         """
         lim = self.limits
         source = str(command.source_id)

@@ -7,7 +7,7 @@ and false positives, each spike with a waveform), a decoded symptom (``Decoded``
 controller's commands (``StimCommands``) and safety events (``Safety``). A
 :class:`bci.session.Recorder` records them all into ``recording.xdf``; ``config.yaml`` and
 ``summary.json`` are written as a runner writes them. Stimulation is off for the first and last
-third and 300 uA/cm2 at 130 Hz in between. About 3 s of plant time: a few seconds of wall time.
+third and 2.5 mA (300 uA/cm2 in the model) at 130 Hz in between. About 3 s of plant time: a few seconds of wall time.
 """
 
 from __future__ import annotations
@@ -23,8 +23,12 @@ import pylsl
 from bci.acquisition.metadata import make_stream_info
 from bci.session import Recorder, StreamQuery, find_streams, write_config, write_summary
 from bci.session.run_folder import create_run_dir
-from stimulation.plant.bridge import PlantBridge
+from bci.stream import StimCommand
+from stimulation.plant import BasalGangliaNetwork
+from stimulation.plant.bridge import BridgeTiming, PlantBridge, RawFormat
 from stimulation.plant.commands import CommandOutlet
+from stimulation.plant.probe import VirtualProbe
+from stimulation.safety import SafetyLimits
 
 SFREQ = 30_000.0
 PERIOD_S = 0.02
@@ -58,25 +62,21 @@ def _template(unit: int) -> np.ndarray:
 
 def record_plant_run(
     root: Path, *, seconds: float = 3.0, seed: int = 1, n_channels: int = 8, n_units: int = 4,
-    name: str = "plant_test", amplitude_on: float = 300.0,
+    name: str = "plant_test", amplitude_on_ma: float = 2.5,
 ) -> PlantRun:  # fmt: skip
     """Record ``seconds`` of lockstep plant time into a new run folder under ``root``."""
     tag = uuid.uuid4().hex[:10]
     pname = f"plant-{tag}"
+    controller = f"ctl-{tag}"
     bridge = PlantBridge(
-        "pd",
-        seed,
+        BasalGangliaNetwork(cells_per_nucleus=6, seed=seed),
+        VirtualProbe(6, "stn", n_units, n_channels, seed=seed, noise_uv=4.0, lfp_uv=30.0),
         name=pname,
         source_id=f"plant-src-{tag}",
-        controller_source_id=f"ctl-{tag}",
-        lockstep=True,
-        cells_per_nucleus=6,
-        n_units=n_units,
-        n_channels=n_channels,
-        channel_format="int16",
-        noise_uv=4.0,
-        lfp_uv=30.0,
-        warmup_s=0.2,
+        # steps, not ramps: the middle third is on at amplitude_on_ma from its first period
+        limits=SafetyLimits(source_id=controller, max_slew_ma_per_s=1e4),
+        timing=BridgeTiming(warmup_s=0.2, lockstep=True),
+        raw_format=RawFormat(channel_format="int16"),
     )
     rng = np.random.default_rng(seed)
     sorted_info = make_stream_info(
@@ -94,7 +94,7 @@ def record_plant_run(
     sorted_out = pylsl.StreamOutlet(sorted_info)
     decoded_out = pylsl.StreamOutlet(decoded_info)
     safety_out = pylsl.StreamOutlet(safety_info)
-    commands = CommandOutlet(f"{pname}-commands", f"ctl-{tag}")
+    commands = CommandOutlet(f"{pname}-commands", controller)
     names = {
         "raw": f"{pname}-raw", "spikes": f"{pname}-spikes", "stim": f"{pname}-stim",
         "biomarkers": f"{pname}-biomarkers", "sorted": f"sorter-{tag}",
@@ -120,13 +120,16 @@ def record_plant_run(
             bridge.raw_outlet.outlet.wait_for_consumers(5.0)
             cells = bridge.probe.cells.tolist()
             for k in range(n_periods):
-                amp = amplitude_on if n_periods // 3 <= k < 2 * n_periods // 3 else 0.0
-                rec = bridge.advance(amplitude=amp)
+                amp = amplitude_on_ma if n_periods // 3 <= k < 2 * n_periods // 3 else 0.0
+                rec = bridge.advance(StimCommand(amp, 130.0, 300.0, 0.0, controller, k))
                 t0 = float(bridge.t0 or 0.0)
+                # the controller's command stream, as a runner records it
                 commands.send(amp, 130.0, 300.0, timestamp=t0 + k * PERIOD_S)
                 run.n_commands += 1
                 if amp > 0 and k == n_periods // 3:
-                    safety_out.push_sample([f"ramp_limited amplitude={amp:g}"], t0 + k * PERIOD_S)
+                    safety_out.push_sample(
+                        [f"ramp_limited amplitude_ma={amp:g}"], t0 + k * PERIOD_S
+                    )
                     run.n_safety += 1
                 rows, stamps = [], []
                 for unit, cell in enumerate(cells):
@@ -159,11 +162,15 @@ def record_plant_run(
     write_config(
         run_dir,
         {"name": name, "seed": seed, "pacing": "lockstep", "duration_s": seconds,
-         "controller": {"kind": "schedule", "amplitude_on": amplitude_on}},
+         "controller": {"kind": "schedule", "amplitude_on_ma": amplitude_on_ma}},
     )  # fmt: skip
+    # the runner's layout (bci.runner): controller and loop latency; the plant's numbers are
+    # left to the recording here
     write_summary(
         run_dir,
-        {"controller": "schedule", "error_index": 0.3, "time_on_stim_s": seconds / 3,
-         "loop_latency_ms": {"p50": 0.8, "p99": 2.5, "samples": [0.6, 0.8, 0.9, 2.5]}},
+        {"controller": "schedule",
+         "loop_latency": {"commands": 4, "p50_ms": 0.8, "p99_ms": 2.5,
+                          "histogram": {"edges_ms": [0.5, 1.0, 1.5, 2.0, 2.5, 3.0],
+                                        "counts": [2, 1, 0, 0, 1]}}},
     )  # fmt: skip
     return run

@@ -128,10 +128,10 @@ def test_units_spikes_events_and_series_match_the_recording(run: PlantRun, nwb_p
             pulses["start_time"], stim.times.rescale(pq.s).magnitude, atol=1e-12
         )
         np.testing.assert_allclose(pulses["stop_time"] - pulses["start_time"], 300e-6, rtol=1e-6)
-        assert (pulses["amplitude"] == 300.0).all() and len(pulses) == len(stim) > 50
-        amp = f.stimulus[f"{run.names['commands']}_amplitude"]
+        assert (pulses["amplitude_ma"] == 2.5).all() and len(pulses) == len(stim) > 50
+        amp = f.stimulus[f"{run.names['commands']}_amplitude_ma"]
         assert len(amp.data) == run.n_commands
-        assert sorted(set(amp.data[:])) == [0.0, 300.0]
+        assert sorted(set(amp.data[:])) == [0.0, 2.5]
         safety = f.events[run.names["safety"]].to_dataframe()
         assert len(safety) == run.n_safety and safety["annotation"][0].startswith("ramp_limited")
         decoded = f.processing["decoded"][f"{run.names['decoded']}_beta_estimate"]

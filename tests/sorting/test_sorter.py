@@ -345,3 +345,10 @@ def test_spikeinterface_ground_truth_20_units() -> None:
     accuracy = cmp.get_performance()["accuracy"].to_numpy(dtype=float)
     # 3 of the 20 units have troughs of 4-16 uV against 5 uV noise: no sorter finds them
     assert (accuracy >= 0.8).sum() >= 16
+
+
+def test_pulses_before_fit_are_ignored() -> None:
+    """The runner announces pulses to every stage, also to a sorter still calibrating."""
+    sorter = OnlineSorter()
+    sorter.add_pulses([100, 400])
+    assert not sorter.is_fitted and sorter.pulse_locked_units == []

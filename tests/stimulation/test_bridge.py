@@ -19,6 +19,7 @@ from bci.acquisition.metadata import read_channel_info
 from bci.cli.main import cli
 from bci.session.load import parse_spike_marker
 from bci.stream import StimCommand
+from stimulation.errors import PlantParameterError
 from stimulation.plant import BasalGangliaNetwork
 from stimulation.plant.bridge import (
     BIOMARKER_CHANNELS,
@@ -224,7 +225,7 @@ def test_streams_carry_the_recording_ground_truth_pulses_and_biomarkers(source_i
         # pulses: on the stim stream (device amplitude), and as artifacts in the voltage
         stim = [m[0] for m in got["stim"][0]]
         pulses = [int(m.split()[1].split("=")[1]) for m in stim]
-        assert {m.split()[2] for m in stim} == {"amp_ma=2.5"}
+        assert {tuple(m.split()[2:]) for m in stim} == {("amp=300", "amp_ma=2.5")}
         expected_pulses = [
             int(round((t - bridge.t_origin_s) * 30000.0))
             for rec in records
@@ -242,6 +243,9 @@ def test_streams_carry_the_recording_ground_truth_pulses_and_biomarkers(source_i
         assert labels.labels == BIOMARKER_CHANNELS
         amp = BIOMARKER_CHANNELS.index("amplitude_ma")
         assert labels.units[amp] == "mA"
+        model = BIOMARKER_CHANNELS.index("amplitude")
+        assert labels.units[model] == "uA/cm2"
+        assert np.asarray(bio)[:, model].tolist() == [0.0, 0.0, 300.0, 300.0, 300.0, 300.0]
         assert binfo.nominal_srate() == pytest.approx(50.0)
         bio_a = np.asarray(bio)
         assert bio_a.shape == (6, len(BIOMARKER_CHANNELS))
@@ -367,3 +371,30 @@ def test_bci_stim_drives_a_lockstep_plant_from_the_command_line(source_id: str) 
     assert "Simulated 0.20 s" in output and "commands applied 10" in output
     assert "'clamp_amplitude': 10" in output  # 9 mA asked, the limiter's 3 mA delivered
     assert sender.returncode == 0 and "Sent 10 commands" in out
+
+
+def test_flat_settings_go_to_the_object_that_owns_them(source_id: str) -> None:
+    bridge = PlantBridge.from_settings(
+        seed=3,
+        cells_per_nucleus=6,
+        n_units=2,
+        n_channels=4,
+        recorded_nucleus="gpi",
+        plant="fluctuating",
+        warmup_s=0.0,
+        controller_source_id="ctl",
+        max_amplitude_ma=2.0,
+        amplitude_ma=1.0,
+        channel_format="int16",
+        source_id=source_id,
+    )
+    with bridge:
+        assert bridge.network.plant == "fluctuating" and bridge.network.seed == 3
+        assert bridge.probe.nucleus == "gpi" and bridge.probe.n_units == 2
+        assert bridge.limits.source_id == "ctl" and bridge.limits.max_amplitude_ma == 2.0
+        assert bridge.initial.amplitude_ma == 1.0 and bridge.channel_format == "int16"
+        assert bridge.closed_loop and bridge.limits.watchdog_timeout_s == 0.1
+    with pytest.raises(PlantParameterError, match="Unknown plant bridge setting 'n_unit'"):
+        PlantBridge.from_settings(n_unit=3)
+    with pytest.raises(PlantParameterError, match="device units"):
+        PlantBridge.from_settings(amplitude_scale=120.0)

@@ -26,7 +26,9 @@ def _run(ctl: Controller, betas: list[float]) -> list[StimCommand]:
     return [ctl.act([b]) for b in betas]
 
 
-@pytest.mark.parametrize("name", sorted(CONTROLLERS))
+@pytest.mark.parametrize(
+    "name", sorted(set(CONTROLLERS) - {"rl_snn"})
+)  # rl_snn: test_controllers_rl
 def test_every_baseline_is_a_registered_stage_from_state_to_commands(name: str) -> None:
     cls = get_stage_class(name)
     assert cls is CONTROLLERS[name]

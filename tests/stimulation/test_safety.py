@@ -111,7 +111,7 @@ def test_nothing_outside_the_limits_ever_leaves_and_every_transition_obeys_the_s
         t_call = now if glitch is None else glitch
         if is_command:
             token = "tok" if right_token else "old"
-            out = limiter.apply(StimCommand(amp, freq, pw, now, source, seq, token), t_call)
+            out = limiter.submit(StimCommand(amp, freq, pw, now, source, seq, token), t_call)
             if source != "ctl" or not right_token:
                 assert out is None  # a foreign command never leaves
         else:
@@ -144,10 +144,10 @@ def test_each_check_counts_and_reports_what_it_did() -> None:
     def cmd(amp: float, seq: int, source: str = "ctl", token: str = "tok", pw: float = 60.0):
         return StimCommand(amp, 130.0, pw, 0.0, source, seq, token)
 
-    assert limiter.apply(cmd(2.0, 1), 0.02) is not None
-    assert limiter.apply(cmd(2.0, 2, source="other"), 0.04) is None
-    assert limiter.apply(cmd(2.0, 3, token="stale-session"), 0.04) is None
-    assert limiter.apply(cmd(2.0, 1), 0.04) is None  # replay
+    assert limiter.submit(cmd(2.0, 1), 0.02) is not None
+    assert limiter.submit(cmd(2.0, 2, source="other"), 0.04) is None
+    assert limiter.submit(cmd(2.0, 3, token="stale-session"), 0.04) is None
+    assert limiter.submit(cmd(2.0, 1), 0.04) is None  # replay
     out = limiter.apply(cmd(float("nan"), 4), 0.06)
     assert out is not None and out.amplitude_ma == 0.0  # safe state: off
     out = limiter.apply(cmd(2.9, 5, pw=450.0), 0.08)
@@ -156,13 +156,19 @@ def test_each_check_counts_and_reports_what_it_did() -> None:
     assert out is not None and out.amplitude_ma == pytest.approx(2.9)
     out = limiter.apply(cmd(3.0, 6, pw=450.0), 0.10)
     assert out is not None and charge_per_phase_uc(out.amplitude_ma, 450.0) <= 1.8 + 1e-9
-    assert [e.kind for e in events] == [
+    before = limiter.output
+    after = limiter.apply(cmd(2.5, 7, source="other"), 0.11)  # apply: the unchanged output
+    assert (after.amplitude_ma, after.pulse_width_us) == (before.amplitude_ma, 450.0)
+    assert [e.kind for e in events[:4]] == [
         "rejected_source",
         "rejected_token",
         "rejected_seq",
         "invalid",
     ]
-    assert limiter.n_dropped == 3 and limiter.counts["invalid"] == 1
+    assert limiter.n_dropped == 4 and limiter.counts["invalid"] == 1
+    assert SafetyLimiter(max_amplitude_ma=2.0, source_id="ctl").limits.max_amplitude_ma == 2.0
+    with pytest.raises(SafetyConfigError, match="max_amp"):
+        SafetyLimiter(max_amp=2.0)
     big = SafetyLimits(max_amplitude_ma=10.0, min_pulse_width_us=20.0, max_slew_ma_per_s=1e4)
     limiter = SafetyLimiter(big, events=events.append)
     limiter.reset(now=0.0)

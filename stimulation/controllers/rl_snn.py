@@ -1,0 +1,74 @@
+"""The RL-trained spiking controller, run in numpy (no torch): the shipped demo controller.
+
+Observation (what the loop has online, once per control period): the decoded symptom (the GPi
+beta biomarker, :data:`~stimulation.controllers.evaluate.OBSERVATION_FEATURES`) and the
+controller's own previous action (amplitude, and rate with frequency control), normalised to
+[0, 1]. Action: the spiking actor's output in [-1, 1] (:mod:`stimulation.controllers.snn_actor`),
+mapped to ``[0, max_amplitude_ma]`` mA and, with frequency control, ``[min, max]`` Hz. The
+mapping and the observation layout are stored with the weights (``meta``), so a model file says
+how to drive it. Trained by :mod:`stimulation.controllers.training` (torch, Stable-Baselines3
+TD3) and exported to this runtime.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from stimulation.controllers.base import Controller
+from stimulation.controllers.snn_actor import SpikingActorWeights
+
+#: The shipped controller the demo uses (its metadata holds the command, seed and wall time).
+DEFAULT_MODEL = Path(__file__).parent / "models" / "rl_snn.npz"
+
+
+def observation_vector(
+    symptom: float, previous_action01: npt.ArrayLike, symptom_scale: float
+) -> npt.NDArray[np.float64]:
+    """The actor's observation: scaled symptom, then the previous action in [0, 1]."""
+    prev = np.asarray(previous_action01, dtype=np.float64).reshape(-1)
+    value = symptom * symptom_scale if np.isfinite(symptom) else 0.0
+    return np.concatenate([[value], prev])
+
+
+def action_to_setting(action01: npt.ArrayLike, meta: dict[str, Any]) -> tuple[float, float]:
+    """Amplitude (mA) and rate (Hz) of an action in [0, 1] (model metadata conventions)."""
+    u = np.clip(np.asarray(action01, dtype=np.float64).reshape(-1), 0.0, 1.0)
+    amplitude = float(u[0]) * float(meta["max_amplitude_ma"])
+    if len(u) > 1:
+        lo, hi = meta["frequency_range_hz"]
+        return amplitude, float(lo + u[1] * (hi - lo))
+    return amplitude, float(meta["frequency_hz"])
+
+
+class RLSNNController(Controller, name="rl_snn"):
+    """The trained spiking actor as a controller (module docstring).
+
+    Parameters
+    ----------
+    model : str or Path, optional
+        Actor file (:meth:`SpikingActorWeights.save`); default: the shipped one.
+    **kwargs
+        :class:`~stimulation.controllers.base.Controller` parameters.
+    """
+
+    def __init__(self, model: str | Path | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model = str(DEFAULT_MODEL if model is None else model)
+        self.weights = SpikingActorWeights.load(self.model)
+        meta = self.weights.meta
+        self.symptom_scale = float(meta.get("symptom_scale", 1.0))
+        self.n_actions = self.weights.n_actions
+        self.reset_state()
+
+    def reset_state(self) -> None:
+        self.previous = np.zeros(self.n_actions)
+
+    def decide(self, observation: npt.NDArray[np.float64], t_s: float) -> tuple[float, float]:
+        obs = observation_vector(self.symptom(observation), self.previous, self.symptom_scale)
+        action01 = (self.weights.forward(obs) + 1.0) / 2.0
+        self.previous = action01
+        return action_to_setting(action01, self.weights.meta)
