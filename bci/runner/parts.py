@@ -117,10 +117,12 @@ def _model_params(entry: DecoderConfig | ControllerConfig) -> dict[str, Any]:
     return {} if entry.model is None else {"model": str(entry.model)}
 
 
-def _accepts(cls: type, name: str) -> bool:
+def _accepts(cls: type, name: str, var_keyword: bool = True) -> bool:
     init = getattr(cls, "__init__")  # noqa: B009 (its signature, not __new__'s)
     params = inspect.signature(init).parameters
-    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+    return name in params or (
+        var_keyword and any(p.kind is p.VAR_KEYWORD for p in params.values())
+    )
 
 
 def build_controller(
@@ -172,7 +174,8 @@ def build_limiter(
             "(a class with an apply(command, now) method)."
         )
     try:
-        if safety.limits_class is None:
+        if safety.limits_class is None or not _accepts(cls, "limits", var_keyword=False):
+            # a limiter that takes its limits as keywords
             limiter = cls(**safety.limits)
         else:
             limits_cls = _import(safety.limits_class, "safety.limits_class")
@@ -183,7 +186,7 @@ def build_limiter(
                 )
             given = dict(safety.limits)
             given.setdefault("source_id", source_id)
-            given.setdefault("session_token", session_token)
+            given.setdefault("session_token", session_token or None)
             limiter = cls(limits_cls(**given), events=events, name=name)
     except TypeError as err:
         raise SessionConfigError(f"Invalid value for 'safety.limits': {err}") from None

@@ -223,6 +223,9 @@ def _plant_parts() -> dict[str, tuple[type, tuple[str, ...]]]:
     }
 
 
+_PLANT_PART_KEYS = ("network", "fluctuation", "probe", "timing", "raw_format", "limits")
+
+
 class PlantSourceConfig(_Model):
     """The simulated basal-ganglia plant (:class:`stimulation.plant.bridge.PlantBridge`) in its
     own process.
@@ -245,8 +248,40 @@ class PlantSourceConfig(_Model):
     limits: dict[str, Any] = Field(default_factory=dict)
     biphasic: bool = False
 
+    @model_validator(mode="before")
+    @classmethod
+    def _parts_under_params(cls, data: Any) -> Any:
+        """``params: {network: {...}, probe: {...}}`` is the same as the parts at this level; the
+        probe's ``cells_per_nucleus`` is the network's (given in either place, once)."""
+        if not isinstance(data, Mapping):
+            return data
+        data = dict(data)
+        params = data.pop("params", {})
+        if not isinstance(params, Mapping):
+            raise ValueError("'params' holds the plant's parts: network, probe, timing, ...")
+        for key, value in params.items():
+            if key not in _PLANT_PART_KEYS or not isinstance(value, Mapping):
+                raise ValueError(
+                    f"unknown key 'params.{key}'; the plant's parts are "
+                    + ", ".join(repr(k) for k in _PLANT_PART_KEYS)
+                )
+            data[key] = {**value, **dict(data.get(key) or {})}
+        probe, network = data.get("probe"), data.get("network")
+        if isinstance(probe, Mapping) and "cells_per_nucleus" in probe:
+            network = dict(network) if isinstance(network, Mapping) else {}
+            cells = network.setdefault("cells_per_nucleus", probe["cells_per_nucleus"])
+            if cells != probe["cells_per_nucleus"]:
+                raise ValueError(
+                    "'probe.cells_per_nucleus' differs from 'network.cells_per_nucleus': the "
+                    "probe records the network's cells (give it once, under network)"
+                )
+            data["network"] = network
+            data["probe"] = {k: v for k, v in probe.items() if k != "cells_per_nucleus"}
+        return data
+
     @model_validator(mode="after")
     def _part_params(self) -> PlantSourceConfig:
+
         for key, (cls, runner_set) in _plant_parts().items():
             given: dict[str, Any] = getattr(self, key)
             taken = [k for k in given if k in runner_set]
