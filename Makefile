@@ -26,14 +26,19 @@ $(VENV)/.installed-bench: $(STAMP)
 	$(PIP) install --quiet -c $(CONSTRAINTS) -e '.[test,train,bench]'
 	touch $@
 
-# The closed loop (plant -> sorting -> symptom decoder -> controller -> limiter -> plant), then the same
-# seed with DBS off and continuous; until the symptom decoder's model ships, the first-look session.
-DEMO_MODEL := decoders/models/symptom_gpi_beta.npz
+# The closed loop (plant -> sorting -> symptom decoder -> RL-SNN controller -> limiter -> plant), then
+# the same seed with DBS off and continuous. Until the RL-SNN model ships, the threshold controller
+# stands in; until the symptom decoder ships, the first-look session runs.
+SYMPTOM_MODEL := decoders/models/symptom_gpi_beta.npz
+RL_MODEL := stimulation/controllers/models/rl_snn.npz
 demo: $(VENV)/.installed-run
-ifneq ($(wildcard $(DEMO_MODEL)),)
+ifneq ($(wildcard $(RL_MODEL)),)
 	$(BIN)/bci run closed_loop_dbs
+else ifneq ($(wildcard $(SYMPTOM_MODEL)),)
+	@echo "$(RL_MODEL) is not shipped yet: the threshold controller (Little 2013) stands in."
+	$(BIN)/bci run closed_loop_dbs --set controller.stage=threshold --set controller.model=null
 else
-	@echo "$(DEMO_MODEL) is not shipped yet: running sessions/first_look.yaml instead of the closed loop."
+	@echo "$(SYMPTOM_MODEL) is not shipped yet: running sessions/first_look.yaml instead."
 	$(BIN)/bci run first_look
 endif
 
