@@ -46,7 +46,8 @@ def run(
     from bci.runner.session import resolve_session_path, run_session
     from bci.session.config import load_session
 
-    console = Console(stderr=False)
+    # a log file or pipe gets rich's 80 columns by default: too narrow for the tables
+    console = Console() if sys.stdout.isatty() else Console(width=120)
     try:
         path = resolve_session_path(session)
         config = load_session(path, list(overrides))

@@ -120,9 +120,7 @@ def _model_params(entry: DecoderConfig | ControllerConfig) -> dict[str, Any]:
 def _accepts(cls: type, name: str, var_keyword: bool = True) -> bool:
     init = getattr(cls, "__init__")  # noqa: B009 (its signature, not __new__'s)
     params = inspect.signature(init).parameters
-    return name in params or (
-        var_keyword and any(p.kind is p.VAR_KEYWORD for p in params.values())
-    )
+    return name in params or (var_keyword and any(p.kind is p.VAR_KEYWORD for p in params.values()))
 
 
 def build_controller(
