@@ -84,7 +84,14 @@ class LatencyLog:
             "chunk_overruns": self.overruns,
             "chunk_p50_ms": float(c50),
             "chunk_p99_ms": float(c99),
+            "histogram": self.histogram(),
         }
+
+    def histogram(self) -> dict[str, list[float]]:
+        """Latencies of every command in log-spaced bins, 10 us to 10 s (``bci analyze`` plots it)."""
+        edges = np.logspace(-2, 4, 61)
+        counts, _ = np.histogram(np.clip(self.values, edges[0], edges[-1]), bins=edges)
+        return {"edges_ms": edges.tolist(), "counts": counts.astype(int).tolist()}
 
 
 def plant_outcome(

@@ -172,6 +172,7 @@ def test_latency_is_measured_for_every_closed_loop_command(result: Any) -> None:
     periods = result.summary["plant"]["periods"]
     assert periods - 2 <= lat["commands"] <= periods
     assert 0.0 < lat["p50_ms"] <= lat["p99_ms"] <= lat["max_ms"]
+    assert sum(lat["histogram"]["counts"]) == lat["commands"]
     assert lat["chunks"] > 0
     rows = result.summary["stages"]
     assert [r["stage"] for r in rows] == [

@@ -45,11 +45,10 @@ def _models_missing(name: str) -> list[str]:
 
     path = resolve_session_path(name)
     data = yaml.safe_load(path.read_text())
-    return [
-        str(m)
-        for m in ((data.get(k) or {}).get("model") for k in ("decoder", "controller"))
-        if m and not (path.parent / m).exists()
-    ]
+    parts = [data.get("decoder"), data.get("controller")]
+    parts += [entry.get("controller") for entry in data.get("compare") or []]
+    models = [(part or {}).get("model") for part in parts]
+    return [str(m) for m in models if m and not (path.parent / m).exists()]
 
 
 def test_first_look_runs_and_replay_reruns_the_pipeline_on_its_recording(tmp_path: Path) -> None:

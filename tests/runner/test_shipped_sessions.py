@@ -21,8 +21,10 @@ def _missing_models(path: Path) -> list[str]:
 
     data = yaml.safe_load(path.read_text())
     missing = []
-    for key in ("decoder", "controller"):
-        model = (data.get(key) or {}).get("model")
+    parts = [data.get("decoder"), data.get("controller")]
+    parts += [entry.get("controller") for entry in data.get("compare") or []]
+    for part in parts:
+        model = (part or {}).get("model")
         if model and not (path.parent / model).exists():
             missing.append(model)
     return missing
