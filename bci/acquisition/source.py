@@ -51,6 +51,7 @@ from bci.checks import check_type, check_value, ensure_float, ensure_int
 from bci.errors import BCIError, ConfigError, StreamMismatchError, StreamNotFoundError
 from bci.stream.chunks import SignalChunk
 from bci.stream.spec import StreamOrigin, StreamSpec
+from bci.stream.stage import Source
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ class SourceEvent:
     sample_index: int = -1
 
 
-class LSLSource:
+class LSLSource(Source):
     """Pull a regularly sampled numeric LSL stream as :class:`~bci.stream.SignalChunk` objects.
 
     Building one only checks the arguments; :meth:`open` (or ``with``) resolves the stream and

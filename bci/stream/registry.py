@@ -65,11 +65,13 @@ def get_stage_class(name: str) -> type[Stage]:
             cls = getattr(importlib.import_module(module_name), class_name)
         except (ImportError, AttributeError) as err:
             raise ConfigError(f"Cannot import stage {name!r}: {err}") from err
-        from bci.stream.stage import Stage
+        from bci.stream.stage import Source, Stage
 
         # checked before anything calls it: a config must not run arbitrary callables
-        if not (isinstance(cls, type) and issubclass(cls, Stage)):
-            raise ConfigError(f"Cannot use {name!r} as a stage: it is not a bci.stream.Stage.")
+        if not (isinstance(cls, type) and issubclass(cls, (Stage, Source))):
+            raise ConfigError(
+                f"Cannot use {name!r} as a stage: it is not a bci.stream.Stage or Source."
+            )
         return cls
     if name not in _REGISTRY:
         _load_builtin_stages()
