@@ -54,8 +54,8 @@ __all__ = ["RunInterrupted", "RunResult", "SessionRunner"]
 
 #: Seconds without data after which a running source counts as dead.
 SOURCE_SILENCE_S = 30.0
-#: Lockstep: how long no pulse marker must come before a period's pulses count as complete.
-PULSE_SETTLE_S = 0.002
+#: Lockstep: longest wait for a period's last pulse marker (s); a timeout is counted.
+PULSE_WAIT_S = 1.0
 
 
 class RunInterrupted(BCIError, RuntimeError):
@@ -137,6 +137,7 @@ class SessionRunner(RunReport):
         self._bio_inlet: pylsl.StreamInlet | None = None
         self.pulse_feed: PulseFeed | None = None
         self._pulses_polled_for = -1  # lockstep: last period whose pulse markers were collected
+        self.pulse_waits_timed_out = 0
         self.wall_s = 0.0
         self.phases: dict[str, float] = {}  # wall seconds of each phase of the run
         self._t_phase = time.perf_counter()
@@ -347,16 +348,15 @@ class SessionRunner(RunReport):
             if self.t0_lsl is None:
                 self.t0_lsl = float(chunk.t_lsl[0]) - chunk.first_sample / sfreq
             if self.pulse_feed is not None and self.pulse_feed.active:
-                settle_s = 0.0
                 if lockstep and plant is not None:
                     # the period's pulses went out before its biomarker sample: wait for that,
-                    # then for the markers still on their way (runs must not depend on timing)
+                    # then for its last pulse marker (runs must not depend on timing)
                     period_k = plant.period_of(chunk.last_sample)
-                    if period_k > self._pulses_polled_for:
-                        self._wait_for_period(period_k)
-                        self._pulses_polled_for = period_k
-                        settle_s = PULSE_SETTLE_S
-                self.pulse_feed.poll(self.t0_lsl, sfreq, settle_s)
+                    while self._pulses_polled_for < period_k:
+                        self._pulses_polled_for += 1
+                        self._wait_for_period(self._pulses_polled_for)
+                        self._wait_for_pulses(self._pulses_polled_for, plant, sfreq)
+                self.pulse_feed.poll(self.t0_lsl, sfreq)
             t_work = time.perf_counter()
             was_calibrating = chain.is_calibrating
             out = ChainOutput()
@@ -455,6 +455,31 @@ class SessionRunner(RunReport):
         if chain.online_from is None:
             return float(chunk.t_lsl[-1]) + 1.0 / sfreq
         return self.t0_lsl + chain.online_from / chain.online_from_rate
+
+    def _wait_for_pulses(self, period: int, plant: Any, sfreq: float) -> None:
+        """Lockstep: wait for the marker of the period's last pulse, if it stimulated.
+
+        A train on through a period has a pulse within its last inter-pulse interval, so the
+        marker of a pulse there says every marker of the period has arrived (they travel on
+        their own connection, beside the biomarker sample).
+        """
+        from stimulation.plant.streams import BIOMARKER_CHANNELS
+
+        feed = self.pulse_feed
+        assert feed is not None
+        values = self.bio_values[period]
+        amplitude = float(values[BIOMARKER_CHANNELS.index("amplitude_ma")])
+        frequency = float(values[BIOMARKER_CHANNELS.index("frequency_hz")])
+        if not (amplitude > 0.0 and frequency > 0.0):
+            return
+        end = (period + 1) * plant.period_samples
+        need = end - int(np.ceil(sfreq / frequency))
+        deadline = time.monotonic() + PULSE_WAIT_S
+        while feed.last_plant_sample < need and time.monotonic() < deadline:
+            assert self.t0_lsl is not None
+            feed.poll(self.t0_lsl, sfreq, 0.0005)
+        if feed.last_plant_sample < need:
+            self.pulse_waits_timed_out += 1
 
     def _wait_for_period(self, period: int) -> None:
         """Lockstep: wait until the plant's biomarker sample of ``period`` has arrived."""

@@ -37,6 +37,8 @@ class PulseFeed:
     ) -> None:
         #: plant sample index of the loop's sample 0 (None: measured from the first marker)
         self.sample_offset = sample_offset
+        #: the plant's sample of the latest pulse marker read (-1: none yet)
+        self.last_plant_sample = -1
         self.stages = [s for s in stages if callable(getattr(s, "add_pulses", None))]
         found = pylsl.resolve_byprop("source_id", source_id, 1, timeout_s)
         self.inlet: pylsl.StreamInlet | None = None
@@ -75,6 +77,7 @@ class PulseFeed:
             if match is None:
                 continue
             sample = int(match.group(1))
+            self.last_plant_sample = max(self.last_plant_sample, sample)
             if self.sample_offset is None:
                 # once: the plant's sample at the loop's sample 0, from this marker's stamp
                 self.sample_offset = sample - int(round((stamp - t0_lsl) * sfreq))

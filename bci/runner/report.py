@@ -147,6 +147,7 @@ class RunReport:
             "unit_spikes": self.unit_counts.tolist(),
             "unsorted_spikes": self.n_unsorted,
             "pulses_registered": 0 if self.pulse_feed is None else self.pulse_feed.n_pulses,
+            "pulse_waits_timed_out": getattr(self, "pulse_waits_timed_out", 0),
             "streams": {} if self.outlets is None else dict(self.outlets.counts),
             "commands": self.commands.summary(),
             "safety_events": dict(self.commands.safety_counts),
