@@ -93,6 +93,11 @@ def ensure_float(
         raise error(
             f"Invalid value for the '{name}' parameter: expected a number, but got {value!r}."
         ) from None
+    except OverflowError:  # an integer beyond the float range
+        raise error(
+            f"Invalid value for the '{name}' parameter: must be finite, but got an integer of "
+            f"{len(str(value))} digits."
+        ) from None
     if not math.isfinite(result):
         raise error(
             f"Invalid value for the '{name}' parameter: must be finite, but got {result}."

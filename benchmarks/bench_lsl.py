@@ -33,11 +33,8 @@ timing.
 
 from __future__ import annotations
 
-import argparse
-import json
 import multiprocessing as mp
 import os
-import platform
 import threading
 import time
 import uuid
@@ -46,6 +43,7 @@ from typing import Any
 
 import numpy as np
 import pylsl
+from _common import Column, bench_parser, format_table, machine, percentiles, write_json
 
 import bci.acquisition.lsl_config  # noqa: F401  (quiet liblsl's INFO log before first use)
 
@@ -146,7 +144,7 @@ class OurSource:
     def __init__(self, source_id: str) -> None:
         from bci.acquisition import LSLSource
 
-        self.source = LSLSource(source_id=source_id, timeout_s=10.0, max_pull_s=MAX_PULL_S)
+        self.source = LSLSource(source_id=source_id, timeout_s=10.0, max_pull_s=MAX_PULL_S).open()
 
     def pull(self) -> tuple[int, Any]:
         chunk = self.source.pull(timeout=PULL_TIMEOUT_S)
@@ -234,12 +232,12 @@ def run_config(
         if proc.is_alive():
             proc.kill()
     for label in ("bare", "ours"):
-        p50, p99 = np.percentile(lat[label], [50, 99]) if lat[label] else (np.nan, np.nan)
+        p50, p99 = percentiles(lat[label])
         x_rt = [x for x, _ in thr[label]]
         cpu = [c for _, c in thr[label]]
         row[label] = {
-            "p50_ms": float(p50),
-            "p99_ms": float(p99),
+            "p50_ms": p50,
+            "p99_ms": p99,
             "pulls": len(lat[label]),
             "x_realtime": float(np.median(x_rt)),
             "x_realtime_rounds": x_rt,
@@ -264,7 +262,7 @@ def pull_path_cost(n_ch: int, chunk: int, repeats: int) -> dict[str, float]:
     )
     data = np.random.default_rng(0).normal(size=(chunk, n_ch)).astype(np.float32)
     bare = BareInlet(source_id)
-    ours = LSLSource(source_id=source_id, timeout_s=10.0, max_pull_s=MAX_PULL_S)
+    ours = LSLSource(source_id=source_id, timeout_s=10.0, max_pull_s=MAX_PULL_S).open()
     assert ours._inlet is not None
     costs: dict[str, list[float]] = {"bare": [], "ours": []}
     t_stamp = pylsl.local_clock()
@@ -359,8 +357,8 @@ def _recorder_phase(
     cpu = _cpu_s(rec.pid) - cpu0 if rec.pid else float("nan")
     time.sleep(1.0)  # the recorder takes the last samples in flight
     rec.stop()
-    p50, p99 = np.percentile(lat, [50, 99])
-    out = {"p50_ms": float(p50), "p99_ms": float(p99), "cpu_pct": 100.0 * cpu / wall}
+    p50, p99 = percentiles(lat)
+    out = {"p50_ms": p50, "p99_ms": p99, "cpu_pct": 100.0 * cpu / wall}
     if kind == "none":
         return out
     (stream,) = scan_xdf(path).streams.values()
@@ -437,68 +435,52 @@ def recorder_rows(
 
 def format_recorder_table(rows: list[dict[str, Any]]) -> str:
     r0 = rows[0]
-    lines = [
-        f"recorder keeping up: {r0['channels']} ch x 30 kHz {r0['format']}, "
+    return format_table(
+        rows,
+        [
+            Column("recorder", "recorder", width=11),
+            Column("cons p50", "p50_ms", ".2f"),
+            Column("cons p99", "p99_ms", ".2f"),
+            Column("p99/none", "p99_vs_none", ".2f"),
+            Column("rec CPU%", "cpu_pct", ".1f"),
+            Column("CPU/LabR", "cpu_vs_labrecorder", ".2f"),
+            Column("max lag s", "max_lag_s", ".2f"),
+            Column("recorded", "recorded_fraction_min", ".4f"),
+            Column("MB/s", "mb_per_s", ".1f"),
+        ],
+        title=f"recorder keeping up: {r0['channels']} ch x 30 kHz {r0['format']}, "
         f"{r0['chunk_ms']:g} ms chunks, {r0['seconds']:g} s paced per round, LSLSource pulling "
         "the same stream in the bench process",
-        f"{'recorder':>11}  {'cons p50':>8}  {'cons p99':>8}  {'p99/none':>8}  "
-        f"{'rec CPU%':>8}  {'CPU/LabR':>8}  {'max lag s':>9}  {'recorded':>9}  {'MB/s':>6}",
-    ]
-    for r in rows:
-        lines.append(
-            f"{r['recorder']:>11}  {r['p50_ms']:>8.2f}  {r['p99_ms']:>8.2f}  "
-            f"{r['p99_vs_none']:>8.2f}  {r.get('cpu_pct', np.nan):>8.1f}  "
-            f"{r['cpu_vs_labrecorder']:>8.2f}  {r.get('max_lag_s', np.nan):>9.2f}  "
-            f"{r.get('recorded_fraction_min', np.nan):>9.4f}  {r.get('mb_per_s', np.nan):>6.1f}"
-        )
-    lines.append(
-        "cons = consumer push-to-pull latency (ms); rec CPU% = recorder process CPU over the "
+        notes="cons = consumer push-to-pull latency (ms); rec CPU% = recorder process CPU over the "
         "phase (% of one core; 'none' shows NaN); max lag = how far the bytes on disk trailed "
-        "the pushed samples; recorded = recorded / pushed samples (worst round)"
+        "the pushed samples; recorded = recorded / pushed samples (worst round)",
     )
-    return "\n".join(lines)
 
 
-def format_table(rows: list[dict[str, Any]], header: str) -> str:
-    cols = [
-        ("ch", 4),
-        ("fmt", 7),
-        ("chunk", 6),
-        ("bare p50", 9),
-        ("bare p99", 9),
-        ("ours p50", 9),
-        ("ours p99", 9),
-        ("p99 diff", 9),
-        ("bare xRT", 9),
-        ("ours xRT", 9),
-        ("ours/bare", 9),
-    ]
-    lines = [header, "  ".join(f"{name:>{w}}" for name, w in cols)]
-    for r in rows:
-        b, o = r["bare"], r["ours"]
-        cells = [
-            f"{r['channels']}",
-            r["format"],
-            f"{r['chunk_ms']:g}ms",
-            f"{b['p50_ms']:.2f}",
-            f"{b['p99_ms']:.2f}",
-            f"{o['p50_ms']:.2f}",
-            f"{o['p99_ms']:.2f}",
-            f"{r['p99_diff_ms']:+.2f}",
-            f"{b['x_realtime']:.1f}",
-            f"{o['x_realtime']:.1f}",
-            f"{r['throughput_ratio']:.2f}",
-        ]
-        lines.append("  ".join(f"{c:>{w}}" for c, (_, w) in zip(cells, cols, strict=True)))
-    lines.append(
-        "latencies in ms (push -> available to the consumer); xRT = flat-out data s per wall s"
-    )
-    return "\n".join(lines)
+LSL_COLUMNS = [
+    Column("ch", "channels", width=4),
+    Column("fmt", "format", width=7),
+    Column("chunk", lambda r: f"{r['chunk_ms']:g}ms", width=6),
+    Column("bare p50", lambda r: r["bare"]["p50_ms"], ".2f", 9),
+    Column("bare p99", lambda r: r["bare"]["p99_ms"], ".2f", 9),
+    Column("ours p50", lambda r: r["ours"]["p50_ms"], ".2f", 9),
+    Column("ours p99", lambda r: r["ours"]["p99_ms"], ".2f", 9),
+    Column("p99 diff", "p99_diff_ms", "+.2f", 9),
+    Column("bare xRT", lambda r: r["bare"]["x_realtime"], ".1f", 9),
+    Column("ours xRT", lambda r: r["ours"]["x_realtime"], ".1f", 9),
+    Column("ours/bare", "throughput_ratio", ".2f", 9),
+]
+PATH_COLUMNS = [
+    Column("ch", "channels", width=4),
+    Column("chunk", lambda r: f"{r['chunk_ms']:g}ms", width=6),
+    Column("bare", "bare_us", ".1f", 7),
+    Column("ours", "ours_us", ".1f", 7),
+    Column("ours-bare", lambda r: r["ours_us"] - r["bare_us"], "+.1f"),
+]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--json", type=Path, default=None, help="write the numbers here")
+    parser = bench_parser(__doc__)
     parser.add_argument("--quick", action="store_true", help="short run (fewer seconds per phase)")
     parser.add_argument("--channels", type=int, nargs="+", default=[32, 96, 384])
     parser.add_argument("--formats", nargs="+", default=["float32", "int16"])
@@ -560,47 +542,50 @@ def main() -> None:
         f"{min_pulls} chunks), "
         f"flat {flat_s:g} s per consumer in {rounds} alternating round(s); run took {elapsed:.0f} s"
     )
-    print(format_table(rows, header))
-    print("\npull-path cost, in-process, one waiting float32 chunk (median us per pull call):")
-    print(f"{'ch':>4}  {'chunk':>6}  {'bare':>7}  {'ours':>7}  {'ours-bare':>9}")
-    for r in path_rows:
-        print(
-            f"{r['channels']:>4}  {r['chunk_ms']:>4g}ms  {r['bare_us']:>7.1f}  {r['ours_us']:>7.1f}"
-            f"  {r['ours_us'] - r['bare_us']:>+9.1f}"
+    print(
+        format_table(
+            rows,
+            LSL_COLUMNS,
+            title=header,
+            notes="latencies in ms (push -> available to the consumer); "
+            "xRT = flat-out data s per wall s",
         )
+    )
+    print()
+    print(
+        format_table(
+            path_rows,
+            PATH_COLUMNS,
+            title="pull-path cost, in-process, one waiting float32 chunk (median us per pull call):",
+        )
+    )
     if recorder:
         print()
         print(format_recorder_table(recorder))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(
-            json.dumps(
-                {
-                    "machine": {
-                        "platform": platform.platform(),
-                        "cpus": os.cpu_count(),
-                        "loadavg_before": load_before,
-                        "loadavg_after": load_after,
-                        "pylsl": pylsl.__version__,
-                        "liblsl": pylsl.library_version(),
-                    },
-                    "params": {
-                        "sfreq": SFREQ,
-                        "paced_s": paced_s,
-                        "flat_s": flat_s,
-                        "pull_timeout_s": PULL_TIMEOUT_S,
-                        "max_pull_s": MAX_PULL_S,
-                        "rounds": rounds,
-                        "min_pulls": min_pulls,
-                    },
-                    "elapsed_s": elapsed,
-                    "rows": rows,
-                    "pull_path_us": path_rows,
-                    "recorder": recorder,
-                },
-                indent=2,
-            )
-        )
+    write_json(
+        args.json,
+        {
+            "machine": machine(
+                loadavg_before=load_before,
+                loadavg_after=load_after,
+                pylsl=pylsl.__version__,
+                liblsl=pylsl.library_version(),
+            ),
+            "params": {
+                "sfreq": SFREQ,
+                "paced_s": paced_s,
+                "flat_s": flat_s,
+                "pull_timeout_s": PULL_TIMEOUT_S,
+                "max_pull_s": MAX_PULL_S,
+                "rounds": rounds,
+                "min_pulls": min_pulls,
+            },
+            "elapsed_s": elapsed,
+            "rows": rows,
+            "pull_path_us": path_rows,
+            "recorder": recorder,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -220,9 +220,9 @@ def batch_profile(n_cells: int, n_nets: int, repeats: int) -> dict[str, Any]:
     }
 
 
-def run_condition(state: str, freq: float, seed: int) -> dict[str, Any]:
+def run_condition(state: str, freq: float, seed: int, dt_ms: float = 0.01) -> dict[str, Any]:
     dbs = None if freq == 0.0 else PulseTrain(DBS_UA_CM2, freq, DBS_PW_US)
-    rec = BasalGangliaNetwork(state=state, seed=seed).run(DURATION_S, dbs=dbs)
+    rec = BasalGangliaNetwork(state=state, seed=seed, dt_ms=dt_ms).run(DURATION_S, dbs=dbs)
     return {
         "ei": rec.error_index(DISCARD_S),
         "gpi_beta": rec.beta_power("gpi", DISCARD_S),
@@ -264,6 +264,57 @@ def science(seeds: list[int]) -> dict[str, Any]:
     return out
 
 
+DT_CONDITIONS = {
+    "healthy": ("healthy", 0.0),
+    "pd": ("pd", 0.0),
+    "pd_dbs130": ("pd", 130.0),
+    "pd_dbs20": ("pd", 20.0),
+}
+
+
+def dt_comparison(seeds: list[int], dts: list[float]) -> dict[str, Any]:
+    """The science table at each integration step, side by side, with the wall time per
+    simulated second (the larger step is accepted only if the table still holds)."""
+    out: dict[str, Any] = {}
+    BasalGangliaNetwork(cells_per_nucleus=10).run(0.001)
+    for dt in dts:
+        rows: dict[str, Any] = {}
+        t0 = time.perf_counter()
+        for name, (state, freq) in DT_CONDITIONS.items():
+            runs = [run_condition(state, freq, seed, dt) for seed in seeds]
+            rows[name] = {
+                "ei": [r["ei"] for r in runs],
+                "gpi_beta": [r["gpi_beta"] for r in runs],
+                "rates_hz": {
+                    nu: statistics.fmean(r["rates_hz"][nu] for r in runs) for nu in NUCLEI
+                },
+            }
+        wall = time.perf_counter() - t0
+        rows["wall_per_sim_s"] = wall / (len(DT_CONDITIONS) * len(seeds) * DURATION_S)
+        out[f"{dt:g}"] = rows
+    return out
+
+
+def print_dt_comparison(cmp: dict[str, Any], seeds: list[int]) -> None:
+    dts = list(cmp)
+    print(
+        f"\nScience table by integration step (seeds {seeds}, {DURATION_S:g} s, {DISCARD_S:g} s "
+        "discarded; per-seed values)"
+    )
+    for name in DT_CONDITIONS:
+        for dt in dts:
+            r = cmp[dt][name]
+            ei = " ".join(f"{v:.3f}" for v in r["ei"])
+            beta = " ".join(f"{v:.3f}" for v in r["gpi_beta"])
+            rates = "/".join(f"{r['rates_hz'][nu]:.1f}" for nu in NUCLEI)
+            print(
+                f"{name:>10} dt {dt:>5} ms | EI {statistics.fmean(r['ei']):.3f} [{ei}] | GPi beta "
+                f"{statistics.fmean(r['gpi_beta']):.3f} [{beta}] | rates {rates}"
+            )
+    for dt in dts:
+        print(f"dt {dt} ms: {cmp[dt]['wall_per_sim_s']:.3f} s wall per simulated s (10 cells)")
+
+
 def figure(sci: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -299,7 +350,21 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--quick", action="store_true", help="2 seeds, shorter reference runs")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--dt-compare",
+        type=float,
+        nargs="+",
+        metavar="DT_MS",
+        help="only the science table at these integration steps (ms), side by side",
+    )
     args = parser.parse_args()
+    if args.dt_compare:
+        cmp = dt_comparison(args.seeds, args.dt_compare)
+        print_dt_comparison(cmp, args.seeds)
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps({"dt_comparison": cmp}, indent=2))
+        return
     seeds = args.seeds[:2] if args.quick else args.seeds
     ref10, ref100 = (0.05, 0.01) if args.quick else (0.2, 0.03)
     figure_path = args.figure or (

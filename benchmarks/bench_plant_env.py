@@ -19,11 +19,9 @@ Side by side, in one run, on the same machine load:
 
 Throughput = ``num_envs x steps x control_period / wall time`` of the timed steps (resets and
 warm-up excluded; episodes are long enough not to end inside the timing). Every configuration runs
-at ``dt_ms=0.01`` (So et al. 2012's step, the default) and at ``dt_ms=0.025``, the largest step
-found to keep the model's behaviour: over 1.5 s of 2 seeds, mean rates TH/STN/GPe/GPi
-12.4/12.1/36.0/80.9 Hz, GPi beta 0.086 and EI 0.40 at 0.01 ms against 12.3/11.7/34.9/79.5 Hz, 0.10
-and 0.36 at 0.025 ms, while at 0.05 ms (the network's limit) GPe and GPi fire 2.5x faster (91.5 and
-224.9 Hz) and GPi beta is 0.32: a different model. The target of issue 4 is 50 env-s per wall s for the vectorised env on 2 cores.
+at each ``--dt-ms`` (default 0.01 ms, So et al. 2012's step and the network's default, and
+0.025 ms, the env's default, at which ``bench_plant.py --dt-compare`` shows the science table
+holding; README). The target of issue 4 is 50 env-s per wall s for the vectorised env on 2 cores.
 A second table times what reinforcement learning sees: whole episodes (``--episode-s``, default
 1 s) with the default 0.5-s warm-up of every reset, autoreset included, for the vectorised env
 unbatched and batched (resets are batched too), in env-seconds of episode per wall second.

@@ -13,22 +13,15 @@ be bit-identical before timing.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import Column, bench_parser, format_table, machine, percentiles, write_json
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bci.preprocessing import BandPass, CommonReference  # noqa: E402
-from bci.preprocessing.reference import _numpy_reference  # noqa: E402
-from bci.stream import SignalChunk  # noqa: E402
+from bci.preprocessing import BandPass, CommonReference
+from bci.preprocessing.reference import _numpy_reference
+from bci.stream import SignalChunk
 
 SFREQ = 30_000.0
 CHANNEL_COUNTS = (32, 96, 384)
@@ -81,11 +74,9 @@ def time_case(n_channels: int, chunk_ms: float, duration_s: float) -> dict[str, 
         "chunk_ms": chunk_ms,
         "chunk_samples": chunk_len,
         "n_chunks": n_chunks,
-        "numpy_p50_us": float(np.percentile(t_numpy, 50) * us),
-        "numpy_p99_us": float(np.percentile(t_numpy, 99) * us),
-        "numba_p50_us": float(np.percentile(t_kernel, 50) * us),
-        "numba_p99_us": float(np.percentile(t_kernel, 99) * us),
     }
+    row["numpy_p50_us"], row["numpy_p99_us"] = percentiles(t_numpy * us)
+    row["numba_p50_us"], row["numba_p99_us"] = percentiles(t_kernel * us)
     row["ratio_p50"] = row["numpy_p50_us"] / row["numba_p50_us"]
     row["ratio_p99"] = row["numpy_p99_us"] / row["numba_p99_us"]
     # Share of real time one core spends referencing (chunk compute / chunk duration).
@@ -94,29 +85,31 @@ def time_case(n_channels: int, chunk_ms: float, duration_s: float) -> dict[str, 
     return row
 
 
-def print_table(rows: list[dict[str, Any]], load: tuple[float, float, float] | None) -> None:
-    head = (
-        f"{'ch':>4} {'chunk':>6} | {'numpy p50':>10} {'p99':>9} | {'numba p50':>10} {'p99':>9} |"
-        f" {'x p50':>6} {'x p99':>6} | {'% core np':>9} {'numba':>6}"
-    )
-    print("Common median reference, per-chunk compute (us), numpy np.median path vs numba kernel")
-    print(head)
-    print("-" * len(head))
-    for r in rows:
-        print(
-            f"{r['n_channels']:>4} {r['chunk_ms']:>4.0f}ms | {r['numpy_p50_us']:>10.1f} "
-            f"{r['numpy_p99_us']:>9.1f} | {r['numba_p50_us']:>10.1f} {r['numba_p99_us']:>9.1f} |"
-            f" {r['ratio_p50']:>6.2f} {r['ratio_p99']:>6.2f} | {r['numpy_load_pct']:>8.1f}%"
-            f" {r['numba_load_pct']:>5.1f}%"
+def print_table(rows: list[dict[str, Any]]) -> None:
+    print(
+        format_table(
+            rows,
+            [
+                Column("ch", "n_channels", "d", 4),
+                Column("chunk", lambda r: f"{r['chunk_ms']:.0f}ms", width=6),
+                Column("numpy p50", "numpy_p50_us", ".1f", 10),
+                Column("p99", "numpy_p99_us", ".1f", 9),
+                Column("numba p50", "numba_p50_us", ".1f", 10),
+                Column("p99", "numba_p99_us", ".1f", 9),
+                Column("x p50", "ratio_p50", ".2f"),
+                Column("x p99", "ratio_p99", ".2f"),
+                Column("% core np", lambda r: f"{r['numpy_load_pct']:.1f}%", width=9),
+                Column("numba", lambda r: f"{r['numba_load_pct']:.1f}%"),
+            ],
+            title="Common median reference, per-chunk compute (us), numpy np.median path vs "
+            "numba kernel",
+            notes="x = numpy time / numba time, same run; % core = p50 compute / chunk duration.",
         )
-    print("x = numpy time / numba time, same run; % core = p50 compute / chunk duration.")
-    if load is not None:
-        print(f"load average (1/5/15 min) at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    parser = bench_parser(__doc__)
     parser.add_argument(
         "--duration-s", type=float, default=4.0, help="signal length per case (seconds)"
     )
@@ -124,22 +117,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     duration = 0.5 if args.quick else args.duration_s
     rows = [time_case(n, ms, duration) for n in CHANNEL_COUNTS for ms in CHUNK_MS]
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    print_table(rows, load)
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        result = {
+    print_table(rows)
+    where = machine(numpy=np.__version__)
+    print("load average (1/5/15 min) at the end: " + " ".join(f"{v:.2f}" for v in where["loadavg"]))
+    write_json(
+        args.json,
+        {
             "benchmark": "common_median_reference",
             "sfreq": SFREQ,
             "duration_s": duration,
-            "cpu_count": os.cpu_count(),
-            "load_average": list(load) if load is not None else None,
-            "platform": platform.platform(),
-            "numpy": np.__version__,
+            "machine": where,
             "rows": rows,
-        }
-        args.json.write_text(json.dumps(result, indent=2))
-        print(f"wrote {args.json}")
+        },
+    )
     return 0
 
 

@@ -14,8 +14,6 @@ Prints tables; ``--json`` also writes the numbers. Never fails on timing.
 
 from __future__ import annotations
 
-import argparse
-import json
 import multiprocessing as mp
 import tempfile
 import time
@@ -24,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pylsl
+from _common import Column, bench_parser, format_table, machine, percentiles, write_json
 
 SFREQ = 30_000.0
 
@@ -110,19 +109,17 @@ def replay(path: Path, speed: float, n_channels: int) -> dict[str, float]:
         "speed": speed,
         "samples": got,
         "expected": n,
-        "lag_p50_ms": float(np.percentile(lag, 50) * 1e3),
-        "lag_p99_ms": float(np.percentile(lag, 99) * 1e3),
+        **dict(zip(("lag_p50_ms", "lag_p99_ms"), percentiles(lag * 1e3), strict=True)),
         "lag_max_ms": float(lag.max() * 1e3),
         "achieved_speed": duration / max(last_arrival - first_arrival, 1e-9),
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--channels", type=int, default=128)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--speeds", type=float, nargs="+", default=[1.0, 4.0, 16.0])
-    parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
     import pyxdf
@@ -149,26 +146,37 @@ def main() -> None:
         load_nix(nix)
         timings["load_nix"] = time.perf_counter() - t
         del block
-        print(f"\nLoading {size_mb:.0f} MB XDF ({args.channels} ch x 30 kHz x {args.seconds:g} s)")
-        print(f"{'step':34s} {'s':>7s} {'x pyxdf':>8s}")
         base = timings["pyxdf.load_xdf (peer)"]
-        for name, sec in timings.items():
-            print(f"{name:34s} {sec:7.2f} {sec / base:8.2f}")
+        print()
+        print(
+            format_table(
+                [{"step": k, "s": v, "x": v / base} for k, v in timings.items()],
+                [Column("step", "step", width=34), Column("s", "s", ".2f", 7),
+                 Column("x pyxdf", "x", ".2f", 8)],
+                title=f"Loading {size_mb:.0f} MB XDF ({args.channels} ch x 30 kHz x "
+                f"{args.seconds:g} s)",
+            )
+        )  # fmt: skip
         results["loading_s"] = timings
         rows = [replay(path, s, args.channels) for s in args.speeds]
-    print(f"\nReplay, Player in its own process, inlet here ({args.channels} ch x 30 kHz)")
+    print()
     print(
-        f"{'speed':>6s} {'samples':>9s} {'p50 ms':>7s} {'p99 ms':>7s} {'max ms':>7s} {'achieved':>9s}"
-    )
-    for r in rows:
-        print(
-            f"{r['speed']:6g} {r['samples']:9d} {r['lag_p50_ms']:7.2f} {r['lag_p99_ms']:7.2f} "
-            f"{r['lag_max_ms']:7.2f} {r['achieved_speed']:8.2f}x"
+        format_table(
+            rows,
+            [
+                Column("speed", "speed", "g", 6),
+                Column("samples", "samples", "d", 9),
+                Column("p50 ms", "lag_p50_ms", ".2f"),
+                Column("p99 ms", "lag_p99_ms", ".2f"),
+                Column("max ms", "lag_max_ms", ".2f"),
+                Column("achieved", lambda r: f"{r['achieved_speed']:.2f}x", width=9),
+            ],
+            title=f"Replay, Player in its own process, inlet here ({args.channels} ch x 30 kHz)",
         )
+    )
     results["replay"] = rows
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2))
+    results["machine"] = machine()
+    write_json(args.json, results)
 
 
 if __name__ == "__main__":

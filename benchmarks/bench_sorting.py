@@ -2,7 +2,7 @@
 
 Data: SpikeInterface's ``generate_ground_truth_recording`` (32 channels, 30 kHz, 60 s). Our path
 streams it in 10 ms chunks through ``bci.sorting.sort_recording`` (causal: band-pass, common median
-reference, detection, calibration on the first ``--calibration-s`` seconds, template matching);
+reference, detection, calibration on the first 30 s (10 s with ``--quick``), template matching);
 the peers ``spykingcircus2`` and ``tridesclous2`` sort it offline (zero-phase filters, whole
 recording: an upper bound for a causal sorter) in the same run. Scoring:
 ``compare_sorter_to_ground_truth(delta_time=0.4)``; well detected = accuracy >= 0.8.
@@ -13,24 +13,15 @@ subtracts a running artifact template, the sorter skips a window around each pul
 calibration templates whose spikes are locked to the pulses and unlabels units that lock online,
 see ``bci.sorting.locking``; peers get the raw artifacts). "art.units" counts the units with more
 than half of their spikes 0-2 ms after a pulse (the window covers 26% of the time at 130 Hz; an
-independent unit has ~20-26% there, less where its spikes are skipped). Ours scores the whole recording: it calibrates on the first
-``--calibration-s`` seconds, then streams everything, calibration segment included, through the
-frozen online path.
+independent unit has ~20-26% there, less where its spikes are skipped). Ours scores the whole
+recording: it calibrates on the first 30 s (10 s with ``--quick``), then streams everything,
+calibration segment included, through the frozen online path.
 
 Performance (ours only, one thread): throughput of the whole online path (filter, reference,
 detect, match, bin) at 96 and 384 channels as x real time; per-chunk compute p99 with 1 ms chunks
 at 96 channels; spike-to-label latency p99 at 96 channels / 1 ms chunks, defined for a real-time
 paced stream as ``(chunks waited between the chunk holding the trough and the call that emits the
 labelled spike) * chunk length + compute time of that call``.
-
-Per-chunk timings of the real sorter need ``bci.sorting.build_online_path(calibration_traces,
-sfreq, positions) -> list[Stage]`` (calibrated stages: filter .. match); until it exists the table
-times our preprocessing with a fixed-threshold stand-in detector, plus ``sort_recording`` end to
-end. Stimulation pulse times go to ``sort_recording`` as a ``pulses=`` (or ``stim_pulses=``)
-argument if it has one, else the traces are blanked first by our ArtifactBlanker, chunk by chunk.
-
-Until ``bci.sorting.sort_recording`` exists, "ours" falls back to per-channel threshold crossings
-after our BandPass + CommonReference (every channel a "unit"), and says so in the table.
 
     .venv/bin/python benchmarks/bench_sorting.py --json benchmarks/results/sorting.json
     .venv/bin/python benchmarks/bench_sorting.py --quick --no-peers
@@ -39,32 +30,29 @@ after our BandPass + CommonReference (every channel a "unit"), and says so in th
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
-import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bci.features import SpikeBinner  # noqa: E402
-from bci.preprocessing import ArtifactBlanker, BandPass, CommonReference  # noqa: E402
-from bci.stream import SPIKE_DTYPE, SignalChunk, SpikeChunk  # noqa: E402
+from bci.features import SpikeBinner
+from bci.preprocessing import ArtifactBlanker
+from bci.sorting import build_online_path, sort_recording, to_spikeinterface
+from bci.stream import SignalChunk, Stage
 
 SFREQ = 30_000.0
 PEERS = ("spykingcircus2", "tridesclous2")
-PULSE_PARAM_NAMES = ("pulses", "stim_pulses", "pulse_samples", "artifact_pulses")
 
 
 # -- data -------------------------------------------------------------------------------------------
-def make_data(n_units: int, noise_uv: float, seed: int, seconds: float, n_channels: int = 32):  # type: ignore[no-untyped-def]
+def make_data(
+    n_units: int, noise_uv: float, seed: int, seconds: float, n_channels: int = 32
+) -> tuple[Any, Any, np.ndarray, np.ndarray]:
     """SpikeInterface ground truth: (recording, gt_sorting, traces float32, positions)."""
     from spikeinterface.core import generate_ground_truth_recording
 
@@ -81,7 +69,9 @@ def make_data(n_units: int, noise_uv: float, seed: int, seconds: float, n_channe
     return recording, gt, traces, positions
 
 
-def add_artifacts(traces: np.ndarray, rate_hz: float, amplitude_uv: float, seed: int):  # type: ignore[no-untyped-def]
+def add_artifacts(
+    traces: np.ndarray, rate_hz: float, amplitude_uv: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Add charge-balanced biphasic pulses (60 us per phase) with an exponential amplifier tail.
 
     Amplitude falls with a random per-channel gain (0.5-1.5, distance to the contact); returns the
@@ -97,30 +87,11 @@ def add_artifacts(traces: np.ndarray, rate_hz: float, amplitude_uv: float, seed:
     shape[phase : 2 * phase] = 1.0
     tail = np.arange(60 - 2 * phase, dtype=np.float32)
     shape[2 * phase :] = 0.15 * np.exp(-tail / (0.4e-3 * SFREQ))
-    gain = rng.uniform(0.5, 1.5, ch).astype(np.float32) * amplitude_uv
+    gain = np.asarray(rng.uniform(0.5, 1.5, ch), np.float32) * amplitude_uv
     out = traces.copy()
     for p in onsets:
         out[p : p + 60] += shape[:, None] * gain[None, :]
     return out, onsets
-
-
-def blank_traces(traces: np.ndarray, pulses: np.ndarray, chunk: int) -> np.ndarray:
-    """Run our ArtifactBlanker causally (chunked, pulses announced at their onset chunk)."""
-    blanker = ArtifactBlanker(mode="hold")
-    out = np.zeros_like(traces)
-    pending = np.sort(pulses)
-    k = 0
-    for start in range(0, len(traces), chunk):
-        stop = min(start + chunk, len(traces))
-        j = np.searchsorted(pending, stop)
-        blanker.add_pulses(pending[k:j])
-        k = j
-        res = blanker.process(
-            SignalChunk(traces[start:stop], start, SFREQ, np.arange(start, stop) / SFREQ)
-        )
-        if res is not None:
-            out[res.first_sample : res.last_sample + 1] = res.data
-    return out
 
 
 def detect_pulses(traces: np.ndarray, chunk: int, threshold: float = 20.0) -> np.ndarray:
@@ -149,84 +120,21 @@ def match_pulses(found: np.ndarray, true: np.ndarray, tol: int = 3) -> dict[str,
 
 
 # -- our path ---------------------------------------------------------------------------------------
-def threshold_crossings(traces: np.ndarray, chunk: int, calibration_s: float) -> np.ndarray:
-    """Fallback "ours": per-channel negative threshold crossings (-4.5 x MAD noise) after our
-    BandPass + CommonReference, every channel reported as its own unit."""
-    bp, car = BandPass(), CommonReference()
-    filtered = []
-    for start in range(0, len(traces), chunk):
-        c = SignalChunk(
-            traces[start : start + chunk],
-            start,
-            SFREQ,
-            np.zeros(len(traces[start : start + chunk])),
-        )
-        filtered.append(bp.process(car.process(c)).data)
-    x = np.vstack(filtered)
-    cal = x[: int(calibration_s * SFREQ)]
-    thr = -4.5 * np.median(np.abs(cal), axis=0) / 0.6745
-    below = x < thr
-    onsets = below[1:] & ~below[:-1]
-    t, c = np.nonzero(onsets)
-    t = t + 1
-    order = np.lexsort((t, c))
-    t, c = t[order], c[order]
-    keep = np.ones(len(t), bool)
-    keep[1:] = ~((c[1:] == c[:-1]) & (t[1:] - t[:-1] < int(0.001 * SFREQ)))
-    spikes = np.zeros(int(keep.sum()), SPIKE_DTYPE)
-    spikes["sample_index"] = t[keep] - round(bp.group_delay_samples)
-    spikes["channel_index"] = c[keep]
-    spikes["unit_index"] = c[keep]
-    return spikes[np.argsort(spikes["sample_index"], kind="stable")]
-
-
-def run_ours(traces: np.ndarray, positions: np.ndarray, calibration_s: float, pulses=None):  # type: ignore[no-untyped-def]
-    """Sort with our online path; returns (spikes, label, seconds)."""
-    chunk = int(0.010 * SFREQ)
-    try:
-        from bci.sorting import sort_recording  # type: ignore[attr-defined]
-    except ImportError:
-        sort_recording = None
+def run_ours(
+    traces: np.ndarray, positions: np.ndarray, calibration_s: float, pulses: np.ndarray | None
+) -> tuple[np.ndarray, str, float]:
+    """Sort with our online path (10 ms chunks); returns (spikes, label, seconds)."""
     t0 = time.perf_counter()
-    kwargs: dict[str, Any] = {}
-    if pulses is not None and sort_recording is not None:
-        params = inspect.signature(sort_recording).parameters
-        name = next((n for n in PULSE_PARAM_NAMES if n in params), None)
-        if name is not None:
-            kwargs[name] = pulses
-        else:
-            traces = blank_traces(traces, pulses, chunk)
-    elif pulses is not None:
-        traces = blank_traces(traces, pulses, chunk)
-    if sort_recording is None:
-        spikes = threshold_crossings(traces, chunk, calibration_s)
-        label = "ours (threshold crossings; bci.sorting not yet in)"
-    else:
-        spikes = sort_recording(
-            traces, SFREQ, positions, chunk_ms=10, calibration_s=calibration_s, **kwargs
-        )
-        label = "ours (bci.sorting, online)"
-    return spikes, label, time.perf_counter() - t0
-
-
-def to_sorting(spikes: np.ndarray):  # type: ignore[no-untyped-def]
-    try:
-        from bci.sorting import to_spikeinterface  # type: ignore[attr-defined]
-
-        return to_spikeinterface(spikes, SFREQ)
-    except ImportError:
-        from spikeinterface.core import NumpySorting
-
-        sel = spikes[spikes["unit_index"] >= 0]
-        return NumpySorting.from_samples_and_labels(
-            [sel["sample_index"].astype(np.int64)], [sel["unit_index"].astype(np.int64)], SFREQ
-        )
+    spikes = sort_recording(
+        traces, SFREQ, positions, chunk_ms=10, calibration_s=calibration_s, pulses=pulses
+    )
+    return spikes, "ours (bci.sorting, online)", time.perf_counter() - t0
 
 
 # -- scoring ----------------------------------------------------------------------------------------
 def gt_unit_amplitudes(
-    traces: np.ndarray, gt, max_spikes: int = 200
-) -> dict[Any, tuple[float, int]]:  # type: ignore[no-untyped-def]
+    traces: np.ndarray, gt: Any, max_spikes: int = 200
+) -> dict[Any, tuple[float, int]]:
     """Per ground-truth unit: trough of its mean waveform on its best channel (uV), and that channel."""
     out = {}
     n = len(traces)
@@ -245,7 +153,7 @@ def gt_unit_amplitudes(
     return out
 
 
-def score(gt, tested, pulses=None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def score(gt: Any, tested: Any, pulses: np.ndarray | None = None) -> dict[str, Any]:
     import spikeinterface.comparison as sc
 
     cmp = sc.compare_sorter_to_ground_truth(gt, tested, delta_time=0.4, exhaustive_gt=True)
@@ -274,7 +182,7 @@ def score(gt, tested, pulses=None) -> dict[str, Any]:  # type: ignore[no-untyped
     return result
 
 
-def run_peer(name: str, recording, folder: Path) -> tuple[Any, float]:  # type: ignore[no-untyped-def]
+def run_peer(name: str, recording: Any, folder: Path) -> tuple[Any, float]:
     import spikeinterface.sorters as ss
 
     t0 = time.perf_counter()
@@ -315,7 +223,7 @@ def scenario(
     spikes, ours_label, wall = run_ours(traces, positions, calibration_s, ours_pulses)
     if artifacts and detect_artifacts:
         ours_label += " [pulses detected]"
-    res = score(gt, to_sorting(spikes), pulses)
+    res = score(gt, to_spikeinterface(spikes, SFREQ), pulses)
     res.update(sorter=ours_label, wall_s=wall, x_recording=wall / seconds)
     rows.append(res)
     if peers:  # in-process sorters need a serializable (on-disk) recording
@@ -358,47 +266,16 @@ def scenario(
 
 
 # -- performance ------------------------------------------------------------------------------------
-def build_online_path(
+def online_path(
     traces: np.ndarray, positions: np.ndarray, calibration_s: float
-) -> tuple[list, str]:
-    """Stages of our whole online path, calibrated on the first ``calibration_s`` seconds."""
-    bp, car = BandPass(), CommonReference()
-    try:
-        import bci.sorting as sorting_pkg
-
-        builder: Callable[..., Any] | None = getattr(sorting_pkg, "build_online_path", None)
-        if builder is not None:
-            stages = builder(traces[: int(calibration_s * SFREQ)], SFREQ, positions)
-            binner = SpikeBinner(0.02)
-            binner.prepare(stages[-1].output_spec)  # one column per unit of the calibrated sorter
-            return [*stages, binner], "filter+reference+detect+match+bin"
-    except ImportError:
-        pass
-    return [
-        bp,
-        car,
-        _Crossings(traces.shape[1]),
-        SpikeBinner(0.02, n_units=traces.shape[1]),
-    ], "filter+reference+threshold+bin (no sorter yet)"
-
-
-class _Crossings:
-    """Stand-in detector for the performance table until bci.sorting lands (causal, per channel)."""
-
-    def __init__(self, n_channels: int) -> None:
-        self.thr = np.full(n_channels, -30.0, np.float32)
-        self.prev = np.zeros(n_channels, bool)
-
-    def process(self, chunk: SignalChunk) -> SpikeChunk:
-        below = chunk.data < self.thr
-        onset = below & ~np.vstack([self.prev[None, :], below[:-1]])
-        self.prev = below[-1]
-        t, c = np.nonzero(onset)
-        spikes = np.zeros(len(t), SPIKE_DTYPE)
-        spikes["sample_index"] = chunk.first_sample + t
-        spikes["channel_index"] = c
-        spikes["unit_index"] = c
-        return SpikeChunk(spikes, chunk.first_sample, chunk.last_sample, chunk.sfreq)
+) -> tuple[list[Stage], str]:
+    """Our whole online path calibrated on the first ``calibration_s`` seconds, plus a binner."""
+    stages = build_online_path(traces[: int(calibration_s * SFREQ)], SFREQ, positions)
+    sorted_spec = stages[-1].output_spec  # one column per unit of the calibrated sorter
+    assert sorted_spec is not None  # build_online_path returns prepared stages
+    binner = SpikeBinner(0.02)
+    binner.prepare(sorted_spec)
+    return [*stages, binner], "filter+reference+detect+match+bin"
 
 
 def time_path(stages: list, traces: np.ndarray, chunk: int) -> dict[str, Any]:
@@ -449,25 +326,20 @@ def performance(seconds: float, calibration_s: float) -> list[dict[str, Any]]:
         scale = 0.5 if n_ch > 100 else 1.0
         cal, dur = calibration_s * scale, seconds * scale
         _, _, traces, positions = make_data(n_ch // 3, 5.0, 7, cal + dur, n_channels=n_ch)
-        stages, what = build_online_path(traces, positions, cal)
+        stages, what = online_path(traces, positions, cal)
         res = time_path(stages, traces[int(cal * SFREQ) :], int(chunk_ms * 1e-3 * SFREQ))
         res.update(channels=n_ch, chunk_ms=chunk_ms, path=what)
         rows.append(res)
         end_to_end = _sort_recording_throughput(traces, positions, cal, chunk_ms)
-        if end_to_end is not None:
-            rows.append(end_to_end | {"channels": n_ch, "chunk_ms": chunk_ms})
+        rows.append(end_to_end | {"channels": n_ch, "chunk_ms": chunk_ms})
         del traces
     return rows
 
 
 def _sort_recording_throughput(
     traces: np.ndarray, positions: np.ndarray, calibration_s: float, chunk_ms: float
-) -> dict[str, Any] | None:
-    """x real time of ``bci.sorting.sort_recording`` end to end (calibration included), if present."""
-    try:
-        from bci.sorting import sort_recording  # type: ignore[attr-defined]
-    except ImportError:
-        return None
+) -> dict[str, Any]:
+    """x real time of ``bci.sorting.sort_recording`` end to end (calibration included)."""
     t0 = time.perf_counter()
     sort_recording(traces, SFREQ, positions, chunk_ms=chunk_ms, calibration_s=calibration_s)
     wall = time.perf_counter() - t0

@@ -17,15 +17,13 @@ Prints tables; ``--json PATH`` also writes the numbers. Never fails on timing.
 
 from __future__ import annotations
 
-import argparse
-import json
 import multiprocessing as mp
 import time
 import uuid
-from pathlib import Path
 
 import numpy as np
 import pylsl
+from _common import Column, bench_parser, format_table, machine, percentiles, write_json
 
 import bci.acquisition.lsl_config  # noqa: F401  (quiet liblsl's INFO logging)
 
@@ -137,8 +135,7 @@ def bench_pacing(kind: str, n_channels: int, seconds: float) -> dict[str, float]
     slope = (np.median(lag[-k:]) - np.median(lag[:k])) / (0.9 * span_min)
     return {
         "samples": n,
-        "lag_p50_ms": float(np.median(lag)),
-        "lag_p99_ms": float(np.percentile(lag, 99)),
+        **dict(zip(("lag_p50_ms", "lag_p99_ms"), percentiles(lag), strict=True)),
         "lag_first10pct_ms": float(np.median(lag[:k])),
         "lag_last10pct_ms": float(np.median(lag[-k:])),
         "drift_ms_per_min": float(slope),
@@ -147,57 +144,70 @@ def bench_pacing(kind: str, n_channels: int, seconds: float) -> dict[str, float]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    ap = bench_parser(__doc__)
     ap.add_argument("--seconds", type=float, default=20.0, help="Length of the pacing runs.")
     ap.add_argument(
         "--gen-seconds", type=float, default=10.0, help="Length of generated recordings."
     )
-    ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     results: dict[str, object] = {}
 
-    print(f"\n1. Whole-recording generation, {args.gen_seconds:g} s at 30 kHz (s of wall time)")
-    print(
-        f"{'channels x units':>18} {'bci.synthesis':>14} {'SpikeInterface':>15} {'SI / ours':>10}"
-    )
     gen = {}
     for ch, un in ((32, 20), (128, 50), (384, 100)):
-        r = bench_generation(ch, un, args.gen_seconds)
-        gen[f"{ch}x{un}"] = r
-        print(
-            f"{f'{ch} x {un}':>18} {r['ours_s']:>14.2f} {r['spikeinterface_s']:>15.2f} {r['ratio']:>10.2f}"
+        gen[f"{ch}x{un}"] = {"case": f"{ch} x {un}", **bench_generation(ch, un, args.gen_seconds)}
+    print()
+    print(
+        format_table(
+            list(gen.values()),
+            [
+                Column("channels x units", "case", width=18),
+                Column("bci.synthesis", "ours_s", ".2f"),
+                Column("SpikeInterface", "spikeinterface_s", ".2f"),
+                Column("SI / ours", "ratio", ".2f"),
+            ],
+            title=f"1. Whole-recording generation, {args.gen_seconds:g} s at 30 kHz "
+            "(s of wall time)",
         )
+    )
     results["generation"] = gen
 
-    print("\n2. Streaming generation in 1 ms chunks (30 samples), 20 units, 3 s of signal")
-    print(f"{'channels':>9} {'us / chunk':>11} {'x real time':>12}")
-    stream = {}
-    for ch in (32, 128, 384):
-        r = bench_streaming(ch, 20, 3.0)
-        stream[str(ch)] = r
-        print(f"{ch:>9} {r['us_per_chunk']:>11.0f} {r['x_real_time']:>12.1f}")
+    stream = {str(ch): {"channels": ch, **bench_streaming(ch, 20, 3.0)} for ch in (32, 128, 384)}
+    print()
+    print(
+        format_table(
+            list(stream.values()),
+            [
+                Column("channels", "channels", "d", 9),
+                Column("us / chunk", "us_per_chunk", ".0f"),
+                Column("x real time", "x_real_time", ".1f"),
+            ],
+            title="2. Streaming generation in 1 ms chunks (30 samples), 20 units, 3 s of signal",
+        )
+    )
     results["streaming"] = stream
 
-    print(
-        f"\n3. Real-time pacing, 32 ch int16, 1 ms chunks, {args.seconds:g} s, inlet in another process"
-    )
     cols = ("lag_p50_ms", "lag_p99_ms", "lag_first10pct_ms", "lag_last10pct_ms", "drift_ms_per_min")
-    print(f"{'publisher':>26} " + " ".join(f"{c:>18}" for c in cols))
     pacing = {}
     for kind, label in (("ours", "SyntheticPublisher"), ("naive", "naive push+sleep(1 ms)")):
-        r = bench_pacing(kind, 32, args.seconds)
-        pacing[kind] = r
-        print(f"{label:>26} " + " ".join(f"{r[c]:>18.2f}" for c in cols))
+        pacing[kind] = {"publisher": label, **bench_pacing(kind, 32, args.seconds)}
+    print()
+    print(
+        format_table(
+            list(pacing.values()),
+            [Column("publisher", "publisher", width=26)] + [Column(c, c, ".2f", 18) for c in cols],
+            title=f"3. Real-time pacing, 32 ch int16, 1 ms chunks, {args.seconds:g} s, inlet in "
+            "another process",
+            sep=" ",
+        )
+    )
     if "late_chunks" in pacing["ours"]:
         print(
             f"SyntheticPublisher: late chunks {pacing['ours']['late_chunks']}, "
             f"max lag behind schedule {pacing['ours']['max_lag_ms']:.2f} ms"
         )
     results["pacing"] = pacing
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    results["machine"] = machine()
+    write_json(args.json, results)
 
 
 if __name__ == "__main__":

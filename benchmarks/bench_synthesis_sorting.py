@@ -11,13 +11,14 @@ Also prints the peak-channel SNR range (trough / noise RMS) of each generator.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from _common import Column, bench_parser, format_table, machine, write_json
 
 SFREQ = 30_000.0
 
@@ -47,9 +48,7 @@ def _score(recording, gt_sorting, folder: Path, sorter: str, n_units: int) -> tu
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    ap = bench_parser(__doc__)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--units", type=int, default=20)
     ap.add_argument("--noise-uv", type=float, default=5.0)
@@ -91,26 +90,42 @@ def main() -> None:
     tpl = analyzer.get_extension("templates").get_data()  # (units, samples, channels)
     si_snr = np.abs(tpl).max(axis=(1, 2)) / args.noise_uv
 
-    print(
-        f"\n{args.sorter} on {args.units} units, 32 ch, {args.seconds:g} s, noise {args.noise_uv:g} uV"
-    )
-    print(
-        f"{'generator':>16} {'SNR min':>8} {'SNR median':>11} {'SNR max':>8} {'well detected':>14} {'sort s':>7}"
-    )
+    rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for label, rec, gt, snr in (
             ("bci.synthesis", our_rec, our_gt, our_snr),
             ("SpikeInterface", si_rec, si_gt, si_snr),
         ):
+            row: dict[str, Any] = {
+                "generator": label,
+                "snr_min": float(snr.min()),
+                "snr_median": float(np.median(snr)),
+                "snr_max": float(snr.max()),
+            }
             try:
                 n_good, wall = _score(rec, gt, Path(tmp) / label, args.sorter, args.units)
-                result = f"{f'{n_good}/{args.units}':>14} {wall:>7.1f}"
+                row |= {"well_detected": f"{n_good}/{args.units}", "sort_s": wall}
             except Exception as err:  # a sorter crash is a result too; keep the table going
                 traceback.print_exc()
-                result = f"{'failed':>14} {'':>7}  ({type(err).__name__})"
-            print(
-                f"{label:>16} {snr.min():>8.1f} {np.median(snr):>11.1f} {snr.max():>8.1f} {result}"
-            )
+                row |= {"well_detected": f"failed ({type(err).__name__})", "sort_s": float("nan")}
+            rows.append(row)
+    print()
+    print(
+        format_table(
+            rows,
+            [
+                Column("generator", "generator", width=16),
+                Column("SNR min", "snr_min", ".1f"),
+                Column("SNR median", "snr_median", ".1f"),
+                Column("SNR max", "snr_max", ".1f"),
+                Column("well detected", "well_detected"),
+                Column("sort s", "sort_s", ".1f"),
+            ],
+            title=f"{args.sorter} on {args.units} units, 32 ch, {args.seconds:g} s, noise "
+            f"{args.noise_uv:g} uV",
+        )
+    )
+    write_json(args.json, {"args": vars(args), "rows": rows, "machine": machine()})
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 One interface for all (:class:`Decoder`: ``fit``, ``predict``, ``reset``, ``step``, ``save``,
 ``load``): the classic baselines (:class:`WienerDecoder`, :class:`KalmanDecoder`), a small ANN
-(:class:`MLPDecoder`), spiking decoders trained with surrogate gradients (:class:`SNNDecoder`,
+(:class:`MLPDecoder`, :class:`GRUDecoder`), spiking decoders trained with surrogate gradients (:class:`SNNDecoder`,
 :class:`RecurrentSNNDecoder`) or converted from a ReLU network (:class:`ConvertedSNNDecoder`), and
 the symptom decoder of closed-loop DBS (:class:`SymptomDecoder`). Spiking models are saved as NIR
 graphs and run in numpy (:mod:`decoders.runtime`); torch is needed only to train them.
@@ -31,6 +31,7 @@ load = load_decoder
 #: Names loaded on first use.
 _LAZY = {
     "MLPDecoder": "decoders.ann",
+    "GRUDecoder": "decoders.ann",
     "SNNDecoder": "decoders.snn.decoder",
     "RecurrentSNNDecoder": "decoders.snn.decoder",
     "ConvertedSNNDecoder": "decoders.snn.decoder",

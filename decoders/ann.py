@@ -144,3 +144,121 @@ class MLPDecoder(Decoder):
         n = len(self.hidden) + 1
         self.weights = [arrays[f"w{i}"] for i in range(n)]
         self.biases = [arrays[f"b{i}"] for i in range(n)]
+
+
+def _sigmoid(x: FloatArray) -> FloatArray:
+    return np.asarray(1.0 / (1.0 + np.exp(-x)))
+
+
+class GRUDecoder(Decoder):
+    """A one-layer GRU (Cho et al. 2014) with a linear readout: the recurrent ANN baseline
+    (NeuroBench's best primate-reaching entry is a GRU).
+
+    Trained in torch on windows with early stopping, as the SNNs; run in numpy with PyTorch's
+    gate equations (``r, z, n`` order). Saved as an npz.
+
+    Parameters
+    ----------
+    hidden : int
+        GRU units.
+    seed, epochs, patience, lr, window
+        Training, as for :class:`decoders.snn.decoder.SNNDecoder`.
+    """
+
+    kind = "gru"
+
+    def __init__(
+        self,
+        hidden: int = 64,
+        seed: int = 0,
+        epochs: int = 40,
+        patience: int = 6,
+        lr: float = 3e-3,
+        window: int = 100,
+    ) -> None:
+        super().__init__()
+        self.hidden = ensure_int(hidden, "hidden", minimum=1, error=DecoderConfigError)
+        self.seed = ensure_int(seed, "seed", minimum=0, error=DecoderConfigError)
+        self.epochs = ensure_int(epochs, "epochs", minimum=1, error=DecoderConfigError)
+        self.patience = ensure_int(patience, "patience", minimum=1, error=DecoderConfigError)
+        self.lr = float(lr)
+        self.window = ensure_int(window, "window", minimum=2, error=DecoderConfigError)
+        self.report: Any = None
+        self.progress: Any = None
+
+    def _fit(self, Xn: FloatArray, Yn: FloatArray) -> None:
+        from decoders.training import fit_sequence_model, require_torch
+
+        torch = require_torch()
+        torch.manual_seed(self.seed)
+        hidden, n_out = self.hidden, Yn.shape[1]
+
+        class GRUModule(torch.nn.Module):  # type: ignore[name-defined]
+            def __init__(self) -> None:
+                super().__init__()
+                self.gru = torch.nn.GRU(Xn.shape[1], hidden, batch_first=True)
+                self.out = torch.nn.Linear(hidden, n_out)
+
+            def forward(self, x: Any) -> tuple[Any, float]:
+                h, _ = self.gru(x)
+                return self.out(h), 0.0
+
+        module = GRUModule()
+        self.report = fit_sequence_model(
+            module, Xn, Yn, seed=self.seed, epochs=self.epochs, patience=self.patience,
+            lr=self.lr, window=self.window, progress=self.progress,
+        )  # fmt: skip
+        g = module.gru
+        self.w_ih = g.weight_ih_l0.detach().numpy().astype(np.float64)
+        self.w_hh = g.weight_hh_l0.detach().numpy().astype(np.float64)
+        self.b_ih = g.bias_ih_l0.detach().numpy().astype(np.float64)
+        self.b_hh = g.bias_hh_l0.detach().numpy().astype(np.float64)
+        self.w_out = module.out.weight.detach().numpy().astype(np.float64)
+        self.b_out = module.out.bias.detach().numpy().astype(np.float64)
+
+    def reset(self) -> None:
+        self._h = np.zeros(self.hidden)
+
+    def _gru_step(self, xn: FloatArray) -> FloatArray:
+        H = self.hidden
+        gi = self.w_ih @ xn + self.b_ih
+        gh = self.w_hh @ self._h + self.b_hh
+        r = _sigmoid(gi[:H] + gh[:H])
+        z = _sigmoid(gi[H : 2 * H] + gh[H : 2 * H])
+        n = np.tanh(gi[2 * H :] + r * gh[2 * H :])
+        self._h = (1.0 - z) * n + z * self._h
+        return self._h
+
+    def _step(self, xn: FloatArray) -> FloatArray:
+        return np.asarray(self.w_out @ self._gru_step(xn) + self.b_out)
+
+    def count_ops(self, X: Any) -> OpCounts:
+        """Effective MACs per bin: non-zero raw counts and hidden values x their fan-out."""
+        norm = self._require_fitted()
+        Xa = np.asarray(X, dtype=np.float64)
+        Xn = norm.x(Xa)
+        self.reset()
+        ops = OpCounts(bins=len(Xa))
+        H3 = 3 * self.hidden
+        for x_raw, xn in zip(Xa, Xn, strict=True):
+            ops.macs += float(np.count_nonzero(x_raw)) * H3 + float(np.count_nonzero(self._h)) * H3
+            h = self._gru_step(xn)
+            ops.macs += float(np.count_nonzero(h)) * self.n_outputs
+            ops.spikes += float(np.count_nonzero(h))  # non-zero activations
+            ops.neuron_steps += self.hidden
+            ops.dense += (x_raw.size + 2 * self.hidden) * H3 + self.hidden * self.n_outputs
+        self.reset()
+        return ops
+
+    @property
+    def n_parameters(self) -> int:
+        return int(sum(a.size for a in self._state()[1].values()))
+
+    def _state(self) -> tuple[dict[str, Any], dict[str, FloatArray]]:
+        names = ("w_ih", "w_hh", "b_ih", "b_hh", "w_out", "b_out")
+        return {"hidden": self.hidden, "seed": self.seed}, {n: getattr(self, n) for n in names}
+
+    def _from_state(self, params: dict[str, Any], arrays: dict[str, FloatArray]) -> None:
+        self.hidden, self.seed = int(params["hidden"]), int(params["seed"])
+        for name, value in arrays.items():
+            setattr(self, name, value)

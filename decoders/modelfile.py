@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from decoders.base import Decoder, DecoderInfo, Normalisation
-from decoders.errors import ModelFileError, NotFittedError
+from decoders.errors import DecoderError, ModelFileError, NotFittedError
 
 #: Version of the layout above; files of a newer version are refused with a clear error.
 FORMAT_VERSION = 1
@@ -39,6 +39,7 @@ DECODER_KINDS: dict[str, str] = {
     "wiener": "decoders.baselines:WienerDecoder",
     "kalman": "decoders.baselines:KalmanDecoder",
     "mlp": "decoders.ann:MLPDecoder",
+    "gru": "decoders.ann:GRUDecoder",
     "snn": "decoders.snn.decoder:SNNDecoder",
     "rsnn": "decoders.snn.decoder:RecurrentSNNDecoder",
     "converted_snn": "decoders.snn.decoder:ConvertedSNNDecoder",
@@ -82,7 +83,8 @@ def save_decoder(dec: Decoder, path: str | Path) -> Path:
         nir.write(path, graph)
     else:
         buf = io.BytesIO()
-        np.savez(buf, decoders=np.array(meta), **{f"a_{k}": v for k, v in arrays.items()})
+        entries: dict[str, Any] = {f"a_{k}": v for k, v in arrays.items()}
+        np.savez(buf, decoders=np.array(meta), **entries)
         path.write_bytes(buf.getvalue())
     return path
 
@@ -118,8 +120,12 @@ def read_header(path: str | Path) -> tuple[dict[str, Any], Any]:
             )
     except ModelFileError:
         raise
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise ModelFileError(f"{path} is corrupt or truncated: {err}") from None
+    except (
+        OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError,
+        # h5py and nir raise these on damaged HDF5 structures
+        RuntimeError, TypeError, AttributeError, IndexError,
+    ) as err:  # fmt: skip
+        raise ModelFileError(f"{path} is corrupt or truncated: {err!r}") from None
     if raw is None:
         raise ModelFileError(
             f"{path} holds no decoder metadata (a plain NIR graph or npz, not written by decoders)."
@@ -140,32 +146,41 @@ def read_header(path: str | Path) -> tuple[dict[str, Any], Any]:
 def load_decoder(path: str | Path, n_units: int | None = None) -> Decoder:
     """Load any saved decoder; with ``n_units``, refuse a model fitted on another unit count."""
     meta, payload = read_header(path)
-    kind = meta.get("kind")
-    if kind not in DECODER_KINDS:
+    kind = meta.get("kind") if isinstance(meta, dict) else None
+    if not isinstance(kind, str) or kind not in DECODER_KINDS:
         raise ModelFileError(
             f"{path} holds a decoder of kind {kind!r}; known kinds are {sorted(DECODER_KINDS)}."
-        )
-    if n_units is not None and int(meta["n_units"]) not in (0, n_units):  # 0: any unit count
-        raise ModelFileError(
-            f"{path} was fitted on {meta['n_units']} units, but the stream has {n_units}."
         )
     cls = _decoder_class(kind)
     dec = cls.__new__(cls)
     Decoder.__init__(dec)
-    dec.n_units, dec.n_outputs = int(meta["n_units"]), int(meta["n_outputs"])
-    dec.info = DecoderInfo.from_dict(meta["info"])
-    dec.norm = Normalisation.from_dict(meta["normalisation"])
-    dec.provenance = dict(meta.get("provenance", {}))  # type: ignore[attr-defined]
     try:
+        dec.n_units, dec.n_outputs = int(meta["n_units"]), int(meta["n_outputs"])
+        if n_units is not None and dec.n_units not in (0, n_units):  # 0: any unit count
+            raise ModelFileError(
+                f"{path} was fitted on {dec.n_units} units, but the stream has {n_units}."
+            )
+        dec.info = DecoderInfo.from_dict(meta["info"])
+        dec.norm = Normalisation.from_dict(meta["normalisation"])
+        dec.provenance = dict(meta.get("provenance") or {})  # type: ignore[attr-defined]
         if hasattr(cls, "from_nir"):
             dec.from_nir(payload, meta["params"])  # type: ignore[attr-defined]
         else:
             dec._from_state(meta["params"], payload)
-    except (KeyError, ValueError, TypeError) as err:
+        if dec.n_units > 0:  # the arrays must fit the header: decode one bin of zeros
+            dec.reset()
+            out = np.asarray(dec.step(np.zeros(dec.n_units)))
+            if out.shape != (dec.n_outputs,):
+                raise ValueError(f"it decodes {out.shape} outputs, its header says {dec.n_outputs}")
+    except ModelFileError:
+        raise
+    except (
+        DecoderError, KeyError, ValueError, TypeError, AttributeError, IndexError, OverflowError,
+        RuntimeError, OSError,
+    ) as err:  # fmt: skip
         raise ModelFileError(
-            f"{path} is missing or has malformed model parameters: {err}"
+            f"{path} is missing or has malformed model parameters: {err!r}"
         ) from None
-    provenance = dec.provenance  # type: ignore[attr-defined]
     dec.reset()
-    dec.provenance = provenance  # type: ignore[attr-defined]
+    dec.provenance = dict(meta.get("provenance", {}))  # type: ignore[attr-defined]
     return dec

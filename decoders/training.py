@@ -83,7 +83,7 @@ def build_spiking_module(
     def logit(p: float) -> float:
         return float(np.log(p / (1 - p)))
 
-    class SpikingModule(nn.Module):  # type: ignore[misc]
+    class SpikingModule(nn.Module):  # type: ignore[name-defined]
         def __init__(self) -> None:
             super().__init__()
             sizes = (n_in, *hidden)
@@ -112,7 +112,9 @@ def build_spiking_module(
             beta_out = torch.sigmoid(self.beta_out_p)
             currents0 = self.fc[0](x)  # the first layer's input current of every step at once
             outs, rate = [], 0.0
-            self.recorded = [[] for _ in hidden]  # spikes of each layer, when record is set
+            self.recorded: list[list[Any]] = [
+                [] for _ in hidden
+            ]  # spikes of each layer, when record is set
             for k in range(t):
                 inp = None
                 for i in range(len(hidden)):

@@ -13,14 +13,12 @@ from bci.acquisition.metadata import (
     read_channel_info,
 )
 from bci.acquisition.outlet import MarkerOutlet, SignalOutlet
+from bci.acquisition.resolve import AmbiguousStreamError, list_streams, resolve_stream_info
 from bci.acquisition.source import (
-    AmbiguousStreamError,
     LSLSource,
     SourceClosedError,
     SourceEvent,
     StreamLostError,
-    list_streams,
-    resolve_stream_info,
 )
 
 __all__ = [

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -41,17 +42,19 @@ from bci.acquisition.metadata import (
     read_scale_uv_per_bit,
 )
 from bci.acquisition.puller import ChunkPuller
+from bci.acquisition.resolve import (
+    describe_info,
+    resolve_stream_info,
+    stream_query,
+)
 from bci.checks import check_type, check_value, ensure_float, ensure_int
 from bci.errors import BCIError, ConfigError, StreamMismatchError, StreamNotFoundError
 from bci.stream.chunks import SignalChunk
 from bci.stream.spec import StreamOrigin, StreamSpec
+from bci.stream.stage import Source
 
 logger = logging.getLogger(__name__)
 
-#: Seconds to listen for the list of existing streams when a resolve fails.
-LIST_STREAMS_WAIT_S = 0.5
-#: Seconds to listen for a second stream matching a query once one has answered.
-DUPLICATE_WAIT_S = 0.2
 #: Silence after connecting, before the first sample, that counts as a stall: start-up (an outlet
 #: process importing, compiling, calibrating) is not a stall, so this is long.
 FIRST_DATA_STALL_S = 10.0
@@ -59,16 +62,15 @@ FIRST_DATA_STALL_S = 10.0
 EARLY_STALL_S = 1.0
 
 
-class AmbiguousStreamError(ConfigError):
-    """More than one LSL stream matches the query; the message lists them and how to pick one."""
-
-
 class StreamLostError(BCIError, ConnectionError):
     """The stream's outlet is gone and the source was told not to wait for it (``recover=False``)."""
 
 
 class SourceClosedError(BCIError, RuntimeError):
-    """The source was used after :meth:`LSLSource.close`."""
+    """The source was used before :meth:`LSLSource.open` or after :meth:`LSLSource.close`."""
+
+
+_NOT_OPEN = "The LSLSource is not open yet: call open() (or use it in a 'with' block) first."
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,92 +100,11 @@ class SourceEvent:
     sample_index: int = -1
 
 
-def _xpath_literal(value: str) -> str:
-    """Quote ``value`` as an XPath 1.0 string literal (which has no escapes)."""
-    if "'" not in value:
-        return f"'{value}'"
-    if '"' not in value:
-        return f'"{value}"'
-    parts = value.split("'")
-    return "concat(" + ', "\'", '.join(f"'{p}'" for p in parts) + ")"
-
-
-def _describe_info(info: pylsl.StreamInfo) -> str:
-    fmt = FORMAT_NAMES.get(info.channel_format(), str(info.channel_format()))
-    rate = info.nominal_srate()
-    rate_text = f"{rate:g} Hz" if rate > 0 else "irregular rate"
-    return (
-        f"name={info.name()!r} type={info.type()!r} source_id={info.source_id()!r} "
-        f"({info.channel_count()} ch, {rate_text}, {fmt}, host {info.hostname()!r})"
-    )
-
-
-def list_streams(wait_s: float = 1.0) -> list[str]:
-    """One line per LSL stream visible on the network within ``wait_s`` seconds."""
-    return [_describe_info(info) for info in pylsl.resolve_streams(wait_time=wait_s)]
-
-
-def resolve_stream_info(
-    name: str | None = None,
-    stype: str | None = None,
-    source_id: str | None = None,
-    timeout_s: float = 5.0,
-) -> pylsl.StreamInfo:
-    """Find one LSL stream matching every given property.
-
-    Raises
-    ------
-    bci.StreamNotFoundError
-        Nothing matched within ``timeout_s``; the message lists the streams that do exist.
-    AmbiguousStreamError
-        Several streams match (e.g. a replay next to the live stream with the same name); the
-        message lists them with source_id, host and type.
-    """
-    given = {"name": name, "type": stype, "source_id": source_id}
-    query = {k: v for k, v in given.items() if v is not None}
-    if not query:
-        raise ConfigError(
-            "LSLSource needs at least one of 'name', 'stype' or 'source_id' to find its stream."
-        )
-    for key, value in query.items():
-        check_type(value, str, "stype" if key == "type" else key)
-    timeout_s = ensure_float(timeout_s, "timeout_s", minimum=0.0)
-    predicate = " and ".join(f"{k}={_xpath_literal(v)}" for k, v in query.items())
-    wanted = ", ".join(f"{k}={v!r}" for k, v in query.items())
-    found = pylsl.resolve_bypred(predicate, 1, timeout_s)
-    if found:
-        if len(found) == 1:  # a second match may answer a moment later: listen briefly for it
-            found = pylsl.resolve_bypred(predicate, 2, DUPLICATE_WAIT_S) or found
-        unique = {info.uid(): info for info in found}
-        if len(unique) > 1:
-            matches = "\n  ".join(_describe_info(i) for i in unique.values())
-            raise AmbiguousStreamError(
-                f"{len(unique)} LSL streams match {wanted}; refusing to guess which to use:\n"
-                f"  {matches}\nPick one by its source_id (bci record --source-id ID, "
-                "LSLSource(source_id=...)); a replay's source_id ends in '-replay'. Or add its type "
-                "(--type) and stop the stream you do not want."
-            )
-        return found[0]
-    infos = pylsl.resolve_streams(wait_time=LIST_STREAMS_WAIT_S)
-    # Streams that share a wanted property first: they are most likely what the user meant.
-    infos.sort(key=lambda i: -sum(getattr(i, k)() == v for k, v in query.items()))
-    existing = [_describe_info(i) for i in infos]
-    if existing:
-        shown = "\n  ".join(existing[:20])
-        more = f"\n  ... and {len(existing) - 20} more" if len(existing) > 20 else ""
-        listing = f"Streams visible now ({len(existing)}):\n  {shown}{more}"
-    else:
-        listing = (
-            "No LSL streams are visible at all: is the outlet running, and does the network "
-            "(firewall, multicast) let LSL through?"
-        )
-    raise StreamNotFoundError(
-        f"No LSL stream with {wanted} was found within {timeout_s:g} s. {listing}"
-    )
-
-
-class LSLSource:
+class LSLSource(Source):
     """Pull a regularly sampled numeric LSL stream as :class:`~bci.stream.SignalChunk` objects.
+
+    Building one only checks the arguments; :meth:`open` (or ``with``) resolves the stream and
+    connects. Its :meth:`to_dict` is in :meth:`bci.stream.Stage.to_dict`'s format.
 
     Parameters
     ----------
@@ -195,7 +116,7 @@ class LSLSource:
         :class:`bci.StreamMismatchError` naming both values. ``channel_format`` is a key of
         :data:`~bci.acquisition.metadata.CHANNEL_FORMATS` (string streams are always refused).
     timeout_s : float
-        Seconds to wait for the stream to be found and to answer.
+        Seconds :meth:`open` waits for the stream to be found and to answer.
     max_pull_s : float
         Capacity of the pull buffer in seconds of data: one :meth:`pull` returns at most this much.
     scale : float or None
@@ -236,6 +157,7 @@ class LSLSource:
     >>> with LSLSource(source_id="amp-1", n_channels=384, sfreq=30000) as source:  # doctest: +SKIP
     ...     spec = source.spec()
     ...     chunk = source.pull(timeout=0.01)
+    >>> source = LSLSource(source_id="amp-1").open()  # doctest: +SKIP
     """
 
     def __init__(
@@ -260,86 +182,65 @@ class LSLSource:
         max_events: int = 256,
         unit: str | None = None,
     ) -> None:
-        self._params: dict[str, Any] = {
-            "name": name,
-            "stype": stype,
-            "source_id": source_id,
-            "n_channels": n_channels,
-            "sfreq": sfreq,
-            "channel_format": channel_format,
-            "timeout_s": timeout_s,
-            "max_pull_s": max_pull_s,
-            "scale": scale,
-            "clocksync": clocksync,
-            "dejitter": dejitter,
-            "dejitter_halftime_s": dejitter_halftime_s,
-            "gap_threshold_s": gap_threshold_s,
-            "stall_after_s": stall_after_s,
-            "recover": recover,
-            "max_buffered_s": max_buffered_s,
-            "max_events": max_events,
-            "unit": unit,
-        }
+        # every constructor argument, as given (first statement: locals() holds only them)
+        self._params: dict[str, Any] = {k: v for k, v in locals().items() if k != "self"}
+        self._query = stream_query(name, stype, source_id)
         if n_channels is not None:
             n_channels = ensure_int(n_channels, "n_channels", minimum=1)
         if sfreq is not None:
             sfreq = ensure_float(sfreq, "sfreq", minimum=0.0, strict_minimum=True)
         if channel_format is not None:
             check_value(channel_format, NUMPY_DTYPES, "channel_format")
-        timeout_s = ensure_float(timeout_s, "timeout_s", minimum=0.0)
-        max_pull_s = ensure_float(max_pull_s, "max_pull_s", minimum=0.0, strict_minimum=True)
+        self._expected = (n_channels, sfreq, channel_format)
+        self._timeout_s = ensure_float(timeout_s, "timeout_s", minimum=0.0)
+        self._max_pull_s = ensure_float(max_pull_s, "max_pull_s", minimum=0.0, strict_minimum=True)
         if scale is not None:
             scale = ensure_float(scale, "scale")
             if scale == 0.0:
                 raise ConfigError(
                     "Invalid value for the 'scale' parameter: 0 would erase the signal."
                 )
-        #: factor from wire values to the values delivered (set from the header if not given)
+        self._given_scale = scale
+        #: factor from wire values to the values delivered (the header's, on open, if not given)
         self.scale: float = 1.0 if scale is None else scale
         self.dejitter = bool(check_type(dejitter, bool, "dejitter"))
-        check_type(clocksync, bool, "clocksync")
+        self.clocksync = bool(check_type(clocksync, bool, "clocksync"))
         self.recover = bool(check_type(recover, bool, "recover"))
         self._stall_after_s = (
             None
             if stall_after_s is None
             else ensure_float(stall_after_s, "stall_after_s", minimum=0.0, strict_minimum=True)
         )
-        max_buffered_s = ensure_float(
+        self._max_buffered_s = ensure_float(
             max_buffered_s, "max_buffered_s", minimum=0.0, strict_minimum=True
         )
-        max_events = ensure_int(max_events, "max_events", minimum=1)
+        self._dejitter_halftime_s = ensure_float(
+            dejitter_halftime_s, "dejitter_halftime_s", minimum=0.0, strict_minimum=True
+        )
+        self._gap_threshold_s = (
+            None
+            if gap_threshold_s is None
+            else ensure_float(gap_threshold_s, "gap_threshold_s", minimum=0.0, strict_minimum=True)
+        )
         self._unit = None if unit is None else check_type(unit, str, "unit")
 
-        info = resolve_stream_info(name, stype, source_id, timeout_s)
-        self._check_expectations(info, n_channels, sfreq, channel_format)
-        self.name: str = info.name()
-        self.stype: str = info.type()
-        self.source_id: str = info.source_id()
-        self.n_channels: int = info.channel_count()
-        self.sfreq: float = float(info.nominal_srate())
-        self.channel_format: str = FORMAT_NAMES[info.channel_format()]
-        self._dtype = np.dtype(NUMPY_DTYPES[self.channel_format])
-
-        self.clocksync = bool(clocksync)
+        # what the stream turns out to be: the query ("" where not given) until open() resolves it
+        self.name: str = name or ""
+        self.stype: str = stype or ""
+        self.source_id: str = source_id or ""
+        self.n_channels: int = n_channels or 0
+        self.sfreq: float = sfreq or 0.0
+        self.channel_format: str = channel_format or ""
+        self.max_samples = 0
         self._correction_s = 0.0
         self._t_next_correction = 0.0
-        flags = pylsl.proc_monotonize
-        self._inlet: pylsl.StreamInlet | None = pylsl.StreamInlet(
-            info,
-            max_buflen=max(1, int(np.ceil(max_buffered_s))),
-            recover=self.recover,
-            processing_flags=flags,
-        )
-        self.max_samples = max(1, int(round(max_pull_s * self.sfreq)))
-        self._puller = ChunkPuller(self._inlet, self.max_samples, self._dtype)
-        self._clock = SampleClock(
-            self.sfreq, halftime_s=dejitter_halftime_s, gap_threshold_s=gap_threshold_s
-        )
-        self._is_float = np.issubdtype(self._dtype, np.floating)
-        self._index_offsets = np.arange(self.max_samples, dtype=np.float64)
+        self._inlet: pylsl.StreamInlet | None = None
         self._full_info: pylsl.StreamInfo | None = None
+        self._opened = False
 
-        self.events: deque[SourceEvent] = deque(maxlen=max_events)
+        self.events: deque[SourceEvent] = deque(
+            maxlen=ensure_int(max_events, "max_events", minimum=1)
+        )
         self.events_total = 0
         self._next_sample = 0
         self._samples_received = 0
@@ -357,22 +258,75 @@ class LSLSource:
         self._closed = False
         self._pending: tuple[int, npt.NDArray[np.float64]] | None = None
 
+    def open(self) -> LSLSource:
+        """Resolve the stream, check it against the expectations, and connect; return ``self``.
+
+        The only method that touches the network before :meth:`pull` (``with LSLSource(...)``
+        calls it). Calling it again on an open source does nothing.
+
+        Raises
+        ------
+        bci.StreamNotFoundError
+            No matching stream within ``timeout_s`` (the message lists what exists), or it did not
+            answer.
+        AmbiguousStreamError
+            Several streams match.
+        bci.StreamMismatchError
+            The stream differs from ``n_channels``, ``sfreq`` or ``channel_format``.
+        SourceClosedError
+            The source was closed.
+        """
+        if self._closed:
+            raise SourceClosedError("The LSLSource is closed; create a new one to open again.")
+        if self._opened:
+            return self
+        timeout_s = self._timeout_s
+        info = resolve_stream_info(
+            self._query.get("name"),
+            self._query.get("type"),
+            self._query.get("source_id"),
+            timeout_s,
+        )
+        self._check_expectations(info, *self._expected)
+        self.name = info.name()
+        self.stype = info.type()
+        self.source_id = info.source_id()
+        self.n_channels = info.channel_count()
+        self.sfreq = float(info.nominal_srate())
+        self.channel_format = FORMAT_NAMES[info.channel_format()]
+        self._dtype = np.dtype(NUMPY_DTYPES[self.channel_format])
+        inlet = pylsl.StreamInlet(
+            info,
+            max_buflen=max(1, int(np.ceil(self._max_buffered_s))),
+            recover=self.recover,
+            processing_flags=pylsl.proc_monotonize,
+        )
         try:
-            self._inlet.open_stream(timeout=timeout_s)
-            if clocksync:
+            inlet.open_stream(timeout=timeout_s)
+            if self.clocksync:
                 # The first estimate takes a few ms; take it now rather than in the first pull.
-                self._correction_s = self._inlet.time_correction(timeout=timeout_s)
-            self._full_info = self._inlet.info(timeout=timeout_s)
-            if scale is None:
-                self.scale = read_scale_uv_per_bit(self._full_info) or 1.0
+                self._correction_s = inlet.time_correction(timeout=timeout_s)
+            full_info = inlet.info(timeout=timeout_s)
         except (LSLTimeoutError, LostError) as err:
-            self._inlet = None
             raise StreamNotFoundError(
-                f"Found the LSL stream {_describe_info(info)} but it did not answer within "
+                f"Found the LSL stream {describe_info(info)} but it did not answer within "
                 f"{timeout_s:g} s ({err})."
             ) from err
+        if self._given_scale is None:
+            self.scale = read_scale_uv_per_bit(full_info) or 1.0
+        self.max_samples = max(1, int(round(self._max_pull_s * self.sfreq)))
+        self._puller = ChunkPuller(inlet, self.max_samples, self._dtype)
+        self._clock = SampleClock(
+            self.sfreq,
+            halftime_s=self._dejitter_halftime_s,
+            gap_threshold_s=self._gap_threshold_s,
+        )
+        self._is_float = np.issubdtype(self._dtype, np.floating)
+        self._index_offsets = np.arange(self.max_samples, dtype=np.float64)
+        self._inlet, self._full_info, self._opened = inlet, full_info, True
         self._t_connected = pylsl.local_clock()
-        self._event("connected", f"Connected to {_describe_info(info)}.")
+        self._event("connected", f"Connected to {describe_info(info)}.")
+        return self
 
     # ---------------------------------------------------------------- set-up
     @staticmethod
@@ -399,7 +353,7 @@ class LSLSource:
             problems.append(f"sampling rate: expected {sfreq:g} Hz, got {rate:g} Hz")
         if problems:
             raise StreamMismatchError(
-                f"The LSL stream {_describe_info(info)} does not match what was expected: "
+                f"The LSL stream {describe_info(info)} does not match what was expected: "
                 + "; ".join(problems)
                 + "."
             )
@@ -408,7 +362,7 @@ class LSLSource:
         """Describe the stream for :meth:`bci.stream.Pipeline.prepare` (labels, unit, positions)."""
         info = self._full_info
         if info is None:
-            raise SourceClosedError("The LSLSource is closed.")
+            raise SourceClosedError(_NOT_OPEN)
         channels = read_channel_info(info)
         units = {u for u in channels.units if u}
         unit = self._unit if self._unit is not None else (units.pop() if len(units) == 1 else "")
@@ -420,9 +374,9 @@ class LSLSource:
             unit=unit,
             positions=channels.positions,
             origin=StreamOrigin(
-                name=self.name,
-                stream_type=self.stype,
-                source_id=self.source_id,
+                name=info.name(),
+                stream_type=info.type(),
+                source_id=info.source_id(),
                 hostname=info.hostname(),
                 channel_format=self.channel_format,
                 scale_uv_per_bit=self.scale,
@@ -430,8 +384,18 @@ class LSLSource:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """Class and constructor parameters, for the session's ``config.yaml``."""
-        return {"class": "LSLSource", "params": dict(self._params)}
+        """Class and constructor arguments in :meth:`bci.stream.Stage.to_dict`'s format.
+
+        ``{"stage": "bci.acquisition.source:LSLSource", "params": {...}}``, for the session's
+        ``config.yaml``; :func:`bci.stream.stage_from_dict` (or :meth:`from_dict`) rebuilds an
+        unopened source from it.
+        """
+        return {"stage": f"{__name__}:{type(self).__qualname__}", "params": dict(self._params)}
+
+    @classmethod
+    def from_dict(cls, description: Mapping[str, Any]) -> LSLSource:
+        """Rebuild an (unopened) source from :meth:`to_dict` output."""
+        return cls(**dict(description.get("params", {})))
 
     # ------------------------------------------------------------------ data
     def pull(self, timeout: float = 0.0) -> SignalChunk | None:
@@ -449,7 +413,11 @@ class LSLSource:
         """
         inlet = self._inlet
         if inlet is None:
-            raise SourceClosedError("The LSLSource is closed; create a new one to pull again.")
+            raise SourceClosedError(
+                _NOT_OPEN
+                if not self._closed
+                else "The LSLSource is closed; create a new one to pull again."
+            )
         buffer = self._puller.data
         if self._pending is not None:
             # The rest of the last pull, split off at a gap: it is already here, serve it first.
@@ -596,6 +564,8 @@ class LSLSource:
         since = self._t_last_data if self._t_last_data is not None else self._t_connected
         silence = now - since
         if silence > self.stall_after_s():
+            if self._pending is not None or self._inlet.samples_available() > 0:
+                return  # data are waiting: the consumer is busy, the stream is not silent
             self._stalled = True
             self._stall_started = since
             what = "since the last chunk" if self._t_last_data is not None else "since connecting"
@@ -625,6 +595,8 @@ class LSLSource:
             self._check_stall(now)
         if self._closed:
             state = "closed"
+        elif not self._opened:
+            state = "not opened"
         elif self._stalled:
             state = "stalled"
         elif self._t_last_data is None:
@@ -646,8 +618,8 @@ class LSLSource:
             "gaps": self._gaps,
             "gap_samples": self._gap_samples,
             "nan_samples": self._nan_samples,
-            "effective_rate_hz": 1.0 / self._clock.period_s,
-            "jitter_ms": self._clock.jitter_s * 1e3,
+            "effective_rate_hz": 1.0 / self._clock.period_s if self._opened else self.sfreq,
+            "jitter_ms": self._clock.jitter_s * 1e3 if self._opened else 0.0,
             "events_total": self.events_total,
             "recent_events": [asdict(e) for e in list(self.events)[-5:]],
         }
@@ -664,7 +636,7 @@ class LSLSource:
         self._event("closed", f"Closed the source of {self.name!r}.")
 
     def __enter__(self) -> LSLSource:
-        return self
+        return self.open()
 
     def __exit__(self, *exc: object) -> None:
         self.close()

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +23,14 @@ from urllib.parse import urlparse
 
 from bci.errors import BCIError, ConfigError
 
-__all__ = ["BatchResult", "ClusterUnreachableError", "analyze_one", "analyze_runs", "check_cluster"]
+__all__ = [
+    "BatchResult",
+    "ClusterUnreachableError",
+    "analyze_one",
+    "analyze_runs",
+    "check_cluster",
+    "run_tasks",
+]
 
 
 #: GCS connection attempts (about one a second) before a cluster address is given up
@@ -81,6 +88,17 @@ def check_cluster(address: str, timeout_s: float = 3.0) -> None:
         ) from None
 
 
+def _driver_path() -> str:
+    """The driver's import path outside the Python installation, as a PYTHONPATH."""
+    prefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    entries = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    for p in sys.path:
+        real = os.path.realpath(p) if p else ""
+        if p and os.path.isdir(p) and not any(real.startswith(pre) for pre in prefixes):
+            entries.append(os.path.abspath(p))
+    return os.pathsep.join(dict.fromkeys(entries))
+
+
 def _start_ray(cluster: str | None, num_cpus: int | None) -> Any:
     if cluster is not None:
         check_cluster(cluster)
@@ -97,8 +115,9 @@ def _start_ray(cluster: str | None, num_cpus: int | None) -> Any:
     }
     if cluster is None:
         kwargs["num_cpus"] = num_cpus or os.cpu_count() or 1
-        # workers of a local instance import this package the way the driver does
-        kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}}
+        # workers of a local instance import what the driver imports (this package from a
+        # checkout, stage plug-ins on the driver's path)
+        kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": _driver_path()}}
     else:
         kwargs["address"] = cluster
         # a port that accepts connections but is no Ray head (a proxy, another service): Ray
@@ -115,6 +134,59 @@ def _start_ray(cluster: str | None, num_cpus: int | None) -> Any:
     return ray
 
 
+def run_tasks(
+    func: Callable[..., dict[str, Any]],
+    items: Sequence[tuple[str, tuple[Any, ...]]],
+    *,
+    use_ray: bool = False,
+    cluster: str | None = None,
+    num_cpus: int | None = None,
+    on_done: Callable[[str, dict[str, Any] | None, str | None], None] | None = None,
+) -> BatchResult:
+    """Call ``func(*args)`` for every ``(name, args)``, in-process or as Ray tasks.
+
+    A call that raises becomes an ``errors`` entry (``name``, the exception's type and message)
+    and never stops the others; ``on_done(name, row, error)`` is called as each finishes.
+    """
+    result = BatchResult()
+    t0 = time.perf_counter()
+
+    def done(name: str, row: dict[str, Any] | None, error: str | None) -> None:
+        if row is not None:
+            result.rows.append(row)
+        else:
+            result.errors.append({"run": name, "error": error or "unknown error"})
+        if on_done is not None:
+            on_done(name, row, error)
+
+    if not use_ray and cluster is None:
+        for name, args in items:
+            try:
+                done(name, func(*args), None)
+            except Exception as err:  # report and go on: one bad run must not stop a batch
+                done(name, None, f"{type(err).__name__}: {err}")
+        result.wall_s = time.perf_counter() - t0
+        return result
+    ray = _start_ray(cluster, num_cpus)
+    result.startup_s = time.perf_counter() - t0
+    try:
+        task = ray.remote(num_cpus=1, max_retries=0)(func)
+        pending = {task.remote(*args): name for name, args in items}
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                name = pending.pop(ref)
+                try:
+                    done(name, ray.get(ref), None)
+                except Exception as err:
+                    cause = getattr(err, "cause", None) or err
+                    done(name, None, f"{type(cause).__name__}: {cause}".splitlines()[0])
+    finally:
+        ray.shutdown()
+    result.wall_s = time.perf_counter() - t0
+    return result
+
+
 def analyze_runs(
     paths: Sequence[str | Path],
     *,
@@ -123,49 +195,8 @@ def analyze_runs(
     num_cpus: int | None = None,
     on_done: Callable[[str, dict[str, Any] | None, str | None], None] | None = None,
 ) -> BatchResult:
-    """Analyse every run folder; failures become ``errors`` entries, never stop the others.
-
-    ``on_done(path, row, error)`` is called as each run finishes (for a progress bar).
-    """
-    result = BatchResult()
-    t0 = time.perf_counter()
-
-    def done(path: str, row: dict[str, Any] | None, error: str | None) -> None:
-        if row is not None:
-            result.rows.append(row)
-        else:
-            result.errors.append({"run": path, "error": error or "unknown error"})
-        if on_done is not None:
-            on_done(path, row, error)
-
-    if not use_ray and cluster is None:
-        for p in paths:
-            try:
-                done(str(p), analyze_one(str(p)), None)
-            except Exception as err:  # report and go on: one bad run must not stop a batch
-                done(str(p), None, f"{type(err).__name__}: {err}")
-        result.wall_s = time.perf_counter() - t0
-        return result
-    ray = _start_ray(cluster, num_cpus)
-    result.startup_s = time.perf_counter() - t0
-    try:
-        task = ray.remote(num_cpus=1, max_retries=0)(analyze_one)
-        pending = {task.remote(str(p)): str(p) for p in paths}
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            for ref in ready:
-                path = pending.pop(ref)
-                try:
-                    done(path, ray.get(ref), None)
-                except Exception as err:
-                    cause = getattr(err, "cause", None) or err
-                    done(path, None, f"{type(cause).__name__}: {cause}".splitlines()[0])
-    finally:
-        ray.shutdown()
-    result.wall_s = time.perf_counter() - t0
-    return result
-
-
-def format_error(err: BaseException) -> str:
-    """The last line of a traceback: what a user needs to see of a failed task."""
-    return "".join(traceback.format_exception_only(type(err), err)).strip()
+    """Analyse every run folder (:func:`analyze_one`); see :func:`run_tasks`."""
+    items = [(str(p), (str(p),)) for p in paths]
+    return run_tasks(
+        analyze_one, items, use_ray=use_ray, cluster=cluster, num_cpus=num_cpus, on_done=on_done
+    )

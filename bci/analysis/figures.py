@@ -30,7 +30,7 @@ def _png(fig: Any) -> bytes:
 
 def _stim_spans(ax: Any, numbers: dict[str, Any]) -> None:
     """Shade the control periods with stimulation on (amplitude > 0)."""
-    amp = numbers.get("biomarkers", {}).get("amplitude")
+    amp = numbers.get("biomarkers", {}).get("amplitude_ma")
     if not amp or len(amp["times_s"]) < 2:
         return
     t = np.asarray(amp["times_s"])
@@ -137,14 +137,17 @@ def amplitude_and_error_index(analysis: RunAnalysis) -> bytes | None:
     import matplotlib.pyplot as plt
 
     bio = analysis.numbers.get("biomarkers", {})
-    if "amplitude" not in bio and "error_index" not in bio:
+    if "amplitude_ma" not in bio and "error_index" not in bio:
         return None
     fig, (ax, bx) = plt.subplots(2, 1, figsize=(10, 4), sharex=True)
-    if "amplitude" in bio:
+    if "amplitude_ma" in bio:
         ax.step(
-            bio["amplitude"]["times_s"], bio["amplitude"]["values"], where="post", color=_STIM_COLOR
+            bio["amplitude_ma"]["times_s"],
+            bio["amplitude_ma"]["values"],
+            where="post",
+            color=_STIM_COLOR,
         )
-    ax.set_ylabel("amplitude (uA/cm2)")
+    ax.set_ylabel("amplitude (mA)")
     ax.set_title("Stimulation amplitude applied and the plant's error index")
     if "error_index" in bio:
         bx.plot(bio["error_index"]["times_s"], bio["error_index"]["values"], color="k", lw=1)
@@ -178,8 +181,7 @@ def latency(analysis: RunAnalysis) -> bytes | None:
     if "samples" in lat:
         ax.hist(lat["samples"], bins=min(50, max(5, len(lat["samples"]) // 5)), color="0.3")
     else:
-        edges = np.asarray(lat["edges_ms"])
-        ax.stairs(lat["counts"], edges, fill=True, color="0.3")
+        ax.stairs(lat["counts"], np.asarray(lat["edges_ms"]), fill=True, color="0.3")
     ax.set_xlabel("loop latency (ms)")
     ax.set_ylabel("commands")
     ax.set_title("Loop latency (runner's summary.json)")

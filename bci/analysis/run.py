@@ -1,16 +1,19 @@
 """Analyse one run folder: every metric of :mod:`bci.analysis.metrics`, plus the closed loop's numbers.
 
-The closed loop's numbers (one row of the controller comparison) come from the recording where it
-holds them, else from the runner's ``summary.json``; ``analysis.json`` says which (``sources``):
+The closed loop's numbers (one row of the controller comparison) come from the runner's
+``summary.json`` when it holds them (its numbers cover the online part of the run, after
+calibration), else from the recording; ``analysis.json`` says which (``sources``). Read from
+``summary.json``: ``controller``; ``plant.error_index``, ``plant.gpi_beta``, ``plant.energy_j``,
+``plant.time_on_stim`` (a fraction of ``plant.online_s``); ``loop_latency.p50_ms`` / ``p99_ms`` and,
+for the histogram, ``loop_latency.histogram`` (``{"edges_ms": [...], "counts": [...]}``) or
+``loop_latency.samples`` (ms). Computed from the recording otherwise:
 
 - error index and GPi beta: means of the plant's ``error_index`` and ``beta_gpi`` biomarkers;
 - time on stimulation: control periods with amplitude > 0 x the control period;
-- energy: each recorded pulse's energy at 1 kOhm (:meth:`stimulation.pulses.PulseTrain.energy_j`,
-  the plant's uA/cm2 mapped to mA by :func:`stimulation.safety.device_amplitude_ma`) with the
-  frequency and pulse width in effect;
-- loop latency: ``summary.json``'s ``loop_latency_ms`` (``p50``, ``p99``, and ``samples`` or
-  ``histogram`` = ``{"edges_ms": [...], "counts": [...]}`` for the histogram), which only the runner
-  measures; ``controller`` likewise (else ``config.yaml``'s ``controller``).
+- energy: each recorded pulse's energy at 1 kOhm (:meth:`stimulation.pulses.PulseTrain.energy_j`)
+  from its marker's amplitude in mA (``amp_ma=``), with the frequency and pulse width in effect.
+
+Loop latency is measured by the runner only.
 """
 
 from __future__ import annotations
@@ -66,61 +69,80 @@ def _held(
     return series[1][k]
 
 
+def summary_numbers(summary: dict[str, Any]) -> dict[str, Any]:
+    """The comparison's numbers the runner wrote (its ``plant`` and ``loop_latency`` entries)."""
+    out: dict[str, Any] = {}
+    raw_plant = summary.get("plant")
+    plant: dict[str, Any] = raw_plant if isinstance(raw_plant, dict) else {}
+    for key in ("error_index", "gpi_beta", "energy_j"):
+        value = plant.get(key, summary.get(key))
+        if isinstance(value, (int, float)) and np.isfinite(value):
+            out[key] = float(value)
+    frac, online = plant.get("time_on_stim"), plant.get("online_s")
+    if isinstance(frac, (int, float)) and isinstance(online, (int, float)) and np.isfinite(frac):
+        out["time_on_stim_s"] = float(frac) * float(online)
+        out["time_on_stim_fraction"] = float(frac)
+    elif isinstance(summary.get("time_on_stim_s"), (int, float)):
+        out["time_on_stim_s"] = float(summary["time_on_stim_s"])
+    lat = summary.get("loop_latency")
+    if isinstance(lat, dict):
+        for q in ("p50", "p99"):
+            if isinstance(lat.get(f"{q}_ms"), (int, float)):
+                out[f"loop_latency_{q}_ms"] = float(lat[f"{q}_ms"])
+    return out
+
+
 def closed_loop_numbers(run: RunData) -> dict[str, Any]:
     """The controller comparison's row for one run (see the module docstring)."""
     out: dict[str, Any] = {"controller": _controller(run)}
     sources: dict[str, str] = {}
-    summary = run.summary or {}
+    for key, value in summary_numbers(run.summary or {}).items():
+        out[key] = value
+        sources[key] = "summary.json"
     for key, label in (("error_index", "error_index"), ("beta_gpi", "gpi_beta")):
         series = run.biomarker(key)
-        if series is not None and len(series[1]):
+        if label not in out and series is not None and len(series[1]):
             out[label] = float(np.nanmean(series[1]))
             sources[label] = "recording"
-        elif label in summary:
-            out[label] = summary[label]
-            sources[label] = "summary.json"
-    amp = run.biomarker("amplitude")
-    if amp is not None and len(amp[0]) > 1:
+    amp = applied_amplitude(run)
+    if "time_on_stim_s" not in out and amp is not None and len(amp[0]) > 1:
         period = float(np.median(np.diff(amp[0])))
         out["time_on_stim_s"] = float(np.sum(amp[1] > 0) * period)
         out["time_on_stim_fraction"] = float(np.mean(amp[1] > 0))
         sources["time_on_stim_s"] = "recording"
-    elif "time_on_stim_s" in summary:
-        out["time_on_stim_s"] = summary["time_on_stim_s"]
-        sources["time_on_stim_s"] = "summary.json"
     pulses = run.pulses
     if pulses is not None and len(pulses):
-        from bci.session.nwb import parse_tokens
-        from stimulation.pulses import PulseTrain
-        from stimulation.safety import device_amplitude_ma
-
-        times = pulses.times.rescale(pq.s).magnitude
-        amps = np.array([parse_tokens(str(lab)).get("amp", np.nan) for lab in pulses.labels])
-        freq = _held(times, run.biomarker("frequency_hz"), 130.0)
-        width = _held(times, run.biomarker("pulse_width_us"), 300.0)
-        energy = 0.0
-        for a, f, w in zip(amps, freq, width, strict=True):
-            if np.isfinite(a) and a > 0:
-                energy += PulseTrain(device_amplitude_ma(a), f, w).energy_j(1.0 / f)
-        out["n_pulses"] = int(len(times))
-        out["energy_j"] = energy
-        sources["energy_j"] = "recording (pulses x 1 kOhm)"
-    elif "energy_j" in summary:
-        out["energy_j"] = summary["energy_j"]
-        sources["energy_j"] = "summary.json"
-    lat = summary.get("loop_latency_ms")
-    if isinstance(lat, dict):
-        for q in ("p50", "p99"):
-            if q in lat:
-                out[f"loop_latency_{q}_ms"] = lat[q]
-        sources["loop_latency"] = "summary.json"
+        out["n_pulses"] = int(len(pulses))
+        if "energy_j" not in out:
+            out["energy_j"] = _pulse_energy_j(run, pulses)
+            sources["energy_j"] = "recording (pulses x 1 kOhm)"
     out["sources"] = sources
     return out
 
 
+def applied_amplitude(run: RunData) -> tuple[np.ndarray, np.ndarray] | None:
+    """The stimulation amplitude the plant applied per control period, in mA (its biomarkers)."""
+    return run.biomarker("amplitude_ma")
+
+
+def _pulse_energy_j(run: RunData, pulses: neo.Event) -> float:
+    from bci.session.nwb import parse_tokens
+    from stimulation.pulses import PulseTrain
+
+    times = pulses.times.rescale(pq.s).magnitude
+    amps = np.array([parse_tokens(str(lab)).get("amp_ma", np.nan) for lab in pulses.labels])
+    freq = _held(times, run.biomarker("frequency_hz"), 130.0)
+    width = _held(times, run.biomarker("pulse_width_us"), 300.0)
+    energy = 0.0
+    for a, f, w in zip(amps, freq, width, strict=True):
+        if np.isfinite(a) and a > 0:
+            energy += PulseTrain(a, f, w).energy_j(1.0 / f)
+    return energy
+
+
 def latency_samples(run: RunData) -> dict[str, Any] | None:
     """The loop-latency distribution the runner wrote into ``summary.json``, if any."""
-    lat = (run.summary or {}).get("loop_latency_ms")
+    lat = (run.summary or {}).get("loop_latency")
     if not isinstance(lat, dict):
         return None
     if isinstance(lat.get("samples"), list) and lat["samples"]:
@@ -149,6 +171,7 @@ def analyze_run(path: str | Path, settings: AnalysisSettings | None = None) -> R
     sorted_units, gt = run.sorted_units, run.ground_truth_units
     trains = sorted_units or gt
     numbers["units_source"] = "sorted" if sorted_units else ("ground_truth" if gt else None)
+    numbers["unsorted_spikes"] = run.unsorted_spikes
     rates = None
     if trains:
         t = time.perf_counter()
@@ -184,20 +207,27 @@ def analyze_run(path: str | Path, settings: AnalysisSettings | None = None) -> R
     if sorted_units and gt:
         sfreq = float(voltage.sampling_rate.rescale(pq.Hz)) if voltage is not None else 30_000.0
         t = time.perf_counter()
-        numbers["sorting_accuracy"] = sorting_accuracy(sorted_units, gt, sfreq, settings)
+        numbers["sorting_accuracy"] = sorting_accuracy(
+            sorted_units, gt, sfreq, settings, t_from_s=run.online_from_s()
+        )
         timing["sorting_accuracy"] = time.perf_counter() - t
     elif sorted_units and run.block is not None:
         missing.append("no ground truth: sorting accuracy not computed")
     numbers["closed_loop"] = closed_loop_numbers(run)
     series = {}
-    for key in ("error_index", "amplitude", "beta_gpi"):
+    for key in ("error_index", "beta_gpi"):
         s = run.biomarker(key)
         if s is not None:
             series[key] = {"times_s": s[0].tolist(), "values": s[1].tolist()}
+    amp = applied_amplitude(run)
+    if amp is not None:
+        series["amplitude_ma"] = {"times_s": amp[0].tolist(), "values": amp[1].tolist()}
     numbers["biomarkers"] = series
     numbers["loop_latency"] = latency_samples(run)
     if numbers["loop_latency"] is None and run.summary is not None:
-        missing.append("summary.json has no loop_latency_ms samples: no latency histogram")
+        missing.append(
+            "summary.json has no loop_latency histogram or samples: no latency histogram"
+        )
     numbers["missing"] = missing
     numbers["timing_s"] = timing
     return RunAnalysis(numbers, run, rates, timing)

@@ -155,8 +155,13 @@ def run_demo(
         gt_inlet = pylsl.StreamInlet(gt_info, max_buflen=int(total_s) + 10, recover=False)
         markers: list[tuple[float, int, int]] = []
         gt_inlet.open_stream(timeout=5.0)
+        # compile the stages' kernels (numba) before connecting, so the first chunks of the
+        # stream do not wait behind the compiler
+        _warm_up(n_channels, calibration_s)
         # no scale given: the source applies the stream's scale_uv_per_bit (int16 counts -> uV)
-        source = LSLSource(source_id=sid, n_channels=n_channels, sfreq=30000.0, timeout_s=10.0)
+        source = LSLSource(
+            source_id=sid, n_channels=n_channels, sfreq=30000.0, timeout_s=10.0
+        ).open()
         sfreq = source.spec().rate_hz
         bandpass = BandPass()
         detector = ThresholdCrossings(calibration_s=calibration_s)
@@ -237,6 +242,27 @@ def run_demo(
         publisher_returncode=proc.returncode,
         events=events,
     )
+
+
+def _warm_up(n_channels: int, calibration_s: float) -> None:
+    """Run throwaway copies of the demo's stages on silence, compiling their numba kernels."""
+    from bci.features import SpikeBinner
+    from bci.preprocessing import BandPass, CommonReference
+    from bci.sorting.threshold import ThresholdCrossings
+    from bci.stream import Pipeline, SignalChunk, StreamSpec
+
+    sfreq = 30000.0
+    stages = [BandPass(), CommonReference(), ThresholdCrossings(calibration_s=calibration_s)]
+    front, binning = Pipeline(stages), Pipeline([SpikeBinner(0.02, n_units=n_channels)])
+    binning.prepare(front.prepare(StreamSpec("signal", n_channels, sfreq, unit="uV")))
+    n = 30
+    rng = np.random.default_rng(0)
+    for k in range(int(calibration_s * sfreq / n) + 2):
+        data = rng.standard_normal((n, n_channels)).astype(np.float32)
+        chunk = SignalChunk(data, k * n, sfreq, k * n / sfreq + np.arange(n) / sfreq)
+        spikes = front.process(chunk)
+        if spikes is not None:
+            binning.process(spikes)
 
 
 def _score(

@@ -25,6 +25,8 @@ SUBCOMMANDS: dict[str, str] = {
     "sessions": "bci.cli.sessions:sessions",
     "source": "bci.cli.source:source",
     "stim": "bci.cli.stim:stim",
+    "sweep": "bci.cli.sweep:sweep",
+    "train-decoder": "bci.cli.train_decoder:train_decoder",
     "train-controller": "bci.cli.train_controller:train_controller",
 }
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from bci.cli._params import fail
+
 
 @click.group()
 def session() -> None:
@@ -32,7 +34,7 @@ def check(recording: Path, allow_unknown: bool) -> None:
     try:
         scan = scan_xdf(recording, allow_unknown=allow_unknown)
     except BCIError as err:
-        raise click.ClickException(str(err)) from err
+        fail(err)
     click.echo(f"{scan.path}: {scan.size} bytes, {len(scan.chunks)} whole chunks")
     for s in scan.streams.values():
         rate = f"{s.nominal_srate:g} Hz" if s.nominal_srate > 0 else "irregular"
@@ -79,12 +81,16 @@ def repair(
     from bci.errors import BCIError
     from bci.session.repair import repair as repair_file
 
+    if out is not None and out.exists() and not overwrite:
+        raise click.BadParameter(
+            f"{out} already exists; pass --overwrite to replace it.", param_hint="--out"
+        )
     try:
         report = repair_file(
             recording, out, overwrite=overwrite, force=force, allow_unknown=allow_unknown
         )
     except BCIError as err:
-        raise click.ClickException(str(err)) from err
+        fail(err)
     if report.output is None:
         click.echo(f"{report.source} is complete; nothing to repair (use --force for a copy).")
         return

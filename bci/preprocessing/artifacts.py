@@ -101,7 +101,7 @@ class ArtifactBlanker(Stage, name="artifact_blanker"):
 
     @staticmethod
     def _window(value: Sequence[float], name: str) -> tuple[float, float]:
-        if len(value) != 2:
+        if not isinstance(value, (list, tuple, np.ndarray)) or len(value) != 2:
             raise ConfigError(
                 f"Invalid value for the '{name}' parameter: expected (start_ms, end_ms), got {value!r}."
             )

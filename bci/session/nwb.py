@@ -66,10 +66,19 @@ import numpy as np
 
 from bci.errors import BCIError, ConfigError
 from bci.session.load import parse_unit
-from bci.session.xdf_read import StreamSummary, scan_xdf
+from bci.session.xdf import StreamSummary
+from bci.session.xdf_read import scan_xdf
 from bci.session.xdf_split import SamplesReader, SplitStream, split_xdf
 
-__all__ = ["NWB_FILE_NAME", "NWBExportError", "export_nwb", "is_electrical"]
+__all__ = [
+    "NWB_FILE_NAME",
+    "NWBExportError",
+    "export_nwb",
+    "header_channels",
+    "is_electrical",
+    "nwb_name",
+    "parse_tokens",
+]
 
 #: File name of the NWB copy inside a run folder.
 NWB_FILE_NAME = "session.nwb"
@@ -94,7 +103,8 @@ def _volt_factor(unit: str) -> float | None:
         return None
 
 
-def _channels(root: ET.Element) -> list[dict[str, str]]:
+def header_channels(root: ET.Element) -> list[dict[str, str]]:
+    """``label``, ``unit``, ``x``, ``y`` of each ``desc/channels/channel`` of a stream header."""
     out = []
     for ch in root.findall("./desc/channels/channel"):
         out.append(
@@ -112,11 +122,12 @@ def is_electrical(summary: StreamSummary, root: ET.Element) -> bool:
     """A regular numeric stream whose every channel is in volts (uV, mV, V...): a voltage recording."""
     if summary.channel_format == "string" or summary.nominal_srate <= 0:
         return False
-    chans = _channels(root)
+    chans = header_channels(root)
     return len(chans) == summary.n_channels and all(_volt_factor(c["unit"]) for c in chans)
 
 
-def _name(text: str) -> str:
+def nwb_name(text: str) -> str:
+    """A name NWB accepts (letters, digits, ``_.-``) for a stream or channel name."""
     return _SAFE_NAME.sub("_", text).strip("_") or "unnamed"
 
 
@@ -267,7 +278,7 @@ def _add_electrical(
         if stream.n_samples == 0:
             continue
         dtype = np.dtype(_dtype(s.channel_format))
-        chans = _channels(stream.header)
+        chans = header_channels(stream.header)
         factors = [_volt_factor(c["unit"]) or 1e-6 for c in chans]
         conversion = factors[0]
         scale_text = stream.header.findtext("desc/acquisition/scale_uv_per_bit")
@@ -306,7 +317,7 @@ def _add_electrical(
             )
         nwbfile.add_acquisition(
             ElectricalSeries(
-                name=_name(s.name),
+                name=nwb_name(s.name),
                 data=data,
                 electrodes=region,
                 conversion=conversion,

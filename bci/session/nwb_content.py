@@ -19,10 +19,10 @@ import quantities as pq
 
 from bci.session.nwb import (
     NWBExportError,
-    _channels,
-    _name,
+    header_channels,
     json_or_none,
     new_identifier,
+    nwb_name,
     parse_tokens,
     read_config_notes,
     session_start,
@@ -46,7 +46,7 @@ SIMULATED_SUBJECT = {
 def _lsl_units(obj: Any) -> list[str]:
     xml = obj.annotations.get("lsl_info_xml", "")
     try:
-        return [c["unit"] for c in _channels(ET.fromstring(xml))] if xml else []
+        return [c["unit"] for c in header_channels(ET.fromstring(xml))] if xml else []
     except ET.ParseError:
         return []
 
@@ -57,7 +57,7 @@ def _subject(
     from pynwb.file import Subject
 
     fields: dict[str, Any] = dict(SIMULATED_SUBJECT)
-    fields["subject_id"] = _name(f"simulated-{name}")
+    fields["subject_id"] = nwb_name(f"simulated-{name}")
     fields["date_of_birth"] = start
     custom = given if given is not None else config.get("subject")
     if isinstance(custom, Mapping):
@@ -111,7 +111,7 @@ def build_nwbfile(
         ),
         identifier=new_identifier(),
         session_start_time=start,
-        session_id=_name(name),
+        session_id=nwb_name(name),
         experiment_description=(
             f"Closed-loop session {name}; controller: "
             f"{(summary or {}).get('controller', config.get('controller', 'not recorded'))}."
@@ -140,7 +140,7 @@ def _electrodes(nwbfile: Any, split: XDFSplit, t0: float) -> list[tuple[SplitStr
         h = stream.header
         s = stream.summary
         device = nwbfile.create_device(
-            name=_name(h.findtext("source_id") or s.name),
+            name=nwb_name(h.findtext("source_id") or s.name),
             description=(
                 f"Source of the LSL stream {s.name!r} (type {h.findtext('type')!r}, manufacturer "
                 f"{h.findtext('desc/manufacturer') or 'unknown'!r}, model "
@@ -151,12 +151,12 @@ def _electrodes(nwbfile: Any, split: XDFSplit, t0: float) -> list[tuple[SplitStr
             h.findtext("desc/plant/recorded_nucleus") or h.findtext("desc/location") or "unknown"
         )
         group = nwbfile.create_electrode_group(
-            name=_name(s.name),
+            name=nwb_name(s.name),
             description=f"Contacts of the LSL stream {s.name!r}.",
             location=location,
             device=device,
         )
-        for ch in _channels(h):
+        for ch in header_channels(h):
             kwargs: dict[str, Any] = {}
             if ch["x"] and ch["y"]:
                 kwargs = {"rel_x": float(ch["x"]), "rel_y": float(ch["y"])}
@@ -208,7 +208,7 @@ def _units(
                 waveform_rate=float(wf.sampling_rate.rescale(pq.Hz)), waveform_unit="volts"
             )
         units = Units(
-            name="units" if key is None else _name(stream),
+            name="units" if key is None else nwb_name(stream),
             description=(
                 "Units sorted online (spike streams of type 'Spikes')."
                 if key is None
@@ -309,7 +309,7 @@ def _series(nwbfile: Any, seg: neo.Segment, shift: float) -> tuple[np.ndarray, n
         for j, label in enumerate(names):
             module.add(
                 TimeSeries(
-                    name=_name(f"{ann.get('lsl_name', sig.name)}_{label}"),
+                    name=nwb_name(f"{ann.get('lsl_name', sig.name)}_{label}"),
                     data=values[:, j].copy(),
                     unit=str(units[j]) or "n.a.",
                     starting_time=t_start,
@@ -331,8 +331,6 @@ def _events(
     first_raw: tuple[SplitStream, Any, float] | None,
 ) -> None:
     from pynwb import TimeSeries
-    from pynwb.epoch import TimeIntervals
-    from pynwb.event import EventsTable
 
     for ev in seg.events:
         ann = ev.annotations
@@ -346,7 +344,7 @@ def _events(
             first = None
             for j, (key, values) in enumerate(ev.array_annotations.items()):
                 ts = TimeSeries(
-                    name=_name(f"{stream}_{key}"),
+                    name=nwb_name(f"{stream}_{key}"),
                     data=np.asarray(values, dtype=np.float64),
                     unit=(units[j] if j < len(units) else "") or "n.a.",
                     **(timing if "rate" in timing or first is None else {"timestamps": first}),
@@ -369,15 +367,93 @@ def _events(
         if heads <= {"stim", "pulse"}:
             _pulses(nwbfile, stream, times, labels, width, first_raw)
             continue
-        table = EventsTable(
-            name=_name(stream),
-            description=f"Markers of the LSL stream {stream!r} (type {kind!r}).",
-            source_description=f"LSL marker stream {stream!r}",
+        nwbfile.add_events_table(_events_table(stream, kind, times, labels))
+
+
+_RESERVED = {"timestamp", "duration", "annotation", "id"}
+
+
+def split_marker(label: str) -> tuple[str, dict[str, Any] | None]:
+    """``'safety {"event": "clamp", "seq": 3}'`` -> ``("safety", {"event": "clamp", "seq": 3})``.
+
+    The structure is the first ``{`` or ``[`` from which the rest of the marker parses as JSON or
+    as a Python literal; it is flattened to ``key.subkey`` / ``key.0`` leaves. Plain text gives
+    ``(label, None)``.
+    """
+    import ast
+    import json
+
+    for i, ch in enumerate(label):
+        if ch not in "{[":
+            continue
+        tail = label[i:]
+        try:
+            value = json.loads(tail)
+        except ValueError:
+            try:
+                value = ast.literal_eval(tail)
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                continue
+        if not isinstance(value, (dict, list)):
+            continue
+        leaves: dict[str, Any] = {}
+        _flatten(value, "", leaves)
+        return label[:i].strip(), leaves
+    return label, None
+
+
+def _flatten(value: Any, key: str, out: dict[str, Any]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flatten(v, f"{key}.{k}" if key else str(k), out)
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _flatten(v, f"{key}.{i}" if key else str(i), out)
+    else:
+        out[key or "value"] = value
+
+
+def _events_table(stream: str, kind: str, times: np.ndarray, labels: list[str]) -> Any:
+    """Markers as an EventsTable; structured markers (JSON or dict text) unpacked into columns."""
+    from pynwb.event import EventsTable
+
+    table = EventsTable(
+        name=nwb_name(stream),
+        description=f"Markers of the LSL stream {stream!r} (type {kind!r}); structured markers "
+        "are unpacked: 'annotation' is their text and event, the other columns their fields.",
+        source_description=f"LSL marker stream {stream!r}",
+    )
+    parsed = [split_marker(lab) for lab in labels]
+    keys: list[str] = []
+    for _, leaves in parsed:
+        keys += [k for k in (leaves or {}) if k not in keys]
+    numeric = {
+        k: all(
+            isinstance(v, (int, float)) and not isinstance(v, bool)
+            for _, leaves in parsed
+            if leaves and k in leaves
+            for v in [leaves[k]]
         )
-        for t, label in zip(times, labels, strict=True):
-            table.add_event(timestamp=float(t), annotation=label)
-        nwbfile.add_events_table(table)
-    del TimeIntervals
+        for k in keys
+    }
+    columns = {k: (f"{k}_value" if k in _RESERVED else k) for k in keys}
+    for k in keys:
+        table.add_column(columns[k], f"Field {k!r} of the structured markers.")
+    for t, (text, leaves) in zip(times, parsed, strict=True):
+        leaves = leaves or {}
+        event = leaves.get("event")
+        annotation = f"{text} {event}".strip() if isinstance(event, str) else text
+        row: dict[str, Any] = {}
+        for k in keys:
+            v = leaves.get(k)
+            if numeric[k]:
+                row[columns[k]] = float(v) if v is not None else float("nan")
+            else:
+                row[columns[k]] = (
+                    "" if v is None else (str(v).lower() if isinstance(v, bool) else str(v))
+                )
+        table.add_event(timestamp=float(t), annotation=annotation, **row)
+    return table
 
 
 def _pulses(
@@ -399,11 +475,13 @@ def _pulses(
         dur = np.zeros(len(times))
     floor = 1.0 / first_raw[0].summary.nominal_srate if first_raw is not None else 1e-6
     dur = np.where(dur > 0, dur, floor)
-    name = "stimulation_pulses" if "stimulation_pulses" not in nwbfile.intervals else _name(stream)
+    name = (
+        "stimulation_pulses" if "stimulation_pulses" not in nwbfile.intervals else nwb_name(stream)
+    )
     table = TimeIntervals(
         name=name, description=f"Stimulation pulses of the LSL stream {stream!r}: onset and width."
     )
-    table.add_column("amplitude", "Pulse amplitude from the marker (stimulator units; NaN: none).")
+    table.add_column("amplitude_ma", "Pulse amplitude from the marker (mA; NaN: not in it).")
     table.add_column("sample_index", "Onset sample in the raw stream (-1: not in the marker).")
     table.add_column("marker", "The recorded marker text.")
     for t, d, label in zip(times, dur, labels, strict=True):
@@ -411,7 +489,7 @@ def _pulses(
         table.add_interval(
             start_time=float(t),
             stop_time=float(t + d),
-            amplitude=float(tok.get("amp", np.nan)),
+            amplitude_ma=float(tok.get("amp_ma", np.nan)),
             sample_index=int(tok.get("sample", -1)),
             marker=label,
         )

@@ -38,7 +38,7 @@ from pylsl.util import TimeoutError as LSLTimeoutError
 import bci.acquisition.lsl_config  # noqa: F401  (quiet liblsl before first use)
 from bci.acquisition.metadata import FORMAT_NAMES, NUMPY_DTYPES
 from bci.acquisition.puller import ChunkPuller
-from bci.acquisition.source import resolve_stream_info
+from bci.acquisition.resolve import resolve_stream_info
 from bci.checks import check_type, ensure_float
 from bci.errors import BCIError, ConfigError
 from bci.session.xdf import StreamSummary, XDFWriter

@@ -223,10 +223,12 @@ def decode_samples(raw: bytes, stream: StreamSummary) -> SamplesBlock:
         rec = np.frombuffer(body, dtype=full)
         if np.all(rec["flag"] == 8):
             return SamplesBlock(rec["t"].copy(), rec["v"].copy(), True)
-    stamps = np.empty(n)
-    values = np.empty((n, n_ch), dtype=dtype)
+    # a garbled count must not allocate: a sample takes at least its flag byte and its values
+    n_alloc = min(n, max(0, len(raw) - pos) // (1 + value_bytes))
+    stamps = np.empty(n_alloc)
+    values = np.empty((n_alloc, n_ch), dtype=dtype)
     k = 0
-    while k < n:
+    while k < n_alloc:
         if pos >= len(raw):
             break
         flag = raw[pos]
@@ -317,7 +319,7 @@ def scan_xdf(path: str | Path, *, allow_unknown: bool = False) -> XDFScan:
                 scan.truncated = c
                 if c.tag == ChunkTag.SAMPLES and c.stream_id in streams:
                     f.seek(c.content_offset)
-                    block = decode_samples(f.read(), streams[c.stream_id])
+                    block = _decode(f.read(), streams[c.stream_id], p, c)
                     if len(block.stamps):
                         scan.salvageable = (c.stream_id, block)
                 break
@@ -344,14 +346,27 @@ def scan_xdf(path: str | Path, *, allow_unknown: bool = False) -> XDFScan:
                         f"{p}: stream {c.stream_id} (header at byte {c.offset}) has channel "
                         f"format {fmt!r}; XDF knows {sorted(XDF_DTYPES) + ['string']}."
                     )
+                try:
+                    n_channels = int(_text(root, "channel_count", "1"))
+                    srate = float(_text(root, "nominal_srate", "0"))
+                except ValueError as err:
+                    raise XDFFormatError(
+                        f"{p}: the StreamHeader at byte {c.offset} has an unreadable channel_count "
+                        f"or nominal_srate ({err})."
+                    ) from None
+                if n_channels < 0 or not srate >= 0.0:
+                    raise XDFFormatError(
+                        f"{p}: the StreamHeader at byte {c.offset} has channel_count {n_channels} "
+                        f"and nominal_srate {srate}; both must be >= 0."
+                    )
                 streams[c.stream_id] = StreamSummary(
                     stream_id=c.stream_id,
                     header_xml=raw.decode("utf-8", "replace"),
                     name=_text(root, "name"),
                     source_id=_text(root, "source_id"),
                     channel_format=fmt,
-                    n_channels=int(_text(root, "channel_count", "1")),
-                    nominal_srate=float(_text(root, "nominal_srate", "0")),
+                    n_channels=n_channels,
+                    nominal_srate=srate,
                 )
             elif c.stream_id not in streams:
                 raise XDFFormatError(
@@ -360,7 +375,7 @@ def scan_xdf(path: str | Path, *, allow_unknown: bool = False) -> XDFScan:
                 )
             elif c.tag == ChunkTag.SAMPLES:
                 s = streams[c.stream_id]
-                block = decode_samples(raw, s)
+                block = _decode(raw, s, p, c)
                 if not block.complete:
                     raise XDFFormatError(
                         f"{p}: the Samples chunk at byte {c.offset} (stream {c.stream_id}, "
@@ -381,6 +396,20 @@ def scan_xdf(path: str | Path, *, allow_unknown: bool = False) -> XDFScan:
     if not chunks:
         raise XDFFormatError(f"{p} holds no complete chunk after the 'XDF:' magic bytes.")
     return scan
+
+
+def _decode(raw: bytes, stream: StreamSummary, path: Path, chunk: ChunkInfo) -> SamplesBlock:
+    """:func:`decode_samples`, with numpy's complaints about a garbled chunk named as such."""
+    try:
+        return decode_samples(raw, stream)
+    except (ValueError, MemoryError, OverflowError) as err:
+        if isinstance(err, XDFFormatError):
+            raise
+        raise XDFFormatError(
+            f"{path}: the Samples chunk at byte {chunk.offset} (stream {chunk.stream_id}, "
+            f"{stream.name!r}, {stream.n_channels} {stream.channel_format} channels) cannot be "
+            f"decoded: {err}"
+        ) from None
 
 
 def _account(s: StreamSummary, block: SamplesBlock) -> None:

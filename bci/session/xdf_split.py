@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from bci.acquisition.clock_sync import synchronize_host_clocks
+from bci.session.clock_sync import synchronize_host_clocks
 from bci.session.xdf import MAGIC, ChunkTag
 from bci.session.xdf_read import ChunkInfo, StreamSummary, XDFScan, decode_samples, iter_chunks
 

@@ -190,12 +190,13 @@ class OnlineSorter(Stage, name="online_sorter"):
         what is left there is mostly the artifact's (its residue and the filter's response to
         the blanked step). The residue learned at calibration is subtracted. Register a pulse
         before the chunk that holds it is processed (the runner feeds the stimulator's commands
-        to both the :class:`~bci.preprocessing.ArtifactBlanker` and the sorter).
+        to both the :class:`~bci.preprocessing.ArtifactBlanker` and the sorter). Pulses given
+        before :meth:`fit` are ignored (calibration takes its pulses as an argument).
         """
         new = np.asarray(sample_indices, dtype=np.int64).ravel()
-        if new.size == 0:
-            return
-        bank, _ = self._require_fit()
+        if new.size == 0 or self._bank is None:
+            return  # before fit: fit resets the stage, which forgets pulses anyway
+        bank = self._bank
         self._schedule().add(new)
         monitor = self._locking_monitor()
         if monitor is not None:
@@ -397,8 +398,14 @@ class OnlineSorter(Stage, name="online_sorter"):
                 f"{path} is not a template file this version can use: its sorter parameters "
                 f"are invalid ({exc})"
             ) from None
+        info = extra.get("calibration_info") or {}
+        if not isinstance(info, dict):
+            raise TemplateFileError(
+                f"{path} is not a template file this version can use: its calibration_info is a "
+                f"{type(info).__name__}, not a mapping."
+            )
         sorter = cls(config, **knobs)
-        sorter._set_bank(bank, dict(extra.get("calibration_info", {})))
+        sorter._set_bank(bank, dict(info))
         sorter.templates_file = str(path)
         return sorter
 

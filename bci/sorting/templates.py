@@ -245,14 +245,10 @@ class TemplateBank:
             )
         except KeyError as exc:
             raise TemplateFileError(_not_a_bank(path, f"it has no {exc.args[0]!r}")) from None
-        except (TypeError, ValueError, IndexError) as exc:
+        except (TypeError, ValueError, IndexError, OverflowError) as exc:
             raise TemplateFileError(f"{path} is not a usable template file: {exc}") from None
         n = bank.n_channels
-        if (
-            bank.positions.ndim != 2
-            or bank.positions.shape[0] != n
-            or bank.n_spikes.shape[0] != (bank.n_units)
-        ):
+        if bank.positions.shape != (n, 2) or bank.n_spikes.shape[0] != (bank.n_units):
             raise TemplateFileError(
                 f"{path} has the wrong channel count: its templates have {n} channels, its "
                 f"noise {bank.noise.shape[0]}, its contact positions shape "
@@ -274,7 +270,8 @@ def _read(path: Path) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
     with path.open("rb") as file:
         try:
             data = np.load(file, allow_pickle=False)
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, NotImplementedError):
+            # NotImplementedError: zipfile on an unknown compression method or zip version
             raise TemplateFileError(_not_a_bank(path, "it is not an .npz archive")) from None
         if not isinstance(data, NpzFile):
             raise TemplateFileError(_not_a_bank(path, "it holds a single array, not an archive"))
@@ -283,7 +280,14 @@ def _read(path: Path) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
                 raise TemplateFileError(_not_a_bank(path, "it has no template header"))
             try:
                 arrays = {key: data[key] for key in data.files}
-            except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error):
+            except (
+                OSError,
+                ValueError,
+                EOFError,
+                zipfile.BadZipFile,
+                zlib.error,
+                NotImplementedError,
+            ):
                 raise TemplateFileError(_not_a_bank(path, "its arrays cannot be read")) from None
     try:
         header = json.loads(str(arrays.pop("header")))

@@ -119,8 +119,7 @@ class ThresholdCrossings(Stage, name="threshold_crossings"):
     sample itself (not the trough that follows: finding it would need look-ahead), in the
     signal's unit.
 
-    **Speed.** One compiled (numba) pass over the chunk in memory order; measured at 384 channels,
-    30 kHz, 1 ms chunks: ~13 us per chunk (~75x real time) on a shared 2-core machine.
+    **Speed.** One compiled (numba) pass over the chunk in memory order (timings in the README).
 
     **NaN.** A NaN sample is never a crossing, and the first finite sample after one is not either
     (its predecessor is unknown). NaN samples are counted per channel in :attr:`nan_samples` and

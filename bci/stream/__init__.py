@@ -14,7 +14,7 @@ from bci.stream.chunks import (
 from bci.stream.pipeline import Pipeline, StageTimer
 from bci.stream.registry import available_stages, get_stage_class, register_stage
 from bci.stream.spec import StreamOrigin, StreamSpec
-from bci.stream.stage import Stage, stage_from_dict
+from bci.stream.stage import Source, Stage, stage_from_dict
 
 __all__ = [
     "SPIKE_DTYPE",
@@ -24,6 +24,7 @@ __all__ = [
     "Pipeline",
     "SignalChunk",
     "SpikeChunk",
+    "Source",
     "Stage",
     "StageTimer",
     "StateChunk",

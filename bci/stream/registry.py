@@ -12,7 +12,7 @@ names a stage outside the toolkit.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from bci.errors import ConfigError
 
@@ -65,7 +65,15 @@ def get_stage_class(name: str) -> type[Stage]:
             cls = getattr(importlib.import_module(module_name), class_name)
         except (ImportError, AttributeError) as err:
             raise ConfigError(f"Cannot import stage {name!r}: {err}") from err
-        return cls
+        from bci.stream.stage import Source, Stage
+
+        # checked before anything calls it: a config must not run arbitrary callables
+        if not (isinstance(cls, type) and issubclass(cls, (Stage, Source))):
+            raise ConfigError(
+                f"Cannot use {name!r} as a stage: it is not a bci.stream.Stage or Source."
+            )
+        # a Source is described and rebuilt through the same to_dict/from_dict protocol
+        return cast("type[Stage]", cls)
     if name not in _REGISTRY:
         _load_builtin_stages()
     if name not in _REGISTRY:

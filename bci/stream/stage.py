@@ -108,6 +108,16 @@ class Stage:
         return f"{type(self).__name__}({args})"
 
 
+class Source:
+    """Base of the chunk producers that feed a pipeline from outside it (an LSL inlet, a player).
+
+    A source is opened explicitly (no I/O in ``__init__``) and describes itself with the same
+    ``{"stage": "module:Class", "params": {...}}`` shape as :meth:`Stage.to_dict`, so
+    :func:`stage_from_dict` rebuilds it (unopened). Only :class:`Stage` and :class:`Source`
+    subclasses can be named by import path in a config.
+    """
+
+
 def stage_from_dict(description: Mapping[str, Any]) -> Stage:
     """Rebuild a stage from :meth:`Stage.to_dict` output (or a session config entry)."""
     cls = get_stage_class(str(description["stage"]))

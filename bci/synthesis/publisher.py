@@ -237,7 +237,7 @@ class SyntheticPublisher:
             )
             sinfo.desc().append_child("synthesis").append_child_value("data_stream", name)
             self.stim_outlet = MarkerOutlet(sinfo)
-        self.t0: float | None = None  # LSL time of sample 0
+        self.t0: float | None = None  # LSL time of sample 0 (set when the first chunk is made)
         self.next_sample = 0
         self._stop = threading.Event()
         self._closed = False
@@ -264,9 +264,8 @@ class SyntheticPublisher:
         stats = PublishStats()
         self.stats = stats
         wall_start = time.perf_counter()
-        if self.t0 is None:
-            self.t0 = pylsl.local_clock()
-        t0, sfreq = self.t0, self.sfreq
+        sfreq = self.sfreq
+        t0 = self.t0
         lo, hi = -32768 * self.scale_uv_per_bit, 32767 * self.scale_uv_per_bit
         next_warning = -np.inf
         while not self._stop.is_set():
@@ -278,6 +277,10 @@ class SyntheticPublisher:
             got = self._reader.read(n)
             if got is None:
                 break
+            if t0 is None:
+                # the clock starts once the first chunk exists: generating it (compiling the
+                # renderer on first use) is start-up, not lateness
+                self.t0 = t0 = pylsl.local_clock()
             data, spikes = got
             n = data.shape[0]
             if n == 0:

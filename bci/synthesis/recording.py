@@ -7,7 +7,7 @@ the same samples.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,24 +144,11 @@ class GroundTruthRecording:
 
 
 def generate_recording(
-    n_channels: int = 32,
-    n_units: int | None = None,
     duration_s: float = 10.0,
-    sfreq: float = 30000.0,
-    seed: int | None = 0,
-    noise_uv: float = 5.0,
-    firing_rates_hz: Any = (2.0, 15.0),
-    refractory_ms: float = 2.0,
-    spike_times: Sequence[npt.ArrayLike] | None = None,
-    positions: npt.ArrayLike | None = None,
-    amplitude_uv: Any = (50.0, 200.0),
-    lfp: Any = False,
-    artifact_times_s: npt.ArrayLike | None = None,
-    artifact_amplitude_uv: float = 2000.0,
-    artifact_width_ms: float = 0.2,
-    **kwargs: Any,
+    source: SyntheticSource | None = None,
+    **params: Any,
 ) -> GroundTruthRecording:
-    """Generate a multichannel extracellular recording with ground-truth spikes.
+    """Read ``duration_s`` of a synthetic preparation into a recording with its ground truth.
 
     Units sit at random 3-D positions 10-50 um off a synthetic probe; each has a spatial template
     (:mod:`bci.synthesis.templates`), fires as a Poisson process with a refractory period (or at the
@@ -171,74 +158,39 @@ def generate_recording(
 
     Parameters
     ----------
-    n_channels : int
-        Contacts on the probe (ignored shape check: must match ``positions`` when given).
-    n_units : int or None
-        Units (default 20; 0 gives noise only); with ``spike_times`` it defaults to (and must
-        equal) ``len(spike_times)``.
     duration_s : float
         Length of the recording in s.
-    sfreq : float
-        Sampling rate in Hz.
-    seed : int or None
-        Everything random derives from it: same seed, same recording.
-    noise_uv : float
-        RMS of the spike-band (300-6000 Hz) noise per channel, in uV.
-    firing_rates_hz : (low, high) tuple, scalar, or array (n_units,)
-        Rates drawn uniformly from the range (a tuple is always a range), one rate for all, or
-        given per unit (a list or array).
-    refractory_ms : float
-        No two spikes of a unit closer than this.
-    spike_times : list of arrays, optional
-        Per-unit spike times in s (replace the Poisson trains).
-    positions : array (n_channels, 2), optional
-        Contact positions in um (default: :func:`~bci.synthesis.probe.make_probe` with ``layout``
-        and ``pitch_um`` keyword arguments, linear at 25 um).
-    amplitude_uv : (low, high) or array (n_units,)
-        Trough depth on each unit's nearest contact, in uV.
-    lfp : bool, dict or LFPParams
-        Add a slow LFP (see :class:`~bci.synthesis.noise.LFPParams`).
-    artifact_times_s : array, optional
-        Onset times of stimulation pulses in s.
-    artifact_amplitude_uv, artifact_width_ms : float
-        Artifact size and biphasic pulse width.
-    **kwargs
-        Further options of :class:`~bci.synthesis.source.SyntheticSource`: ``layout``, ``pitch_um``, ``unit_positions``,
-        ``amplitude_jitter`` (relative SD of per-spike amplitude, default 0.05), ``template_ms``,
-        ``trough_ms``, ``falloff_um``, ``noise_band_hz``, ``noise_common_fraction``,
-        ``artifact_recovery_ms``, ``artifact_site_um``, ``saturation_uv``, ``artifact_rate_hz``
-        (periodic stimulation, e.g. 130 for DBS, on top of ``artifact_times_s``) and
-        ``artifact_start_s`` (time of its first pulse).
+    source : SyntheticSource, optional
+        The preparation to read, from its current position (default: one built from ``params``).
+    **params
+        Arguments of :class:`~bci.synthesis.source.SyntheticSource` (``n_channels``, ``n_units``,
+        ``sfreq``, ``seed``, ``noise_uv``, ``spike_times``, ``lfp``, ``artifact_times_s``, ...)
+        when no ``source`` is given.
 
     Returns
     -------
     GroundTruthRecording
+
+    Examples
+    --------
+    >>> rec = generate_recording(0.5, n_channels=8, n_units=3, seed=1)
+    >>> rec.traces.shape
+    (15000, 8)
     """
     duration_s = ensure_float(duration_s, "duration_s", minimum=0.0, strict_minimum=True)
-    sfreq = ensure_float(sfreq, "sfreq", minimum=0.0, strict_minimum=True)
+    if source is None:
+        source = SyntheticSource(duration_s=duration_s, **params)
+    elif params:
+        raise ConfigError(
+            f"Generator parameters {sorted(params)} make no sense with a given source; they are "
+            "fixed when the SyntheticSource is built."
+        )
+    sfreq = source.sfreq
     n_total = int(round(duration_s * sfreq))
     if n_total < 1:
         raise ConfigError(
             f"Invalid value for the 'duration_s' parameter: {duration_s} s is less than one sample."
         )
-    source = SyntheticSource(
-        n_channels=n_channels,
-        n_units=n_units,
-        sfreq=sfreq,
-        seed=seed,
-        noise_uv=noise_uv,
-        firing_rates_hz=firing_rates_hz,
-        refractory_ms=refractory_ms,
-        spike_times=spike_times,
-        positions=positions,
-        amplitude_uv=amplitude_uv,
-        lfp=lfp,
-        artifact_times_s=artifact_times_s,
-        artifact_amplitude_uv=artifact_amplitude_uv,
-        artifact_width_ms=artifact_width_ms,
-        duration_s=duration_s,
-        **kwargs,
-    )
     traces = np.empty((n_total, source.n_channels), dtype=np.float32)
     spikes, artifacts = [], []
     block = max(int(sfreq), 1)  # 1 s blocks bound the work buffers
@@ -247,30 +199,28 @@ def generate_recording(
         traces[start : start + n], chunk_spikes = source.read(n)
         spikes.append(chunk_spikes)
         artifacts.append(source.last_artifact_samples)
-    all_spikes = np.concatenate(spikes)
-    params = {
+    provenance = {
+        **params,
         "n_channels": source.n_channels,
         "n_units": source.n_units,
         "duration_s": duration_s,
         "sfreq": sfreq,
-        "seed": seed,
-        "noise_uv": noise_uv,
-        "refractory_ms": refractory_ms,
+        "seed": source.seed,
+        "noise_uv": source.noise_uv,
         "lfp": None if source.lfp_params is None else source.lfp_params.to_dict(),
-        **kwargs,
     }
     return GroundTruthRecording(
         traces=traces,
         sfreq=sfreq,
         positions=source.positions,
-        spikes=all_spikes,
+        spikes=np.concatenate(spikes),
         templates=source.templates,
         trough_offset=source.trough_offset,
         unit_positions=source.unit_positions,
         artifact_samples=np.concatenate(artifacts).astype(np.int64),
         noise_uv=source.noise_uv,
         firing_rates_hz=source.firing_rates_hz,
-        params=params,
+        params=provenance,
     )
 
 

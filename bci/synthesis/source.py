@@ -53,8 +53,51 @@ def _range_or_array(
 class SyntheticSource:
     """A synthetic preparation that produces voltage and ground-truth spikes chunk by chunk.
 
-    Parameters are those of :func:`generate_recording` (minus ``duration_s``); ``spike_times`` are
-    then absolute sample indices per unit (``spike_trains_samples``) or times in s.
+    :func:`~bci.synthesis.recording.generate_recording` reads one to a finished recording;
+    :class:`~bci.synthesis.publisher.SyntheticPublisher` streams one live.
+
+    Parameters
+    ----------
+    n_channels : int
+        Contacts on the probe (must match ``positions`` when given).
+    n_units : int or None
+        Units (default 20; 0 gives noise only); with ``spike_times`` it defaults to (and must
+        equal) ``len(spike_times)``.
+    sfreq : float
+        Sampling rate in Hz.
+    seed : int or None
+        Everything random derives from it: same seed, same samples.
+    noise_uv : float
+        RMS of the spike-band (300-6000 Hz) noise per channel, in uV.
+    firing_rates_hz : (low, high) tuple, scalar, or array (n_units,)
+        Rates drawn uniformly from the range (a tuple is always a range), one rate for all, or
+        given per unit (a list or array).
+    refractory_ms : float
+        No two spikes of a unit closer than this.
+    spike_times : list of arrays, optional
+        Per-unit spike times in s (replace the Poisson trains).
+    positions : array (n_channels, 2), optional
+        Contact positions in um (default: :func:`~bci.synthesis.probe.make_probe` with ``layout``
+        and ``pitch_um``, linear at 25 um).
+    amplitude_uv : (low, high) or array (n_units,)
+        Trough depth on each unit's nearest contact, in uV.
+    lfp : bool, dict or LFPParams
+        Add a slow LFP (see :class:`~bci.synthesis.noise.LFPParams`).
+    artifact_times_s : array, optional
+        Onset times of stimulation pulses in s.
+    artifact_amplitude_uv, artifact_width_ms : float
+        Artifact size and biphasic pulse width.
+    duration_s : float, optional
+        Length the given ``spike_times`` cover (their trains' rates are counted over it).
+    layout, pitch_um, unit_positions, amplitude_jitter, template_ms, trough_ms, falloff_um
+        Probe layout and pitch, unit positions (n_units, 2 or 3) um, relative SD of per-spike
+        amplitude (default 0.05), template length, trough time and spatial fall-off.
+    noise_band_hz, noise_common_fraction
+        Band of the noise and the fraction of it common to all channels.
+    artifact_recovery_ms, artifact_site_um, saturation_uv
+        Artifact tail, the stimulation site, and the amplifier's saturation.
+    artifact_rate_hz, artifact_start_s
+        Periodic stimulation (e.g. 130 Hz DBS) on top of ``artifact_times_s``, and its first pulse.
     """
 
     def __init__(

@@ -227,12 +227,11 @@ class ConvertedSNNDecoder(_SpikingDecoder):
             )
         self.mlp = mlp
         self.n_lags = mlp.n_lags
+        own = self._require_fitted()
+        A = lagged(mlp.norm.x(Xn * own.x_std + own.x_mean) if mlp.norm else Xn, mlp.n_lags)
         # the MLP's own normalisation is the one the network expects
         if mlp.norm is not None:
             self.norm = mlp.norm
-        A = lagged(
-            mlp.norm.x(Xn * self.norm.x_std + self.norm.x_mean) if mlp.norm else Xn, mlp.n_lags
-        )
         acts = mlp.activations(A)[:-1]
         layers = []
         prev_scale: Any = 1.0

@@ -36,7 +36,6 @@ decoder can replace it for every controller at once.
 from __future__ import annotations
 
 import copy
-import inspect
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -47,7 +46,7 @@ from bci.checks import check_value, ensure_float
 from bci.stream.chunks import StimCommand
 from stimulation.controllers.base import Controller, ControllerConfigError
 from stimulation.plant.record import PlantRecord
-from stimulation.safety import SafetyLimiter, SafetyLimits, model_amplitude_ua_cm2
+from stimulation.safety import SafetyLimiter, SafetyLimits
 from stimulation.safety.units import (
     REFERENCE_AMPLITUDE_MA,
     REFERENCE_FREQUENCY_HZ,
@@ -75,19 +74,13 @@ def relative_energy(amplitude_ma: float, frequency_hz: float, pulse_width_us: fl
 
 def _env_kwargs(limits: SafetyLimits, plant: str, extra: dict[str, Any]) -> dict[str, Any]:
     """Env settings whose action box spans exactly the limiter's ranges."""
-    from stimulation.plant.env import BasalGangliaEnv
-
-    params = inspect.signature(BasalGangliaEnv).parameters
     kwargs: dict[str, Any] = {
         "features": OBSERVATION_FEATURES,
         "control_frequency": True,
         "frequency_range_hz": (limits.min_frequency_hz, limits.max_frequency_hz),
         "pulse_width_us": REFERENCE_PULSE_WIDTH_US,
     }
-    if "amplitude_ma_at_full_action" in params:
-        kwargs["amplitude_ma_at_full_action"] = limits.max_amplitude_ma
-    else:
-        kwargs["max_amplitude"] = model_amplitude_ua_cm2(limits.max_amplitude_ma)
+    kwargs["amplitude_ma_at_full_action"] = limits.max_amplitude_ma
     if plant != "stationary":
         kwargs["plant"] = plant
     kwargs.update(extra)

@@ -364,15 +364,23 @@ def integrate(  # noqa: PLR0913, PLR0915 - one flat compiled loop on purpose
         gpe_a, gpe_b = gpe_b, gpe_a
         gpi_a, gpi_b = gpi_b, gpi_a
         # ------------------------------------------------------------ LFP proxy, decimated
-        # each network's sum in cell order, the networks interleaved (independent chains)
-        for nu in range(4):
-            for b in range(n_b):
-                totals[b] = 0.0
-            for j in range(n):
+        # each network's sum in cell order: in a register for one network, for several the
+        # networks interleaved (independent chains); the same additions in the same order
+        if n_b == 1:
+            for nu in range(4):
+                total = 0.0
+                for j in range(n):
+                    total += isyn[nu, j]
+                lfp_acc[0, nu] += total
+        else:
+            for nu in range(4):
                 for b in range(n_b):
-                    totals[b] += isyn[nu, b * n + j]
-            for b in range(n_b):
-                lfp_acc[b, nu] += totals[b]
+                    totals[b] = 0.0
+                for j in range(n):
+                    for b in range(n_b):
+                        totals[b] += isyn[nu, b * n + j]
+                for b in range(n_b):
+                    lfp_acc[b, nu] += totals[b]
         for b in range(n_b):
             phase[b] += 1
             if phase[b] == decim:  # (k + 1) % decim == 0
@@ -390,7 +398,7 @@ def integrate(  # noqa: PLR0913, PLR0915 - one flat compiled loop on purpose
     return done
 
 
-@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+@njit(cache=True, nogil=True, inline="always", error_model="numpy", fastmath={"contract"})
 def _nucleus_spikes(
     old, new, threshold, z_row, kick, nucleus, n, k0, step, dt, buf_cell, buf_time, counts
 ):  # pragma: no cover - numba

@@ -64,6 +64,7 @@ import math
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from bci.checks import check_value, ensure_float, ensure_int
 from stimulation.errors import PlantParameterError, PulseParameterError
@@ -186,6 +187,8 @@ class BasalGangliaNetwork:
         ic = initial_conditions(self._n, self._state_name, init_rng)
         self._variables = NetworkState(ic.th, ic.stn, ic.gpe, ic.gpi, ic.iapp, np.zeros(4))
         self._severity: SeverityProcess | None = None
+        self._iapp_healthy: NDArray[np.float64] | None = None
+        self._iapp_shift: NDArray[np.float64] | None = None
         if self._plant == "fluctuating":
             self._severity = SeverityProcess(
                 fluctuation_stream(self._seed),
@@ -203,7 +206,7 @@ class BasalGangliaNetwork:
     def snapshot(self) -> dict[str, Any]:
         """A deep copy of the whole simulation state (restore it with :meth:`restore`)."""
         keys = (
-            *("_variables", "_smc", "_k", "_seed", "_severity"),
+            *("_variables", "_smc", "_k", "_seed", "_severity", "_iapp_healthy", "_iapp_shift"),
             *("_dbs_carry", "_dbs_last_exact"),
         )
         return {key: copy.deepcopy(getattr(self, key)) for key in keys}
@@ -427,7 +430,6 @@ class BasalGangliaNetwork:
         else:
             dbs = DbsPulses.join(carry, new_dbs)
         smc_kernel, smc_new = self._smc.onsets(k0, k0 + n_steps)
-        fluctuating = self._severity is not None
         return Interval(
             k0=k0,
             n_steps=n_steps,
@@ -438,8 +440,8 @@ class BasalGangliaNetwork:
             dbs=dbs,
             new_dbs=new_dbs,
             severity=(self._severity.values(k0, k0 + n_steps) if self._severity else _NO_SEVERITY),
-            iapp_healthy=self._iapp_healthy if fluctuating else None,
-            iapp_shift=self._iapp_shift if fluctuating else None,
+            iapp_healthy=self._iapp_healthy,
+            iapp_shift=self._iapp_shift,
         )
 
     def _integrate(self, interval: Interval) -> PlantRecord:

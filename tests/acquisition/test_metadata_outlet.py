@@ -1,18 +1,10 @@
 import numpy as np
-import pylsl
 import pytest
+from lsl_testing import open_inlet
 
 from bci import ConfigError, StreamMismatchError
 from bci.acquisition.metadata import make_stream_info, read_channel_info
 from bci.acquisition.outlet import MarkerOutlet, SignalOutlet
-
-
-def _inlet_for(source_id: str) -> pylsl.StreamInlet:
-    found = pylsl.resolve_byprop("source_id", source_id, 1, 5.0)
-    assert found, f"stream {source_id} not resolved"
-    inlet = pylsl.StreamInlet(found[0], max_buflen=10)
-    inlet.open_stream(timeout=5.0)
-    return inlet
 
 
 def test_metadata_survives_the_network(source_id):
@@ -29,7 +21,7 @@ def test_metadata_survives_the_network(source_id):
         positions=positions,
     )
     outlet = SignalOutlet(info)
-    inlet = _inlet_for(source_id)
+    inlet = open_inlet(source_id)
     channels = read_channel_info(inlet.info(timeout=5.0))
     assert channels.labels == ("a", "b", "c")
     assert channels.units == ("uV",) * 3
@@ -40,7 +32,7 @@ def test_metadata_survives_the_network(source_id):
 
 def test_int16_push_rounds_and_clips_instead_of_wrapping(source_id):
     outlet = SignalOutlet(make_stream_info("clip", "Neural", 2, 1000.0, "int16", source_id))
-    inlet = _inlet_for(source_id)
+    inlet = open_inlet(source_id)
     outlet.wait_for_consumers(5.0)
     outlet.push(np.array([[1.6, -40000.0], [70000.0, -2.4]]))
     data, _ = inlet.pull_chunk(timeout=5.0, max_samples=2)
@@ -63,7 +55,7 @@ def test_bad_metadata_and_shapes_are_refused(source_id):
 
 def test_marker_outlet_round_trip(source_id):
     outlet = MarkerOutlet(make_stream_info("m", "Markers", 1, 0.0, "string", source_id, units=""))
-    inlet = _inlet_for(source_id)
+    inlet = open_inlet(source_id)
     outlet.outlet.wait_for_consumers(5.0)
     outlet.push("unit=3 ch=12", 12.5)
     sample, timestamp = inlet.pull_sample(timeout=5.0)

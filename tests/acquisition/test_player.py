@@ -12,6 +12,7 @@ import numpy as np
 import pylsl
 import pytest
 from click.testing import CliRunner
+from lsl_testing import let_labrecorder_pull, open_inlet, streams_by_name, xdf_chunk
 
 from bci import ConfigError
 from bci.acquisition.metadata import make_stream_info, read_channel_info
@@ -56,24 +57,15 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
         n += 10
         if k % 4 == 1:
             mk.push(f"event {k}")
-        time.sleep(0.02 + 0.005 * (k % 3))
-    time.sleep(0.6)  # LabRecorder writes every 500 ms
+        time.sleep(0.02 + 0.005 * (k % 3))  # the recording's own jittered pacing
+    let_labrecorder_pull()
     rec.stop()
     del sig, mk
     return path
 
 
-def _inlet(source_id: str) -> pylsl.StreamInlet:
-    found = pylsl.resolve_byprop("source_id", source_id, 1, 5.0)
-    assert found, f"replayed stream {source_id} not resolved"
-    inlet = pylsl.StreamInlet(found[0], max_buflen=30)
-    inlet.open_stream(timeout=5.0)
-    return inlet
-
-
 def _recorded(path: Path) -> dict[str, dict]:
-    streams, _ = read_xdf(path)
-    return {s["info"]["name"][0]: s for s in streams}
+    return streams_by_name(read_xdf(path)[0])
 
 
 def _drain(inlets: dict[str, pylsl.StreamInlet], counts: dict[str, int], timeout_s: float):
@@ -99,7 +91,7 @@ def _play_and_pull(recording: Path, speed: float, **kwargs):
     suffix = f"-rp{uuid.uuid4().hex[:6]}"
     player = Player(recording, speed=speed, source_id_suffix=suffix, **kwargs)
     inlets = {
-        name: _inlet(rec[name]["info"]["source_id"][0] + suffix) for name in player.stream_names
+        name: open_inlet(rec[name]["info"]["source_id"][0] + suffix) for name in player.stream_names
     }
     assert player.wait_for_consumers(5.0)
     counts = {name: len(rec[name]["time_stamps"]) for name in inlets}
@@ -115,7 +107,7 @@ def test_replay_keeps_the_recorded_metadata_under_a_new_source_id(recording):
     with Player(recording) as player:
         assert player.stream_names == list(rec)
         sig_sid = rec["ReplaySig"]["info"]["source_id"][0]
-        info = _inlet(sig_sid + "-replay").info(timeout=5.0)
+        info = open_inlet(sig_sid + "-replay").info(timeout=5.0)
         assert (info.name(), info.type(), info.channel_count()) == ("ReplaySig", "Neural", 3)
         assert info.nominal_srate() == SFREQ
         assert info.channel_format() == pylsl.cf_float32
@@ -125,7 +117,7 @@ def test_replay_keeps_the_recorded_metadata_under_a_new_source_id(recording):
         np.testing.assert_allclose(channels.positions, POSITIONS)
         assert info.desc().child("replay").child_value("original_source_id") == sig_sid
         assert info.desc().child("acquisition").child_value("manufacturer") == "bci-closed-loop"
-        mk_info = _inlet(rec["ReplayMk"]["info"]["source_id"][0] + "-replay").info(timeout=5.0)
+        mk_info = open_inlet(rec["ReplayMk"]["info"]["source_id"][0] + "-replay").info(timeout=5.0)
         assert mk_info.channel_format() == pylsl.cf_string
 
 
@@ -167,7 +159,7 @@ def test_loop_restarts_with_increasing_time_stamps(recording):
     with Player(
         recording, speed=8.0, loop=True, streams=["ReplaySig"], source_id_suffix="-lp"
     ) as p:
-        inlet = _inlet(rec["ReplaySig"]["info"]["source_id"][0] + "-lp")
+        inlet = open_inlet(rec["ReplaySig"]["info"]["source_id"][0] + "-lp")
         p.start()
         got = _drain({"s": inlet}, {"s": 2 * n + 5}, timeout_s=10.0)["s"]
         assert p.is_playing and p.loops_done >= 2
@@ -219,7 +211,7 @@ def test_cli_replays_at_the_requested_speed(recording):
 
     thread = threading.Thread(target=invoke)
     thread.start()
-    inlet = _inlet(rec["ReplaySig"]["info"]["source_id"][0] + "-cli")
+    inlet = open_inlet(rec["ReplaySig"]["info"]["source_id"][0] + "-cli")
     n = len(rec["ReplaySig"]["time_stamps"])
     data, stamps, _ = _drain({"s": inlet}, {"s": n}, timeout_s=10.0)["s"]
     thread.join(10.0)
@@ -228,11 +220,6 @@ def test_cli_replays_at_the_requested_speed(recording):
     np.testing.assert_array_equal(np.asarray(data, np.float32), rec["ReplaySig"]["time_series"])
     bad = CliRunner().invoke(cli, ["replay", str(recording), "--streams", "Nope"])
     assert bad.exit_code != 0 and "Nope" in bad.output
-
-
-def _xdf_chunk(tag: int, content: bytes) -> bytes:
-    body = struct.pack("<H", tag) + content
-    return b"\x08" + struct.pack("<Q", len(body)) + body
 
 
 def test_out_of_order_markers_and_nested_desc(tmp_path):
@@ -251,13 +238,13 @@ def test_out_of_order_markers_and_nested_desc(tmp_path):
     path = tmp_path / "hand.xdf"
     path.write_bytes(
         b"XDF:"
-        + _xdf_chunk(1, b'<?xml version="1.0"?><info><version>1.0</version></info>')
-        + _xdf_chunk(2, struct.pack("<I", 1) + header.encode())
-        + _xdf_chunk(3, struct.pack("<I", 1) + b"\x01\x03" + samples)
+        + xdf_chunk(1, b'<?xml version="1.0"?><info><version>1.0</version></info>')
+        + xdf_chunk(2, struct.pack("<I", 1) + header.encode())
+        + xdf_chunk(3, struct.pack("<I", 1) + b"\x01\x03" + samples)
     )
     suffix = f"-{uuid.uuid4().hex[:6]}"
     with Player(path, speed=2.0, source_id_suffix=suffix) as player:
-        inlet = _inlet("hand-src" + suffix)
+        inlet = open_inlet("hand-src" + suffix)
         info = inlet.info(timeout=5.0)
         blocks = info.desc().child("task")
         assert blocks.child("block").child_value("id") == "1"
@@ -282,7 +269,7 @@ def test_a_recorded_replay_loads_like_the_original(recording, tmp_path):
         recorder.start(out, [{"source_id": rec[n]["info"]["source_id"][0] + suffix} for n in rec])
         player.start(delay_s=0.2)
         player.wait(10.0)
-        time.sleep(0.8)
+        let_labrecorder_pull()
         recorder.stop()
     original, again = load(recording).segments[0], load(out).segments[0]
     a, b = original.analogsignals[0], again.analogsignals[0]

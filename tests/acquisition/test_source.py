@@ -128,7 +128,12 @@ def test_jittered_stamps_are_not_gaps_and_are_smoothed(source_id: str) -> None:
         chunks = pull_until(source, 1500)
         assert sum(c.n_samples for c in chunks) == 1500
     gaps = [c.gap_before for c in chunks if c.gap_before]
-    assert len(gaps) == 1 and abs(gaps[0] - 50) <= 1
+    assert gaps == [50]
+    # the numbering after the gap is the outlet's own: channel 0 holds each sample's true index
+    for c in chunks:
+        np.testing.assert_array_equal(c.data[:, 0], c.first_sample + np.arange(c.n_samples))
+    assert next(c for c in chunks if c.gap_before).first_sample == 1050
+    assert chunks[-1].last_sample == 1549
     # Smoothed stamps sit closer to the true sample times than the jittered ones liblsl delivered.
     index = np.concatenate([c.data[:, 0] for c in chunks]).astype(np.float64)
     true_t = t0 + index / sfreq
@@ -171,7 +176,7 @@ def test_metadata_arrives_in_spec(source_id: str) -> None:
 def test_wrong_channel_count_and_rate_refused_with_both_values(source_id: str) -> None:
     _outlet = make_outlet(source_id, 8, 30000.0)
     with pytest.raises(StreamMismatchError) as err:
-        LSLSource(source_id=source_id, n_channels=16, sfreq=20000.0, timeout_s=3.0)
+        LSLSource(source_id=source_id, n_channels=16, sfreq=20000.0, timeout_s=3.0).open()
     message = str(err.value)
     assert "expected 16, got 8" in message
     assert "expected 20000 Hz, got 30000 Hz" in message
@@ -181,18 +186,18 @@ def test_wrong_channel_count_and_rate_refused_with_both_values(source_id: str) -
 def test_wrong_format_and_string_stream_refused(source_id: str) -> None:
     _outlet = make_outlet(source_id, 2, 1000.0, "int16")
     with pytest.raises(StreamMismatchError, match="expected 'float32', got 'int16'"):
-        LSLSource(source_id=source_id, channel_format="float32", timeout_s=3.0)
+        LSLSource(source_id=source_id, channel_format="float32", timeout_s=3.0).open()
     marker_info = make_stream_info("markers", "Markers", 1, 0.0, "string", source_id + "-m")
     _markers = pylsl.StreamOutlet(marker_info)
     with pytest.raises(StreamMismatchError, match="numeric format.*irregular"):
-        LSLSource(source_id=source_id + "-m", timeout_s=3.0)
+        LSLSource(source_id=source_id + "-m", timeout_s=3.0).open()
 
 
 def test_stream_not_found_lists_existing_streams(source_id: str) -> None:
     _outlet = make_outlet(source_id, 5, 250.0)
     wrong = source_id + "-nope"
     with pytest.raises(StreamNotFoundError) as err:
-        LSLSource(name=f"test-{source_id}", source_id=wrong, timeout_s=0.3)
+        LSLSource(name=f"test-{source_id}", source_id=wrong, timeout_s=0.3).open()
     message = str(err.value)
     assert f"source_id={wrong!r}" in message and "0.3 s" in message
     # The stream that shares the name is listed, with what a user needs to fix the query.
@@ -268,7 +273,7 @@ def test_outlet_killed_and_restarted_recovers_with_gap(source_id: str) -> None:
 
     procs = [start_outlet()]
     try:
-        source = LSLSource(source_id=source_id, n_channels=n_ch, sfreq=sfreq, timeout_s=10.0)
+        source = LSLSource(source_id=source_id, n_channels=n_ch, sfreq=sfreq, timeout_s=10.0).open()
         chunks: list[SignalChunk] = []
 
         def pull_for(seconds: float, stop_on_data: bool = False) -> None:
@@ -364,7 +369,7 @@ def test_raw_stamps_when_dejitter_is_off(source_id: str) -> None:
 
 def test_lost_stream_raises_without_recover(source_id: str) -> None:
     outlet = make_outlet(source_id, 2, 1000.0)
-    source = LSLSource(source_id=source_id, recover=False)
+    source = LSLSource(source_id=source_id, recover=False).open()
     outlet.push(np.zeros((10, 2)), timestamp=pylsl.local_clock())
     assert pull_until(source, 10)
     del outlet
@@ -400,7 +405,7 @@ def test_two_streams_with_one_name_are_refused_with_both_listed(source_id: str) 
         make_stream_info(name, "Neural", 2, 1000.0, "float32", source_id + "-replay")
     )
     with pytest.raises(AmbiguousStreamError) as err:
-        LSLSource(name=name, timeout_s=5.0)
+        LSLSource(name=name, timeout_s=5.0).open()
     message = str(err.value)
     assert f"source_id={source_id!r}" in message and f"source_id='{source_id}-replay'" in message
     assert "host" in message and "type='Neural'" in message and "--source-id" in message
@@ -412,3 +417,39 @@ def test_two_streams_with_one_name_are_refused_with_both_listed(source_id: str) 
     with LSLSource(source_id=source_id + "-replay") as source:
         assert source.source_id.endswith("-replay")
     del live, replay
+
+
+def test_constructing_does_no_network_io_and_to_dict_rebuilds_it(source_id: str) -> None:
+    """Building a source only checks arguments (no stream needed); open() connects; to_dict is
+    Stage.to_dict's format and stage_from_dict rebuilds an equal, unopened source."""
+    from bci.stream import stage_from_dict
+
+    source = LSLSource(source_id=source_id, sfreq=1000.0, timeout_s=30.0, stall_after_s=0.5)
+    assert source.status()["state"] == "not opened"
+    with pytest.raises(SourceClosedError, match="open"):
+        source.pull()
+    described = source.to_dict()
+    assert described["stage"] == "bci.acquisition.source:LSLSource"
+    assert described["params"]["source_id"] == source_id
+    assert described["params"]["stall_after_s"] == 0.5 and described["params"]["scale"] is None
+    again = stage_from_dict(described)
+    assert isinstance(again, LSLSource) and again.to_dict() == described
+    _outlet = make_outlet(source_id, 3, 1000.0)
+    with again:  # now the stream exists: open() resolves it
+        assert again.n_channels == 3 and again.status()["state"] == "waiting"
+
+
+def test_a_busy_consumer_is_not_a_stalled_stream(source_id: str) -> None:
+    """Data waiting in the inlet while the pipeline was busy (e.g. compiling) is no stall."""
+    sfreq = 1000.0
+    outlet = make_outlet(source_id, 2, sfreq)
+    with LSLSource(source_id=source_id, sfreq=sfreq, stall_after_s=0.1) as source:
+        t0 = pylsl.local_clock()
+        push_indexed(outlet, t0, sfreq, 0, 10)
+        assert pull_until(source, 10)
+        push_indexed(outlet, t0, sfreq, 10, 10)
+        time.sleep(0.3)  # the consumer is busy elsewhere for 3x the stall threshold
+        assert source.status()["state"] == "connected"
+        assert pull_until(source, 10)[0].first_sample == 10
+        kinds = [e.kind for e in source.events]
+    assert "stall" not in kinds

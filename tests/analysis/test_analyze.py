@@ -45,6 +45,10 @@ def test_report_numbers_equal_elephant_called_directly(run: PlantRun, written: d
         (st for st in seg.spiketrains if st.annotations["lsl_type"] == "Spikes"),
         key=lambda st: st.annotations["unit_id"],
     )
+    # unit -1 holds the spikes the sorter left unsorted: counted, not analysed as a unit
+    assert trains[0].annotations["unit_id"] == -1
+    assert numbers["unsorted_spikes"] == len(trains[0]) == len(run.sorted_samples[-1]) > 0
+    trains = trains[1:]
     assert numbers["units_source"] == "sorted"
     assert [u["unit_id"] for u in numbers["units"]] == [st.annotations["unit_id"] for st in trains]
     for row, st in zip(numbers["units"], trains, strict=True):
@@ -92,7 +96,11 @@ def test_closed_loop_numbers_and_sorting_accuracy(run: PlantRun, written: dict) 
     # stimulation on for the middle third of 150 periods of 20 ms
     assert loop["time_on_stim_s"] == pytest.approx(1.0)
     assert loop["n_pulses"] > 100 and loop["energy_j"] > 0
-    assert loop["loop_latency_p99_ms"] == 2.5 and loop["sources"]["loop_latency"] == "summary.json"
+    assert (
+        loop["loop_latency_p99_ms"] == 2.5
+        and loop["sources"]["loop_latency_p99_ms"] == "summary.json"
+    )
+    assert loop["sources"]["error_index"] == "recording"  # this summary has no plant numbers
     acc = written["numbers"]["sorting_accuracy"]["units"]
     assert {u["gt_unit"] for u in acc} == set(run.gt_samples)
     for u in acc:
@@ -130,13 +138,21 @@ def test_truncated_and_missing_recordings_are_analysed_as_far_as_they_go(
     gone = tmp_path / "gone"
     shutil.copytree(run.run_dir, gone)
     (gone / "recording.xdf").unlink()
-    (gone / "summary.json").write_text(json.dumps({"controller": "pi", "energy_j": 0.5}))
+    runner_summary = {
+        "controller": "pi",
+        "plant": {"error_index": 0.12, "gpi_beta": 0.05, "energy_j": 0.5, "time_on_stim": 0.25,
+                  "online_s": 2.0},
+        "loop_latency": {"p50_ms": 0.7, "p99_ms": 3.1},
+    }  # fmt: skip
+    (gone / "summary.json").write_text(json.dumps(runner_summary))
     result = CliRunner().invoke(cli, ["analyze", str(gone)])
     assert result.exit_code == 0, result.output
     assert "recording.xdf is missing" in result.output
     numbers = json.loads((gone / "analysis.json").read_text())
-    assert numbers["closed_loop"]["controller"] == "pi"
-    assert numbers["closed_loop"]["energy_j"] == 0.5
+    loop = numbers["closed_loop"]
+    assert (loop["controller"], loop["error_index"], loop["energy_j"]) == ("pi", 0.12, 0.5)
+    assert loop["time_on_stim_s"] == 0.5 and loop["loop_latency_p99_ms"] == 3.1
+    assert set(loop["sources"].values()) == {"summary.json"}
     assert "units" not in numbers
 
     missing = CliRunner().invoke(cli, ["analyze", str(tmp_path / "nope")])
@@ -170,3 +186,22 @@ def test_unreachable_cluster_fails_in_seconds(run: PlantRun) -> None:
     assert time.perf_counter() - t < 10
     bad = CliRunner().invoke(cli, ["analyze", str(run.run_dir), "--cluster", "nonsense"])
     assert bad.exit_code == 2 and "--cluster" in bad.output
+
+
+def test_analyze_needs_no_ray(run: PlantRun, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    d = tmp_path / "noray"
+    shutil.copytree(run.run_dir, d)
+    code = (
+        "import sys; sys.modules['ray'] = None\n"  # any `import ray` now fails
+        "from bci.cli.main import cli\n"
+        f"cli(['analyze', {str(d)!r}])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore::DeprecationWarning", "-c", code],
+        capture_output=True, text=True, timeout=170,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (d / "report.html").is_file()

@@ -90,3 +90,12 @@ def test_run_demo_checks_arguments_before_starting_the_publisher():
     ):
         with pytest.raises(ConfigError, match=name):
             run_demo(**kwargs)
+
+
+def test_session_repair_refuses_an_existing_out_before_reading(tmp_path: Path):
+    src, out = tmp_path / "cut.xdf", tmp_path / "taken.xdf"
+    src.write_bytes(b"XDF:")
+    out.write_bytes(b"precious")
+    result = _run("session", "repair", str(src), "--out", str(out))
+    _assert_usage_error(result, "--overwrite")
+    assert out.read_bytes() == b"precious"

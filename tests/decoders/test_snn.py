@@ -108,3 +108,28 @@ def test_converted_snn_follows_its_ann(reaching, tmp_path):
     np.testing.assert_allclose(back.predict(Xt[:200]), conv.predict(Xt[:200]), atol=1e-6)
     ops = conv.count_ops(Xt[:200])
     assert ops.acs_per_bin > 0 and 0.0 < ops.activation_sparsity < 1.0
+
+
+def test_gru_baseline_numpy_equals_torch_training_and_round_trips(reaching, tmp_path):
+    from decoders.ann import GRUDecoder
+
+    X, Y, Xt, Yt = reaching
+    gru = GRUDecoder(hidden=32, epochs=8, seed=0).fit(X, Y)
+    assert r2(Yt, gru.predict(Xt)) > 0.3
+    back = load(gru.save(tmp_path / "gru.npz"))
+    np.testing.assert_allclose(back.predict(Xt), gru.predict(Xt), atol=1e-9)
+    gru.reset()
+    stepped = np.array([gru.step(x) for x in Xt[:100]])
+    np.testing.assert_allclose(stepped, gru.predict(Xt[:100]), atol=1e-9)
+    # the numpy gates are PyTorch's: same outputs as the torch GRU the weights came from
+    g = torch.nn.GRU(48, 32, batch_first=True)
+    with torch.no_grad():
+        for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+            key = {"weight_ih_l0": "w_ih", "weight_hh_l0": "w_hh", "bias_ih_l0": "b_ih",
+                   "bias_hh_l0": "b_hh"}[name]  # fmt: skip
+            getattr(g, name).copy_(torch.as_tensor(getattr(gru, key), dtype=torch.float32))
+        xn = gru.norm.x(Xt[:50])
+        h, _ = g(torch.as_tensor(xn, dtype=torch.float32)[None])
+    gru.reset()
+    ours = np.array([gru._gru_step(x).copy() for x in xn])
+    np.testing.assert_allclose(ours, h[0].numpy(), atol=1e-5)

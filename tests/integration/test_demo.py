@@ -17,8 +17,9 @@ def result():
 
 
 def test_every_sample_arrives_without_gaps(result):
-    # the publisher's start-up (imports, compiling) is not a stall: no event says so
-    assert not [e for e in result.events if "No data" in e or "flowing again" in e]
+    # the publisher's start-up (imports, compiling) is not a stall: no event says so (a loaded
+    # machine may still starve the publisher mid-run, which is a stall and is reported)
+    assert not [e for e in result.events if "since connecting" in e]
     status = result.source_status
     assert status["samples_received"] >= int(5.0 * 30000)
     assert status["gaps"] == 0 and status["gap_samples"] == 0
@@ -46,17 +47,49 @@ def test_bins_cover_the_detected_stretch(result):
     assert np.all(result.latency_ms > 0)
 
 
-def test_table_names_what_arrived(result):
+def _rows(text: str) -> dict[str, str]:
+    """Table rows of the rendered demo table: label -> value (rich's box characters removed)."""
+    rows = {}
+    for line in text.splitlines():
+        cells = [
+            c.strip() for c in line.replace("│", "|").replace("┃", "|").split("|") if c.strip()
+        ]
+        if len(cells) == 2:
+            rows[cells[0]] = cells[1]
+    return rows
+
+
+def test_table_values_are_what_was_measured(result):
     from rich.console import Console
 
-    console = Console(record=True, width=120)
+    console = Console(record=True, width=160)
     console.print(render(result))
-    text = console.export_text()
-    assert "samples received" in text and "threshold crossings" in text
-    assert "gaps (missing samples)" in text
+    rows = _rows(console.export_text())
+    status = result.source_status
+    n = status["samples_received"]
+    assert rows["samples received"] == f"{n} ({n / 30000.0:.2f} s)"
+    assert rows["gaps (missing samples)"] == "0 (0)"
+    assert rows["NaN samples"] == "0"
+    assert rows["chunks received"] == str(status["chunks_received"])
+    p50, p99 = np.percentile(result.latency_ms, [50, 99])
+    assert rows["push -> pipeline latency p50 / p99 (ms)"] == f"{p50:.2f} / {p99:.2f}"
+    for timing in result.stage_timing:
+        label = f"{timing['stage']} compute p50 / p99 (ms)"
+        assert rows[label] == f"{timing['p50_ms']:.3f} / {timing['p99_ms']:.3f}"
+    assert rows["20 ms bins emitted"] == str(result.bins)
+    assert rows["ground-truth spikes published"] == str(result.gt_spikes)
+    caught = rows["caught by a crossing within 0.5 ms (units above noise)"]
+    assert caught.startswith(f"{result.gt_caught_big}/{result.gt_big} (")
+    assert f"{100 * result.gt_caught_big / result.gt_big:.1f}%" in caught
 
 
 def test_cli_demo_runs_and_prints_the_table():
     out = CliRunner().invoke(cli, ["demo", "--duration", "1", "--channels", "8", "--units", "4"])
     assert out.exit_code == 0, out.output
-    assert "samples received" in out.output
+    rows = _rows(out.output)
+    # 1 s after a 2 s calibration, 30 kHz, every sample, no gap
+    samples = int(rows["samples received"].split()[0])
+    assert samples >= 3 * 30000
+    assert rows["gaps (missing samples)"] == "0 (0)"
+    assert "(8 ch x 30000 Hz" in rows["stream"]
+    assert "since connecting" not in out.output  # start-up is not a stall

@@ -7,11 +7,12 @@ and false positives, each spike with a waveform), a decoded symptom (``Decoded``
 controller's commands (``StimCommands``) and safety events (``Safety``). A
 :class:`bci.session.Recorder` records them all into ``recording.xdf``; ``config.yaml`` and
 ``summary.json`` are written as a runner writes them. Stimulation is off for the first and last
-third and 300 uA/cm2 at 130 Hz in between. About 3 s of plant time: a few seconds of wall time.
+third and 2.5 mA (300 uA/cm2 in the model) at 130 Hz in between. About 3 s of plant time: a few seconds of wall time.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -24,9 +25,11 @@ from bci.acquisition.metadata import make_stream_info
 from bci.session import Recorder, StreamQuery, find_streams, write_config, write_summary
 from bci.session.run_folder import create_run_dir
 from bci.stream import StimCommand
-from stimulation.plant.bridge import PlantBridge
+from stimulation.plant import BasalGangliaNetwork
+from stimulation.plant.bridge import BridgeTiming, PlantBridge, RawFormat
 from stimulation.plant.commands import CommandOutlet
-from stimulation.safety import device_amplitude_ma
+from stimulation.plant.probe import VirtualProbe
+from stimulation.safety import SafetyLimits
 
 SFREQ = 30_000.0
 PERIOD_S = 0.02
@@ -60,26 +63,21 @@ def _template(unit: int) -> np.ndarray:
 
 def record_plant_run(
     root: Path, *, seconds: float = 3.0, seed: int = 1, n_channels: int = 8, n_units: int = 4,
-    name: str = "plant_test", amplitude_on: float = 300.0,
+    name: str = "plant_test", amplitude_on_ma: float = 2.5,
 ) -> PlantRun:  # fmt: skip
     """Record ``seconds`` of lockstep plant time into a new run folder under ``root``."""
     tag = uuid.uuid4().hex[:10]
     pname = f"plant-{tag}"
-    bridge = PlantBridge.from_settings(
-        state="pd",
-        seed=seed,
+    controller = f"ctl-{tag}"
+    bridge = PlantBridge(
+        BasalGangliaNetwork(cells_per_nucleus=6, seed=seed),
+        VirtualProbe(6, "stn", n_units, n_channels, seed=seed, noise_uv=4.0, lfp_uv=30.0),
         name=pname,
         source_id=f"plant-src-{tag}",
-        controller_source_id=f"ctl-{tag}",
-        lockstep=True,
-        cells_per_nucleus=6,
-        n_units=n_units,
-        n_channels=n_channels,
-        channel_format="int16",
-        noise_uv=4.0,
-        lfp_uv=30.0,
-        warmup_s=0.2,
-        max_slew_ma_per_s=1e4,  # steps, not ramps
+        # steps, not ramps: the middle third is on at amplitude_on_ma from its first period
+        limits=SafetyLimits(source_id=controller, max_slew_ma_per_s=1e4),
+        timing=BridgeTiming(warmup_s=0.2, lockstep=True),
+        raw_format=RawFormat(channel_format="int16"),
     )
     rng = np.random.default_rng(seed)
     sorted_info = make_stream_info(
@@ -97,7 +95,7 @@ def record_plant_run(
     sorted_out = pylsl.StreamOutlet(sorted_info)
     decoded_out = pylsl.StreamOutlet(decoded_info)
     safety_out = pylsl.StreamOutlet(safety_info)
-    commands = CommandOutlet(f"{pname}-commands", f"ctl-{tag}")
+    commands = CommandOutlet(f"{pname}-commands", controller)
     names = {
         "raw": f"{pname}-raw", "spikes": f"{pname}-spikes", "stim": f"{pname}-stim",
         "biomarkers": f"{pname}-biomarkers", "sorted": f"sorter-{tag}",
@@ -123,14 +121,19 @@ def record_plant_run(
             bridge.raw_outlet.outlet.wait_for_consumers(5.0)
             cells = bridge.probe.cells.tolist()
             for k in range(n_periods):
-                amp = amplitude_on if n_periods // 3 <= k < 2 * n_periods // 3 else 0.0
-                amp_ma = device_amplitude_ma(amp)
-                rec = bridge.advance(StimCommand(amp_ma, 130.0, 300.0, 0.0, f"ctl-{tag}", k))
+                amp = amplitude_on_ma if n_periods // 3 <= k < 2 * n_periods // 3 else 0.0
+                rec = bridge.advance(StimCommand(amp, 130.0, 300.0, 0.0, controller, k))
                 t0 = float(bridge.t0 or 0.0)
-                commands.send(amp_ma, 130.0, 300.0, timestamp=t0 + k * PERIOD_S)
+                # the controller's command stream, as a runner records it
+                commands.send(amp, 130.0, 300.0, timestamp=t0 + k * PERIOD_S)
                 run.n_commands += 1
                 if amp > 0 and k == n_periods // 3:
-                    safety_out.push_sample([f"ramp_limited amplitude={amp:g}"], t0 + k * PERIOD_S)
+                    event = {
+                        "event": "ramp_limited",
+                        "amplitude_ma": amp,
+                        "seq": k,
+                    }  # as the limiter
+                    safety_out.push_sample([json.dumps(event)], t0 + k * PERIOD_S)
                     run.n_safety += 1
                 rows, stamps = [], []
                 for unit, cell in enumerate(cells):
@@ -144,10 +147,13 @@ def record_plant_run(
                 if rng.random() < 0.3:  # a false positive
                     lo = int(round((rec.t_start_s - bridge.t_origin_s) * SFREQ))
                     rows.append((int(rng.integers(len(cells))), lo + int(rng.integers(600))))
+                if amp > 0 and rng.random() < 0.5:  # a spike left unsorted (unit -1)
+                    lo = int(round((rec.t_start_s - bridge.t_origin_s) * SFREQ))
+                    rows.append((-1, lo + int(rng.integers(600))))
                 values = []
                 for unit, sample in sorted(rows, key=lambda r: r[1]):
                     wf = _template(unit) + rng.normal(0, 4.0, N_WF)
-                    values.append([unit, unit % n_channels, float(wf.min()), sample, *wf])
+                    values.append([unit, max(unit, 0) % n_channels, float(wf.min()), sample, *wf])
                     stamps.append(t0 + sample / SFREQ)
                     run.sorted_samples.setdefault(unit, []).append(sample)
                 if values:
@@ -163,11 +169,15 @@ def record_plant_run(
     write_config(
         run_dir,
         {"name": name, "seed": seed, "pacing": "lockstep", "duration_s": seconds,
-         "controller": {"kind": "schedule", "amplitude_on": amplitude_on}},
+         "controller": {"kind": "schedule", "amplitude_on_ma": amplitude_on_ma}},
     )  # fmt: skip
+    # the runner's layout (bci.runner): controller and loop latency; the plant's numbers are
+    # left to the recording here
     write_summary(
         run_dir,
-        {"controller": "schedule", "error_index": 0.3, "time_on_stim_s": seconds / 3,
-         "loop_latency_ms": {"p50": 0.8, "p99": 2.5, "samples": [0.6, 0.8, 0.9, 2.5]}},
+        {"controller": "schedule",
+         "loop_latency": {"commands": 4, "p50_ms": 0.8, "p99_ms": 2.5,
+                          "histogram": {"edges_ms": [0.5, 1.0, 1.5, 2.0, 2.5, 3.0],
+                                        "counts": [2, 1, 0, 0, 1]}}},
     )  # fmt: skip
     return run

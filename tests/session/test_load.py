@@ -12,6 +12,7 @@ import numpy as np
 import pylsl
 import pytest
 import quantities as pq
+from lsl_testing import let_labrecorder_pull, xdf_chunk
 
 from bci.acquisition.metadata import make_stream_info
 from bci.acquisition.outlet import MarkerOutlet, SignalOutlet
@@ -122,7 +123,7 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> dict:
         if b == 20:
             mk.push("stim_off", timestamp=t_of(400))
             stim.push_sample(list(STIM[1]), t_of(400))
-    time.sleep(0.6)  # LabRecorder writes every 500 ms
+    let_labrecorder_pull()
     rec.stop()
     del sig, aux, gt, mk, stim, spk, empty  # outlets lived until the recording stopped
     return {
@@ -281,14 +282,9 @@ def test_missing_and_non_xdf_files_are_named(tmp_path: Path):
         load(tmp_path)
 
 
-def _xdf_chunk(tag: int, content: bytes) -> bytes:
-    body = struct.pack("<H", tag) + content
-    return b"\x08" + struct.pack("<Q", len(body)) + body
-
-
 def _write_xdf(path: Path, streams: list[dict]) -> None:
     """A minimal XDF 1.0 file (spec: github.com/sccn/xdf): headers, samples, clock offsets."""
-    out = [b"XDF:", _xdf_chunk(1, b'<?xml version="1.0"?><info><version>1.0</version></info>')]
+    out = [b"XDF:", xdf_chunk(1, b'<?xml version="1.0"?><info><version>1.0</version></info>')]
     for sid, s in enumerate(streams, start=1):
         values = s["values"]
         n_ch = (
@@ -305,7 +301,7 @@ def _write_xdf(path: Path, streams: list[dict]) -> None:
             f"<channel_format>{s['format']}</channel_format><source_id>{s['name']}</source_id>"
             f"<desc><channels>{channels}</channels></desc></info>"
         )
-        out.append(_xdf_chunk(2, struct.pack("<I", sid) + header.encode()))
+        out.append(xdf_chunk(2, struct.pack("<I", sid) + header.encode()))
         samples = b""
         for t, v in zip(s["stamps"], values, strict=True):
             samples += b"\x08" + struct.pack("<d", t)
@@ -314,12 +310,12 @@ def _write_xdf(path: Path, streams: list[dict]) -> None:
             else:
                 samples += np.asarray(v, dtype="<f4").reshape(n_ch).tobytes()
         out.append(
-            _xdf_chunk(
+            xdf_chunk(
                 3, struct.pack("<I", sid) + b"\x04" + struct.pack("<I", len(s["stamps"])) + samples
             )
         )
         for when, offset in s["offsets"]:
-            out.append(_xdf_chunk(4, struct.pack("<Idd", sid, when, offset)))
+            out.append(xdf_chunk(4, struct.pack("<Idd", sid, when, offset)))
     path.write_bytes(b"".join(out))
 
 

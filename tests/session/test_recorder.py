@@ -18,8 +18,9 @@ import pylsl
 import pytest
 import quantities as pq
 import yaml
-from _streams import FAST_CH, FAST_FS, SLOW_FS, ThreeStreams
 from click.testing import CliRunner
+from lsl_streams import FAST_CH, FAST_FS, SLOW_FS, ThreeStreams
+from lsl_testing import streams_by_name, wait_until, wait_until_recorded
 
 from bci.acquisition.player import Player
 from bci.cli.main import cli
@@ -35,10 +36,6 @@ from bci.session.xdf_read import scan_xdf
 MAX_LOSS_S = 1.0
 
 
-def _by_name(streams: list[dict]) -> dict[str, dict]:
-    return {s["info"]["name"][0]: s for s in streams}
-
-
 def _record(tmp: Path, seconds: float, stop_signal: int = signal.SIGTERM) -> dict:
     streams = ThreeStreams(seed=1)
     path = tmp / "recording.xdf"
@@ -48,7 +45,9 @@ def _record(tmp: Path, seconds: float, stop_signal: int = signal.SIGTERM) -> dic
     while pylsl.local_clock() < t_end:
         streams.push_for(0.25)
         sizes.append((pylsl.local_clock(), path.stat().st_size))
-    time.sleep(0.3)  # let the last samples reach the recorder
+    # the recorder has the last samples once its file (flushed every 0.25 s) holds them
+    last = {streams.names[k]: p.stamps[-1] for k, p in streams.pushed.items() if p.stamps}
+    wait_until_recorded(path, last_stamps=last, timeout_s=10.0)
     rec.process.send_signal(stop_signal)
     code = rec.stop()
     streams.close()
@@ -59,9 +58,9 @@ def _assert_exact(rec: dict) -> None:
     """pyxdf reads back exactly what was pushed: values bit for bit, raw stamps exactly."""
     assert rec["code"] == 0, rec["output"]
     streams = rec["streams"]
-    raw = _by_name(read_xdf(rec["path"], synchronize_clocks=False)[0])
+    raw = streams_by_name(read_xdf(rec["path"], synchronize_clocks=False)[0])
     synced_streams, header = read_xdf(rec["path"], synchronize_clocks=True)
-    synced = _by_name(synced_streams)
+    synced = streams_by_name(synced_streams)
     corrections = []
     for key, name in streams.names.items():
         values, stamps, _ = streams.pushed[key].arrays()
@@ -106,7 +105,7 @@ def test_ten_second_recording_is_exact(tmp_path):
 
 def test_stream_headers_keep_the_full_lsl_info(recording):
     streams = recording["streams"]
-    raw = _by_name(read_xdf(recording["path"], synchronize_clocks=False)[0])
+    raw = streams_by_name(read_xdf(recording["path"], synchronize_clocks=False)[0])
     fast = raw[streams.names["fast"]]["info"]
     assert fast["source_id"] == [streams.source_ids["fast"]]
     assert fast["channel_format"] == ["int16"]
@@ -152,7 +151,9 @@ def test_sigkill_loses_at_most_the_last_second(tmp_path):
     rec.kill()
     streams.push_for(0.3)  # the outlets go on; nobody records
     streams.close()
-    raw = _by_name(read_xdf(path, synchronize_clocks=False)[0])  # pyxdf reads the killed file
+    raw = streams_by_name(
+        read_xdf(path, synchronize_clocks=False)[0]
+    )  # pyxdf reads the killed file
     for key, name in streams.names.items():
         values, stamps, pushed_at = streams.pushed[key].arrays()
         got = raw[name]
@@ -169,7 +170,7 @@ def test_sigkill_loses_at_most_the_last_second(tmp_path):
     # repair closes it: footers with the counts on disk, the samples unchanged
     report = repair(path)
     assert report.output is not None and report.footers_added
-    fixed = _by_name(read_xdf(report.output, synchronize_clocks=False)[0])
+    fixed = streams_by_name(read_xdf(report.output, synchronize_clocks=False)[0])
     for name in streams.names.values():
         assert int(fixed[name]["footer"]["info"]["sample_count"][0]) >= len(
             raw[name]["time_stamps"]
@@ -181,19 +182,20 @@ def test_sigkill_loses_at_most_the_last_second(tmp_path):
 
 def test_replay_into_a_new_recorder_gives_the_same_samples(recording, tmp_path):
     streams = recording["streams"]
-    original = _by_name(read_xdf(recording["path"], synchronize_clocks=True)[0])
+    original = streams_by_name(read_xdf(recording["path"], synchronize_clocks=True)[0])
     suffix = f"-rp{uuid.uuid4().hex[:6]}"
     player = Player(recording["path"], speed=1.0, source_id_suffix=suffix)
     infos = find_streams([{"source_id": sid + suffix} for sid in streams.source_ids.values()])
     with Recorder(infos, tmp_path / "replayed.xdf") as rec:
         player.start(delay_s=0.2)
         player.wait(30.0)
-        time.sleep(0.5)
+        expected = {name: len(s["time_stamps"]) for name, s in original.items()}
+        assert wait_until(lambda: all(s.sample_count >= expected[s.name] for s in rec.stats), 10.0)
     player.close()
     assert [s.sample_count for s in rec.stats] == [
         len(original[s.name]["time_stamps"]) for s in rec.stats
     ]
-    again = _by_name(read_xdf(rec.path, synchronize_clocks=False)[0])
+    again = streams_by_name(read_xdf(rec.path, synchronize_clocks=False)[0])
     shifts = []
     for name, orig in original.items():
         got = again[name]
@@ -219,11 +221,13 @@ def test_recorder_in_process_writes_footers_and_stats(tmp_path, source_id):
         for k, row in enumerate(commands):
             stim.push_sample(row.tolist(), 1000.0 + k)
             streams.push_for(0.2)
-        time.sleep(0.3)
+        last = {streams.names[k]: p.stamps[-1] for k, p in streams.pushed.items() if p.stamps}
+        last["Stim"] = 1002.0
+        assert wait_until(lambda: all(s.last_timestamp == last[s.name] for s in rec.stats), 10.0)
         assert rec.is_recording and rec.bytes_written > 0
     streams.close()
     del stim
-    got = _by_name(read_xdf(rec.path, synchronize_clocks=False)[0])["Stim"]
+    got = streams_by_name(read_xdf(rec.path, synchronize_clocks=False)[0])["Stim"]
     np.testing.assert_array_equal(got["time_series"], commands)
     np.testing.assert_array_equal(got["time_stamps"], [1000.0, 1001.0, 1002.0])
     fast = next(s for s in rec.stats if s.name == streams.names["fast"])

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import struct
-import time
 import uuid
 from pathlib import Path
 
 import numpy as np
 import pylsl
 import pytest
-from _streams import ThreeStreams
+from lsl_streams import ThreeStreams
+from lsl_testing import let_labrecorder_pull, wait_until
 
 from bci.session import load
 from bci.session.files import read_xdf
@@ -134,7 +134,12 @@ def side_by_side(tmp_path_factory: pytest.TempPathFactory) -> dict:
     infos = find_streams([{"source_id": s} for s in streams.source_ids.values()])
     ours = Recorder(infos, tmp / "ours.xdf").start()
     streams.push_for(1.2)
-    time.sleep(0.7)  # LabRecorder writes every 500 ms
+    last = {streams.names[k]: p.stamps[-1] for k, p in streams.pushed.items() if p.stamps}
+    let_labrecorder_pull()
+    assert wait_until(
+        lambda: all(s.last_timestamp == last.get(s.name, s.last_timestamp) for s in ours.stats),
+        10.0,
+    )
     ours.stop()
     lab.stop()
     streams.close()

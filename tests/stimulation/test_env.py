@@ -40,6 +40,7 @@ def test_registration_is_lazy_and_make_passes_check_env() -> None:
     [
         {"observation": "spikes", "bin_s": 0.005},
         {"control_frequency": True, "symptom": "error_index", "features": ("error_index",)},
+        {"plant": "fluctuating", "biphasic": True, "amplitude_ma_at_full_action": 2.0},
     ],
 )
 def test_other_configurations_pass_check_env(kwargs: dict[str, Any]) -> None:
@@ -257,7 +258,9 @@ def test_the_device_amplitude_reaches_the_plant_through_the_safety_mapping() -> 
     env = BasalGangliaEnv(**{**SMALL, "warmup_s": 0.04})
     _, info = env.reset(seed=9)
     net = BasalGangliaNetwork(
-        cells_per_nucleus=SMALL["cells_per_nucleus"], seed=info["network_seed"]
+        cells_per_nucleus=SMALL["cells_per_nucleus"],
+        seed=info["network_seed"],
+        dt_ms=env.network.dt_ms,
     )
     net.step(0.04, 0.0)
     for a in (0.25, 0.5, 1.0, 0.0):

@@ -209,3 +209,19 @@ def test_bad_plant_arguments_are_refused() -> None:
         Fluctuation(ramp_s=-1.0)
     with pytest.raises(PlantParameterError, match="'fluctuation'"):
         BasalGangliaNetwork(plant="fluctuating", fluctuation={"ramp_s": 0.1})  # type: ignore[arg-type]
+
+
+def test_snapshot_restore_replays_a_fluctuating_network() -> None:
+    fast = Fluctuation(mean_dwell_healthy_s=0.03, mean_dwell_pd_s=0.03, ramp_s=0.01)
+    net = BasalGangliaNetwork(plant="fluctuating", seed=5, cells_per_nucleus=3, fluctuation=fast)
+    net.run(0.05)
+    snap = net.snapshot()
+    first = net.run(0.3)
+    switches = net.state_switches()
+    other = BasalGangliaNetwork(plant="fluctuating", seed=6, cells_per_nucleus=3, fluctuation=fast)
+    other.restore(snap)  # another seed's network takes the whole state, severity process included
+    again = other.run(0.3)
+    assert other.state_switches() == switches and len(switches) > 3
+    for nu in NUCLEI:
+        for x, y in zip(first.spike_times[nu], again.spike_times[nu], strict=True):
+            np.testing.assert_array_equal(x, y)

@@ -11,6 +11,7 @@ import numpy as np
 import pylsl
 import pytest
 from click.testing import CliRunner
+from lsl_testing import open_inlet, pull_numeric
 
 from bci import BCIError, ConfigError
 from bci.acquisition.metadata import read_channel_info
@@ -22,26 +23,7 @@ PARAMS = {"n_channels": 8, "n_units": 4, "seed": 5, "firing_rates_hz": (20.0, 40
 
 
 def _open(source_id: str) -> pylsl.StreamInlet:
-    found = pylsl.resolve_byprop("source_id", source_id, 1, 10.0)
-    assert found, f"stream {source_id} not found"
-    inlet = pylsl.StreamInlet(found[0], max_buflen=30, recover=False)
-    inlet.open_stream(timeout=10.0)
-    return inlet
-
-
-def _pull_all(
-    inlet: pylsl.StreamInlet, n_expected: int, n_channels: int
-) -> tuple[np.ndarray, np.ndarray]:
-    data, stamps = [], []
-    got = 0
-    deadline = pylsl.local_clock() + 10.0
-    while got < n_expected and pylsl.local_clock() < deadline:
-        chunk, ts = inlet.pull_chunk(timeout=0.5, max_samples=4096)
-        if ts:
-            data.append(np.asarray(chunk).reshape(len(ts), n_channels))
-            stamps.append(np.asarray(ts))
-            got += len(ts)
-    return np.concatenate(data), np.concatenate(stamps)
+    return open_inlet(source_id, recover=False)
 
 
 def test_float32_stream_carries_the_recording_metadata_and_ground_truth(source_id: str) -> None:
@@ -56,7 +38,7 @@ def test_float32_stream_carries_the_recording_metadata_and_ground_truth(source_i
     assert stats.samples == 15000 and stats.chunks == 500 and stats.spikes == len(rec.spikes)
     assert stats.wall_s >= 0.45  # paced to the clock, not flat out
 
-    data, ts = _pull_all(inlet, 15000, 8)
+    data, ts = pull_numeric(inlet, 15000, 8)
     np.testing.assert_array_equal(data.astype(np.float32), rec.traces)
     # stamps follow sample 0's clock time and the nominal rate, with no drift
     np.testing.assert_allclose(ts - pub.t0, np.arange(15000) / 30000.0, atol=1e-6, rtol=0)
@@ -97,7 +79,7 @@ def test_int16_stream_is_scaled_and_says_so(source_id: str) -> None:
     inlet = _open(source_id)
     assert pub.wait_for_consumers(5.0)
     pub.run(duration_s=0.2)
-    data, _ = _pull_all(inlet, 6000, 8)
+    data, _ = pull_numeric(inlet, 6000, 8)
     info = inlet.info(timeout=5.0)
     assert info.channel_format() == pylsl.cf_int16
     assert float(info.desc().child("acquisition").child_value("scale_uv_per_bit")) == 0.195
@@ -258,5 +240,5 @@ def test_publisher_that_cannot_keep_real_time_says_how_far_behind(source_id, cap
     warnings = [r.getMessage() for r in caplog.records if "cannot keep real time" in r.message]
     assert warnings and stats.behind_warnings == len(warnings)
     lag_s = float(warnings[0].split(" s behind")[0].rsplit(" ", 1)[1])
-    assert 0.5 < lag_s <= stats.max_lag_s
+    assert 0.5 <= lag_s <= stats.max_lag_s + 0.005  # printed to 10 ms
     assert stats.max_lag_s > 0.8  # ~40 chunks x 30 ms

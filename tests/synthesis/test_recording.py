@@ -307,3 +307,16 @@ def test_waveforms_widen_and_shrink_away_from_the_unit() -> None:
 
     assert trough_width(tpl[:, far]) > trough_width(tpl[:, near])
     assert np.abs(tpl[:, far]).max() < 0.05 * np.abs(tpl[:, near]).max()
+
+
+def test_generate_recording_reads_a_given_source_like_its_own():
+    from bci.synthesis import SyntheticSource
+
+    params = {"n_channels": 6, "n_units": 3, "seed": 9, "lfp": True}
+    own = generate_recording(0.3, **params)
+    given = generate_recording(0.3, source=SyntheticSource(**params))
+    np.testing.assert_array_equal(own.traces, given.traces)
+    np.testing.assert_array_equal(own.spikes, given.spikes)
+    assert own.params == given.params and given.params["seed"] == 9
+    with pytest.raises(ConfigError, match="make no sense with a given source"):
+        generate_recording(0.3, source=SyntheticSource(**params), noise_uv=1.0)
