@@ -85,6 +85,16 @@ class TemplateBank:
             raise SortingError(
                 f"Templates must be (n_units, n_samples, n_channels), got {self.templates.shape}."
             )
+        if not (0 <= self.pre < self.n_samples and 0 < self.n_match <= self.n_samples):
+            raise SortingError(
+                f"Template windows do not fit the {self.n_samples}-sample templates: pre "
+                f"{self.pre}, n_match {self.n_match}."
+            )
+        if not 0 <= self.max_offset <= self.n_samples:
+            raise SortingError(
+                f"max_offset must be within the {self.n_samples}-sample templates, got "
+                f"{self.max_offset}."
+            )
         if self.templates.shape[2] != self.noise.shape[0]:
             raise SortingError(
                 f"Templates have {self.templates.shape[2]} channels but the noise has "
