@@ -238,15 +238,17 @@ class StageChain:
 
 
 class Rechunker:
-    """Cut a signal into pieces of ``size`` samples aligned to multiples of ``size``.
+    """Cut a signal into pieces of ``size`` samples whose boundaries are the samples ``b`` with
+    ``(b + offset) % size == 0``.
 
     Lockstep runs feed the stages identical chunks whatever pieces LSL delivered, so every stage
     sees the same calls in every run (not all stages are invariant to chunking). The remainder of a
     pull waits for the next; a gap (``first_sample`` not following on) flushes it first.
     """
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, offset: int = 0) -> None:
         self.size = max(1, int(size))
+        self.offset = int(offset) % self.size
         self._held: SignalChunk | None = None
 
     def feed(self, chunk: SignalChunk) -> list[SignalChunk]:
@@ -267,7 +269,8 @@ class Rechunker:
         start = 0
         n = chunk.n_samples
         while start < n:
-            stop = ((chunk.first_sample + start) // self.size + 1) * self.size - chunk.first_sample
+            at = chunk.first_sample + start + self.offset
+            stop = (at // self.size + 1) * self.size - self.offset - chunk.first_sample
             if stop > n:
                 self._held = _slice(chunk, start, n)
                 break

@@ -23,7 +23,6 @@ file, writes ``session.nix`` and ``summary.json``, and reports failure in
 from __future__ import annotations
 
 import dataclasses
-import math
 import signal
 import threading
 import time
@@ -333,11 +332,11 @@ class SessionRunner(RunReport):
         keepalive_s = plant.control_period_s if plant is not None else 0.02
         self.commands.t_last_send = time.monotonic()
         t_view = 0.0
-        # lockstep: the stages get the same chunks in every run, whatever pieces LSL delivered
+        # lockstep: the stages get the same chunks in every run, whatever pieces LSL delivered:
+        # one chunk per period, as the plant published it
         rechunker = None
         if lockstep and plant is not None:
-            size = math.gcd(plant.period_samples, plant.latency_samples or plant.period_samples)
-            rechunker = Rechunker(math.gcd(size, plant.chunk_samples))
+            rechunker = Rechunker(plant.period_samples, plant.latency_samples)
         pending: deque[SignalChunk] = deque()
         while done - start < total:
             chunk = self._next_chunk(lsl, pending, rechunker)

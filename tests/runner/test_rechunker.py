@@ -31,3 +31,12 @@ def test_a_gap_flushes_what_was_held() -> None:
     after_gap = rechunker.feed(SignalChunk(x, 100, 30000.0, np.arange(45) / 3e4, gap_before=55))
     # the 15 held samples come out alone, then the new stream is cut on its own alignment
     assert [(c.first_sample, c.n_samples) for c in after_gap] == [(30, 15), (100, 20)]
+
+
+def test_pieces_can_end_where_the_plant_ends_a_period() -> None:
+    # the plant publishes each 600-sample period less the 30 samples its probe holds back
+    rechunker = Rechunker(600, offset=30)
+    x = np.zeros((1300, 1), np.float32)
+    out = rechunker.feed(SignalChunk(x[:700], 0, 30000.0, np.arange(700) / 3e4))
+    out += rechunker.feed(SignalChunk(x[700:], 700, 30000.0, np.arange(700, 1300) / 3e4))
+    assert [(c.first_sample, c.n_samples) for c in out] == [(0, 570), (570, 600)]
