@@ -64,6 +64,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_sorting.py --json benchmarks/results/sorting.json
 	$(BIN)/python benchmarks/bench_replay.py --json benchmarks/results/replay.json
 	$(BIN)/python benchmarks/bench_synthesis.py --json benchmarks/results/synthesis.json
+	$(BIN)/python benchmarks/bench_synthesis_sorting.py --json benchmarks/results/synthesis_sorting.json
 	$(BIN)/python benchmarks/bench_decoders.py --json benchmarks/results/decoders.json
 	$(BIN)/python benchmarks/bench_symptom_decoder.py --json benchmarks/results/symptom.json
 	$(BIN)/python benchmarks/bench_loop.py --json benchmarks/results/loop.json

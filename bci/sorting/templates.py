@@ -270,7 +270,8 @@ def _read(path: Path) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
     with path.open("rb") as file:
         try:
             data = np.load(file, allow_pickle=False)
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, NotImplementedError):
+            # NotImplementedError: zipfile on an unknown compression method or zip version
             raise TemplateFileError(_not_a_bank(path, "it is not an .npz archive")) from None
         if not isinstance(data, NpzFile):
             raise TemplateFileError(_not_a_bank(path, "it holds a single array, not an archive"))
@@ -279,7 +280,14 @@ def _read(path: Path) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
                 raise TemplateFileError(_not_a_bank(path, "it has no template header"))
             try:
                 arrays = {key: data[key] for key in data.files}
-            except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error):
+            except (
+                OSError,
+                ValueError,
+                EOFError,
+                zipfile.BadZipFile,
+                zlib.error,
+                NotImplementedError,
+            ):
                 raise TemplateFileError(_not_a_bank(path, "its arrays cannot be read")) from None
     try:
         header = json.loads(str(arrays.pop("header")))

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from stimulation.controllers.base import Controller
+from stimulation.controllers.base import Controller, ControllerConfigError
 from stimulation.controllers.snn_actor import SpikingActorWeights
 
 #: The shipped controller the demo uses (its metadata holds the command, seed and wall time).
@@ -60,8 +60,20 @@ class RLSNNController(Controller, name="rl_snn"):
         self.model = str(DEFAULT_MODEL if model is None else model)
         self.weights = SpikingActorWeights.load(self.model)
         meta = self.weights.meta
-        self.symptom_scale = float(meta.get("symptom_scale", 1.0))
         self.n_actions = self.weights.n_actions
+        try:  # the metadata must turn an action into a setting
+            self.symptom_scale = float(meta.get("symptom_scale", 1.0))
+            action_to_setting(np.zeros(self.n_actions), meta)
+            if self.weights.n_obs != 1 + self.n_actions:
+                raise ValueError(
+                    f"it takes {self.weights.n_obs} observation entries, not 1 + "
+                    f"{self.n_actions} (symptom and previous action)"
+                )
+        except (KeyError, TypeError, ValueError, IndexError) as err:
+            raise ControllerConfigError(
+                f"The spiking actor file {self.model} has unusable metadata or shapes: "
+                f"{type(err).__name__}: {err}"
+            ) from None
         self.reset_state()
 
     def reset_state(self) -> None:

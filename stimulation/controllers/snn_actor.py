@@ -23,8 +23,10 @@ rescales them to its action box.
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -173,7 +175,8 @@ class SpikingActorWeights:
         """Read a file written by :meth:`save` (never a pickle); errors name the problem."""
         path = Path(path)
         try:
-            with np.load(path, allow_pickle=False) as data:
+            # from bytes: np.load leaves the file open when it fails on a damaged archive
+            with np.load(io.BytesIO(path.read_bytes()), allow_pickle=False) as data:
                 header = json.loads(bytes(data["header"]).decode())
                 if header.get("format") != "stimulation.spiking_actor":
                     raise ControllerConfigError(f"{path} is not a spiking actor file.")
@@ -186,7 +189,7 @@ class SpikingActorWeights:
                 def get(name: str) -> F64:
                     return np.asarray(data[name], dtype=np.float64)
 
-                return cls(
+                weights = cls(
                     mu=get("mu"),
                     sigma=get("sigma"),
                     w_in=[get(f"w_in_{k}") for k in range(n)],
@@ -198,9 +201,22 @@ class SpikingActorWeights:
                     substeps=int(header["substeps"]),
                     meta=dict(header.get("meta", {})),
                 )
+                if n < 1 or weights.substeps < 1:
+                    raise ValueError(
+                        f"n_layers {n} and substeps {weights.substeps}: each must be at least 1"
+                    )
+                out = weights.forward(np.zeros(weights.n_obs))  # the arrays must fit
+                if out.shape != (weights.n_actions,):
+                    raise ValueError(
+                        f"the actor gives {out.shape} actions, not {weights.n_actions}"
+                    )
+                return weights
         except ControllerConfigError:
             raise
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        except (
+            OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error, TypeError,
+            IndexError, AttributeError, OverflowError, NotImplementedError,
+        ) as err:  # fmt: skip
             raise ControllerConfigError(
                 f"Cannot read the spiking actor file {path}: {type(err).__name__}: {err}"
             ) from None

@@ -70,8 +70,15 @@ def attacked(tmp_path_factory: pytest.TempPathFactory) -> dict:
     )
     stream = bridge.command_stream
     intruder = subprocess.Popen(
-        [sys.executable, str(HERE / "_intruder.py"), stream, intruder_id, TOKEN, str(N_INTRUDER),
-         str(ATTACK_MA)],  # fmt: skip
+        [
+            sys.executable,
+            str(HERE / "_intruder.py"),
+            stream,
+            intruder_id,
+            TOKEN,
+            str(N_INTRUDER),
+            str(ATTACK_MA),
+        ],  # fmt: skip
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
