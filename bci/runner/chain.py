@@ -30,7 +30,7 @@ from bci.stream import (
     StreamSpec,
 )
 
-__all__ = ["ChainOutput", "StageChain"]
+__all__ = ["ChainOutput", "Rechunker", "StageChain"]
 
 
 def _length(x: Any) -> int:
@@ -235,3 +235,58 @@ class StageChain:
         for r in rows:
             r["share"] = float(r["total_ms"]) / total
         return rows
+
+
+class Rechunker:
+    """Cut a signal into pieces of ``size`` samples whose boundaries are the samples ``b`` with
+    ``(b + offset) % size == 0``.
+
+    Lockstep runs feed the stages identical chunks whatever pieces LSL delivered, so every stage
+    sees the same calls in every run (not all stages are invariant to chunking). The remainder of a
+    pull waits for the next; a gap (``first_sample`` not following on) flushes it first.
+    """
+
+    def __init__(self, size: int, offset: int = 0) -> None:
+        self.size = max(1, int(size))
+        self.offset = int(offset) % self.size
+        self._held: SignalChunk | None = None
+
+    def feed(self, chunk: SignalChunk) -> list[SignalChunk]:
+        held = self._held
+        if held is not None and chunk.first_sample == held.last_sample + 1 and not chunk.gap_before:
+            chunk = SignalChunk(
+                np.concatenate([held.data, chunk.data]),
+                held.first_sample,
+                chunk.sfreq,
+                np.concatenate([held.t_lsl, chunk.t_lsl]),
+                chunk.t_arrival,
+                held.gap_before,
+            )
+            out: list[SignalChunk] = []
+        else:
+            out = [held] if held is not None else []
+        self._held = None
+        start = 0
+        n = chunk.n_samples
+        while start < n:
+            at = chunk.first_sample + start + self.offset
+            stop = (at // self.size + 1) * self.size - self.offset - chunk.first_sample
+            if stop > n:
+                self._held = _slice(chunk, start, n)
+                break
+            out.append(_slice(chunk, start, stop))
+            start = stop
+        return out
+
+
+def _slice(x: SignalChunk, a: int, b: int) -> SignalChunk:
+    if a == 0 and b == x.n_samples:
+        return x
+    return SignalChunk(
+        x.data[a:b],
+        x.first_sample + a,
+        x.sfreq,
+        x.t_lsl[a:b],
+        x.t_arrival,
+        x.gap_before if a == 0 else 0,
+    )

@@ -28,6 +28,7 @@ import threading
 import time
 import traceback
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,7 @@ import numpy as np
 import pylsl
 
 from bci.errors import BCIError
-from bci.runner.chain import ChainOutput, StageChain
+from bci.runner.chain import ChainOutput, Rechunker, StageChain
 from bci.runner.commands import CommandPath
 from bci.runner.metrics import LatencyLog
 from bci.runner.outlets import LoopOutlets
@@ -331,8 +332,14 @@ class SessionRunner(RunReport):
         keepalive_s = plant.control_period_s if plant is not None else 0.02
         self.commands.t_last_send = time.monotonic()
         t_view = 0.0
+        # lockstep: the stages get the same chunks in every run, whatever pieces LSL delivered:
+        # one chunk per period, as the plant published it
+        rechunker = None
+        if lockstep and plant is not None:
+            rechunker = Rechunker(plant.period_samples, plant.latency_samples)
+        pending: deque[SignalChunk] = deque()
         while done - start < total:
-            chunk: SignalChunk | None = lsl.pull(timeout=0.005)
+            chunk = self._next_chunk(lsl, pending, rechunker)
             now = time.monotonic()
             if chunk is None:
                 if source.child is not None and not lockstep:
@@ -446,6 +453,20 @@ class SessionRunner(RunReport):
             outlets.push_decoded(state.values, stamps)
             self.decoded_t.extend(stamps.tolist())
             self.decoded_v.extend(np.asarray(state.values)[:, 0].astype(float).tolist())
+
+    @staticmethod
+    def _next_chunk(
+        lsl: Any, pending: deque[SignalChunk], rechunker: Rechunker | None
+    ) -> SignalChunk | None:
+        """The next chunk to process: as pulled, or re-cut (lockstep)."""
+        if not pending:
+            pulled = lsl.pull(timeout=0.005)
+            if pulled is None:
+                return None
+            if rechunker is None:
+                return pulled
+            pending.extend(rechunker.feed(pulled))
+        return pending.popleft() if pending else None
 
     def _t_online_after_fit(self, chunk: SignalChunk, sfreq: float) -> float:
         """LSL time from which the loop ran closed: the first input the fitted stage took online

@@ -47,6 +47,8 @@ class PlantLink:
     latency_samples: int = 0
     #: window of the plant's biomarkers (s)
     window_s: float = 0.25
+    #: samples per chunk the plant pushes
+    chunk_samples: int = 30
 
     @property
     def period_samples(self) -> int:
@@ -189,8 +191,11 @@ def start_source(
 
         lockstep = config.pacing == "lockstep"
         settings = plant_settings(source, seed, tag, lockstep, limiter_source_id, session_token)
+        from stimulation.plant.bridge_config import RawFormat
+
         timing = BridgeTiming(**source.timing)
         sfreq = float(source.probe.get("sfreq", 30000.0))
+        chunk_samples = max(1, int(round(RawFormat(**source.raw_format).chunk_ms * 1e-3 * sfreq)))
         # lockstep: the plant runs exactly the session; real time: until the loop stops it
         child_settings = {**settings, "duration_s": config.duration_s if lockstep else None}
         child = ChildProcess(
@@ -223,6 +228,7 @@ def start_source(
                 lockstep=lockstep,
                 latency_samples=latency,
                 window_s=timing.window_s,
+                chunk_samples=chunk_samples,
             ),
             settings=settings,
         )
