@@ -85,6 +85,19 @@ class TemplateBank:
             raise SortingError(
                 f"Templates must be (n_units, n_samples, n_channels), got {self.templates.shape}."
             )
+        n_samples = self.templates.shape[1]
+        # the matcher's windows and buffers are sized from these: they must fit the templates
+        if not (
+            0 <= self.pre < n_samples
+            and 0 < self.n_match <= n_samples
+            and 0 <= self.max_offset <= n_samples
+            and np.isfinite(self.sfreq)
+            and self.sfreq > 0
+        ):
+            raise SortingError(
+                f"Template bank parameters do not fit its {n_samples}-sample templates: pre "
+                f"{self.pre}, n_match {self.n_match}, max_offset {self.max_offset}, sfreq {self.sfreq}."
+            )
         if self.templates.shape[2] != self.noise.shape[0]:
             raise SortingError(
                 f"Templates have {self.templates.shape[2]} channels but the noise has "
