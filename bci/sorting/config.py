@@ -164,8 +164,10 @@ class SorterConfig:
             "pre_ms": positive("pre_ms"),
             "post_ms": positive("post_ms"),
         }
-        for name in ("radius_um", "feature_radius_um", "sweep_ms", "refractory_ms"):
+        for name in ("radius_um", "feature_radius_um", "refractory_ms"):
             checked[name] = non_negative(name)
+        # buffers are sized from these two: a file or config must not ask for gigabytes
+        checked["sweep_ms"] = non_negative("sweep_ms", maximum=10.0)
         for name in ("amplitude_prior", "pulse_tail_ms", "merge_threshold", "merge_distance"):
             checked[name] = non_negative(name)
         for name in ("explain_fraction", "residual_guard", "tracking_rate"):
@@ -200,6 +202,11 @@ class SorterConfig:
             ("seed", None),
         ):
             checked[name] = count(name, minimum)
+        if checked["max_shift"] > 50:
+            raise _E(
+                "Invalid value for the 'max_shift' parameter: must be <= 50 samples, but got "
+                f"{checked['max_shift']}."
+            )
         for name, value in checked.items():
             object.__setattr__(self, name, value)
 
