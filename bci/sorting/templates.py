@@ -91,12 +91,17 @@ class TemplateBank:
             0 <= self.pre < n_samples
             and 0 < self.n_match <= n_samples
             and 0 <= self.max_offset <= n_samples
-            and np.isfinite(self.sfreq)
-            and self.sfreq > 0
+            and 0 < self.sfreq <= 1e7  # no amplifier samples faster than 10 MHz
+            and all(
+                0.0 <= float(v) <= 1e6
+                for v in (self.support_sigma, self.candidate_fraction, self.threshold)
+            )
         ):
             raise SortingError(
                 f"Template bank parameters do not fit its {n_samples}-sample templates: pre "
-                f"{self.pre}, n_match {self.n_match}, max_offset {self.max_offset}, sfreq {self.sfreq}."
+                f"{self.pre}, n_match {self.n_match}, max_offset {self.max_offset}, sfreq {self.sfreq}, "
+                f"support_sigma {self.support_sigma}, candidate_fraction "
+                f"{self.candidate_fraction}, threshold {self.threshold}."
             )
         if self.templates.shape[2] != self.noise.shape[0]:
             raise SortingError(
