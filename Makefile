@@ -26,8 +26,21 @@ $(VENV)/.installed-bench: $(STAMP)
 	$(PIP) install --quiet -c $(CONSTRAINTS) -e '.[test,train,bench]'
 	touch $@
 
+# The closed loop (plant -> sorting -> symptom decoder -> RL-SNN controller -> limiter -> plant), then
+# the same seed with DBS off and continuous. Until the RL-SNN model ships, the threshold controller
+# stands in; until the symptom decoder ships, the first-look session runs.
+SYMPTOM_MODEL := decoders/models/symptom_gpi_beta.npz
+RL_MODEL := stimulation/controllers/models/rl_snn.npz
 demo: $(VENV)/.installed-run
-	$(BIN)/bci demo
+ifneq ($(wildcard $(RL_MODEL)),)
+	$(BIN)/bci run closed_loop_dbs
+else ifneq ($(wildcard $(SYMPTOM_MODEL)),)
+	@echo "$(RL_MODEL) is not shipped yet: the threshold controller (Little 2013) stands in."
+	$(BIN)/bci run closed_loop_dbs --set controller.stage=threshold --set controller.model=null
+else
+	@echo "$(SYMPTOM_MODEL) is not shipped yet: running sessions/first_look.yaml instead."
+	$(BIN)/bci run first_look
+endif
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -51,8 +64,10 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_sorting.py --json benchmarks/results/sorting.json
 	$(BIN)/python benchmarks/bench_replay.py --json benchmarks/results/replay.json
 	$(BIN)/python benchmarks/bench_synthesis.py --json benchmarks/results/synthesis.json
+	$(BIN)/python benchmarks/bench_synthesis_sorting.py --json benchmarks/results/synthesis_sorting.json
 	$(BIN)/python benchmarks/bench_decoders.py --json benchmarks/results/decoders.json
 	$(BIN)/python benchmarks/bench_symptom_decoder.py --json benchmarks/results/symptom.json
+	$(BIN)/python benchmarks/bench_loop.py --json benchmarks/results/loop.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -57,9 +57,7 @@ def ensure_int(
 ) -> int:
     """Return ``value`` as an int (bools and floats with a fraction refused)."""
     if isinstance(value, bool):
-        raise error(
-            f"Invalid value for the '{name}' parameter: expected an integer, got a bool."
-        )
+        raise error(f"Invalid value for the '{name}' parameter: expected an integer, got a bool.")
     try:
         result = operator.index(value)
     except TypeError:
@@ -84,9 +82,7 @@ def ensure_float(
 ) -> float:
     """Return ``value`` as a finite float within the given bounds, else raise a ConfigError."""
     if isinstance(value, bool):
-        raise error(
-            f"Invalid value for the '{name}' parameter: expected a number, got a bool."
-        )
+        raise error(f"Invalid value for the '{name}' parameter: expected a number, got a bool.")
     try:
         result = float(value)
     except (TypeError, ValueError):
@@ -99,9 +95,7 @@ def ensure_float(
             f"{len(str(value))} digits."
         ) from None
     if not math.isfinite(result):
-        raise error(
-            f"Invalid value for the '{name}' parameter: must be finite, but got {result}."
-        )
+        raise error(f"Invalid value for the '{name}' parameter: must be finite, but got {result}.")
     if minimum is not None:
         if strict_minimum and result <= minimum:
             raise error(

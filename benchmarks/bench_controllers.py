@@ -212,13 +212,28 @@ def figures(result: dict[str, Any], traces: dict[str, Any], out_dir: Path) -> No
     for ax, (plant, res) in zip(axes[0], result["plants"].items(), strict=True):
         for name, curve in res["sweeps"].items():
             pts = sorted(curve, key=lambda p: p["energy"])
+            if name == "continuous":  # a grid: every point, and its lower-left (Pareto) front
+                ax.plot([p["energy"] for p in pts], [p["error_index"] for p in pts], "o", alpha=0.5)
+                front, best = [], math.inf
+                for p in pts:
+                    if p["error_index"] < best:
+                        front.append(p)
+                        best = p["error_index"]
+                pts = front
             ax.plot(
                 [p["energy"] for p in pts],
                 [p["error_index"] for p in pts],
-                "o:" if name == "continuous" else "s-",
-                label=f"{name} (swept)",
+                "o--" if name == "continuous" else "s-",
+                label=f"{name} (swept{', front' if name == 'continuous' else ''})",
                 alpha=0.7,
             )
+            if name == "continuous":
+                for p in pts:
+                    ax.annotate(
+                        f"{p['params']['amplitude_ma']:g} mA {p['params']['frequency_hz']:g} Hz",
+                        (p["energy"], p["error_index"]),
+                        fontsize=6,
+                    )
         for name, rows in res["table"].items():
             e = [r["energy"] for r in rows]
             ei = [r["error_index"] for r in rows]

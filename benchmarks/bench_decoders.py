@@ -115,7 +115,7 @@ def bench_seed(seed: int, duration_s: float, quick: bool) -> list[dict[str, Any]
                 params=dec.n_parameters,
             )
         else:
-            row.update(macs=dec.synaptic_ops["macs"], acs=0.0, sparsity=0.0)
+            row.update(macs=dec.synaptic_ops["macs"], acs=0.0)  # no activations: no sparsity
             _, arrays = dec._state()
             row["params"] = int(sum(np.asarray(a).size for a in arrays.values()))
         row["footprint_bytes"] = 4 * row["params"]
@@ -189,7 +189,9 @@ def main() -> None:
         torch_t = f"{e['torch_p50_us']:.0f}/{e['torch_p99_us']:.0f}" if "torch_p50_us" in e else "-"
         print(
             f"{e['decoder']:34} {e['r2']:6.3f} [{e['r2_min']:.3f}, {e['r2_max']:.3f}] "
-            f"{e['macs']:9.0f} {e['acs']:8.0f} {e['sparsity']:8.2f} {e['footprint_bytes']:8.0f} "
+            f"{e['macs']:9.0f} {e['acs']:8.0f} "
+            + (f"{e['sparsity']:8.2f}" if "sparsity" in e else f"{'-':>8}")
+            + f" {e['footprint_bytes']:8.0f} "
             f"{e['numpy_p50_us']:7.0f}/{e['numpy_p99_us']:<7.0f} {torch_t:>17}"
         )
     print(f"96-256-2 LIF, one bin: numpy runtime p50 {speed['numpy_p50_us']:.1f} us / p99 "

@@ -6,9 +6,11 @@ Ray's start-up (``ray.init`` of a local instance) is measured and reported apart
 it. Target (issue 13): 8 lockstep sessions on 2 cores >= 1.6x faster than one after another,
 start-up included.
 
-The sweep needs the closed-loop runner (``bci.runner``) and a lockstep session config
-(``--session``, default the shipped ``closed_loop_dbs`` with ``pacing=lockstep``); without the
-runner only the analysis part runs, on sessions recorded by the tests' plant helper
+The sweep needs the closed-loop runner (``bci.runner``) and a lockstep session: ``--session PATH``
+(or a shipped session's name), by default ``whole_loop``: the whole-loop test's session
+(``tests/integration/test_closed_loop.py``: plant with 6 cells per nucleus, 8 channels, 4 units,
+online sorter, its stand-in decoder and controller), 8 s each. Without the runner only the
+analysis part runs, on sessions recorded by the tests' plant helper
 (``tests/session/_plant_run.py``).
 
     nice -n 10 python benchmarks/bench_scale.py --json benchmarks/results/scale.json
@@ -48,13 +50,33 @@ def _load() -> float:
     return os.getloadavg()[0]
 
 
-def bench_sweep(n: int, cpus: int, session: str, sets: list[str]) -> dict[str, Any] | None:
+def _whole_loop_session(folder: Path) -> str:
+    """The whole-loop test's lockstep session as a YAML file (its stand-ins importable)."""
+    import yaml
+
+    sys.path.insert(0, str(ROOT / "tests" / "integration"))
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (os.environ.get("PYTHONPATH"), str(ROOT / "tests" / "integration")) if p
+    )
+    from test_closed_loop import loop_config
+
+    path = folder / "whole_loop.yaml"
+    path.write_text(yaml.safe_dump(loop_config(folder / "runs", name="bench_scale")))
+    return str(path)
+
+
+def bench_sweep(
+    n: int, cpus: int, session: str, sets: list[str], folder: Path
+) -> dict[str, Any] | None:
     try:
         import bci.runner  # noqa: F401
     except ImportError as err:
         print(f"sweep skipped: the closed-loop runner cannot be imported ({err})")
         return None
     from bci.analysis.sweep import plan_sweep, run_job
+
+    if session == "whole_loop":
+        session = _whole_loop_session(folder)
 
     jobs = plan_sweep(session, list(range(n)), sets)
     items = [(j.label, (j.session, j.seed, list(j.overrides))) for j in jobs]
@@ -102,7 +124,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="write the numbers here")
     parser.add_argument("--n", type=int, default=8, help="sessions")
     parser.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray instance")
-    parser.add_argument("--session", default="closed_loop_dbs", help="session of the sweep")
+    parser.add_argument(
+        "--session", default="whole_loop", help="session of the sweep (module docstring)"
+    )
     parser.add_argument(
         "--set", dest="sets", action="append", default=None,
         help="overrides of the sweep's session (default: pacing=lockstep duration_s=8)",
@@ -115,8 +139,8 @@ def main() -> None:
     out: dict[str, Any] = {"n": args.n, "cpus": args.cpus, "cpu_count": os.cpu_count()}
     sets = args.sets or ["pacing=lockstep", "duration_s=8"]
     out["sets"] = sets
-    out["sweep"] = bench_sweep(args.n, args.cpus, args.session, sets)
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        out["sweep"] = bench_sweep(args.n, args.cpus, args.session, sets, Path(tmp))
         if out["sweep"] is not None and out["sweep"]["run_dirs"]:
             run_dirs = [r["run_dir"] for r in out["sweep"]["sequential"]["rows"]]
         else:

@@ -182,7 +182,6 @@ def load_decoder(path: str | Path, n_units: int | None = None) -> Decoder:
         raise ModelFileError(
             f"{path} is missing or has malformed model parameters: {err!r}"
         ) from None
-    provenance = dec.provenance  # type: ignore[attr-defined]
     dec.reset()
-    dec.provenance = provenance  # type: ignore[attr-defined]
+    dec.provenance = dict(meta.get("provenance", {}))  # type: ignore[attr-defined]
     return dec

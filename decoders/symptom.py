@@ -49,6 +49,7 @@ pairwise products. How well it tracks the symptom is measured by
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,16 @@ _BANDS_HZ = {
 }
 
 
+@functools.lru_cache(maxsize=8)
+def _spectral_kernel(
+    n_bins: int, bin_s: float
+) -> tuple[FloatArray, dict[str, npt.NDArray[np.bool_]]]:
+    """Hann taper and band masks of an ``n_bins`` window (cached: one per window length)."""
+    freqs = np.fft.rfftfreq(n_bins, bin_s)
+    masks = {name: (freqs >= lo) & (freqs <= hi) for name, (lo, hi) in _BANDS_HZ.items()}
+    return np.hanning(n_bins + 2)[1:-1], masks
+
+
 def window_features(window: npt.NDArray[Any], bin_s: float) -> FloatArray:
     """Order-free features of one window of counts ``(n_bins, n_units)`` (see FEATURE_NAMES).
 
@@ -91,24 +102,20 @@ def window_features(window: npt.NDArray[Any], bin_s: float) -> FloatArray:
     """
     w = np.asarray(window, dtype=np.float64)
     n_bins, n_units = w.shape
+    taper, masks = _spectral_kernel(n_bins, bin_s)
     c = w.sum(axis=1)
     mean = c.mean()
     rate = mean / (max(n_units, 1) * bin_s)
     var = c.var()
-    x = np.hanning(n_bins + 2)[1:-1] * (c - mean)
-    power = np.abs(np.fft.rfft(x)) ** 2
-    freqs = np.fft.rfftfreq(n_bins, bin_s)
-
-    def band(name: str) -> float:
-        lo, hi = _BANDS_HZ[name]
-        return float(power[(freqs >= lo) & (freqs <= hi)].sum())
-
-    total = band("total")
-    rel = [band(b) / total if total > 0 else 0.0 for b in ("beta", "low", "gamma")]
+    spec = np.fft.rfft(taper * (c - mean))
+    power = spec.real * spec.real + spec.imag * spec.imag
+    bands = {name: float(power[mask].sum()) for name, mask in masks.items()}
+    total = bands["total"]
+    rel = [bands[b] / total if total > 0 else 0.0 for b in ("beta", "low", "gamma")]
     unit_var = float(w.var(axis=0).sum())
     sync = var / unit_var if unit_var > 0 else 1.0
     fano = var / mean if mean > 0 else 1.0
-    per_spike = band("beta") / (mean * n_bins) if mean > 0 else 0.0
+    per_spike = bands["beta"] / (mean * n_bins) if mean > 0 else 0.0
     return np.array(
         [np.log1p(rate), *rel, np.log(fano + 1e-3), np.log(sync + 1e-3), np.log1p(per_spike)]
     )
@@ -232,27 +239,27 @@ class SymptomDecoder(Decoder):
     def step(self, x_bin: npt.ArrayLike) -> FloatArray:
         """One bin of counts ``(n_units,)`` -> estimate ``(1,)`` (the unit count is fixed at the
         first bin after :meth:`reset`)."""
-        self._require_fitted()
-        x = np.asarray(x_bin, dtype=np.float64).reshape(-1)
-        if self._buf is None:
-            self._buf = np.zeros((self.n_window, x.size))
-        elif x.size != self._buf.shape[1]:
-            raise DecoderError(
-                f"A bin has {x.size} units, but this session started with {self._buf.shape[1]}; "
-                "call reset() when the unit set changes."
-            )
-        self._buf = np.roll(self._buf, -1, axis=0)
-        self._buf[-1] = x
-        f = window_features(self._buf, self.bin_s)
-        return self._readout(f[None])
+        return self.step_bins(np.asarray(x_bin, dtype=np.float64).reshape(1, -1))
 
     def step_bins(self, counts: npt.ArrayLike) -> FloatArray:
-        """Several bins ``(n_bins, n_units)``; returns the estimate after the last."""
-        c = np.atleast_2d(np.asarray(counts, dtype=np.float64))
-        y: FloatArray = np.zeros(1)
-        for row in c:
-            y = self.step(row)
-        return y
+        """Several bins ``(n_bins, n_units)``; returns the estimate after the last (the same
+        number as stepping through them one by one, computed once)."""
+        self._require_fitted()
+        c = np.asarray(counts, dtype=np.float64)
+        if c.ndim != 2 or c.shape[0] == 0:
+            raise DecoderError(
+                f"step_bins needs counts of shape (n_bins >= 1, n_units), got {c.shape}."
+            )
+        if self._buf is None:
+            self._buf = np.zeros((self.n_window, c.shape[1]))
+        elif c.shape[1] != self._buf.shape[1]:
+            raise DecoderError(
+                f"A bin has {c.shape[1]} units, but this session started with "
+                f"{self._buf.shape[1]}; call reset() when the unit set changes."
+            )
+        k = min(c.shape[0], self.n_window)
+        self._buf = np.concatenate([self._buf[k:], c[-k:]])
+        return self._readout(window_features(self._buf, self.bin_s)[None])
 
     def predict(self, X: npt.ArrayLike) -> FloatArray:
         """Estimates at every bin of a session, from the reset state."""

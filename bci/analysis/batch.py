@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -87,6 +88,17 @@ def check_cluster(address: str, timeout_s: float = 3.0) -> None:
         ) from None
 
 
+def _driver_path() -> str:
+    """The driver's import path outside the Python installation, as a PYTHONPATH."""
+    prefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    entries = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    for p in sys.path:
+        real = os.path.realpath(p) if p else ""
+        if p and os.path.isdir(p) and not any(real.startswith(pre) for pre in prefixes):
+            entries.append(os.path.abspath(p))
+    return os.pathsep.join(dict.fromkeys(entries))
+
+
 def _start_ray(cluster: str | None, num_cpus: int | None) -> Any:
     if cluster is not None:
         check_cluster(cluster)
@@ -103,8 +115,9 @@ def _start_ray(cluster: str | None, num_cpus: int | None) -> Any:
     }
     if cluster is None:
         kwargs["num_cpus"] = num_cpus or os.cpu_count() or 1
-        # workers of a local instance import this package the way the driver does
-        kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}}
+        # workers of a local instance import what the driver imports (this package from a
+        # checkout, stage plug-ins on the driver's path)
+        kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": _driver_path()}}
     else:
         kwargs["address"] = cluster
         # a port that accepts connections but is no Ray head (a proxy, another service): Ray

@@ -64,8 +64,25 @@ class RunData:
 
     @property
     def sorted_units(self) -> list[neo.SpikeTrain]:
-        """Spike trains of the online sorter (streams of type ``Spikes``)."""
-        return self._trains(True)
+        """Spike trains of the online sorter (streams of type ``Spikes``), sorted units only."""
+        return [st for st in self._trains(True) if int(st.annotations.get("unit_id", 0)) >= 0]
+
+    @property
+    def unsorted_spikes(self) -> int:
+        """Spikes the sorter left unassigned (unit -1, e.g. locked to stimulation pulses)."""
+        return sum(
+            len(st) for st in self._trains(True) if int(st.annotations.get("unit_id", 0)) < 0
+        )
+
+    def online_from_s(self) -> float:
+        """When the sorter started labelling: the runner's ``t_online_lsl`` on the recording's time
+        axis, else the first spike of the sorter's stream, else 0."""
+        seg = self.segment
+        t_online = (self.summary or {}).get("t_online_lsl")
+        if seg is not None and isinstance(t_online, (int, float)):
+            return max(0.0, float(t_online) - float(seg.annotations.get("lsl_time_zero", 0.0)))
+        firsts = [float(st.times[0].rescale(pq.s)) for st in self._trains(True) if len(st)]
+        return min(firsts, default=0.0)
 
     @property
     def ground_truth_units(self) -> list[neo.SpikeTrain]:

@@ -249,8 +249,12 @@ def sorting_accuracy(
     ground_truth: list[neo.SpikeTrain],
     sfreq_hz: float,
     settings: AnalysisSettings,
+    t_from_s: float = 0.0,
 ) -> dict[str, Any]:
-    """Per ground-truth unit: accuracy, recall, precision and the sorted unit it matched."""
+    """Per ground-truth unit: accuracy, recall, precision and the sorted unit it matched.
+
+    Only spikes at or after ``t_from_s`` count (the sorter labels nothing while it calibrates).
+    """
     try:
         from spikeinterface.comparison import compare_sorter_to_ground_truth
         from spikeinterface.core import NumpySorting
@@ -260,7 +264,8 @@ def sorting_accuracy(
     def sorting(trains: list[neo.SpikeTrain]) -> Any:
         samples, labels = [], []
         for i, st in enumerate(trains):
-            s = np.round(st.times.rescale(pq.s).magnitude * sfreq_hz).astype(np.int64)
+            t = st.times.rescale(pq.s).magnitude
+            s = np.round(t[t >= t_from_s] * sfreq_hz).astype(np.int64)
             samples.append(s)
             labels.append(np.full(len(s), _unit_id(st, i), dtype=np.int64))
         order = np.argsort(np.concatenate(samples), kind="stable")
@@ -273,7 +278,7 @@ def sorting_accuracy(
         exhaustive_gt=True,
     )  # fmt: skip
     perf = cmp.get_performance()
-    match = cmp.best_match_12
+    match = cmp.hungarian_match_12  # the matching the performance is computed on
     rows = []
     for gt_id in perf.index:
         m = match.get(gt_id, -1)
@@ -286,4 +291,4 @@ def sorting_accuracy(
                 "precision": float(perf.loc[gt_id, "precision"]),
             }
         )
-    return {"delta_ms": settings.accuracy_delta_ms, "units": rows}
+    return {"delta_ms": settings.accuracy_delta_ms, "compared_from_s": t_from_s, "units": rows}

@@ -171,6 +171,7 @@ def analyze_run(path: str | Path, settings: AnalysisSettings | None = None) -> R
     sorted_units, gt = run.sorted_units, run.ground_truth_units
     trains = sorted_units or gt
     numbers["units_source"] = "sorted" if sorted_units else ("ground_truth" if gt else None)
+    numbers["unsorted_spikes"] = run.unsorted_spikes
     rates = None
     if trains:
         t = time.perf_counter()
@@ -206,7 +207,9 @@ def analyze_run(path: str | Path, settings: AnalysisSettings | None = None) -> R
     if sorted_units and gt:
         sfreq = float(voltage.sampling_rate.rescale(pq.Hz)) if voltage is not None else 30_000.0
         t = time.perf_counter()
-        numbers["sorting_accuracy"] = sorting_accuracy(sorted_units, gt, sfreq, settings)
+        numbers["sorting_accuracy"] = sorting_accuracy(
+            sorted_units, gt, sfreq, settings, t_from_s=run.online_from_s()
+        )
         timing["sorting_accuracy"] = time.perf_counter() - t
     elif sorted_units and run.block is not None:
         missing.append("no ground truth: sorting accuracy not computed")

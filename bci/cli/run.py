@@ -46,7 +46,8 @@ def run(
     from bci.runner.session import resolve_session_path, run_session
     from bci.session.config import load_session
 
-    console = Console(stderr=False)
+    # a log file or pipe gets rich's 80 columns by default: too narrow for the tables
+    console = Console() if sys.stdout.isatty() else Console(width=120)
     try:
         path = resolve_session_path(session)
         config = load_session(path, list(overrides))
@@ -80,9 +81,18 @@ def run(
         assert isinstance(result, RunResult)
         s = result.summary
         lat = s.get("loop_latency") or {}
+        which, p99 = (
+            ("loop", lat.get("p99_ms"))
+            if lat.get("commands")
+            else (
+                "chunk",
+                lat.get("chunk_p99_ms"),
+            )
+        )
         click.echo(
             f"{result.status}: {result.run_dir} ({s.get('signal_s') or 0:.1f} s of signal, "
-            f"{s.get('wall_s', 0):.1f} s wall, latency p99 {lat.get('p99_ms', float('nan')):.2f} ms)"
+            f"{s.get('wall_s', 0):.1f} s wall, {which} latency p99 "
+            f"{p99 if p99 is not None else float('nan'):.2f} ms)"
         )
         if not quiet:
             console.print(summary_table(s))

@@ -55,7 +55,8 @@ def motor(
     from rich.console import Console
 
     from bci.errors import BCIError
-    from bci.synthesis.motor import KinematicsPublisher, MotorSource
+    from bci.synthesis.motor import MotorSource
+    from bci.synthesis.motor_stream import KinematicsPublisher
     from bci.synthesis.publisher import SyntheticPublisher
 
     console = Console()
@@ -79,7 +80,7 @@ def motor(
         f"{kinematics_hz:g} Hz; ground truth on {name}-groundtruth"
     )
     try:
-        stats = pub.run(duration, on_chunk=lambda data, spikes: kin.advance(pub))
+        stats = pub.run(duration, on_chunk=lambda data, spikes: kin.advance(pub, len(data)))
     except KeyboardInterrupt:
         stats = pub.stats
     console.print(

@@ -33,6 +33,23 @@ from bci.stream import (
 __all__ = ["ChainOutput", "StageChain"]
 
 
+def _length(x: Any) -> int:
+    return int(x.n_samples if isinstance(x, SignalChunk) else x.n_bins)
+
+
+def _first_index(x: Any) -> int:
+    return int(x.first_sample if isinstance(x, SignalChunk) else x.first_bin)
+
+
+def _tail(x: Any, k: int) -> Any:
+    """``x`` without its first ``k`` samples or bins; None when nothing is left."""
+    if k >= _length(x):
+        return None
+    if isinstance(x, SignalChunk):
+        return SignalChunk(x.data[k:], x.first_sample + k, x.sfreq, x.t_lsl[k:], x.t_arrival)
+    return BinnedChunk(x.counts[k:], x.first_bin + k, x.bin_s)
+
+
 @dataclass
 class ChainOutput:
     """What one chunk produced along the chain."""
@@ -74,7 +91,8 @@ class _Calibration:
     def fit(self) -> None:
         t0 = time.perf_counter()
         try:
-            self.stage.fit(np.concatenate(self.parts)[: self.needed])
+            fit = getattr(self.stage, "fit")  # noqa: B009 (needs_calibration checked it exists)
+            fit(np.concatenate(self.parts)[: self.needed])
         except BaseException as err:  # re-raised in the loop's thread
             self.error = err
         finally:
@@ -105,6 +123,10 @@ class StageChain:
         self.ready = 0  # stages [0, ready) are prepared and run
         self.calibrating: _Calibration | None = None
         self.calibrations: list[dict[str, Any]] = []
+        #: first sample (signal) or bin (binned) of the calibrated stage's input that it processed
+        #: online, when it was fitted in the loop's thread
+        self.online_from: int | None = None
+        self.online_from_rate = 0.0  # samples (or bins) per second of that index
 
     def prepare(self, spec: StreamSpec) -> None:
         """Prepare the stages in order, up to the first one that needs calibration."""
@@ -160,10 +182,11 @@ class StageChain:
         cal = self.calibrating
         if cal is not None and cal.thread is not None and not cal.thread.is_alive():
             self._finish_calibration()
-            cal = self.calibrating
-        x: Any = chunk
+        self._run(chunk, 0, out)
+
+    def _run(self, x: Any, start: int, out: ChainOutput) -> None:
         last_binned: BinnedChunk | None = None
-        for i in range(self.ready):
+        for i in range(start, self.ready):
             stage = self.stages[i]
             t0 = time.perf_counter_ns()
             x = stage.process(x)
@@ -179,23 +202,36 @@ class StageChain:
                 out.state.append((x, last_binned))
             elif isinstance(x, StimCommand):
                 out.commands.append(x)
+        cal = self.calibrating
         if cal is None or cal.thread is not None:
             return  # fully ready, or a background fit is running: the output is dropped
-        if cal.add(x):
-            if self.background_fit:
-                cal.thread = threading.Thread(target=cal.fit, name="bci-calibration", daemon=True)
-                cal.thread.start()
-            else:
-                cal.fit()
-                self._finish_calibration()
+        n_before = cal.have
+        if not cal.add(x):
+            return
+        if self.background_fit:
+            cal.thread = threading.Thread(target=cal.fit, name="bci-calibration", daemon=True)
+            cal.thread.start()
+            return
+        cal.fit()
+        index = cal.index
+        self._finish_calibration()
+        # the fit took exactly the samples it needed: the rest of this chunk goes on online, so
+        # where calibration ends does not depend on how the stream was cut into chunks
+        rest = _tail(x, cal.needed - n_before)
+        self.online_from_rate = float(cal.spec.rate_hz)
+        if rest is not None:
+            self.online_from = _first_index(rest)
+            self._run(rest, index, out)
+        else:
+            self.online_from = _first_index(x) + _length(x)
 
     def timing(self) -> list[dict[str, Any]]:
         """Compute time per stage (ms) and its share of the chain's total."""
-        rows = [
+        rows: list[dict[str, Any]] = [
             {"stage": type(s).__name__, **t.summary(), "total_ms": t.total_ns / 1e6}
             for s, t in zip(self.stages, self.timers, strict=True)
         ]
-        total = sum(r["total_ms"] for r in rows) or 1.0
+        total = float(sum(float(r["total_ms"]) for r in rows)) or 1.0
         for r in rows:
-            r["share"] = r["total_ms"] / total
+            r["share"] = float(r["total_ms"]) / total
         return rows

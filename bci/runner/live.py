@@ -152,20 +152,19 @@ def summary_table(summary: dict[str, Any]) -> Table:
 
 def compare_table(rows: Sequence[tuple[str, dict[str, Any]]]) -> Table:
     """The runs of one seed side by side: symptom, energy, time on stimulation, latency, units."""
-    table = Table(title="same plant seed, one run per controller")
-    for col, justify in (
-        ("run", "left"),
-        ("status", "left"),
-        ("error index", "right"),
-        ("GPi beta", "right"),
-        ("energy (J)", "right"),
-        ("energy vs continuous", "right"),
-        ("time on stim", "right"),
-        ("latency p50/p99 (ms)", "right"),
-        ("units", "right"),
-        ("decoder r (R2)", "right"),
+    table = Table(title="same plant seed, one run per controller", padding=(0, 1))
+    for col in (
+        "run",
+        "error index",
+        "GPi beta",
+        "energy J",
+        "vs cont.",
+        "on stim",
+        "latency p50/p99 ms",
+        "units",
+        "decoder r",
     ):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+        table.add_column(col, justify="left" if col == "run" else "right")
     ref = next(
         (
             (s.get("plant") or {}).get("energy_j")
@@ -180,16 +179,16 @@ def compare_table(rows: Sequence[tuple[str, dict[str, Any]]]) -> Table:
         tracking = s.get("decoder_tracking") or {}
         energy = plant.get("energy_j")
         rel = energy / ref if ref and energy is not None else None
+        status = s.get("status")
         table.add_row(
-            label,
-            str(s.get("status")),
+            label if status == "completed" else f"{label} ({status})",
             _num(plant.get("error_index")),
             _num(plant.get("gpi_beta")),
             _num(energy, ".2e"),
             _num(rel, ".0%"),
             _num(plant.get("time_on_stim"), ".0%"),
-            f"{_num(lat.get('p50_ms'), '.2f')} / {_num(lat.get('p99_ms'), '.2f')}",
+            f"{_num(lat.get('p50_ms'), '.1f')}/{_num(lat.get('p99_ms'), '.1f')}",
             str(s.get("units")),
-            f"{_num(tracking.get('r'), '.2f')} ({_num(tracking.get('r2'), '.2f')})",
+            _num(tracking.get("r"), ".2f"),
         )
     return table

@@ -39,10 +39,12 @@ import pylsl
 
 from bci.errors import BCIError
 from bci.runner.chain import ChainOutput, StageChain
-from bci.runner.metrics import LatencyLog, decoder_tracking, plant_outcome
+from bci.runner.commands import CommandPath
+from bci.runner.metrics import LatencyLog
 from bci.runner.outlets import LoopOutlets
-from bci.runner.parts import LoopParts, build_parts, off_command
+from bci.runner.parts import LoopParts, build_parts
 from bci.runner.pulses import PulseFeed
+from bci.runner.report import RunReport
 from bci.runner.sources import SourceSession, start_source
 from bci.session.config import ControllerConfig, SessionConfig
 from bci.session.run_folder import create_run_dir, write_config, write_summary
@@ -52,6 +54,8 @@ __all__ = ["RunInterrupted", "RunResult", "SessionRunner"]
 
 #: Seconds without data after which a running source counts as dead.
 SOURCE_SILENCE_S = 30.0
+#: Lockstep: longest wait for a period's last pulse marker (s); a timeout is counted.
+PULSE_WAIT_S = 1.0
 
 
 class RunInterrupted(BCIError, RuntimeError):
@@ -71,7 +75,7 @@ class RunResult:
         return self.status == "completed"
 
 
-class SessionRunner:
+class SessionRunner(RunReport):
     """Run one session (module docstring).
 
     Parameters
@@ -98,10 +102,21 @@ class SessionRunner:
         self.controller_config = controller if controller is not None else config.controller
         self.label = label
         self.view = view
-        self.parts: LoopParts = build_parts(config, controller)
         self.run_dir: Path | None = None
         self.tag = uuid.uuid4().hex[:8]
         self.run_id = f"{config.name}-{self.tag}"
+        #: controller -> limiter -> stimulator
+        self.commands = CommandPath()
+        self.parts: LoopParts = build_parts(
+            config,
+            controller,
+            run_id=self.run_id,
+            session_token=uuid.uuid4().hex,
+            events=self.commands.on_safety_event,
+        )
+        self.commands.attach(self.parts)
+        #: source_id of the limited commands (the stimulator obeys only these)
+        self.limiter_name = f"{self.run_id}-limiter"
         self._stop_reason: str | None = None
         # what the loop measured
         self.latency = LatencyLog(config.timing.deadline_ms)
@@ -111,11 +126,8 @@ class SessionRunner:
         self.events: list[str] = []
         self.unit_counts = np.zeros(0, dtype=np.int64)
         self.n_unsorted = 0
+        self.skipped_samples = 0
         self.samples = 0
-        self.n_commands_in = 0
-        self.n_changed = 0
-        self.n_sent = 0
-        self.last_sent: StimCommand | None = None
         self.t0_lsl: float | None = None
         self.t_online: float | None = None
         self.decoded_t: list[float] = []
@@ -124,7 +136,8 @@ class SessionRunner:
         self.bio_stamps: list[float] = []
         self._bio_inlet: pylsl.StreamInlet | None = None
         self.pulse_feed: PulseFeed | None = None
-        self.limiter_time = StageTimerLike()
+        self._pulses_polled_for = -1  # lockstep: last period whose pulse markers were collected
+        self.pulse_waits_timed_out = 0
         self.wall_s = 0.0
         self.phases: dict[str, float] = {}  # wall seconds of each phase of the run
         self._t_phase = time.perf_counter()
@@ -143,7 +156,13 @@ class SessionRunner:
         source = None
         try:
             self._t_phase = time.perf_counter()
-            source = self.source_session = start_source(config, self.run_dir, self.tag)
+            source = self.source_session = start_source(
+                config,
+                self.run_dir,
+                self.tag,
+                limiter_source_id=self.limiter_name,
+                session_token=self.parts.session_token,
+            )
             self._phase("start_source")
             lsl = source.open(config.timing.stream_timeout_s)
             self._phase("open_stream")
@@ -165,6 +184,9 @@ class SessionRunner:
                 if config.recording.enabled:
                     recorder = self._start_recorder(source, lsl.source_id)
                     self._phase("start_recorder")
+                if config.pacing == "realtime":
+                    # what arrived while the recorder started is not in the recording: skip it
+                    self.skipped_samples = _drain(lsl)
                 self._loop(lsl, source, spec.rate_hz)
                 self._phase("loop")
             finally:
@@ -224,12 +246,13 @@ class SessionRunner:
         stimulator = None
         if self.parts.limiter is not None:
             if source.plant is not None:
-                stimulator = (source.plant.command_stream, source.plant.controller_source_id)
+                stimulator = (source.plant.command_stream, self.limiter_name)
             else:
                 stream = self.config.stimulator.command_stream
                 assert stream is not None
-                stimulator = (stream, f"{self.run_id}-limiter")
-        self.outlets = LoopOutlets(self.run_id, labels, stimulator)
+                stimulator = (stream, self.limiter_name)
+        self.outlets = LoopOutlets(self.run_id, labels, stimulator, self.parts.session_token)
+        self.commands.outlets = self.outlets
         if source.plant is not None and stimulator is not None:
             # the plant must listen before the first command, or lockstep never starts
             if not self.outlets.wait_for_stimulator(60.0):
@@ -240,7 +263,12 @@ class SessionRunner:
                 self._bio_inlet = pylsl.StreamInlet(found[0], max_buflen=600, recover=False)
                 self._bio_inlet.open_stream(timeout=10.0)
             assert self.chain is not None
-            self.pulse_feed = PulseFeed(source.plant.stim_source_id, self.chain.stages)
+            self.pulse_feed = PulseFeed(
+                source.plant.stim_source_id,
+                self.chain.stages,
+                # lockstep: the loop hears the raw stream from the plant's sample 0
+                sample_offset=0 if source.plant.lockstep else None,
+            )
 
     def _start_recorder(self, source: SourceSession, source_id: str) -> Any:
         from bci.session.recorder_process import spawn_recorder
@@ -250,7 +278,7 @@ class SessionRunner:
         return spawn_recorder(
             self.run_dir / "recording.xdf",
             source_ids=ids,
-            names=self.config.recording.extra_streams,
+            names=[*source.record_names, *self.config.recording.extra_streams],
             timeout_s=10.0,
             extra_args=[
                 "--flush-interval",
@@ -272,38 +300,6 @@ class SessionRunner:
         if self.outlets is not None:
             self.outlets.event(text)
 
-    # ------------------------------------------------------------------ commands
-    def _limited(self, command: StimCommand) -> StimCommand:
-        limiter = self.parts.limiter
-        assert limiter is not None
-        t0 = time.perf_counter_ns()
-        out = limiter.apply(command)
-        self.limiter_time.add(time.perf_counter_ns() - t0)
-        if (out.amplitude_ma, out.frequency_hz, out.pulse_width_us) != (
-            command.amplitude_ma,
-            command.frequency_hz,
-            command.pulse_width_us,
-        ):
-            self.n_changed += 1
-            self._event(
-                f"safety changed seq {command.seq}: {command.amplitude_ma:g} mA "
-                f"{command.frequency_hz:g} Hz {command.pulse_width_us:g} us -> "
-                f"{out.amplitude_ma:g} mA {out.frequency_hz:g} Hz {out.pulse_width_us:g} us",
-                keep=self.n_changed <= 5,
-            )
-        return out
-
-    def _send(self, command: StimCommand) -> float:
-        assert self.outlets is not None
-        command = dataclasses.replace(command, seq=self.n_sent)
-        t = self.outlets.push_stimulator(command)
-        self.n_sent += 1
-        self.last_sent = command
-        return t
-
-    def _off(self) -> StimCommand:
-        return off_command(self.run_id, self.n_commands_in, pylsl.local_clock())
-
     # ------------------------------------------------------------------ the loop
     def _loop(self, lsl: Any, source: SourceSession, sfreq: float) -> None:
         config = self.config
@@ -318,14 +314,24 @@ class SessionRunner:
             total = plant.published_after(n_periods)  # what the plant publishes in the session
         stimulating = self.parts.limiter is not None
         held: StimCommand | None = None
+        fresh = False  # a command reached the limiter since the last lockstep send
         if stimulating:
-            held = self._limited(self._off())
+            now0 = 0.0 if lockstep else pylsl.local_clock()
+            if lockstep:
+                self.commands.lockstep_clock = 0.0
+            held = self.commands.limited(self.commands.off(now0), now0)
             self._event("calibration: stimulation off")
-            self._send(held)  # lockstep: the plant's period 0; real time: a defined start
-        done = 0  # samples processed
+            if held is None:
+                raise BCIError("The safety limiter refused the session's own 'off' command.")
+            self.commands.send(held)  # lockstep: the plant's period 0; real time: a defined start
+        done = 0  # stream samples up to the last one processed (lockstep: the plant's clock)
+        start = self.skipped_samples  # real time: samples dropped before the loop began
         t_last_data = time.monotonic()
+        # real time: the stimulator's watchdog wants a fresh command every control period
+        keepalive_s = plant.control_period_s if plant is not None else 0.02
+        self.commands.t_last_send = time.monotonic()
         t_view = 0.0
-        while done < total:
+        while done - start < total:
             chunk: SignalChunk | None = lsl.pull(timeout=0.005)
             now = time.monotonic()
             if chunk is None:
@@ -334,7 +340,7 @@ class SessionRunner:
                 if now - t_last_data > SOURCE_SILENCE_S:
                     raise BCIError(
                         f"No data from the source for {SOURCE_SILENCE_S:g} s after "
-                        f"{done / sfreq:.2f} s of signal; stopping."
+                        f"{(done - start) / sfreq:.2f} s of signal; stopping."
                     )
                 self._poll_biomarkers()
                 continue
@@ -343,8 +349,13 @@ class SessionRunner:
                 self.t0_lsl = float(chunk.t_lsl[0]) - chunk.first_sample / sfreq
             if self.pulse_feed is not None and self.pulse_feed.active:
                 if lockstep and plant is not None:
-                    # the period's pulses went out before its biomarker sample: wait for that
-                    self._wait_for_period(plant.period_of(chunk.last_sample))
+                    # the period's pulses went out before its biomarker sample: wait for that,
+                    # then for its last pulse marker (runs must not depend on timing)
+                    period_k = plant.period_of(chunk.last_sample)
+                    while self._pulses_polled_for < period_k:
+                        self._pulses_polled_for += 1
+                        self._wait_for_period(self._pulses_polled_for)
+                        self._wait_for_pulses(self._pulses_polled_for, plant, sfreq)
                 self.pulse_feed.poll(self.t0_lsl, sfreq)
             t_work = time.perf_counter()
             was_calibrating = chain.is_calibrating
@@ -352,26 +363,53 @@ class SessionRunner:
             chain.process(chunk, out)
             timed = not chain.is_calibrating and not was_calibrating  # a fit is not loop time
             if was_calibrating and not chain.is_calibrating:
-                self.t_online = float(chunk.t_lsl[-1]) + 1.0 / sfreq
+                self.t_online = self._t_online_after_fit(chunk, sfreq)
                 self._event(f"calibration done: {chain.calibrations}")
                 self._save_calibration()
             elif self.t_online is None and not chain.is_calibrating:
                 self.t_online = float(chunk.t_lsl[0])
+            # the limiter's clock: in lockstep the model time at which the next command applies
+            # (the start of the next period: how the stream was cut into chunks cannot change
+            # it, so runs repeat exactly), the LSL clock otherwise
+            if lockstep and plant is not None:
+                now_l = self.commands.n_sent * plant.control_period_s
+                self.commands.lockstep_clock = now_l
+            else:
+                now_l = pylsl.local_clock()
             for command in out.commands:
-                self.n_commands_in += 1
+                self.commands.n_from_controller += 1
                 outlets.push_controller(command)
-                held = self._limited(command)
+                limited = self.commands.limited(command, now_l)
+                if limited is None:
+                    continue
+                held, fresh = limited, True
                 if not lockstep:
-                    t_push = self._send(held)
+                    t_push = self.commands.send(held)
                     self.latency.add((t_push - chunk.t_arrival) * 1e3)
             done = chunk.last_sample + 1
-            if lockstep and held is not None:
-                while self.n_sent < n_periods and done >= plant.published_after(self.n_sent):
-                    t_push = self._send(held)
+            if lockstep and held is not None and plant is not None:
+                while self.commands.n_sent < n_periods and done >= plant.published_after(
+                    self.commands.n_sent
+                ):
+                    now_p = self.commands.n_sent * plant.control_period_s
+                    self.commands.lockstep_clock = now_p
+                    if not fresh and not chain.is_calibrating:
+                        held = self.commands.tick(held, now_p) or held
+                    fresh = False
+                    t_push = self.commands.send(held)
                     if self.t_online is not None and timed:
                         self.latency.add((t_push - chunk.t_arrival) * 1e3)
-            self.latency.chunk(time.perf_counter() - t_work, chunk.n_samples / sfreq)
-            self.samples = done
+            if not lockstep and held is not None and now - self.commands.t_last_send >= keepalive_s:
+                now_k = pylsl.local_clock()
+                held = self.commands.tick(held, now_k) or held
+                self.commands.send(dataclasses.replace(held, t_issue=now_k))
+            self.commands.flush_events()
+            self.latency.chunk(
+                time.perf_counter() - t_work,
+                chunk.n_samples / sfreq,
+                (pylsl.local_clock() - chunk.t_arrival) * 1e3,
+            )
+            self.samples = done - start
             self._publish(out, chunk, sfreq)
             self._poll_biomarkers()
             if self.view is not None and now - t_view >= 0.25:
@@ -402,12 +440,46 @@ class SessionRunner:
         for state, binned in out.state:
             if binned is not None and binned.n_bins == state.values.shape[0]:
                 ends = (binned.first_bin + np.arange(1, binned.n_bins + 1)) * binned.bin_s
-                stamps = t_first + ends - 1.0 / sfreq
+                stamps = np.asarray(t_first + ends - 1.0 / sfreq, dtype=np.float64)
             else:
                 stamps = np.asarray(state.t, dtype=np.float64)
             outlets.push_decoded(state.values, stamps)
             self.decoded_t.extend(stamps.tolist())
             self.decoded_v.extend(np.asarray(state.values)[:, 0].astype(float).tolist())
+
+    def _t_online_after_fit(self, chunk: SignalChunk, sfreq: float) -> float:
+        """LSL time from which the loop ran closed: the first input the fitted stage took online
+        (lockstep), or the end of the chunk that finished a background fit (real time)."""
+        chain = self.chain
+        assert chain is not None and self.t0_lsl is not None
+        if chain.online_from is None:
+            return float(chunk.t_lsl[-1]) + 1.0 / sfreq
+        return self.t0_lsl + chain.online_from / chain.online_from_rate
+
+    def _wait_for_pulses(self, period: int, plant: Any, sfreq: float) -> None:
+        """Lockstep: wait for the marker of the period's last pulse, if it stimulated.
+
+        A train on through a period has a pulse within its last inter-pulse interval, so the
+        marker of a pulse there says every marker of the period has arrived (they travel on
+        their own connection, beside the biomarker sample).
+        """
+        from stimulation.plant.streams import BIOMARKER_CHANNELS
+
+        feed = self.pulse_feed
+        assert feed is not None
+        values = self.bio_values[period]
+        amplitude = float(values[BIOMARKER_CHANNELS.index("amplitude_ma")])
+        frequency = float(values[BIOMARKER_CHANNELS.index("frequency_hz")])
+        if not (amplitude > 0.0 and frequency > 0.0):
+            return
+        end = (period + 1) * plant.period_samples
+        need = end - int(np.ceil(sfreq / frequency))
+        deadline = time.monotonic() + PULSE_WAIT_S
+        while feed.last_plant_sample < need and time.monotonic() < deadline:
+            assert self.t0_lsl is not None
+            feed.poll(self.t0_lsl, sfreq, 0.0005)
+        if feed.last_plant_sample < need:
+            self.pulse_waits_timed_out += 1
 
     def _wait_for_period(self, period: int) -> None:
         """Lockstep: wait until the plant's biomarker sample of ``period`` has arrived."""
@@ -451,8 +523,7 @@ class SessionRunner:
         """Safe state first, then the source, the recorder, the NIX copy."""
         if self.outlets is not None and self.outlets.stimulator is not None:
             try:
-                safe = self._limited(self._off())
-                self._send(safe)
+                self.commands.safe_state()
                 self._event(f"safe state sent ({status})")
             except Exception as err:  # the stimulator must still be told; say why it was not
                 self.events.append(f"safe state FAILED: {err}")
@@ -460,6 +531,12 @@ class SessionRunner:
             self._event(f"stop: {status}" + (f": {error}" if error else ""))
         time.sleep(0.3 + self.config.recording.flush_interval_s)  # the recorder pulls the last
         self._poll_biomarkers()
+        # our inlets go first, so the source's outlets do not close under them
+        if self._bio_inlet is not None:
+            self._bio_inlet.close_stream()
+            self._bio_inlet = None
+        if self.pulse_feed is not None:
+            self.pulse_feed.close()
         plant_stats: dict[str, Any] = {}
         if source is not None:
             plant_stats = source.stop()
@@ -471,8 +548,6 @@ class SessionRunner:
                 self.events.append(f"recorder: {err}")
         if self.outlets is not None:
             self.outlets.close()
-        if self.pulse_feed is not None:
-            self.pulse_feed.close()
         self._phase("stop_recorder")
         if recorder is not None and self.config.recording.nix and self.run_dir is not None:
             from bci.session.nix import write_run_nix
@@ -484,147 +559,10 @@ class SessionRunner:
             self._phase("write_nix")
         return plant_stats
 
-    # ------------------------------------------------------------------ reporting
-    def snapshot(self, source_status: dict[str, Any], total_samples: int) -> dict[str, Any]:
-        """What the live view shows (cheap: called about four times a second)."""
-        p50, p99 = self.latency.percentiles(recent=2000)
-        sfreq = float(source_status.get("effective_rate_hz") or 1.0)
-        online_s = max(1e-9, self._online_seconds(sfreq))
-        bio = self._bio_latest()
-        return {
-            "session": self.config.name,
-            "label": self.label,
-            "progress": self.samples / max(1, total_samples),
-            "signal_s": self.samples / sfreq,
-            "source": source_status,
-            "calibrating": self.chain.is_calibrating if self.chain is not None else True,
-            "units": int(self.unit_counts.size),
-            "rates_hz": (self.unit_counts / online_s).tolist(),
-            "decoded": self.decoded_v[-1] if self.decoded_v else None,
-            "true": bio.get("beta_gpi"),
-            "error_index": bio.get("error_index"),
-            "command": None if self.last_sent is None else dataclasses.asdict(self.last_sent),
-            "energy_j": self._energy_so_far(),
-            "latency_p50_ms": p50,
-            "latency_p99_ms": p99,
-            "deadline_misses": self.latency.misses,
-            "safety_changes": self.n_changed,
-            "events": self.events[-4:],
-        }
 
-    def _online_seconds(self, sfreq: float) -> float:
-        if self.t_online is None or self.t0_lsl is None:
-            return 0.0
-        return self.samples / sfreq - (self.t_online - self.t0_lsl)
-
-    def _bio_labels(self) -> list[str]:
-        from stimulation.plant.streams import BIOMARKER_CHANNELS
-
-        return list(BIOMARKER_CHANNELS)
-
-    def _bio_latest(self) -> dict[str, float]:
-        if not self.bio_values:
-            return {}
-        return dict(zip(self._bio_labels(), self.bio_values[-1], strict=False))
-
-    def _plant_numbers(self) -> dict[str, Any] | None:
-        source = self.source_session
-        if source is None or source.plant is None or not self.bio_values:
-            return None
-        window_s = float(source.settings.get("window_s", 0.25))
-        t_online = self.t_online if self.t_online is not None else float("inf")
-        return plant_outcome(
-            self._bio_labels(),
-            np.asarray(self.bio_values),
-            np.asarray(self.bio_stamps),
-            t_online,
-            window_s,
-            source.plant.control_period_s,
-        )
-
-    def _energy_so_far(self) -> float | None:
-        numbers = self._plant_numbers()
-        return None if numbers is None else numbers["energy_j"]
-
-    def _summary(
-        self, status: str, error: str | None, plant_stats: dict[str, Any], recorder: Any
-    ) -> dict[str, Any]:
-        config = self.config
-        source = self.source_session
-        plant = None if source is None else source.plant
-        out: dict[str, Any] = {
-            "session": config.name,
-            "label": self.label,
-            "run_id": self.run_id,
-            "status": status,
-            "error": error,
-            "pacing": config.pacing,
-            "seed": config.source_seed,
-            "controller": None if self.controller_config is None else self.controller_config.stage,
-            "duration_s": config.duration_s,
-            "signal_s": None,
-            "wall_s": self.wall_s,
-            "wall_phases_s": self.phases,
-            "t0_lsl": self.t0_lsl,
-            "t_online_lsl": self.t_online,
-            "calibration": [] if self.chain is None else self.chain.calibrations,
-            "stages": [] if self.chain is None else self.chain.timing(),
-            "limiter": self.limiter_time.summary(),
-            "loop_latency": self.latency.summary(),
-            "units": int(self.unit_counts.size),
-            "unit_spikes": self.unit_counts.tolist(),
-            "unsorted_spikes": self.n_unsorted,
-            "pulses_registered": 0 if self.pulse_feed is None else self.pulse_feed.n_pulses,
-            "streams": {} if self.outlets is None else dict(self.outlets.counts),
-            "commands": {
-                "from_controller": self.n_commands_in,
-                "sent": self.n_sent,
-                "changed_by_limiter": self.n_changed,
-            },
-            "events": self.events,
-            "plant": None,
-            "decoder_tracking": None,
-            "plant_process": plant_stats,
-            "recording": None,
-        }
-        if self.chain is not None and self.chain.specs:
-            rate = self.chain.specs[0].rate_hz
-            out["signal_s"] = self.samples / rate
-        if plant is not None:
-            out["plant"] = self._plant_numbers()
-            out["plant"] = {
-                **(out["plant"] or {}),
-                "control_period_s": plant.control_period_s,
-                "window_s": float(source.settings.get("window_s", 0.25)) if source else 0.25,
-            }
-            if self.decoded_v and self.bio_values and self.t_online is not None:
-                labels = self._bio_labels()
-                bio = np.asarray(self.bio_values)
-                out["decoder_tracking"] = decoder_tracking(
-                    np.asarray(self.decoded_v),
-                    np.asarray(self.decoded_t),
-                    bio[:, labels.index("beta_gpi")],
-                    np.asarray(self.bio_stamps),
-                    self.t_online + out["plant"]["window_s"],
-                )
-        if recorder is not None and self.run_dir is not None:
-            out["recording"] = {
-                "file": "recording.xdf",
-                "nix": (self.run_dir / "session.nix").exists(),
-            }
-        return out
-
-
-class StageTimerLike:
-    """Compute time of the limiter (same summary as :class:`bci.stream.StageTimer`)."""
-
-    def __init__(self) -> None:
-        from bci.stream import StageTimer
-
-        self._timer = StageTimer(window=1 << 16)
-
-    def add(self, duration_ns: int) -> None:
-        self._timer.add(duration_ns)
-
-    def summary(self) -> dict[str, float]:
-        return self._timer.summary()
+def _drain(lsl: Any) -> int:
+    """Pull and drop everything waiting in the source; return how many samples."""
+    n = 0
+    while (chunk := lsl.pull(timeout=0.0)) is not None:
+        n += chunk.n_samples
+    return n

@@ -7,7 +7,7 @@ took longer to process than the signal it holds is an overrun (the loop falls be
 
 The plant's ``-biomarkers`` stream (one sample per control period, stamped at the period's end)
 says what the plant did: the windowed error index and GPi beta, and the stimulation it applied
-(amplitude in model units, converted to device mA with :func:`stimulation.safety.device_amplitude_ma`).
+(device units: mA, Hz, us).
 :func:`plant_outcome` turns those samples into the session's numbers; the tests recompute them from
 the recording with the same function.
 """
@@ -35,6 +35,8 @@ class LatencyLog:
         self.misses = 0
         self.overruns = 0
         self.chunks = 0
+        #: per chunk: arrival to the end of its processing (ms), with or without a command
+        self._chunk_ms = np.zeros(capacity, dtype=np.float64)
 
     def add(self, latency_ms: float) -> None:
         if self.count == self._values.size:
@@ -44,7 +46,11 @@ class LatencyLog:
         if latency_ms > self.deadline_ms:
             self.misses += 1
 
-    def chunk(self, compute_s: float, chunk_s: float) -> None:
+    def chunk(self, compute_s: float, chunk_s: float, latency_ms: float) -> None:
+        """One chunk processed: its compute time, its length, arrival to done (ms)."""
+        if self.chunks == self._chunk_ms.size:
+            self._chunk_ms = np.concatenate([self._chunk_ms, np.zeros_like(self._chunk_ms)])
+        self._chunk_ms[self.chunks] = latency_ms
         self.chunks += 1
         if compute_s > chunk_s:
             self.overruns += 1
@@ -64,6 +70,8 @@ class LatencyLog:
     def summary(self) -> dict[str, Any]:
         v = self.values
         p50, p99 = self.percentiles()
+        c = self._chunk_ms[: self.chunks]
+        c50, c99 = np.percentile(c, [50, 99]) if c.size else (float("nan"), float("nan"))
         return {
             "commands": int(v.size),
             "p50_ms": p50,
@@ -74,7 +82,16 @@ class LatencyLog:
             "deadline_misses": self.misses,
             "chunks": self.chunks,
             "chunk_overruns": self.overruns,
+            "chunk_p50_ms": float(c50),
+            "chunk_p99_ms": float(c99),
+            "histogram": self.histogram(),
         }
+
+    def histogram(self) -> dict[str, list[float]]:
+        """Latencies of every command in log-spaced bins, 10 us to 10 s (``bci analyze`` plots it)."""
+        edges = np.logspace(-2, 4, 61)
+        counts, _ = np.histogram(np.clip(self.values, edges[0], edges[-1]), bins=edges)
+        return {"edges_ms": edges.tolist(), "counts": counts.astype(int).tolist()}
 
 
 def plant_outcome(
@@ -94,8 +111,6 @@ def plant_outcome(
     :meth:`stimulation.pulses.PulseTrain.energy_j`: I^2 R x pulse width per monophasic pulse) times
     the time.
     """
-    from stimulation.safety import device_amplitude_ma
-
     col = {name: i for i, name in enumerate(labels)}
     values = np.asarray(values, dtype=np.float64).reshape(-1, len(labels))
     stamps = np.asarray(stamps, dtype=np.float64)
@@ -103,7 +118,7 @@ def plant_outcome(
     half = 0.5 * control_period_s
     stim = stamps > t_online + half
     settled = stamps > t_online + window_s - half
-    amp_ma = np.array([device_amplitude_ma(a) for a in values[stim, col["amplitude"]]])
+    amp_ma = values[stim, col["amplitude_ma"]]
     freq = values[stim, col["frequency_hz"]]
     width = values[stim, col["pulse_width_us"]]
     # I^2 R PW per pulse (monophasic, 1 kOhm) x pulse rate x period: the train's mean power over

@@ -11,9 +11,9 @@ stream               type         content
 ``<run>-events``     Markers      calibration, start, stop, safe state, limiter changes, errors
 ==================== ============ ==============================================================
 
-Command streams are :mod:`stimulation.plant.commands` streams (``amplitude_ma``, ``frequency_hz``,
-``pulse_width_us``, ``seq``, ``t_issue``: :data:`~stimulation.plant.commands.COMMAND_CHANNELS`,
-device units); stamps are the push time.
+Command streams are :mod:`stimulation.plant.commands`'s (``amplitude_ma``, ``frequency_hz``,
+``pulse_width_us``, ``seq``, ``t_issue``; the session token in the stream's metadata); stamps are
+the push time.
 """
 
 from __future__ import annotations
@@ -26,17 +26,12 @@ import pylsl
 
 from bci.acquisition import MarkerOutlet, make_stream_info
 from bci.stream import StimCommand
+from stimulation.plant.commands import command_stream_info, command_to_sample
 
 __all__ = ["LoopOutlets", "SPIKE_CHANNELS"]
 
 #: Channels of the ``-spikes`` stream.
 SPIKE_CHANNELS: tuple[str, ...] = ("unit", "channel", "sample_index", "amplitude")
-
-
-def _command_outlet(name: str, source_id: str) -> pylsl.StreamOutlet:
-    from stimulation.plant.commands import command_stream_info
-
-    return pylsl.StreamOutlet(command_stream_info(name, source_id))
 
 
 class LoopOutlets:
@@ -50,6 +45,8 @@ class LoopOutlets:
         Channel labels of the decoder's outputs (None: no decoder, no ``-decoded`` stream).
     stimulator : (stream name, source_id) or None
         The command stream the stimulator obeys and the source_id it trusts (None: no controller).
+    session_token : str
+        Written into the command streams' metadata (the stimulator checks it).
     """
 
     def __init__(
@@ -57,6 +54,7 @@ class LoopOutlets:
         run_id: str,
         decoded_labels: Sequence[str] | None,
         stimulator: tuple[str, str] | None,
+        session_token: str = "",
     ) -> None:
         self.run_id = run_id
         self.spikes = pylsl.StreamOutlet(
@@ -94,9 +92,13 @@ class LoopOutlets:
         self.stimulator: pylsl.StreamOutlet | None = None
         self.stimulator_source_id = ""
         if stimulator is not None:
-            self.controller = _command_outlet(f"{run_id}-controller", f"{run_id}-controller")
+            self.controller = pylsl.StreamOutlet(
+                command_stream_info(f"{run_id}-controller", f"{run_id}-controller", session_token)
+            )
             name, source_id = stimulator
-            self.stimulator = _command_outlet(name, source_id)
+            self.stimulator = pylsl.StreamOutlet(
+                command_stream_info(name, source_id, session_token)
+            )
             self.stimulator_source_id = source_id
         self.events = MarkerOutlet(
             make_stream_info(
@@ -138,16 +140,10 @@ class LoopOutlets:
             )
             self.counts["decoded"] += int(values.shape[0])
 
-    @staticmethod
-    def _command_sample(command: StimCommand) -> list[float]:
-        from stimulation.plant.commands import command_to_sample
-
-        return command_to_sample(command)
-
     def push_controller(self, command: StimCommand) -> None:
         """The controller's command as it came, before the limiter."""
         if self.controller is not None:
-            self.controller.push_sample(self._command_sample(command), pylsl.local_clock())
+            self.controller.push_sample(command_to_sample(command), pylsl.local_clock())
             self.counts["controller"] += 1
 
     def push_stimulator(self, command: StimCommand) -> float:
@@ -155,7 +151,7 @@ class LoopOutlets:
         if self.stimulator is None:
             raise RuntimeError("This session has no stimulator.")
         t = pylsl.local_clock()
-        self.stimulator.push_sample(self._command_sample(command), t)
+        self.stimulator.push_sample(command_to_sample(command), t)
         self.counts["stimulator"] += 1
         return float(t)
 

@@ -17,6 +17,8 @@ The runner knows these parts only through small protocols, so the real ones (``d
 from __future__ import annotations
 
 import importlib
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -40,16 +42,20 @@ __all__ = [
     "build_parts",
     "needs_calibration",
     "off_command",
+    "safe_command",
 ]
 
 
 @runtime_checkable
 class CommandLimiter(Protocol):
-    """The only path from a controller to a stimulator."""
+    """The only path from a controller to a stimulator (:class:`stimulation.safety.SafetyLimiter`).
 
-    def apply(self, command: StimCommand) -> StimCommand:
-        """Return the command that may be delivered (clamped, or the safe state)."""
-        ...
+    ``apply`` returns what the stimulator delivers from ``now`` on (clamped, slew-limited, or the
+    safe state), or None when it drops the command (foreign source, replay); ``now`` is the loop's
+    clock (the LSL clock in real time, the plant's model time in lockstep).
+    """
+
+    def apply(self, command: StimCommand, now: float) -> StimCommand | None: ...
 
 
 def needs_calibration(stage: Stage) -> bool:
@@ -57,9 +63,39 @@ def needs_calibration(stage: Stage) -> bool:
     return getattr(stage, "is_fitted", True) is False and callable(getattr(stage, "fit", None))
 
 
-def off_command(source_id: str, seq: int, t_issue: float) -> StimCommand:
+def make_command(
+    amplitude_ma: float,
+    frequency_hz: float,
+    pulse_width_us: float,
+    t_issue: float,
+    source_id: str,
+    seq: int,
+    session_token: str = "",
+) -> StimCommand:
+    """A :class:`~bci.stream.StimCommand` (signed with the token where the type carries one)."""
+    extra = {"session_token": session_token} if "session_token" in _COMMAND_FIELDS else {}
+    return StimCommand(amplitude_ma, frequency_hz, pulse_width_us, t_issue, source_id, seq, **extra)
+
+
+_COMMAND_FIELDS = set(StimCommand.__dataclass_fields__)
+
+
+def off_command(source_id: str, seq: int, t_issue: float, session_token: str = "") -> StimCommand:
     """Stimulation off (amplitude 0 at So 2012's frequency and pulse width)."""
-    return StimCommand(0.0, 130.0, 300.0, t_issue, source_id, seq)
+    return make_command(0.0, 130.0, 300.0, t_issue, source_id, seq, session_token)
+
+
+def safe_command(
+    limiter: CommandLimiter, source_id: str, seq: int, t_issue: float, session_token: str = ""
+) -> StimCommand:
+    """The limiter's configured safe state as a command (off when it names none)."""
+    limits = getattr(limiter, "limits", None)
+    amplitude = getattr(limits, "safe_amplitude", 0.0)
+    frequency = getattr(limits, "safe_frequency_hz", 130.0)
+    width = getattr(limits, "safe_pulse_width_us", 300.0)
+    return make_command(
+        float(amplitude), float(frequency), float(width), t_issue, source_id, seq, session_token
+    )
 
 
 def _build_stage(entry: StageConfig, key: str, extra: dict[str, Any] | None = None) -> Stage:
@@ -81,9 +117,22 @@ def _model_params(entry: DecoderConfig | ControllerConfig) -> dict[str, Any]:
     return {} if entry.model is None else {"model": str(entry.model)}
 
 
-def build_controller(entry: ControllerConfig, key: str = "controller") -> Stage:
-    """Build the controller stage and check that it takes decoded state."""
-    stage = _build_stage(entry, key, _model_params(entry))
+def _accepts(cls: type, name: str, var_keyword: bool = True) -> bool:
+    init = getattr(cls, "__init__")  # noqa: B009 (its signature, not __new__'s)
+    params = inspect.signature(init).parameters
+    return name in params or (var_keyword and any(p.kind is p.VAR_KEYWORD for p in params.values()))
+
+
+def build_controller(
+    entry: ControllerConfig, source_id: str, session_token: str, key: str = "controller"
+) -> Stage:
+    """Build the controller stage, signed with the session's source_id and token if it takes them."""
+    cls = stage_class(entry.stage)
+    extra = _model_params(entry)
+    for name, value in (("source_id", source_id), ("session_token", session_token)):
+        if name not in entry.params and _accepts(cls, name):
+            extra[name] = value
+    stage = _build_stage(entry, key, extra)
     if "state" not in stage.accepts:
         raise SessionConfigError(
             f"Invalid value for '{key}.stage': {entry.stage!r} accepts "
@@ -92,16 +141,30 @@ def build_controller(entry: ControllerConfig, key: str = "controller") -> Stage:
     return stage
 
 
-def build_limiter(safety: SafetyConfig) -> CommandLimiter:
-    """Import and build the configured safety limiter with its limits."""
-    module_name, _, attr = safety.limiter.partition(":")
+def _import(path: str, key: str) -> Any:
+    module_name, _, attr = path.partition(":")
     try:
-        cls = getattr(importlib.import_module(module_name), attr)
+        return getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as err:
         raise SessionConfigError(
-            f"Invalid value for 'safety.limiter': {safety.limiter!r} cannot be imported ({err}). "
-            "Every command must pass a safety limiter; none is available, so nothing runs."
+            f"Invalid value for '{key}': {path!r} cannot be imported ({err}). Every command must "
+            "pass a safety limiter; none is available, so nothing runs."
         ) from None
+
+
+def build_limiter(
+    safety: SafetyConfig,
+    source_id: str,
+    session_token: str,
+    name: str,
+    events: Callable[[Any], None] | None = None,
+) -> CommandLimiter:
+    """Import and build the configured safety limiter with its limits.
+
+    The limits accept only ``source_id`` signed with ``session_token`` (the session's controller)
+    unless the config names others; ``events`` receives every safety event the limiter reports.
+    """
+    cls = _import(safety.limiter, "safety.limiter")
     if not (isinstance(cls, type) and callable(getattr(cls, "apply", None))):
         # checked before the call: a config must not run arbitrary callables
         raise SessionConfigError(
@@ -109,12 +172,25 @@ def build_limiter(safety: SafetyConfig) -> CommandLimiter:
             "(a class with an apply(command, now) method)."
         )
     try:
-        limiter = cls(**safety.limits)
+        if safety.limits_class is None or not _accepts(cls, "limits", var_keyword=False):
+            # a limiter that takes its limits as keywords
+            limiter = cls(**safety.limits)
+        else:
+            limits_cls = _import(safety.limits_class, "safety.limits_class")
+            if not isinstance(limits_cls, type):
+                raise SessionConfigError(
+                    f"Invalid value for 'safety.limits_class': {safety.limits_class!r} is not a "
+                    "class."
+                )
+            given = dict(safety.limits)
+            given.setdefault("source_id", source_id)
+            given.setdefault("session_token", session_token or None)
+            limiter = cls(limits_cls(**given), events=events, name=name)
     except TypeError as err:
         raise SessionConfigError(f"Invalid value for 'safety.limits': {err}") from None
     if not isinstance(limiter, CommandLimiter):
         raise SessionConfigError(
-            f"Invalid value for 'safety.limiter': {safety.limiter!r} has no apply(command) method."
+            f"Invalid value for 'safety.limiter': {safety.limiter!r} has no apply(command, now)."
         )
     return limiter
 
@@ -127,6 +203,9 @@ class LoopParts:
     decoder: Stage | None
     controller: Stage | None
     limiter: CommandLimiter | None
+    #: who the limiter accepts commands from (the controller, and the runner speaking for it)
+    source_id: str = "controller"
+    session_token: str = ""
 
     def describe(self) -> dict[str, Any]:
         """Every stage's ``to_dict()``, for ``config.yaml``."""
@@ -144,11 +223,20 @@ def _describe(obj: Any) -> Any:
     return {"class": f"{type(obj).__module__}:{type(obj).__qualname__}"}
 
 
-def build_parts(config: SessionConfig, controller: ControllerConfig | None = None) -> LoopParts:
+def build_parts(
+    config: SessionConfig,
+    controller: ControllerConfig | None = None,
+    *,
+    run_id: str = "session",
+    session_token: str = "",
+    events: Callable[[Any], None] | None = None,
+) -> LoopParts:
     """Build the pipeline, decoder, controller and limiter of ``config``.
 
-    ``controller`` replaces the session's controller (compare runs). Raises
-    :class:`SessionConfigError` or :class:`~bci.StageCompatibilityError` before anything starts.
+    ``controller`` replaces the session's controller (compare runs). The controller signs its
+    commands ``<run_id>-controller`` with ``session_token``, and the limiter accepts only those.
+    Raises :class:`SessionConfigError` or :class:`~bci.StageCompatibilityError` before anything
+    starts.
     """
     stages = [_build_stage(entry, f"pipeline.{i}") for i, entry in enumerate(config.pipeline)]
     decoder = None
@@ -160,12 +248,17 @@ def build_parts(config: SessionConfig, controller: ControllerConfig | None = Non
                 "chunks; the loop feeds it binned spike counts."
             )
     entry = controller if controller is not None else config.controller
-    ctrl = None if entry is None else build_controller(entry)
+    source_id = f"{run_id}-controller"
+    ctrl = None if entry is None else build_controller(entry, source_id, session_token)
     if ctrl is not None and decoder is None:
         raise SessionConfigError(
             "Invalid session config: a controller acts on decoded state; add a 'decoder'."
         )
     # the plant is a stimulator: even without a controller it gets "off" through the limiter
     stimulating = ctrl is not None or config.source.kind == "plant"
-    limiter = build_limiter(config.safety) if stimulating else None
-    return LoopParts(stages, decoder, ctrl, limiter)
+    limiter = (
+        build_limiter(config.safety, source_id, session_token, f"{run_id}-limiter", events)
+        if stimulating
+        else None
+    )
+    return LoopParts(stages, decoder, ctrl, limiter, source_id, session_token)

@@ -1,10 +1,11 @@
 """The plant as the session's source process: ``python -m bci.runner.plant_child SETTINGS_JSON``.
 
-Builds a :class:`stimulation.plant.bridge.PlantBridge` from a JSON object of its arguments (plus
-``duration_s``), prints :data:`READY_LINE` once its outlets exist, runs it (real time, or lockstep
-with the session's controller) until the duration has gone out or SIGINT/SIGTERM, and prints its
-statistics as one JSON line after :data:`STATS_LINE`. The runner starts it with
-:class:`bci.runner.processes.ChildProcess`; ``bci plant`` is the same bridge for people.
+Builds a :class:`stimulation.plant.bridge.PlantBridge` (network, virtual probe, timing, raw
+format, the plant-side safety limits) from a JSON object of the parts' arguments (what
+:func:`bci.runner.sources.plant_settings` writes, plus ``duration_s``), prints :data:`READY_LINE`
+once its outlets exist, runs it (real time, or lockstep with the session's limiter) until the
+duration has gone out or SIGINT/SIGTERM, and prints its statistics as one JSON line after
+:data:`STATS_LINE`. ``bci plant`` builds the same bridge from command-line flags.
 """
 
 from __future__ import annotations
@@ -15,11 +16,50 @@ import sys
 import threading
 from dataclasses import asdict
 from types import FrameType
+from typing import Any
 
 READY_LINE = "bci-plant: ready"
 STATS_LINE = "bci-plant: stats "
 #: Seconds the outlets stay open after the duration has gone out (or until SIGINT/SIGTERM).
 LINGER_S = 10.0
+
+
+def build_bridge(settings: dict[str, Any]) -> Any:
+    """The PlantBridge described by ``settings`` (see :func:`bci.runner.sources.plant_settings`)."""
+    from stimulation.plant import BasalGangliaNetwork
+    from stimulation.plant.bridge import PlantBridge
+    from stimulation.plant.bridge_config import BridgeTiming, RawFormat
+    from stimulation.plant.fluctuation import Fluctuation
+    from stimulation.plant.probe import VirtualProbe
+    from stimulation.safety import REFERENCE_AMPLITUDE_MA, SafetyLimits, model_amplitude_ua_cm2
+
+    network_args = dict(settings.get("network", {}))
+    cells = int(network_args.pop("cells_per_nucleus", 10))
+    plant = settings.get("plant", "stationary")
+    network = BasalGangliaNetwork(
+        state=settings["state"],
+        cells_per_nucleus=cells,
+        seed=settings["seed"],
+        plant=plant,
+        fluctuation=Fluctuation(**settings["fluctuation"]) if settings.get("fluctuation") else None,
+        **network_args,
+    )
+    probe_args = {
+        "reference_amplitude": model_amplitude_ua_cm2(REFERENCE_AMPLITUDE_MA),
+        **settings.get("probe", {}),
+    }
+    probe = VirtualProbe(cells, seed=settings["seed"], **probe_args)
+    return PlantBridge(
+        network,
+        probe,
+        name=settings["name"],
+        source_id=settings["source_id"],
+        limits=SafetyLimits.from_dict(settings["limits"]),
+        command_stream=settings["command_stream"],
+        timing=BridgeTiming(lockstep=settings["lockstep"], **settings.get("timing", {})),
+        raw_format=RawFormat(**settings.get("raw_format", {})),
+        biphasic=bool(settings.get("biphasic", False)),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,16 +69,14 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m bci.runner.plant_child SETTINGS_JSON", file=sys.stderr)
         return 2
     from bci.errors import BCIError
-    from stimulation.plant.bridge import PlantBridge
 
     settings = json.loads(args[0])
     duration_s = settings.pop("duration_s", None)
     try:
-        bridge = PlantBridge.from_settings(**settings)
+        bridge = build_bridge(settings)
     except (BCIError, TypeError) as err:
         print(f"bci-plant: error {err}", file=sys.stderr, flush=True)
         return 1
-
     stopped = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:
@@ -59,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             **asdict(stats),
             "t_model_s": bridge.t_model_s,
             "n_invalid": bridge.n_invalid,
-            "n_unauthorised": bridge.n_unauthorised,
+            "n_dropped": bridge.n_dropped,
         }
         print(STATS_LINE + json.dumps(out), flush=True)
         # outlets drop what inlets have not fetched when they close: linger until told to stop

@@ -19,7 +19,6 @@ import pylsl
 
 from bci.acquisition import LSLSource, resolve_stream_info
 from bci.errors import StreamNotFoundError
-from bci.runner.plant_child import READY_LINE as PLANT_READY_LINE
 from bci.runner.processes import ChildProcess, SessionProcessError, bci_command
 from bci.session.config import (
     LSLSourceConfig,
@@ -46,6 +45,8 @@ class PlantLink:
     lockstep: bool
     #: samples of each period the plant's probe holds back until the next period
     latency_samples: int = 0
+    #: window of the plant's biomarkers (s)
+    window_s: float = 0.25
 
     @property
     def period_samples(self) -> int:
@@ -74,6 +75,8 @@ class SourceSession:
     record_source_ids: list[str]
     child: ChildProcess | None = None
     plant: PlantLink | None = None
+    #: more streams to record, by name
+    record_names: list[str] = field(default_factory=list)
     scale: float | None = None
     settings: dict[str, Any] = field(default_factory=dict)
 
@@ -107,10 +110,10 @@ class SourceSession:
                         else ""
                     )
                     raise StreamNotFoundError(f"{err}{extra}") from None
-        # scale None: the source applies the stream header's scale_uv_per_bit itself
+        scale = self.scale  # None: the stream's own scale_uv_per_bit
         return LSLSource(
             source_id=info.source_id(),
-            scale=self.scale,
+            scale=scale,
             timeout_s=max(1.0, deadline - time.monotonic()),
             max_buffered_s=60.0,
         ).open()
@@ -129,47 +132,67 @@ class SourceSession:
 
 
 def plant_settings(
-    source: PlantSourceConfig, seed: int, tag: str, lockstep: bool
+    source: PlantSourceConfig,
+    seed: int,
+    tag: str,
+    lockstep: bool,
+    limiter_source_id: str,
+    session_token: str,
 ) -> dict[str, Any]:
-    """PlantBridge arguments for a session's plant (commands in device mA)."""
+    """Arguments of the plant's parts (:func:`bci.runner.plant_child.build_bridge`).
+
+    The plant obeys only ``limiter_source_id`` signed with ``session_token``: the commands the
+    session's limiter let out.
+    """
     name = f"plant-{tag}"
-    settings: dict[str, Any] = {
+    return {
         "state": source.state,
         "seed": seed,
+        "plant": source.plant,
         "name": name,
         "source_id": name,
-        "controller_source_id": f"{name}-limiter",
         "command_stream": f"{name}-commands",
         "lockstep": lockstep,
-        # commands are in device units (mA): the bridge maps them to the plant's uA/cm2 itself
-        **source.params,
+        "network": dict(source.network),
+        "fluctuation": dict(source.fluctuation),
+        "probe": dict(source.probe),
+        "timing": dict(source.timing),
+        "raw_format": dict(source.raw_format),
+        "limits": {
+            **source.limits,
+            "source_id": limiter_source_id,
+            "session_token": session_token,
+        },
+        "biphasic": source.biphasic,
     }
-    if source.plant != "stationary":
-        settings["plant"] = source.plant
-    return settings
 
 
 def start_source(
-    config: SessionConfig, run_dir: Path, tag: str, ready_timeout_s: float = 180.0
+    config: SessionConfig,
+    run_dir: Path,
+    tag: str,
+    *,
+    limiter_source_id: str = "",
+    session_token: str = "",
+    ready_timeout_s: float = 180.0,
 ) -> SourceSession:
     """Start the source process of ``config`` (logs in ``run_dir``); return its handle.
 
-    ``tag`` makes every stream name and source_id of this run unique on the network.
+    ``tag`` makes every stream name and source_id of this run unique on the network; a plant
+    obeys only ``limiter_source_id`` with ``session_token``.
     """
     source = config.source
     seed = config.source_seed
     if isinstance(source, PlantSourceConfig):
-        from stimulation.plant.bridge_config import default_settings
+        from bci.runner.plant_child import READY_LINE as PLANT_READY_LINE
+        from stimulation.plant.bridge_config import BridgeTiming
 
-        settings = plant_settings(source, seed, tag, config.pacing == "lockstep")
-        defaults = default_settings()
-        period = float(settings.get("control_period_s", defaults["control_period_s"]))
-        sfreq = float(settings.get("sfreq", defaults["sfreq"]))
+        lockstep = config.pacing == "lockstep"
+        settings = plant_settings(source, seed, tag, lockstep, limiter_source_id, session_token)
+        timing = BridgeTiming(**source.timing)
+        sfreq = float(source.probe.get("sfreq", 30000.0))
         # lockstep: the plant runs exactly the session; real time: until the loop stops it
-        child_settings = {
-            **settings,
-            "duration_s": config.duration_s if config.pacing == "lockstep" else None,
-        }
+        child_settings = {**settings, "duration_s": config.duration_s if lockstep else None}
         child = ChildProcess(
             "plant",
             [sys.executable, "-m", "bci.runner.plant_child", json.dumps(child_settings)],
@@ -187,16 +210,19 @@ def start_source(
         return SourceSession(
             kind="plant",
             query={"source_id": f"{sid}-raw"},
-            record_source_ids=[f"{sid}-{s}" for s in ("raw", "spikes", "stim", "biomarkers")],
+            record_source_ids=[
+                f"{sid}-{s}" for s in ("raw", "spikes", "stim", "biomarkers", "safety")
+            ],
             child=child,
             plant=PlantLink(
                 command_stream=settings["command_stream"],
-                controller_source_id=settings["controller_source_id"],
-                control_period_s=period,
+                controller_source_id=limiter_source_id,
+                control_period_s=timing.control_period_s,
                 sfreq=sfreq,
                 biomarker_source_id=f"{sid}-biomarkers",
-                lockstep=config.pacing == "lockstep",
+                lockstep=lockstep,
                 latency_samples=latency,
+                window_s=timing.window_s,
             ),
             settings=settings,
         )
@@ -233,12 +259,16 @@ def start_source(
             settings={"name": name, **source.model_dump(mode="json")},
         )
     if isinstance(source, ReplaySourceConfig):
+        path = replay_path(source, config.runs_root)
+        stream = replay_stream(path, source.stream)
         suffix = f"-replay-{tag}"
         args = [
             "replay",
-            str(source.path),
+            str(path),
             "--speed",
             repr(source.speed),
+            "--streams",
+            stream,
             "--source-id-suffix",
             suffix,
             "--name-suffix",
@@ -249,10 +279,10 @@ def start_source(
         child = ChildProcess("replay", bci_command(*args), run_dir / "source.log")
         return SourceSession(
             kind="replay",
-            query={"name": f"{source.stream}{suffix}"},
+            query={"name": f"{stream}{suffix}"},
             record_source_ids=[],
             child=child,
-            settings=source.model_dump(mode="json"),
+            settings={**source.model_dump(mode="json"), "resolved_path": str(path)},
         )
     if isinstance(source, MotorSourceConfig):
         from bci.cli.source import source as source_group
@@ -272,6 +302,7 @@ def start_source(
             kind="motor",
             query={"name": name},
             record_source_ids=[],
+            record_names=[f"{name}-kinematics"],
             child=child,
             settings=source.model_dump(mode="json"),
         )
@@ -293,6 +324,44 @@ def start_source(
             settings=source.model_dump(mode="json"),
         )
     raise SessionConfigError(f"Unknown source kind {source!r}.")  # pragma: no cover
+
+
+def replay_path(source: ReplaySourceConfig, runs_root: Path) -> Path:
+    """The recording to replay: the given path, or the newest run of ``latest:<session>``."""
+    name = source.latest_of
+    if name is None:
+        path = Path(source.path)
+        if not path.exists():
+            raise SessionConfigError(
+                f"Invalid value for 'source.path': {source.path!r} does not exist."
+            )
+        return path
+    runs = sorted(p for p in Path(runs_root).glob(f"*-{name}") if (p / "recording.xdf").is_file())
+    if not runs:
+        raise SessionConfigError(
+            f"Invalid value for 'source.path': {source.path!r}, but {runs_root} holds no run of "
+            f"{name!r} with a recording. Run `bci run {name}` first, or give --set "
+            "source.path=RUN_FOLDER."
+        )
+    return runs[-1] / "recording.xdf"
+
+
+def replay_stream(path: Path, wanted: str) -> str:
+    """The full name of the recorded broadband stream ``wanted`` (a name or its start)."""
+    from bci.session.xdf_read import scan_xdf
+
+    xdf = path / "recording.xdf" if path.is_dir() else path
+    streams = [s for s in scan_xdf(xdf).streams.values() if s.nominal_srate > 0]
+    exact = [s.name for s in streams if s.name == wanted]
+    starts = [s.name for s in streams if s.name.startswith(wanted)]
+    found = exact or starts
+    if len(found) != 1:
+        names = ", ".join(repr(s.name) for s in streams) or "(none)"
+        raise SessionConfigError(
+            f"Invalid value for 'source.stream': {wanted!r} names "
+            f"{'no' if not found else 'more than one'} regular stream of {xdf}; it has {names}."
+        )
+    return found[0]
 
 
 def local_clock() -> float:

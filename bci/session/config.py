@@ -28,17 +28,14 @@ model file must exist. Relative model paths are resolved against the YAML file's
 from __future__ import annotations
 
 import copy
-import importlib
-import inspect
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
@@ -47,6 +44,20 @@ from pydantic import (
 )
 
 from bci.errors import ConfigError
+from bci.session.config_base import (
+    SessionConfigError,
+    _check_params,
+    _Model,
+    _plain_values,
+    stage_class,
+)
+from bci.session.config_sources import (  # noqa: F401 (re-exported)
+    LSLSourceConfig,
+    MotorSourceConfig,
+    PlantSourceConfig,
+    ReplaySourceConfig,
+    SyntheticSourceConfig,
+)
 
 __all__ = [
     "CalibrationConfig",
@@ -70,64 +81,7 @@ __all__ = [
     "parse_session",
 ]
 
-#: Packages whose import registers more stages (controllers live outside ``bci``).
-EXTRA_STAGE_PACKAGES: tuple[str, ...] = ("stimulation.controllers",)
 _NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-class SessionConfigError(ConfigError):
-    """A session config is invalid: the message names the key, the value and what is allowed."""
-
-
-class _Model(BaseModel):
-    # NaN and infinity are never a valid duration, rate or limit (an infinite duration_s would
-    # overflow the sample count, an infinite flush interval would never flush the recording)
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
-
-
-def _load_extra_stage_packages() -> None:
-    for package in EXTRA_STAGE_PACKAGES:
-        try:
-            importlib.import_module(package)
-        except ModuleNotFoundError as err:
-            if err.name is None or not package.startswith(err.name):
-                raise
-
-
-def stage_class(name: str) -> type:
-    """The stage class registered as ``name`` (controllers' package loaded first)."""
-    from bci.stream import get_stage_class
-
-    _load_extra_stage_packages()
-    return get_stage_class(name)
-
-
-def _check_params(cls: type, params: Mapping[str, Any], what: str) -> None:
-    """Raise ValueError naming a parameter the class's constructor does not take."""
-    signature = inspect.signature(cls.__init__)
-    accepted = [p for p in signature.parameters if p != "self"]
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()):
-        return
-    for key in params:
-        if key not in accepted:
-            options = ", ".join(repr(a) for a in accepted) or "(none)"
-            raise ValueError(
-                f"unknown parameter {key!r} of {what}. Allowed parameters are {options}."
-            )
-
-
-def _plain_values(value: Any, key: str) -> None:
-    """Raise ValueError for YAML values config.yaml cannot hold as text (``!!binary`` bytes)."""
-    if isinstance(value, (bytes, bytearray)):
-        raise ValueError(
-            f"invalid value for '{key}': binary data (a !!binary YAML value); give numbers or text"
-        )
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            _plain_values(v, f"{key}.{k}" if key else str(k))
-    elif isinstance(value, (list, tuple, set)):
-        for i, v in enumerate(value):
-            _plain_values(v, f"{key}.{i}")
 
 
 class StageConfig(_Model):
@@ -175,16 +129,21 @@ class ControllerConfig(StageConfig, ModelFileMixin):
 class SafetyConfig(_Model):
     """The safety limiter every command passes: its class and its limits (device units).
 
-    ``limits`` go to the limiter's constructor unchanged, so the limiter checks them (hard limits
-    on amplitude, frequency and pulse width, charge density, slew rate, watchdog, safe state).
+    ``limits`` build ``limits_class`` (hard limits on amplitude, frequency and pulse width, charge
+    density, slew rate, watchdog, safe state), which the limiter checks; the runner fills in the
+    accepted ``source_id`` and ``session_token`` of the session's controller unless given. With
+    ``limits_class`` null, ``limits`` go to the limiter's constructor as they are.
     """
 
     limiter: str = "stimulation.safety:SafetyLimiter"
+    limits_class: str | None = "stimulation.safety:SafetyLimits"
     limits: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("limiter")
+    @field_validator("limiter", "limits_class")
     @classmethod
-    def _importable(cls, value: str) -> str:
+    def _importable(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         module, sep, attr = value.partition(":")
         if not sep or not module or not attr:
             raise ValueError(f"expected 'package.module:Class', got {value!r}")
@@ -198,102 +157,6 @@ class StimulatorConfig(_Model):
     """
 
     command_stream: str | None = None
-
-
-class PlantSourceConfig(_Model):
-    """The simulated basal-ganglia plant (``stimulation.plant.bridge.PlantBridge``) in its own process."""
-
-    kind: Literal["plant"]
-    state: Literal["pd", "healthy"] = "pd"
-    plant: Literal["stationary", "fluctuating"] = "stationary"
-    seed: int | None = Field(default=None, ge=0)
-    #: more PlantBridge settings (n_channels, n_units, cells_per_nucleus, noise_uv, chunk_ms, ...)
-    params: dict[str, Any] = Field(default_factory=dict)
-
-    #: PlantBridge arguments the runner sets itself.
-    RUNNER_SET: ClassVar[tuple[str, ...]] = (
-        "state",
-        "seed",
-        "name",
-        "source_id",
-        "controller_source_id",
-        "command_stream",
-        "lockstep",
-        "plant",
-    )
-
-    @model_validator(mode="after")
-    def _bridge_params(self) -> PlantSourceConfig:
-        from stimulation.plant.bridge_config import default_settings
-
-        taken = [k for k in self.params if k in self.RUNNER_SET]
-        if taken:
-            raise ValueError(
-                f"parameter {taken[0]!r} is set by the runner (use the session's keys: "
-                "source.state, source.seed, source.plant, pacing)"
-            )
-        known = default_settings()
-        for key in self.params:
-            if key not in known:
-                options = ", ".join(repr(k) for k in sorted(known))
-                raise ValueError(
-                    f"unknown parameter {key!r} of the plant. Allowed parameters are {options}."
-                )
-        return self
-
-
-class LSLSourceConfig(_Model):
-    """A live LSL stream of broadband voltage (an amplifier): at least one of name/type/source_id."""
-
-    kind: Literal["lsl"]
-    name: str | None = None
-    type: str | None = None
-    source_id: str | None = None
-    n_channels: int | None = Field(default=None, ge=1)
-    sfreq: float | None = Field(default=None, gt=0)
-    scale: float | None = None
-    timeout_s: float = Field(default=10.0, gt=0)
-
-    @model_validator(mode="after")
-    def _one_property(self) -> LSLSourceConfig:
-        if self.name is None and self.type is None and self.source_id is None:
-            raise ValueError("give at least one of 'name', 'type' or 'source_id' of the stream")
-        return self
-
-
-class SyntheticSourceConfig(_Model):
-    """A synthetic probe recording published by ``bci source synthetic`` in its own process."""
-
-    kind: Literal["synthetic"]
-    n_channels: int = Field(default=32, ge=1)
-    n_units: int = Field(default=12, ge=0)
-    seed: int | None = Field(default=None, ge=0)
-    channel_format: Literal["int16", "float32"] = "int16"
-    noise_uv: float = Field(default=5.0, ge=0)
-    chunk_ms: float = Field(default=1.0, gt=0)
-    artifact_hz: float = Field(default=0.0, ge=0)
-
-
-class ReplaySourceConfig(_Model):
-    """A recording (``.xdf`` or run folder) played back as live LSL streams by ``bci replay``."""
-
-    kind: Literal["replay"]
-    path: Path
-    stream: str = Field(description="name of the broadband stream in the recording")
-    speed: float = Field(default=1.0, gt=0)
-
-    def resolve_path(self, base: Path) -> None:
-        if not self.path.is_absolute():
-            self.path = (base / self.path).resolve()
-
-
-class MotorSourceConfig(_Model):
-    """Synthetic motor cortex (``bci source motor``) with its kinematics stream."""
-
-    kind: Literal["motor"]
-    n_units: int = Field(default=96, ge=1)
-    seed: int | None = Field(default=None, ge=0)
-    params: dict[str, Any] = Field(default_factory=dict)
 
 
 SourceConfig = Annotated[
@@ -416,7 +279,8 @@ class SessionConfig(_Model):
             _must_exist(entry.controller.model, f"compare.{i}.controller.model")
         if isinstance(self.source, ReplaySourceConfig):
             self.source.resolve_path(base)
-            _must_exist(self.source.path, "source.path")
+            if self.source.latest_of is None:
+                _must_exist(Path(self.source.path), "source.path")
 
     @property
     def source_seed(self) -> int:

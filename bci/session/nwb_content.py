@@ -331,7 +331,6 @@ def _events(
     first_raw: tuple[SplitStream, Any, float] | None,
 ) -> None:
     from pynwb import TimeSeries
-    from pynwb.event import EventsTable
 
     for ev in seg.events:
         ann = ev.annotations
@@ -368,14 +367,93 @@ def _events(
         if heads <= {"stim", "pulse"}:
             _pulses(nwbfile, stream, times, labels, width, first_raw)
             continue
-        table = EventsTable(
-            name=nwb_name(stream),
-            description=f"Markers of the LSL stream {stream!r} (type {kind!r}).",
-            source_description=f"LSL marker stream {stream!r}",
+        nwbfile.add_events_table(_events_table(stream, kind, times, labels))
+
+
+_RESERVED = {"timestamp", "duration", "annotation", "id"}
+
+
+def split_marker(label: str) -> tuple[str, dict[str, Any] | None]:
+    """``'safety {"event": "clamp", "seq": 3}'`` -> ``("safety", {"event": "clamp", "seq": 3})``.
+
+    The structure is the first ``{`` or ``[`` from which the rest of the marker parses as JSON or
+    as a Python literal; it is flattened to ``key.subkey`` / ``key.0`` leaves. Plain text gives
+    ``(label, None)``.
+    """
+    import ast
+    import json
+
+    for i, ch in enumerate(label):
+        if ch not in "{[":
+            continue
+        tail = label[i:]
+        try:
+            value = json.loads(tail)
+        except ValueError:
+            try:
+                value = ast.literal_eval(tail)
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                continue
+        if not isinstance(value, (dict, list)):
+            continue
+        leaves: dict[str, Any] = {}
+        _flatten(value, "", leaves)
+        return label[:i].strip(), leaves
+    return label, None
+
+
+def _flatten(value: Any, key: str, out: dict[str, Any]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flatten(v, f"{key}.{k}" if key else str(k), out)
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _flatten(v, f"{key}.{i}" if key else str(i), out)
+    else:
+        out[key or "value"] = value
+
+
+def _events_table(stream: str, kind: str, times: np.ndarray, labels: list[str]) -> Any:
+    """Markers as an EventsTable; structured markers (JSON or dict text) unpacked into columns."""
+    from pynwb.event import EventsTable
+
+    table = EventsTable(
+        name=nwb_name(stream),
+        description=f"Markers of the LSL stream {stream!r} (type {kind!r}); structured markers "
+        "are unpacked: 'annotation' is their text and event, the other columns their fields.",
+        source_description=f"LSL marker stream {stream!r}",
+    )
+    parsed = [split_marker(lab) for lab in labels]
+    keys: list[str] = []
+    for _, leaves in parsed:
+        keys += [k for k in (leaves or {}) if k not in keys]
+    numeric = {
+        k: all(
+            isinstance(v, (int, float)) and not isinstance(v, bool)
+            for _, leaves in parsed
+            if leaves and k in leaves
+            for v in [leaves[k]]
         )
-        for t, label in zip(times, labels, strict=True):
-            table.add_event(timestamp=float(t), annotation=label)
-        nwbfile.add_events_table(table)
+        for k in keys
+    }
+    columns = {k: (f"{k}_value" if k in _RESERVED else k) for k in keys}
+    for k in keys:
+        table.add_column(columns[k], f"Field {k!r} of the structured markers.")
+    for t, (text, leaves) in zip(times, parsed, strict=True):
+        leaves = leaves or {}
+        event = leaves.get("event")
+        annotation = f"{text} {event}".strip() if isinstance(event, str) else text
+        row: dict[str, Any] = {}
+        for k in keys:
+            v = leaves.get(k)
+            if numeric[k]:
+                row[columns[k]] = float(v) if v is not None else float("nan")
+            else:
+                row[columns[k]] = (
+                    "" if v is None else (str(v).lower() if isinstance(v, bool) else str(v))
+                )
+        table.add_event(timestamp=float(t), annotation=annotation, **row)
+    return table
 
 
 def _pulses(

@@ -37,6 +37,13 @@ def _window(value: Any, name: str) -> tuple[float, float]:
     )
 
 
+#: Longest window (ms) any sorting setting may ask for: spike windows are a few ms, refractory
+#: periods and pulse tails tens of ms at most.
+MAX_WINDOW_MS: float = 50.0
+#: Most alignments (+- samples) the matcher may try around the expected trough.
+MAX_SHIFT_SAMPLES: int = 64
+
+
 @dataclass(frozen=True)
 class SorterConfig:
     """Every knob of :class:`~bci.sorting.OnlineSorter`, validated at construction.
@@ -158,22 +165,34 @@ class SorterConfig:
         def count(name: str, minimum: int | None) -> int:
             return ensure_int(getattr(self, name), name, minimum=minimum, error=_E)
 
+        def window_ms(name: str, minimum: float = 0.0) -> float:
+            # windows become sample buffers: a bound keeps a bad value (or a tampered template
+            # file) from asking for gigabytes
+            return ensure_float(
+                getattr(self, name),
+                name,
+                minimum=minimum,
+                strict_minimum=minimum == 0.0,
+                maximum=MAX_WINDOW_MS,
+                error=_E,
+            )
+
         checked: dict[str, Any] = {
             "threshold": positive("threshold"),
             "match_threshold": positive("match_threshold"),
-            "pre_ms": positive("pre_ms"),
-            "post_ms": positive("post_ms"),
+            "pre_ms": window_ms("pre_ms"),
+            "post_ms": window_ms("post_ms"),
         }
-        for name in ("radius_um", "feature_radius_um", "refractory_ms"):
+        for name in ("radius_um", "feature_radius_um"):
             checked[name] = non_negative(name)
-        # buffers are sized from these two: a file or config must not ask for gigabytes
-        checked["sweep_ms"] = non_negative("sweep_ms", maximum=10.0)
-        for name in ("amplitude_prior", "pulse_tail_ms", "merge_threshold", "merge_distance"):
+        for name in ("sweep_ms", "refractory_ms", "pulse_tail_ms"):
+            checked[name] = non_negative(name, maximum=MAX_WINDOW_MS)
+        for name in ("amplitude_prior", "merge_threshold", "merge_distance"):
             checked[name] = non_negative(name)
         for name in ("explain_fraction", "residual_guard", "tracking_rate"):
             checked[name] = non_negative(name, maximum=1.0)
         checked["tail_ms"] = ensure_float(
-            self.tail_ms, "tail_ms", minimum=checked["post_ms"], error=_E
+            self.tail_ms, "tail_ms", minimum=checked["post_ms"], maximum=MAX_WINDOW_MS, error=_E
         )
         lo, hi = _pair(
             self.amplitude_range, "amplitude_range", "(min, max) with 0 < min <= 1 <= max"
@@ -202,10 +221,10 @@ class SorterConfig:
             ("seed", None),
         ):
             checked[name] = count(name, minimum)
-        if checked["max_shift"] > 50:
+        if checked["max_shift"] > MAX_SHIFT_SAMPLES:
             raise _E(
-                "Invalid value for the 'max_shift' parameter: must be <= 50 samples, but got "
-                f"{checked['max_shift']}."
+                f"Invalid value for the 'max_shift' parameter: must be <= {MAX_SHIFT_SAMPLES}, "
+                f"but got {checked['max_shift']}."
             )
         for name, value in checked.items():
             object.__setattr__(self, name, value)

@@ -20,6 +20,7 @@ calibration's refinement rounds alike.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numba
@@ -282,6 +283,27 @@ def peel(x, start, stop, tables, settings, state, tracking_rate, masked):  # pra
     return out_t[:n], out_c[:n], out_k[:n], out_a[:n], out_v[:n]
 
 
+def _plain_arrays(x: npt.NDArray[Any], state: PeelState) -> bool:
+    """Whether the buffer and the state have the one layout the entry point was compiled for."""
+    return (
+        x.dtype == np.float32
+        and x.ndim == 2
+        and x.flags.c_contiguous
+        and x.flags.writeable
+        and all(
+            a.dtype == t and a.ndim == 1 and a.flags.c_contiguous and a.flags.writeable
+            for a, t in zip(state, _STATE_DTYPES, strict=True)
+        )
+    )
+
+
+def _plain_mask(masked: npt.NDArray[Any]) -> bool:
+    return masked.dtype == np.uint8 and masked.ndim == 1 and masked.flags.c_contiguous
+
+
+_STATE_DTYPES = (np.int64, np.int64, np.float64, np.int64)
+
+
 class Matcher:
     """A template bank bound to the kernel with a sorter's settings.
 
@@ -302,6 +324,8 @@ class Matcher:
         self.windows = config.windows(bank.sfreq)
         self.margins = Margins.of(bank, self.windows)
         self.tracking_rate = float(config.tracking_rate)
+        self._compiled: Callable[..., tuple[npt.NDArray[Any], ...]] | None = None
+        self._checked: tuple[Any, Any] = (None, None)
         neighbours, n_neighbours = channel_neighbours(bank.positions, config.radius_um)
         self.settings = PeelSettings(
             threshold=float(config.threshold),
@@ -344,7 +368,22 @@ class Matcher:
     ) -> tuple[npt.NDArray[Any], ...]:
         """Run the kernel on rows ``[start, stop)`` of ``x`` (see :func:`peel`)."""
         rate = self.tracking_rate if tracking_rate is None else float(tracking_rate)
-        return peel(x, start, stop, self.tables, self.settings, state, rate, masked)
+        args = (x, int(start), int(stop), self.tables, self.settings, state, rate, masked)
+        if x is not self._checked[0] or state is not self._checked[1]:
+            # a segment's buffer and state live for many calls: check their layout once
+            if not _plain_arrays(x, state):
+                return peel(*args)
+            self._checked = (x, state)
+        if not _plain_mask(masked):
+            return peel(*args)
+        if self._compiled is None:
+            # numba types the named tuples in Python on every call through the dispatcher
+            # (several us per chunk); the compiled entry point for these exact types skips that
+            out = peel(*args)
+            key = tuple(peel.typeof_pyval(a) for a in args)
+            self._compiled = peel.overloads[key].entry_point  # type: ignore[attr-defined]
+            return out
+        return self._compiled(*args)
 
     def match_array(
         self, xn: npt.NDArray[np.float32], masked: npt.NDArray[np.uint8] | None = None

@@ -85,23 +85,27 @@ class TemplateBank:
             raise SortingError(
                 f"Templates must be (n_units, n_samples, n_channels), got {self.templates.shape}."
             )
-        n_samples = self.templates.shape[1]
-        # the matcher's windows and buffers are sized from these: they must fit the templates
+        if not (0 <= self.pre < self.n_samples and 0 < self.n_match <= self.n_samples):
+            raise SortingError(
+                f"Template windows do not fit the {self.n_samples}-sample templates: pre "
+                f"{self.pre}, n_match {self.n_match}."
+            )
+        if not 0 <= self.max_offset <= self.n_samples:
+            raise SortingError(
+                f"max_offset must be within the {self.n_samples}-sample templates, got "
+                f"{self.max_offset}."
+            )
         if not (
-            0 <= self.pre < n_samples
-            and 0 < self.n_match <= n_samples
-            and 0 <= self.max_offset <= n_samples
-            and 0 < self.sfreq <= 1e7  # no amplifier samples faster than 10 MHz
+            0 < self.sfreq <= 1e7  # no amplifier samples faster than 10 MHz
             and all(
                 0.0 <= float(v) <= 1e6
                 for v in (self.support_sigma, self.candidate_fraction, self.threshold)
             )
         ):
             raise SortingError(
-                f"Template bank parameters do not fit its {n_samples}-sample templates: pre "
-                f"{self.pre}, n_match {self.n_match}, max_offset {self.max_offset}, sfreq {self.sfreq}, "
+                f"Template bank settings out of range: sfreq {self.sfreq} (0-10 MHz), "
                 f"support_sigma {self.support_sigma}, candidate_fraction "
-                f"{self.candidate_fraction}, threshold {self.threshold}."
+                f"{self.candidate_fraction}, threshold {self.threshold} (0-1e6)."
             )
         if self.templates.shape[2] != self.noise.shape[0]:
             raise SortingError(

@@ -12,7 +12,7 @@ names a stage outside the toolkit.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from bci.errors import ConfigError
 
@@ -72,7 +72,8 @@ def get_stage_class(name: str) -> type[Stage]:
             raise ConfigError(
                 f"Cannot use {name!r} as a stage: it is not a bci.stream.Stage or Source."
             )
-        return cls
+        # a Source is described and rebuilt through the same to_dict/from_dict protocol
+        return cast("type[Stage]", cls)
     if name not in _REGISTRY:
         _load_builtin_stages()
     if name not in _REGISTRY:

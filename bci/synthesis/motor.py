@@ -24,7 +24,7 @@ Two uses:
 - :func:`simulate_reaching` gives binned counts and velocities for offline decoding (no voltage);
 - :class:`MotorSource` renders the same units to broadband voltage through the toolkit's renderer
   (one unit next to each contact of a Utah-like grid) for a live stream; ``bci source motor``
-  publishes it with a kinematics stream.
+  publishes it with a kinematics stream (:mod:`bci.synthesis.motor_stream`).
 """
 
 from __future__ import annotations
@@ -469,39 +469,3 @@ class MotorSource(SyntheticSource):
     def velocity(self, first_bin: int, n_bins: int, bin_s: float) -> npt.NDArray[np.float64]:
         """Mean hand velocity (cm/s) over bins ``first_bin .. first_bin + n_bins - 1``."""
         return bin_velocity(self.trajectory, first_bin, n_bins, bin_s)
-
-
-class KinematicsPublisher:
-    """Publish a :class:`MotorSource`'s hand velocity and position on LSL (``vx, vy, x, y``).
-
-    Sample ``k`` holds the mean velocity over ``[k / rate_hz, (k + 1) / rate_hz)`` and the position
-    at its end, stamped with the LSL time of that end on the voltage stream's clock. Call
-    :meth:`advance` after each voltage chunk (``SyntheticPublisher.run(on_chunk=...)``).
-    """
-
-    def __init__(self, source: MotorSource, name: str, rate_hz: float, source_id: str = "") -> None:
-        from bci.acquisition import SignalOutlet, make_stream_info
-
-        self.source = source
-        self.rate_hz = ensure_float(rate_hz, "kinematics_hz", minimum=0.0, strict_minimum=True)
-        info = make_stream_info(
-            name, "Kinematics", 4, self.rate_hz, "float32", f"{source_id}-kinematics",
-            labels=["vx", "vy", "x", "y"], units=["cm/s", "cm/s", "cm", "cm"],
-            channel_types="Kinematics", model="bci.synthesis.motor",
-        )  # fmt: skip
-        self.outlet = SignalOutlet(info)
-        self.next_k = 0
-
-    def advance(self, publisher: Any) -> None:
-        """Push every kinematics sample whose period the voltage stream has completed."""
-        if publisher.t0 is None:
-            return
-        end_s = publisher.next_sample / self.source.sfreq
-        n = int(end_s * self.rate_hz + 1e-9) - self.next_k
-        if n <= 0:
-            return
-        bin_s = 1.0 / self.rate_hz
-        vel = bin_velocity(self.source.trajectory, self.next_k, n, bin_s)
-        pos, _ = self.source.trajectory.state((self.next_k + 1 + np.arange(n)) * bin_s)
-        self.next_k += n
-        self.outlet.push(np.hstack([vel, pos]), publisher.t0 + self.next_k * bin_s)

@@ -66,6 +66,10 @@ class ClosedLoopVecEnv(VecEnv):
         Episode length.
     energy_weight, reward_scale, symptom_scale : float
         Reward and observation scaling (module docstring).
+    reward_symptom : {"beta", "error_index"}
+        The symptom the reward penalises: the observed GPi beta, or the thalamic error index
+        over the same window (the simulator's measure of the motor symptom: it shapes training
+        only, the observation stays the decoded beta).
     control_frequency : bool
         Whether the action sets the rate too.
     frequency_range_hz : (float, float), optional
@@ -87,6 +91,7 @@ class ClosedLoopVecEnv(VecEnv):
         frequency_range_hz: tuple[float, float] | None = None,
         limits: SafetyLimits | None = None,
         env_kwargs: dict[str, Any] | None = None,
+        reward_symptom: str = "beta",
     ) -> None:
         from stimulation.plant.vector_env import BasalGangliaVectorEnv
 
@@ -104,6 +109,12 @@ class ClosedLoopVecEnv(VecEnv):
         self.reward_scale = float(reward_scale)
         self.symptom_scale = float(symptom_scale)
         self.seed_base = int(seed)
+        if reward_symptom not in ("beta", "error_index"):
+            raise ValueError(
+                "Invalid value for the 'reward_symptom' parameter. Allowed values are 'beta', "
+                f"'error_index', but got {reward_symptom!r} instead."
+            )
+        self.reward_symptom = reward_symptom
         high = np.array([10.0] + [1.0] * self.n_actions, dtype=np.float32)
         observation_space = gym.spaces.Box(np.zeros_like(high), high, dtype=np.float32)
         action_space = gym.spaces.Box(0.0, 1.0, shape=(self.n_actions,), dtype=np.float32)
@@ -163,11 +174,15 @@ class ClosedLoopVecEnv(VecEnv):
             if dones[i]:
                 final = float(info["final_obs"][i][0])
                 symptom = final
+                if self.reward_symptom == "error_index":
+                    symptom = float(info["final_info"]["error_index"][i])
                 item["terminal_observation"] = self._obs(i, final)
                 item["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
                 self._restart(i)
             else:
                 symptom = float(obs[i][0])
+                if self.reward_symptom == "error_index":
+                    symptom = float(info["error_index"][i])
             item["symptom"] = symptom
             rewards[i] = self.reward_scale * (-symptom - self.energy_weight * energy[i])
             observations.append(self._obs(i, float(obs[i][0])))

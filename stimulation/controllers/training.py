@@ -41,6 +41,7 @@ class TrainConfig:
     plant: str = "fluctuating"
     episode_s: float = 4.0
     energy_weight: float = 0.03
+    reward_symptom: str = "beta"
     reward_scale: float = 10.0
     symptom_scale: float = 10.0
     control_frequency: bool = True
@@ -157,6 +158,7 @@ def train(
         control_frequency=config.control_frequency,
         frequency_range_hz=(config.frequency_range_hz[0], config.frequency_range_hz[1]),
         env_kwargs={"dt_ms": config.dt_ms},
+        reward_symptom=config.reward_symptom,
     )
     n_act = env.n_actions
     spiking = {

@@ -45,6 +45,10 @@ def test_report_numbers_equal_elephant_called_directly(run: PlantRun, written: d
         (st for st in seg.spiketrains if st.annotations["lsl_type"] == "Spikes"),
         key=lambda st: st.annotations["unit_id"],
     )
+    # unit -1 holds the spikes the sorter left unsorted: counted, not analysed as a unit
+    assert trains[0].annotations["unit_id"] == -1
+    assert numbers["unsorted_spikes"] == len(trains[0]) == len(run.sorted_samples[-1]) > 0
+    trains = trains[1:]
     assert numbers["units_source"] == "sorted"
     assert [u["unit_id"] for u in numbers["units"]] == [st.annotations["unit_id"] for st in trains]
     for row, st in zip(numbers["units"], trains, strict=True):

@@ -33,41 +33,21 @@ def test_sets_give_every_combination() -> None:
     assert job.label == "seed3-controller.params.gain_0.5"
 
 
-MINI_SESSION = """
-name: mini_loop
-duration_s: 4.0
-seed: 1
-pacing: lockstep
-source:
-  kind: plant
-  params:
-    network: {cells_per_nucleus: 6}
-    probe: {cells_per_nucleus: 6, n_units: 4, n_channels: 8}
-    timing: {warmup_s: 0.2}
-calibration: {duration_s: 2.0}
-pipeline:
-  - {stage: bandpass, params: {low_hz: 300.0, high_hz: 6000.0}}
-  - {stage: common_reference}
-  - {stage: online_sorter, params: {min_spikes: 10, min_cluster_size: 10}}
-  - {stage: spike_binner, params: {bin_s: 0.02}}
-decoder: {stage: "closed_loop_doubles:MeanCountDecoder"}
-controller:
-  stage: "closed_loop_doubles:ThresholdStepController"
-  params: {threshold: 0.05, amplitude_ma: 2.0}
-safety: {limiter: "closed_loop_doubles:ClampLimiter", limits: {max_amplitude_ma: 2.5}}
-runs_root: RUNS
-"""
-
-
 def _mini_session(tmp_path):  # type: ignore[no-untyped-def]
+    """The whole-loop test's lockstep session (its stand-in decoder and controller), 4 s."""
     import sys
     from pathlib import Path
 
+    import yaml
+
     pytest.importorskip("bci.runner")
-    # the runner's test doubles (a mean-count decoder, a threshold controller)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+    from test_closed_loop import loop_config
+
+    config = loop_config(tmp_path / "runs", name="mini_loop", duration_s=4.0)
+    config["calibration"] = {"duration_s": 2.0}
     path = tmp_path / "mini.yaml"
-    path.write_text(MINI_SESSION.replace("RUNS", str(tmp_path / "runs")))
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
 
@@ -106,7 +86,8 @@ def test_sweep_runs_every_seed_into_run_folders(tmp_path, use_ray: bool) -> None
     ]
     result = CliRunner().invoke(cli, [*args, "--ray" if use_ray else "--no-ray", "--cpus", "2"])
     assert result.exit_code == 0, result.output
-    rows = list(csv.DictReader((tmp_path / "runs" / "sweep.csv").open()))
+    with (tmp_path / "runs" / "sweep.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
     assert [(r["seed"], r["set"]) for r in rows] == [
         ("0", "controller.params.amplitude_ma=1.0"), ("0", "controller.params.amplitude_ma=2.0"),
         ("1", "controller.params.amplitude_ma=1.0"), ("1", "controller.params.amplitude_ma=2.0"),

@@ -126,3 +126,21 @@ def test_symptom_decoder_tracks_a_synchronised_rhythm_and_ignores_unit_order(tmp
     dec.step(np.zeros(5))
     with pytest.raises(DecoderError, match="reset"):
         dec.step(np.zeros(6))
+
+
+def test_shipped_symptom_model_loads_without_torch_and_says_how_it_was_made():
+    import subprocess
+    import sys
+
+    from decoders.symptom import DEFAULT_MODEL
+
+    dec = SymptomDecoder.load(DEFAULT_MODEL)
+    assert "bench_symptom_decoder.py" in dec.provenance["command"]
+    assert dec.provenance["wall_s"] > 0 and dec.provenance["train_seeds"]
+    assert dec.info.output_names == ("gpi_beta",) and dec.bin_s == 0.005
+    code = (
+        "import sys, numpy as np; from decoders.symptom import SymptomDecoder, DEFAULT_MODEL; "
+        "d = SymptomDecoder.load(DEFAULT_MODEL); d.step_bins(np.ones((60, 7))); "
+        "assert 'torch' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

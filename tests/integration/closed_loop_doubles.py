@@ -39,27 +39,46 @@ class ThresholdStepController(Stage, name="test_threshold_step_controller"):
 
     accepts = ("state",)
 
-    def __init__(self, threshold: float = 0.0, amplitude_ma: float = 2.5) -> None:
+    def __init__(
+        self,
+        threshold: float = 0.0,
+        amplitude_ma: float = 2.5,
+        source_id: str = "test",
+        session_token: str = "",
+    ) -> None:
         self.threshold = float(threshold)
         self.amplitude_ma = float(amplitude_ma)
+        self.source_id = source_id
+        self.session_token = session_token
         self.seq = 0
 
     def process(self, chunk: StateChunk) -> StimCommand:
         on = float(chunk.values[-1, 0]) > self.threshold
+        amplitude = self.amplitude_ma if on else 0.0
         command = StimCommand(
-            self.amplitude_ma if on else 0.0, 130.0, 60.0, float(chunk.t[-1]), "test", self.seq
+            amplitude,
+            130.0,
+            60.0,
+            float(chunk.t[-1]),
+            self.source_id,
+            self.seq,
+            self.session_token,
         )
         self.seq += 1
         return command
 
 
 class ClampLimiter:
-    """Clamps the amplitude to ``max_amplitude_ma``; NaN or negative -> off."""
+    """Clamps the amplitude to ``max_amplitude_ma`` (NaN or negative: off); drops commands of
+    another source than ``source_id`` when one is given."""
 
-    def __init__(self, max_amplitude_ma: float = 3.0) -> None:
+    def __init__(self, max_amplitude_ma: float = 3.0, source_id: str | None = None) -> None:
         self.max_amplitude_ma = float(max_amplitude_ma)
+        self.source_id = source_id
 
-    def apply(self, command: StimCommand) -> StimCommand:
+    def apply(self, command: StimCommand, now: float) -> StimCommand | None:
+        if self.source_id is not None and command.source_id != self.source_id:
+            return None
         amp = command.amplitude_ma
         if not math.isfinite(amp) or amp < 0:
             amp = 0.0

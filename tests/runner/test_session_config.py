@@ -119,10 +119,12 @@ def test_inconsistent_sessions_are_refused() -> None:
     assert "lockstep" in text and "'plant'" in text
     text = _error(_base(duration_s=1.0, calibration={"duration_s": 2.0}))
     assert "duration_s" in text and "calibration.duration_s" in text
-    text = _error(_base(source={"kind": "plant", "params": {"seed": 4}}))
-    assert "'seed'" in text and "source.seed" in text
-    text = _error(_base(source={"kind": "plant", "params": {"n_chanels": 4}}))
-    assert "'n_chanels'" in text and "'n_channels'" in text
+    text = _error(_base(source={"kind": "plant", "network": {"seed": 4}}))
+    assert "'network.seed'" in text and "source.seed" in text
+    text = _error(_base(source={"kind": "plant", "probe": {"n_chanels": 4}}))
+    assert "'n_chanels'" in text and "'n_channels'" in text and "VirtualProbe" in text
+    text = _error(_base(source={"kind": "plant", "limits": {"session_token": "x"}}))
+    assert "'limits.session_token' is set by the runner" in text
     text = _error(_base(source={"kind": "lsl"}))
     assert "'name', 'type' or 'source_id'" in text
 

@@ -12,6 +12,7 @@ third and 2.5 mA (300 uA/cm2 in the model) at 130 Hz in between. About 3 s of pl
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -127,9 +128,12 @@ def record_plant_run(
                 commands.send(amp, 130.0, 300.0, timestamp=t0 + k * PERIOD_S)
                 run.n_commands += 1
                 if amp > 0 and k == n_periods // 3:
-                    safety_out.push_sample(
-                        [f"ramp_limited amplitude_ma={amp:g}"], t0 + k * PERIOD_S
-                    )
+                    event = {
+                        "event": "ramp_limited",
+                        "amplitude_ma": amp,
+                        "seq": k,
+                    }  # as the limiter
+                    safety_out.push_sample([json.dumps(event)], t0 + k * PERIOD_S)
                     run.n_safety += 1
                 rows, stamps = [], []
                 for unit, cell in enumerate(cells):
@@ -143,10 +147,13 @@ def record_plant_run(
                 if rng.random() < 0.3:  # a false positive
                     lo = int(round((rec.t_start_s - bridge.t_origin_s) * SFREQ))
                     rows.append((int(rng.integers(len(cells))), lo + int(rng.integers(600))))
+                if amp > 0 and rng.random() < 0.5:  # a spike left unsorted (unit -1)
+                    lo = int(round((rec.t_start_s - bridge.t_origin_s) * SFREQ))
+                    rows.append((-1, lo + int(rng.integers(600))))
                 values = []
                 for unit, sample in sorted(rows, key=lambda r: r[1]):
                     wf = _template(unit) + rng.normal(0, 4.0, N_WF)
-                    values.append([unit, unit % n_channels, float(wf.min()), sample, *wf])
+                    values.append([unit, max(unit, 0) % n_channels, float(wf.min()), sample, *wf])
                     stamps.append(t0 + sample / SFREQ)
                     run.sorted_samples.setdefault(unit, []).append(sample)
                 if values:

@@ -116,7 +116,7 @@ def test_units_spikes_events_and_series_match_the_recording(run: PlantRun, nwb_p
             )
             mean_uv = st.waveforms.rescale(pq.uV).magnitude[:, 0, :].mean(axis=0)
             np.testing.assert_allclose(row["waveform_mean"] * 1e6, mean_uv, rtol=1e-5)
-            assert row["channel_index"] == row["unit_id"] % 8
+            assert row["channel_index"] == max(row["unit_id"], 0) % 8
             assert list(row["electrodes"].index) == [row["channel_index"]]  # the probe's row
         gt = f.processing["ground_truth"][run.names["spikes"]].to_dataframe()
         assert {u: len(t) for u, t in zip(gt["unit_id"], gt["spike_times"], strict=True)} == {
@@ -133,7 +133,9 @@ def test_units_spikes_events_and_series_match_the_recording(run: PlantRun, nwb_p
         assert len(amp.data) == run.n_commands
         assert sorted(set(amp.data[:])) == [0.0, 2.5]
         safety = f.events[run.names["safety"]].to_dataframe()
-        assert len(safety) == run.n_safety and safety["annotation"][0].startswith("ramp_limited")
+        # the limiter's JSON markers unpacked into columns (no dict text left for DANDI to flag)
+        assert len(safety) == run.n_safety and safety["annotation"][0] == "ramp_limited"
+        assert safety["amplitude_ma"][0] == 2.5 and safety["event"][0] == "ramp_limited"
         decoded = f.processing["decoded"][f"{run.names['decoded']}_beta_estimate"]
         dec_sig = next(
             a for a in seg.analogsignals if a.annotations["lsl_name"] == run.names["decoded"]
@@ -200,3 +202,18 @@ def test_cli_exports_and_refuses_to_overwrite(run: PlantRun, tmp_path: Path) -> 
     assert "Traceback" not in missing.output
     with pytest.raises(NWBExportError, match="exists"):
         export_nwb(run.run_dir, out)
+
+
+def test_structured_markers_are_split_into_text_and_fields() -> None:
+    from bci.session.nwb_content import split_marker
+
+    assert split_marker('safety {"event": "clamp", "seq": 3, "x": {"a": [1, 2]}}') == (
+        "safety",
+        {"event": "clamp", "seq": 3, "x.a.0": 1, "x.a.1": 2},
+    )
+    assert split_marker("calibration done: [{'stage': 'OnlineSorter', 'n_units': 4}]") == (
+        "calibration done:",
+        {"0.stage": "OnlineSorter", "0.n_units": 4},
+    )
+    assert split_marker("stim on {not json") == ("stim on {not json", None)
+    assert split_marker("plain text") == ("plain text", None)

@@ -19,6 +19,7 @@ from bci.sorting import (
     ThresholdCrossings,
     sort_recording,
 )
+from bci.sorting.templates import TemplateBank
 from bci.synthesis import generate_recording
 
 SFREQ = 30_000.0
@@ -189,3 +190,22 @@ def test_white_noise_gives_no_unit(seed: int) -> None:
     x = np.random.default_rng(seed).normal(0.0, 10.0, (int(2 * SFREQ), 4)).astype(np.float32)
     with pytest.raises(SortingError, match="noise"):
         sort_recording(x, SFREQ)
+
+
+@pytest.mark.parametrize(
+    "setting", [{"sweep_ms": 1e9}, {"max_shift": 10**9}, {"tail_ms": 1e6}, {"pre_ms": 1e4}]
+)
+def test_settings_that_would_allocate_gigabytes_are_refused(setting: dict[str, float]) -> None:
+    # a fuzzed template header with these values made the sorter ask for 24 GB
+    name = next(iter(setting))
+    with pytest.raises(ConfigError, match=name):
+        OnlineSorter(**setting)
+
+
+def test_a_template_bank_whose_windows_do_not_fit_its_templates_is_refused() -> None:
+    templates = np.zeros((1, 40, 4), np.float32)
+    common = dict(templates=templates, noise=np.ones(4), positions=np.zeros((4, 2)), sfreq=3e4)
+    with pytest.raises(SortingError, match="max_offset"):
+        TemplateBank(pre=12, n_match=24, n_spikes=np.array([5]), max_offset=10**9, **common)
+    with pytest.raises(SortingError, match="do not fit"):
+        TemplateBank(pre=12, n_match=10**6, n_spikes=np.array([5]), **common)

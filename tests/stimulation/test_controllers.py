@@ -26,9 +26,7 @@ def _run(ctl: Controller, betas: list[float]) -> list[StimCommand]:
     return [ctl.act([b]) for b in betas]
 
 
-@pytest.mark.parametrize(
-    "name", sorted(set(CONTROLLERS) - {"rl_snn"})
-)  # rl_snn: test_controllers_rl
+@pytest.mark.parametrize("name", sorted(CONTROLLERS))  # rl_snn: the shipped model
 def test_every_baseline_is_a_registered_stage_from_state_to_commands(name: str) -> None:
     cls = get_stage_class(name)
     assert cls is CONTROLLERS[name]
@@ -124,3 +122,18 @@ def test_evaluate_runs_every_controller_through_the_limiter_on_the_same_plants()
     amps = broken["trace"]["amplitude_ma"]
     assert np.all(np.isfinite(amps)) and amps.max() <= 0.24 + 1e-9  # 12 mA/s slew, from off
     assert broken["safety_events"]["invalid"] > 0
+
+
+def test_the_shipped_rl_controller_runs_in_numpy_and_says_how_it_was_made() -> None:
+    from stimulation.controllers.rl_snn import DEFAULT_MODEL, RLSNNController
+
+    ctl = RLSNNController()
+    meta = ctl.weights.meta
+    assert ctl.model == str(DEFAULT_MODEL)
+    assert meta["command"].startswith("bci train-controller") and meta["wall_s"] > 0
+    assert isinstance(meta["seed"], int) and meta["config"]["plant"] == "fluctuating"
+    commands = _run(ctl, [0.0, 0.05, 0.1, 0.2] * 5)
+    lo, hi = meta["frequency_range_hz"]
+    for c in commands:
+        assert 0.0 <= c.amplitude_ma <= meta["max_amplitude_ma"]
+        assert lo <= c.frequency_hz <= hi

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -83,3 +85,34 @@ def test_bad_parameters_are_named():
         make_motor_units(4, modulation_hz=(5.0, 1.0))
     with pytest.raises(ConfigError, match="duration_s"):
         simulate_reaching(duration_s=0.0)
+
+
+def test_kinematics_stream_carries_the_velocity_of_the_voltage_stream(source_id):
+    pylsl = pytest.importorskip("pylsl")
+    from bci.synthesis.motor import bin_velocity
+    from bci.synthesis.motor_stream import KinematicsPublisher
+    from bci.synthesis.publisher import SyntheticPublisher
+
+    src = MotorSource(n_units=4, seed=9, noise_uv=2.0)
+    pub = SyntheticPublisher(src, name="motor-kin-test", source_id=source_id,
+                             channel_format="float32", chunk_ms=10.0, ground_truth=False)  # fmt: skip
+    kin = KinematicsPublisher(src, "motor-kin-test-kinematics", 100.0, source_id)
+    info = pylsl.resolve_byprop("source_id", f"{source_id}-kinematics", timeout=5.0)[0]
+    inlet = pylsl.StreamInlet(info)
+    ch = inlet.info().desc().child("channels").child("channel")
+    assert ch.child_value("label") == "vx" and ch.child_value("unit") == "cm/s"
+    inlet.open_stream(timeout=5.0)
+    pub.run(0.5, on_chunk=lambda data, spikes: kin.advance(pub, len(data)))
+    rows, stamps = [], []
+    deadline = time.monotonic() + 5.0
+    while len(rows) < 50 and time.monotonic() < deadline:
+        data, ts = inlet.pull_chunk(timeout=0.2)
+        rows += data
+        stamps += ts
+    pub.close()
+    rows = np.asarray(rows)
+    assert rows.shape == (50, 4)
+    np.testing.assert_allclose(
+        rows[:, :2], bin_velocity(src.trajectory, 0, 50, 0.01), rtol=1e-5, atol=1e-4
+    )
+    np.testing.assert_allclose(np.diff(stamps), 0.01, atol=1e-3)

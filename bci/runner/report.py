@@ -1,0 +1,185 @@
+"""What a run reports: the live view's snapshots and ``summary.json``.
+
+:class:`RunReport` is the reporting half of :class:`bci.runner.loop.SessionRunner` (a mixin over
+the measurements the loop keeps): the snapshot the live view draws about four times a second, the
+plant's numbers from its biomarker samples (:func:`bci.runner.metrics.plant_outcome`), the decoder's
+tracking of the true symptom, and the summary written into the run folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bci.runner.chain import StageChain
+from bci.runner.metrics import LatencyLog, decoder_tracking, plant_outcome
+from bci.runner.outlets import LoopOutlets
+from bci.runner.sources import SourceSession
+from bci.session.config import ControllerConfig, SessionConfig
+
+if TYPE_CHECKING:
+    from bci.runner.commands import CommandPath
+
+__all__ = ["RunReport"]
+
+
+class RunReport:
+    """Snapshots and the summary, from what the loop measured (attributes set by the runner)."""
+
+    config: SessionConfig
+    controller_config: ControllerConfig | None
+    label: str | None
+    run_id: str
+    run_dir: Path | None
+    latency: LatencyLog
+    source_session: SourceSession | None
+    outlets: LoopOutlets | None
+    chain: StageChain | None
+    events: list[str]
+    unit_counts: np.ndarray
+    n_unsorted: int
+    skipped_samples: int
+    samples: int
+    t0_lsl: float | None
+    t_online: float | None
+    decoded_t: list[float]
+    decoded_v: list[float]
+    bio_values: list[list[float]]
+    bio_stamps: list[float]
+    commands: CommandPath
+    wall_s: float
+    phases: dict[str, float]
+    pulse_feed: Any
+
+    def snapshot(self, source_status: dict[str, Any], total_samples: int) -> dict[str, Any]:
+        """What the live view shows (cheap: called about four times a second)."""
+        p50, p99 = self.latency.percentiles(recent=2000)
+        sfreq = float(source_status.get("effective_rate_hz") or 1.0)
+        online_s = max(1e-9, self._online_seconds(sfreq))
+        bio = self._bio_latest()
+        return {
+            "session": self.config.name,
+            "label": self.label,
+            "progress": self.samples / max(1, total_samples),
+            "signal_s": self.samples / sfreq,
+            "source": source_status,
+            "calibrating": self.chain.is_calibrating if self.chain is not None else True,
+            "units": int(self.unit_counts.size),
+            "rates_hz": (self.unit_counts / online_s).tolist(),
+            "decoded": self.decoded_v[-1] if self.decoded_v else None,
+            "true": bio.get("beta_gpi"),
+            "error_index": bio.get("error_index"),
+            "command": None
+            if self.commands.last_sent is None
+            else dataclasses.asdict(self.commands.last_sent),
+            "energy_j": self._energy_so_far(),
+            "latency_p50_ms": p50,
+            "latency_p99_ms": p99,
+            "deadline_misses": self.latency.misses,
+            "safety_changes": self.commands.n_changed,
+            "events": self.events[-4:],
+        }
+
+    def _online_seconds(self, sfreq: float) -> float:
+        if self.t_online is None or self.t0_lsl is None:
+            return 0.0
+        return (self.skipped_samples + self.samples) / sfreq - (self.t_online - self.t0_lsl)
+
+    def _bio_labels(self) -> list[str]:
+        from stimulation.plant.streams import BIOMARKER_CHANNELS
+
+        return list(BIOMARKER_CHANNELS)
+
+    def _bio_latest(self) -> dict[str, float]:
+        if not self.bio_values:
+            return {}
+        return dict(zip(self._bio_labels(), self.bio_values[-1], strict=False))
+
+    def _plant_numbers(self) -> dict[str, Any] | None:
+        source = self.source_session
+        if source is None or source.plant is None or not self.bio_values:
+            return None
+        window_s = source.plant.window_s
+        t_online = self.t_online if self.t_online is not None else float("inf")
+        return plant_outcome(
+            self._bio_labels(),
+            np.asarray(self.bio_values),
+            np.asarray(self.bio_stamps),
+            t_online,
+            window_s,
+            source.plant.control_period_s,
+        )
+
+    def _energy_so_far(self) -> float | None:
+        numbers = self._plant_numbers()
+        return None if numbers is None else numbers["energy_j"]
+
+    def _summary(
+        self, status: str, error: str | None, plant_stats: dict[str, Any], recorder: Any
+    ) -> dict[str, Any]:
+        config = self.config
+        source = self.source_session
+        plant = None if source is None else source.plant
+        out: dict[str, Any] = {
+            "session": config.name,
+            "label": self.label,
+            "run_id": self.run_id,
+            "status": status,
+            "error": error,
+            "pacing": config.pacing,
+            "seed": config.source_seed,
+            "controller": None if self.controller_config is None else self.controller_config.stage,
+            "duration_s": config.duration_s,
+            "signal_s": None,
+            "skipped_samples": self.skipped_samples,
+            "wall_s": self.wall_s,
+            "wall_phases_s": self.phases,
+            "t0_lsl": self.t0_lsl,
+            "t_online_lsl": self.t_online,
+            "calibration": [] if self.chain is None else self.chain.calibrations,
+            "stages": [] if self.chain is None else self.chain.timing(),
+            "limiter": self.commands.limiter_time.summary(),
+            "loop_latency": self.latency.summary(),
+            "units": int(self.unit_counts.size),
+            "unit_spikes": self.unit_counts.tolist(),
+            "unsorted_spikes": self.n_unsorted,
+            "pulses_registered": 0 if self.pulse_feed is None else self.pulse_feed.n_pulses,
+            "pulse_waits_timed_out": getattr(self, "pulse_waits_timed_out", 0),
+            "streams": {} if self.outlets is None else dict(self.outlets.counts),
+            "commands": self.commands.summary(),
+            "safety_events": dict(self.commands.safety_counts),
+            "events": self.events,
+            "plant": None,
+            "decoder_tracking": None,
+            "plant_process": plant_stats,
+            "recording": None,
+        }
+        if self.chain is not None and self.chain.specs:
+            rate = self.chain.specs[0].rate_hz
+            out["signal_s"] = self.samples / rate
+        if plant is not None:
+            out["plant"] = self._plant_numbers()
+            out["plant"] = {
+                **(out["plant"] or {}),
+                "control_period_s": plant.control_period_s,
+                "window_s": plant.window_s,
+            }
+            if self.decoded_v and self.bio_values and self.t_online is not None:
+                labels = self._bio_labels()
+                bio = np.asarray(self.bio_values)
+                out["decoder_tracking"] = decoder_tracking(
+                    np.asarray(self.decoded_v),
+                    np.asarray(self.decoded_t),
+                    bio[:, labels.index("beta_gpi")],
+                    np.asarray(self.bio_stamps),
+                    self.t_online + out["plant"]["window_s"],
+                )
+        if recorder is not None and self.run_dir is not None:
+            out["recording"] = {
+                "file": "recording.xdf",
+                "nix": (self.run_dir / "session.nix").exists(),
+            }
+        return out
