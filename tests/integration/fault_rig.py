@@ -13,10 +13,10 @@
 :class:`FaultRig` starts them, injects a fault, stops them and measures from the recording:
 time from the fault to the safe stimulation state (the plant's applied amplitude at 0), the
 amplifier samples from before the fault missing from the recording, and whether any applied
-stimulation exceeded the controller's. The session runner's own processes are not used: on
-this branch's main the runner cannot yet drive the plant (its command outlet has 4 channels,
-the plant's listener wants 5, and its limiter call lacks ``now``); the loop here follows the
-runner's documented policy (safe state first on any failure).
+stimulation exceeded the controller's. The loop is the rig's own process, not
+:class:`bci.runner.SessionRunner` (written while the runner could not yet drive the plant); it
+follows the runner's documented policy (safe state first on any failure). Pointing the loop-side
+faults at ``SessionRunner`` is the next step.
 
 Used by ``tests/integration/test_faults*.py`` and ``benchmarks/fault_report.py``.
 """
