@@ -6,9 +6,11 @@ table (fault, detected how, time to the safe stimulation state, recorded samples
 The loop's parts are separate processes (amplifier, loop, the basal-ganglia plant behind its
 safety limiter, recorder): ``tests/integration/fault_rig.py`` builds them and
 ``tests/integration/fault_scenarios.py`` holds the faults (the same ones the tests run). Time to
-safe: from the fault to the start of the first 20 ms control period the plant delivered at the
-safe state (off), read from its recorded ``-biomarkers`` stream; the bound is the plant's
-watchdog (0.1 s) + the ramp down (1 mA at 100 mA/s) + two periods. Samples lost: amplifier
+safe: from the fault to the arrival (wall clock) of the first 20 ms control period the plant
+reports delivered at the safe state (off); the bound is the plant's watchdog (0.1 s) + the ramp
+down (1 mA at 100 mA/s) + three periods (the trip falls on a period boundary, the new setting
+applies from the next period not yet simulated, and a period is published at its end) + one
+period for a plant process scheduled late on a loaded machine. Samples lost: amplifier
 samples pushed more than 1 s before the fault that are missing from the recording (repaired
 first when the recorder was killed). Rows with no time to safe are faults the loop rides
 through without stopping stimulation; "safe" there means no applied stimulation above the

@@ -169,14 +169,15 @@ def load_decoder(path: str | Path, n_units: int | None = None) -> Decoder:
             dec._from_state(meta["params"], payload)
         if dec.n_units > 0:  # the arrays must fit the header: decode one bin of zeros
             dec.reset()
-            out = np.asarray(dec.step(np.zeros(dec.n_units)))
+            with np.errstate(divide="raise", invalid="raise", over="raise"):
+                out = np.asarray(dec.step(np.zeros(dec.n_units)))
             if out.shape != (dec.n_outputs,):
                 raise ValueError(f"it decodes {out.shape} outputs, its header says {dec.n_outputs}")
     except ModelFileError:
         raise
     except (
         DecoderError, KeyError, ValueError, TypeError, AttributeError, IndexError, OverflowError,
-        RuntimeError, OSError,
+        RuntimeError, OSError, FloatingPointError,
     ) as err:  # fmt: skip
         raise ModelFileError(
             f"{path} is missing or has malformed model parameters: {err!r}"

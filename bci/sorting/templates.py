@@ -95,6 +95,18 @@ class TemplateBank:
                 f"max_offset must be within the {self.n_samples}-sample templates, got "
                 f"{self.max_offset}."
             )
+        if not (
+            0 < self.sfreq <= 1e7  # no amplifier samples faster than 10 MHz
+            and all(
+                0.0 <= float(v) <= 1e6
+                for v in (self.support_sigma, self.candidate_fraction, self.threshold)
+            )
+        ):
+            raise SortingError(
+                f"Template bank settings out of range: sfreq {self.sfreq} (0-10 MHz), "
+                f"support_sigma {self.support_sigma}, candidate_fraction "
+                f"{self.candidate_fraction}, threshold {self.threshold} (0-1e6)."
+            )
         if self.templates.shape[2] != self.noise.shape[0]:
             raise SortingError(
                 f"Templates have {self.templates.shape[2]} channels but the noise has "

@@ -169,7 +169,13 @@ class ThresholdCrossings(Stage, name="threshold_crossings"):
     # -- thresholds -------------------------------------------------------------------------------
     @staticmethod
     def _check_thresholds(thresholds: Any) -> npt.NDArray[np.float32]:
-        arr = np.asarray(thresholds, dtype=np.float64)
+        try:
+            arr = np.asarray(thresholds, dtype=np.float64)
+        except (TypeError, ValueError, OverflowError):
+            raise SortingConfigError(
+                "Invalid value for the 'thresholds' parameter: expected one number per channel, "
+                f"but got {str(thresholds)[:60]!r}."
+            ) from None
         if arr.ndim != 1 or arr.size == 0:
             raise SortingConfigError(
                 "Invalid value for the 'thresholds' parameter: expected one threshold per channel "

@@ -13,10 +13,10 @@
 :class:`FaultRig` starts them, injects a fault, stops them and measures from the recording:
 time from the fault to the safe stimulation state (the plant's applied amplitude at 0), the
 amplifier samples from before the fault missing from the recording, and whether any applied
-stimulation exceeded the controller's. The session runner's own processes are not used: on
-this branch's main the runner cannot yet drive the plant (its command outlet has 4 channels,
-the plant's listener wants 5, and its limiter call lacks ``now``); the loop here follows the
-runner's documented policy (safe state first on any failure).
+stimulation exceeded the controller's. The loop is the rig's own process, not
+:class:`bci.runner.SessionRunner` (written while the runner could not yet drive the plant); it
+follows the runner's documented policy (safe state first on any failure). Pointing the loop-side
+faults at ``SessionRunner`` is the next step.
 
 Used by ``tests/integration/test_faults*.py`` and ``benchmarks/fault_report.py``.
 """
@@ -41,6 +41,8 @@ import pylsl
 
 HERE = Path(__file__).resolve().parent
 PERIOD_S = 0.02
+#: allowance for the plant process being scheduled late on a loaded machine (one period)
+SCHEDULING_S = 0.02
 
 
 class Child:
@@ -243,6 +245,7 @@ class FaultRig:
             ],  # fmt: skip
         )
         self.plant.wait_line("Obeying", 120)
+        self._observe(f"{self.tag}-biomarkers")
         self.start_source(0)
         self.recorder = self._start_recorder(self.path, with_plant=True)
         if self.recorder_fsize_bytes is not None:  # a second recorder, on a disk that fills up
@@ -267,6 +270,33 @@ class FaultRig:
         )
         self.loop.wait_line("ready", 60)
         return self
+
+    def _observe(self, source_id: str) -> None:
+        """Note when each plant period arrives on the wall clock (the plant's own stamps follow
+        its model clock, which falls behind the wall clock when the machine is loaded)."""
+        from stimulation.plant.streams import BIOMARKER_CHANNELS
+
+        col = BIOMARKER_CHANNELS.index("amplitude_ma")
+        found = pylsl.resolve_byprop("source_id", source_id, 1, 30.0)
+        if not found:
+            raise RuntimeError(f"no {source_id} stream")
+        inlet = pylsl.StreamInlet(found[0], max_buflen=60, recover=False)
+        inlet.open_stream(timeout=10.0)
+        self.arrivals: list[tuple[float, float]] = []  # (LSL time of arrival, amplitude)
+        self._observing = True
+
+        def pull() -> None:
+            while self._observing:
+                try:
+                    values, stamps = inlet.pull_chunk(timeout=0.005)
+                except pylsl.util.LostError:
+                    return
+                now = pylsl.local_clock()
+                self.arrivals += [(now, float(v[col])) for v in values]
+            inlet.close_stream()
+
+        self._observer = threading.Thread(target=pull, daemon=True)
+        self._observer.start()
 
     def _start_recorder(self, path: Path, *, with_plant: bool, fsize: int | None = None) -> Child:
         cmd = [sys.executable, "-m", "bci.cli.main", "record", "--out", str(path),
@@ -356,6 +386,9 @@ class FaultRig:
             child.kill()
         if self.plant is not None:
             self.plant.stop()
+        self._observing = False
+        if hasattr(self, "_observer"):
+            self._observer.join(5)
         return stats
 
     def loop_events(self) -> list[dict[str, Any]]:
@@ -384,17 +417,16 @@ class FaultRig:
         bio = rec[f"{self.tag}-biomarkers"]
         amps = np.asarray(bio["time_series"])[:, BIOMARKER_CHANNELS.index("amplitude_ma")]
         stamps = np.asarray(bio["time_stamps"])
-        # the watchdog trips at a period boundary after the timeout, and the plant simulates one
-        # period ahead of the wall clock (a new setting applies from the next period)
-        bound = self.watchdog_s + self.amplitude_ma / self.slew + 2 * PERIOD_S
+        # the watchdog trips at a period boundary after the timeout, a new setting applies from
+        # the next period not yet simulated (the plant runs one period ahead), and a period is
+        # published at its end; plus one period for a late-scheduled plant process
+        bound = self.watchdog_s + self.amplitude_ma / self.slew + 3 * PERIOD_S + SCHEDULING_S
         time_to_safe = None
         if t_fault is not None and needs_safe:
-            # a biomarker sample is stamped at its period's end; the safe state holds from the
-            # period's start
-            starts = stamps - PERIOD_S
-            after = np.flatnonzero((starts >= t_fault - PERIOD_S) & (amps == 0.0))
-            if after.size:
-                time_to_safe = max(0.0, float(starts[after[0]] - t_fault))
+            # when the plant reported a period delivered at the safe state, on the wall clock
+            safe = [t for t, a in self.arrivals if t >= t_fault and a == 0.0]
+            if safe:
+                time_to_safe = float(safe[0] - t_fault)
         amp = rec.get(self.source_id)
         recorded = set()
         if amp is not None and len(amp["time_stamps"]):

@@ -1,7 +1,7 @@
 """Fault injection on loopback LSL (``fault_rig``, ``fault_scenarios``): each fault is detected,
 stimulation reaches the safe state within the stimulator's watchdog bound (watchdog timeout +
-ramp + two 20 ms control periods: trips and new settings take effect at period boundaries, and
-the plant simulates one period ahead), nothing the recorder had from before the fault is lost
+ramp + three 20 ms control periods: the trip falls on a period boundary, the plant simulates one
+period ahead, and reports a period at its end), nothing the recorder had from before the fault is lost
 (every amplifier sample pushed more than 1 s before the fault is in the recording), and no
 applied stimulation ever exceeds the controller's. Each test starts five processes (amplifier,
 plant, loop, recorder, fault): about 30 s on a loaded 2-core machine, so the default run keeps
