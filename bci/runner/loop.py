@@ -48,6 +48,7 @@ from bci.runner.pulses import PulseFeed
 from bci.runner.report import RunReport
 from bci.runner.sources import SourceSession, start_source
 from bci.session.config import ControllerConfig, SessionConfig
+from bci.session.recorder import RecorderError
 from bci.session.run_folder import create_run_dir, write_config, write_summary
 from bci.stream import SignalChunk, StimCommand
 
@@ -55,6 +56,8 @@ __all__ = ["RunInterrupted", "RunResult", "SessionRunner"]
 
 #: Seconds without data after which a running source counts as dead.
 SOURCE_SILENCE_S = 30.0
+#: How often the loop checks that the recorder process is alive (seconds).
+RECORDER_CHECK_S = 0.25
 #: Lockstep: longest wait for a period's last pulse marker (s); a timeout is counted.
 PULSE_WAIT_S = 1.0
 
@@ -137,6 +140,8 @@ class SessionRunner(RunReport):
         self.bio_stamps: list[float] = []
         self._bio_inlet: pylsl.StreamInlet | None = None
         self.pulse_feed: PulseFeed | None = None
+        #: the recorder process while the loop runs (watched: the loop stops if it dies)
+        self.recorder: Any = None
         self._pulses_polled_for = -1  # lockstep: last period whose pulse markers were collected
         self.pulse_waits_timed_out = 0
         self.wall_s = 0.0
@@ -183,7 +188,7 @@ class SessionRunner(RunReport):
                 self._open_outlets(source, lsl.source_id)
                 self._phase("open_outlets")
                 if config.recording.enabled:
-                    recorder = self._start_recorder(source, lsl.source_id)
+                    recorder = self.recorder = self._start_recorder(source, lsl.source_id)
                     self._phase("start_recorder")
                 if config.pacing == "realtime":
                     # what arrived while the recorder started is not in the recording: skip it
@@ -332,6 +337,7 @@ class SessionRunner(RunReport):
         keepalive_s = plant.control_period_s if plant is not None else 0.02
         self.commands.t_last_send = time.monotonic()
         t_view = 0.0
+        t_recorder_check = time.monotonic()
         # lockstep: the stages get the same chunks in every run, whatever pieces LSL delivered:
         # one chunk per period, as the plant published it
         rechunker = None
@@ -419,6 +425,9 @@ class SessionRunner(RunReport):
             self.samples = done - start
             self._publish(out, chunk, sfreq)
             self._poll_biomarkers()
+            if now - t_recorder_check >= RECORDER_CHECK_S:
+                t_recorder_check = now
+                self._check_recorder()
             if self.view is not None and now - t_view >= 0.25:
                 t_view = now
                 self.view(self.snapshot(lsl.status(), total))
@@ -515,6 +524,24 @@ class SessionRunner(RunReport):
                     f"{SOURCE_SILENCE_S:g} s."
                 )
             time.sleep(0.0002)
+
+    def _check_recorder(self) -> None:
+        """Stop the run (safe state first, in :meth:`run`) if the recorder process has died.
+
+        A session whose recording stopped (disk full, killed) must not go on stimulating
+        unrecorded.
+        """
+        recorder = self.recorder
+        if recorder is None:
+            return
+        code = recorder.process.poll()
+        if code is not None:
+            last = recorder.output[-1].strip() if recorder.output else "no output"
+            raise RecorderError(
+                f"The recorder stopped during the session (exit code {code}: {last}); "
+                "stopping the loop with stimulation off. What it wrote up to then is in "
+                f"{recorder.path}."
+            )
 
     def _poll_biomarkers(self) -> None:
         inlet = self._bio_inlet

@@ -203,3 +203,29 @@ def test_a_stream_that_never_appears_fails_before_anything_is_stimulated(tmp_pat
     assert "no-such-amplifier-stream" in result.summary["error"]
     assert result.summary["commands"]["sent"] == 0
     assert (result.run_dir / "summary.json").exists() and (result.run_dir / "config.yaml").exists()
+
+
+def test_a_recorder_that_dies_stops_the_loop_with_stimulation_off(tmp_path: Path) -> None:
+    """Stimulating unrecorded is not allowed: the loop notices a dead recorder within a second."""
+    import threading
+    import time
+
+    config = parse_session(loop_config(tmp_path / "runs", duration_s=60.0))
+    runner = SessionRunner(config)
+    outcome: list[Any] = []
+    thread = threading.Thread(target=lambda: outcome.append(runner.run()), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120.0
+    while time.monotonic() < deadline and (runner.recorder is None or runner.samples < 90_000):
+        time.sleep(0.05)  # past calibration (2.5 s of signal): the loop is stimulating
+    assert runner.recorder is not None, "the loop never started"
+    runner.recorder.kill()
+    t_kill = runner.samples / 30000.0
+    thread.join(120.0)
+    assert outcome, "the run did not end after its recorder died"
+    result = outcome[0]
+    assert result.status == "failed"
+    assert "recorder stopped during the session" in result.summary["error"]
+    assert result.summary["signal_s"] < t_kill + 5.0  # stopped at once, not after 60 s
+    events = " ".join(result.summary["events"])
+    assert "safe state sent (failed)" in events
