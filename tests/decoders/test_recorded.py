@@ -9,8 +9,8 @@ import pytest
 
 from bci.acquisition.metadata import make_stream_info
 from bci.features import SpikeBinner
-from bci.stream import SPIKE_DTYPE, SpikeChunk, StreamSpec
 from bci.session.xdf import XDFWriter
+from bci.stream import SPIKE_DTYPE, SpikeChunk, StreamSpec
 from decoders.errors import DecoderError
 from decoders.recorded import online_tracking, session_arrays
 
