@@ -43,6 +43,25 @@ def _pick(names: Sequence[str], wanted: str, what: str, xdf: Path) -> str:
     )
 
 
+def _load_for(xdf: Path, target: str) -> Any:
+    """The recording's Segment with the streams a decoder trains on: the regular streams whose
+    name holds ``target`` and every irregular one (spikes, decoded values, markers); the
+    broadband streams are skipped unread."""
+    from bci.session import load
+    from bci.session.files import resolve_recording_path
+    from bci.session.xdf_read import scan_xdf
+
+    xdf = resolve_recording_path(xdf)
+    summaries = scan_xdf(xdf).streams.values()
+    regular = sorted({s.name for s in summaries if s.nominal_srate > 0})
+    if not any(target in name for name in regular):
+        raise DecoderError(
+            f"{xdf} has no regular stream named {target!r} (or containing it); it has {regular}."
+        )
+    names = {s.name for s in summaries if s.nominal_srate <= 0 or target in s.name}
+    return load(xdf, streams=sorted(names)).segments[0]
+
+
 def session_arrays(
     run_dir: str | Path,
     target: str,
@@ -85,11 +104,9 @@ def session_arrays(
     DecoderError
         A stream is missing or ambiguous, a channel is missing, or a unit id is >= ``n_units``.
     """
-    from bci.session import load
-
     path = Path(run_dir)
     xdf = path / "recording.xdf" if path.is_dir() else path
-    seg = load(xdf).segments[0]
+    seg = _load_for(xdf, target)
     names = [str(s.annotations.get("lsl_name")) for s in seg.analogsignals]
     name = _pick(names, target, "regular stream", xdf)
     # a stream with channels in incompatible units (cm/s and cm) is split into several signals
@@ -256,11 +273,9 @@ def online_tracking(
         ``outputs`` (the channel names), ``r2`` and ``r`` (one per output), ``n_bins`` scored and
         ``t_start_s`` (recording time of the first scored bin).
     """
-    from bci.session import load
-
     path = Path(run_dir)
     xdf = path / "recording.xdf" if path.is_dir() else path
-    seg = load(xdf).segments[0]
+    seg = _load_for(xdf, target)
     events = {str(e.annotations.get("lsl_name")): e for e in seg.events}
     dec_name = _pick(list(events), decoded, "decoded stream", xdf)
     ev = events[dec_name]
