@@ -13,7 +13,7 @@ online on held-out seeds.
 2. **Train** the decoder (:func:`decoders.recorded.fit_on_runs`, what ``bci train-decoder RUNS
    --target kinematics:vx,vy --units 96`` does) on 20-ms counts of those crossings, column ``u`` =
    channel ``u`` as the session's ``spike_binner`` lays them out. With ``--ship`` the model goes
-   to ``decoders/models/motor_velocity_snn.npz`` with this command, the seeds and the wall time
+   to ``decoders/models/motor_velocity_snn.nir`` with this command, the seeds and the wall time
    in its metadata.
 3. **Score online**: ``bci run motor_decoding --set seed=S`` with the model, for each held-out
    seed (the session's own seed 3 among them), real time over LSL; R2 and Pearson r of the
@@ -41,10 +41,10 @@ from typing import Any
 
 import numpy as np
 
-from decoders.recorded import fit_on_runs, online_tracking, r2_score, session_arrays
+from decoders.recorded import make_decoder, online_tracking, r2_score, run_arrays, session_arrays
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL = ROOT / "decoders" / "models" / "motor_velocity_snn.npz"
+MODEL = ROOT / "decoders" / "models" / "motor_velocity_snn.nir"
 SESSION = "motor_decoding"
 N_UNITS = 96
 POPULATION_SEED = 3
@@ -94,7 +94,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the recordings")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    out = MODEL if args.ship else (args.out or args.runs_root / "motor_velocity.npz")
+    out = MODEL if args.ship else (args.out or args.runs_root / "motor_velocity.nir")
     args.runs_root.mkdir(parents=True, exist_ok=True)
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     t0 = time.perf_counter()
@@ -113,24 +113,20 @@ def main() -> None:
             )
     t_rec = time.perf_counter() - t0
     t1 = time.perf_counter()
-    dec = fit_on_runs(
-        runs, TARGET, CHANNELS, args.decoder, bin_s=BIN_S, seed=args.seed, n_units=N_UNITS
-    )
+    X, Y, names, units = run_arrays(runs, TARGET, CHANNELS, BIN_S, n_units=N_UNITS)
+    dec = make_decoder(args.decoder, args.seed)
+    dec.fit(X, Y, bin_s=BIN_S, output_names=names, output_units=units)
     t_fit = time.perf_counter() - t1
-    X, Y, _, _ = session_arrays(runs[0], TARGET, CHANNELS, BIN_S, n_units=N_UNITS)
+    recorded = [json.loads((Path(r) / "summary.json").read_text()) for r in runs]
     dec.provenance = {
         "command": command,
-        "recorded_by": f"bci run {SESSION} --set decoder=null --set seed=S "
-        f"--set duration_s={args.train_duration_s:g} (S in train_seeds)",
-        "train_seeds": args.train_seeds if not args.train_runs else None,
+        "recorded_by": f"bci run {SESSION} --set decoder=null --set seed=S --set duration_s=D "
+        "--set recording.nix=false",
+        "train_seeds": [int(s["seed"]) for s in recorded],
+        "train_durations_s": [float(s["duration_s"]) for s in recorded],
         "population_seed": POPULATION_SEED,
         "training_seed": args.seed,
-        "train_bins": int(
-            sum(
-                session_arrays(r, TARGET, CHANNELS, BIN_S, n_units=N_UNITS)[0].shape[0]
-                for r in runs
-            )
-        ),
+        "train_bins": int(X.shape[0]),
         "wall_s": round(time.perf_counter() - t0, 1),
         "record_wall_s": round(t_rec, 1),
         "fit_wall_s": round(t_fit, 1),
