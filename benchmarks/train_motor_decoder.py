@@ -80,7 +80,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train-seeds", type=int, nargs="+", default=[11, 12, 13])
     parser.add_argument("--train-duration-s", type=float, default=180.0)
-    parser.add_argument("--test-seeds", type=int, nargs="+", default=[3, 21, 22])
+    parser.add_argument("--test-seeds", type=int, nargs="+", default=[3, 21, 22, 23, 24])
     parser.add_argument("--test-duration-s", type=float, default=30.0)
     parser.add_argument("--decoder", default="snn")
     parser.add_argument("--seed", type=int, default=0, help="training seed")
@@ -117,6 +117,8 @@ def main() -> None:
     dec = make_decoder(args.decoder, args.seed)
     dec.fit(X, Y, bin_s=BIN_S, output_names=names, output_units=units)
     t_fit = time.perf_counter() - t1
+    wiener = make_decoder("wiener", args.seed)  # the classic baseline on the same bins
+    wiener.fit(X, Y, bin_s=BIN_S, output_names=names, output_units=units)
     recorded = [json.loads((Path(r) / "summary.json").read_text()) for r in runs]
     dec.provenance = {
         "command": command,
@@ -146,6 +148,7 @@ def main() -> None:
             f"decoder.model={out.resolve()}", "recording.nix=false",
         )  # fmt: skip
         online = online_tracking(run, TARGET, CHANNELS)
+        summary = json.loads((run / "summary.json").read_text())["decoder_tracking"]
         model = load(out)
         Xr, Yr, _, _ = session_arrays(run, TARGET, CHANNELS, BIN_S, n_units=N_UNITS)
         model.reset()
@@ -158,6 +161,8 @@ def main() -> None:
         row = {
             "seed": seed,
             "online": online,
+            "summary_r2": [summary["outputs"][c]["r2"] for c in CHANNELS],
+            "wiener_offline_crossings_r2": r2_score(Yr[k:], wiener.predict(Xr)[k:]),
             "offline_crossings_r2": r2_score(Yr[k:], pred[k:]),
             "offline_true_spikes_r2": r2_score(truth.velocity[k:], pred_gt[k:]),
         }
@@ -169,14 +174,15 @@ def main() -> None:
         for run in runs:
             shutil.rmtree(run)
 
-    print(f"\n{'seed':>5} {'online R2 vx/vy':>16} {'online r vx/vy':>16} {'offline R2 crossings':>21} "
-          f"{'offline R2 true spikes':>23}")  # fmt: skip
+    print(f"\n{'seed':>5} {'online R2 vx/vy':>16} {'online r vx/vy':>16} {'offline R2':>11} "
+          f"{'true spikes':>12} {'Wiener':>7}   (offline: R2 mean of vx, vy)")  # fmt: skip
     for row in rows:
         on = row["online"]
         print(
             f"{row['seed']:>5} {on['r2'][0]:7.3f}/{on['r2'][1]:6.3f}   {on['r'][0]:7.3f}/{on['r'][1]:6.3f}"
-            f"   {np.mean(row['offline_crossings_r2']):18.3f}   {np.mean(row['offline_true_spikes_r2']):20.3f}"
-        )
+            f"  {np.mean(row['offline_crossings_r2']):11.3f} {np.mean(row['offline_true_spikes_r2']):12.3f}"
+            f" {np.mean(row['wiener_offline_crossings_r2']):7.3f}"
+        )  # fmt: skip
     mean_r2 = [float(np.mean(r["online"]["r2"])) for r in rows]
     print(f"online R2 (mean of vx, vy): min {min(mean_r2):.3f}, max {max(mean_r2):.3f}")
     if args.json is not None:
