@@ -18,7 +18,15 @@ import numpy.typing as npt
 
 from decoders.errors import DecoderError
 
-__all__ = ["fit_on_runs", "make_decoder", "run_arrays", "session_arrays"]
+__all__ = [
+    "DECODER_CHOICES",
+    "fit_on_runs",
+    "make_decoder",
+    "online_tracking",
+    "r2_score",
+    "run_arrays",
+    "session_arrays",
+]
 
 #: Decoders ``bci train-decoder`` can fit.
 DECODER_CHOICES = ("snn", "rsnn", "wiener", "kalman", "mlp")
