@@ -24,8 +24,10 @@ from bci.session.config import parse_session
 from bci.session.recorder_process import spawn_recorder
 from bci.session.xdf_read import scan_xdf
 
-#: well under the stop timeouts, well over a clean stop (a fraction of a second)
-CLEAN_STOP_S = 5.0
+#: how long a stop may take before the child is killed: a clean stop takes a fraction of a
+#: second, but a loaded machine can stretch it to seconds; a child that never sees the SIGINT is
+#: killed at this timeout whatever the load
+STOP_TIMEOUT_S = 30.0
 
 
 @contextlib.contextmanager
@@ -48,10 +50,8 @@ def test_a_recorder_started_under_a_blocked_sigint_closes_its_file(tmp_path: Pat
     for _ in range(20):
         outlet.push_chunk(np.zeros((5, 2), dtype=np.float32).tolist())
         time.sleep(0.05)
-    t = time.monotonic()
-    code = rec.stop(timeout_s=CLEAN_STOP_S)  # raises RecorderError if it had to be killed
+    code = rec.stop(timeout_s=STOP_TIMEOUT_S)  # raises RecorderError if it had to be killed
     assert code == 0, rec.text
-    assert time.monotonic() - t < CLEAN_STOP_S
     scan = scan_xdf(path)
     assert scan.is_complete and not scan.missing_footers, scan.problems()
 
@@ -77,7 +77,5 @@ def test_a_plant_started_under_a_blocked_sigint_stops_cleanly(tmp_path: Path) ->
         )
     child = session.child
     assert child is not None and child.alive
-    t = time.monotonic()
-    code = child.stop(timeout_s=CLEAN_STOP_S)  # SIGINT, then SIGKILL after the timeout
+    code = child.stop(timeout_s=STOP_TIMEOUT_S)  # SIGINT, then SIGKILL after the timeout
     assert code == 0, child.tail()  # -9 when it had to be killed
-    assert time.monotonic() - t < CLEAN_STOP_S
