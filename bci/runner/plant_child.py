@@ -82,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     stopped = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:
+        # Event.set takes a lock the interrupted main thread may hold: set it from a thread
+        threading.Thread(target=_stop_now, name="stop", daemon=True).start()
+
+    def _stop_now() -> None:
         stopped.set()
         bridge.stop()
 

@@ -403,7 +403,8 @@ class PlantBridge:
             duration_s = ensure_float(
                 duration_s, "duration_s", minimum=0.0, error=PlantParameterError
             )
-        self._stop.clear()
+        # a stop asked before this run started (a SIGINT right after start-up) ends it at once;
+        # the request is used up when the run returns
         wall = time.perf_counter()
         self._wait = (on_wait, float(wait_report_s), time.monotonic(), self.limiter.n_accepted)
         try:
@@ -416,6 +417,7 @@ class PlantBridge:
             else:
                 self._run_realtime(duration_s)
         finally:
+            self._stop.clear()
             self.stats.wall_s += time.perf_counter() - wall
             self.stats.safety = dict(self.limiter.counts)
         return self.stats
@@ -461,7 +463,11 @@ class PlantBridge:
             on_wait(silent)
 
     def stop(self) -> None:
-        """Ask :meth:`run` to return (after the current period)."""
+        """Ask :meth:`run` to return (after the current period; at once if it has not started).
+
+        It takes a lock: from a signal handler, call it from another thread (a handler that
+        interrupts the main thread inside this event's own wait would wait on itself).
+        """
         self._stop.set()
 
     # ------------------------------------------------------------------ counters, closing

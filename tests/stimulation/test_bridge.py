@@ -398,3 +398,20 @@ def test_flat_settings_go_to_the_object_that_owns_them(source_id: str) -> None:
         PlantBridge.from_settings(n_unit=3)
     with pytest.raises(PlantParameterError, match="device units"):
         PlantBridge.from_settings(amplitude_scale=120.0)
+
+
+def test_a_stop_asked_before_the_run_starts_ends_it(source_id: str) -> None:
+    """A SIGINT that reaches the plant right after its ready line (before ``run``) stops it."""
+    bridge, _ = _bridge(source_id, lockstep=False, limits={"watchdog_timeout_s": None})
+    with bridge:
+        bridge.stop()
+        done = threading.Event()
+        runner = threading.Thread(target=lambda: (bridge.run(None), done.set()), daemon=True)
+        runner.start()
+        stopped = done.wait(30.0)  # a run that lost the request runs until stopped again
+        if not stopped:
+            bridge.stop()
+            runner.join(30.0)
+        assert stopped, "run() ignored the stop asked before it started"
+        # the request was used up: a later run runs until asked again
+        assert bridge.run(0.04).periods == 2
