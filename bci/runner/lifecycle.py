@@ -1,20 +1,17 @@
-"""How a run starts and ends around the loop: run folder, signals, streams, recorder, safe stop.
+"""How a run starts and ends around the loop: run folder, streams, recorder, safe stop.
 
 :class:`RunLifecycle` is the set-up and tear-down half of :class:`bci.runner.loop.SessionRunner` (a
 mixin, like :class:`~bci.runner.report.RunReport`, over the attributes the runner sets): it writes
-``config.yaml``, turns SIGINT/SIGTERM into :class:`RunInterrupted`, opens the loop's outlets and the
-plant's biomarker and pulse inlets, starts and watches the recorder process, saves what calibration
-fitted, and on the way out sends the safe state first, then stops the source and the recorder and
-writes ``session.nix``. The loop itself (:meth:`SessionRunner._loop`) stays in :mod:`bci.runner.loop`.
+``config.yaml``, opens the loop's outlets and the plant's biomarker and pulse inlets, starts and
+watches the recorder process, saves what calibration fitted, and on the way out sends the safe
+state first, then stops the source and the recorder and writes ``session.nix``. ``run()``, its
+signal handlers and the loop itself stay in :mod:`bci.runner.loop`.
 """
 
 from __future__ import annotations
 
-import signal
-import threading
 import time
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import pylsl
@@ -30,11 +27,7 @@ from bci.session.config import ControllerConfig, SessionConfig
 from bci.session.recorder import RecorderError
 from bci.session.run_folder import write_config
 
-__all__ = ["RunInterrupted", "RunLifecycle", "drain"]
-
-
-class RunInterrupted(BCIError, RuntimeError):
-    """The run was stopped by Ctrl-C or SIGTERM."""
+__all__ = ["RunLifecycle", "drain"]
 
 
 class RunLifecycle:
@@ -56,7 +49,6 @@ class RunLifecycle:
     pulse_feed: PulseFeed | None
     recorder: Any
     phases: dict[str, float]
-    _stop_reason: str | None
     _bio_inlet: pylsl.StreamInlet | None
     _t_phase: float
 
@@ -74,21 +66,6 @@ class RunLifecycle:
                 "run": {"id": self.run_id, "label": self.label},
             },
         )
-
-    def _install_signals(self) -> dict[int, Any]:
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-
-        def _on_signal(signum: int, frame: FrameType | None) -> None:
-            self._stop_reason = signal.Signals(signum).name
-            raise RunInterrupted(f"Stopped by {self._stop_reason}.")
-
-        return {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-
-    @staticmethod
-    def _restore_signals(previous: dict[int, Any]) -> None:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
     # ------------------------------------------------------------------ set-up
     def _open_outlets(self, source: SourceSession, source_id: str) -> None:

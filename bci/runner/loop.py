@@ -23,6 +23,8 @@ file, writes ``session.nix`` and ``summary.json``, and reports failure in
 from __future__ import annotations
 
 import dataclasses
+import signal
+import threading
 import time
 import traceback
 import uuid
@@ -30,6 +32,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -38,7 +41,7 @@ import pylsl
 from bci.errors import BCIError
 from bci.runner.chain import ChainOutput, Rechunker, StageChain
 from bci.runner.commands import CommandPath
-from bci.runner.lifecycle import RunInterrupted, RunLifecycle, drain
+from bci.runner.lifecycle import RunLifecycle, drain
 from bci.runner.metrics import LatencyLog
 from bci.runner.outlets import LoopOutlets
 from bci.runner.parts import LoopParts, build_parts
@@ -57,6 +60,10 @@ SOURCE_SILENCE_S = 30.0
 RECORDER_CHECK_S = 0.25
 #: Lockstep: longest wait for a period's last pulse marker (s); a timeout is counted.
 PULSE_WAIT_S = 1.0
+
+
+class RunInterrupted(BCIError, RuntimeError):
+    """The run was stopped by Ctrl-C or SIGTERM."""
 
 
 @dataclass
@@ -204,6 +211,21 @@ class SessionRunner(RunLifecycle, RunReport):
         summary = self._summary(status, error, plant_stats, recorder)
         write_summary(self.run_dir, summary)
         return RunResult(self.run_dir, status, summary)
+
+    def _install_signals(self) -> dict[int, Any]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def _on_signal(signum: int, frame: FrameType | None) -> None:
+            self._stop_reason = signal.Signals(signum).name
+            raise RunInterrupted(f"Stopped by {self._stop_reason}.")
+
+        return {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    @staticmethod
+    def _restore_signals(previous: dict[int, Any]) -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
     # ------------------------------------------------------------------ the loop
     def _loop(self, lsl: Any, source: SourceSession, sfreq: float) -> None:
