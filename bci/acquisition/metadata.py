@@ -15,6 +15,7 @@ import pylsl
 import bci.acquisition.lsl_config  # noqa: F401  (quiet liblsl before first use)
 from bci.checks import check_value, ensure_float, ensure_int
 from bci.errors import ConfigError
+from bci.stream.spec import StreamOrigin, StreamSpec
 
 #: LSL channel formats by name, as XDF headers and our configs spell them.
 CHANNEL_FORMATS: dict[str, int] = {
@@ -169,4 +170,41 @@ def read_channel_info(info: pylsl.StreamInfo) -> ChannelInfo:
         tuple(units),
         tuple(types),
         tuple(positions) if len(positions) == n else (),
+    )
+
+
+def read_signal_spec(
+    info: pylsl.StreamInfo, *, scale_uv_per_bit: float, unit: str | None = None
+) -> StreamSpec:
+    """Describe a regularly sampled signal stream as a :class:`~bci.stream.StreamSpec`.
+
+    Parameters
+    ----------
+    info : pylsl.StreamInfo
+        The stream's full header (``inlet.info()``: with its ``desc``).
+    scale_uv_per_bit : float
+        Factor the values are delivered with (recorded in the spec's origin).
+    unit : str or None
+        Unit of the delivered values; ``None``: the channels' own unit when they all share one,
+        else ``""``.
+    """
+    channels = read_channel_info(info)
+    units = {u for u in channels.units if u}
+    if unit is None:
+        unit = units.pop() if len(units) == 1 else ""
+    return StreamSpec(
+        kind="signal",
+        n_channels=info.channel_count(),
+        rate_hz=float(info.nominal_srate()),
+        channel_names=channels.labels,
+        unit=unit,
+        positions=channels.positions,
+        origin=StreamOrigin(
+            name=info.name(),
+            stream_type=info.type(),
+            source_id=info.source_id(),
+            hostname=info.hostname(),
+            channel_format=FORMAT_NAMES[info.channel_format()],
+            scale_uv_per_bit=scale_uv_per_bit,
+        ),
     )

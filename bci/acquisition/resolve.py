@@ -10,12 +10,13 @@ from __future__ import annotations
 import pylsl
 
 import bci.acquisition.lsl_config  # noqa: F401  (quiet liblsl before first use)
-from bci.acquisition.metadata import FORMAT_NAMES
+from bci.acquisition.metadata import FORMAT_NAMES, NUMPY_DTYPES
 from bci.checks import check_type, ensure_float
-from bci.errors import ConfigError, StreamNotFoundError
+from bci.errors import ConfigError, StreamMismatchError, StreamNotFoundError
 
 __all__ = [
     "AmbiguousStreamError",
+    "check_stream_info",
     "describe_info",
     "list_streams",
     "resolve_stream_info",
@@ -120,3 +121,48 @@ def resolve_stream_info(
     raise StreamNotFoundError(
         f"No LSL stream with {wanted} was found within {timeout_s:g} s. {listing}"
     )
+
+
+def check_stream_info(
+    info: pylsl.StreamInfo,
+    n_channels: int | None,
+    sfreq: float | None,
+    channel_format: str | None,
+) -> None:
+    """Refuse a stream that is not what the session expects.
+
+    Parameters
+    ----------
+    info : pylsl.StreamInfo
+        The resolved stream.
+    n_channels, sfreq, channel_format : optional
+        What is expected (``None``: anything); ``channel_format`` is a key of
+        :data:`~bci.acquisition.metadata.CHANNEL_FORMATS`. A non-numeric format or an irregular
+        rate is refused whatever is expected.
+
+    Raises
+    ------
+    bci.StreamMismatchError
+        Naming every field that differs, expected beside actual.
+    """
+    problems = []
+    actual_format = FORMAT_NAMES.get(info.channel_format(), str(info.channel_format()))
+    if actual_format not in NUMPY_DTYPES:
+        problems.append(f"channel format: expected a numeric format, got {actual_format!r}")
+    elif channel_format is not None and actual_format != channel_format:
+        problems.append(f"channel format: expected {channel_format!r}, got {actual_format!r}")
+    if n_channels is not None and info.channel_count() != n_channels:
+        problems.append(f"channels: expected {n_channels}, got {info.channel_count()}")
+    rate = info.nominal_srate()
+    if rate <= 0:
+        problems.append(
+            "sampling rate: expected a regular rate, got an irregular stream (nominal rate 0)"
+        )
+    elif sfreq is not None and abs(rate - sfreq) > 1e-6 * sfreq:
+        problems.append(f"sampling rate: expected {sfreq:g} Hz, got {rate:g} Hz")
+    if problems:
+        raise StreamMismatchError(
+            f"The LSL stream {describe_info(info)} does not match what was expected: "
+            + "; ".join(problems)
+            + "."
+        )

@@ -9,10 +9,10 @@ expects, and turns whatever has arrived into :class:`bci.stream.SignalChunk` obj
   ``gap_before`` and ``first_sample`` skips them, and a ``"gap"`` event says how many. See
   :mod:`bci.acquisition.clock` for why we dejitter ourselves rather than with liblsl's
   ``proc_dejitter`` (which would smooth the gap away).
-- **dead stream**: with ``recover=True`` liblsl reconnects silently and pulls just come back empty, so
-  once no data have come for ``stall_after_s`` a ``"stall"`` event says "no data for X ms"; when data
-  flow again a ``"reconnect"`` event gives the silence and the gap length (what the outlet pushed
-  before liblsl reconnected is lost).
+- **dead stream**: once no data have come for ``stall_after_s`` a ``"stall"`` event says "no data
+  for X ms"; when data flow again a ``"reconnect"`` event gives the silence and the gap length (what
+  the outlet pushed before liblsl reconnected is lost). The events, counts and stall detection are
+  kept by :class:`bci.acquisition.health.StreamHealth`.
 - **NaN samples** pass through untouched, are counted, and show in ``SignalChunk.nan_rows``.
 
 The pull path is lean: liblsl writes into a preallocated buffer, the only allocations per chunk are
@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -35,31 +34,41 @@ from pylsl.util import TimeoutError as LSLTimeoutError
 
 import bci.acquisition.lsl_config  # noqa: F401  (quiet liblsl before first use)
 from bci.acquisition.clock import SampleClock
+from bci.acquisition.health import (
+    EARLY_STALL_S,
+    FIRST_DATA_STALL_S,
+    SourceEvent,
+    StreamHealth,
+)
 from bci.acquisition.metadata import (
     FORMAT_NAMES,
     NUMPY_DTYPES,
-    read_channel_info,
     read_scale_uv_per_bit,
+    read_signal_spec,
 )
 from bci.acquisition.puller import ChunkPuller
 from bci.acquisition.resolve import (
+    check_stream_info,
     describe_info,
     resolve_stream_info,
     stream_query,
 )
 from bci.checks import check_type, check_value, ensure_float, ensure_int
-from bci.errors import BCIError, ConfigError, StreamMismatchError, StreamNotFoundError
+from bci.errors import BCIError, ConfigError, StreamNotFoundError
 from bci.stream.chunks import SignalChunk
-from bci.stream.spec import StreamOrigin, StreamSpec
+from bci.stream.spec import StreamSpec
 from bci.stream.stage import Source
 
 logger = logging.getLogger(__name__)
 
-#: Silence after connecting, before the first sample, that counts as a stall: start-up (an outlet
-#: process importing, compiling, calibrating) is not a stall, so this is long.
-FIRST_DATA_STALL_S = 10.0
-#: Silence that counts as a stall after the first chunk, before the chunk interval is known.
-EARLY_STALL_S = 1.0
+__all__ = [
+    "EARLY_STALL_S",
+    "FIRST_DATA_STALL_S",
+    "LSLSource",
+    "SourceClosedError",
+    "SourceEvent",
+    "StreamLostError",
+]
 
 
 class StreamLostError(BCIError, ConnectionError):
@@ -71,33 +80,6 @@ class SourceClosedError(BCIError, RuntimeError):
 
 
 _NOT_OPEN = "The LSLSource is not open yet: call open() (or use it in a 'with' block) first."
-
-
-@dataclass(frozen=True, slots=True)
-class SourceEvent:
-    """Something the source noticed about its stream.
-
-    Parameters
-    ----------
-    kind : str
-        ``"connected"``, ``"gap"``, ``"stall"``, ``"reconnect"``, ``"time_jump"``, ``"nan"``,
-        ``"lost"`` or ``"closed"``.
-    t : float
-        ``pylsl.local_clock()`` when it was noticed.
-    message : str
-        One human-readable line.
-    n_samples : int
-        Samples concerned: missing samples (gap, reconnect), samples the stamps jumped back
-        (time_jump), NaN samples (nan); 0 otherwise.
-    sample_index : int
-        Stream sample index where it happened (first sample after a gap), or -1.
-    """
-
-    kind: str
-    t: float
-    message: str
-    n_samples: int = 0
-    sample_index: int = -1
 
 
 class LSLSource(Source):
@@ -206,7 +188,7 @@ class LSLSource(Source):
         self.dejitter = bool(check_type(dejitter, bool, "dejitter"))
         self.clocksync = bool(check_type(clocksync, bool, "clocksync"))
         self.recover = bool(check_type(recover, bool, "recover"))
-        self._stall_after_s = (
+        stall_after_s = (
             None
             if stall_after_s is None
             else ensure_float(stall_after_s, "stall_after_s", minimum=0.0, strict_minimum=True)
@@ -238,22 +220,8 @@ class LSLSource(Source):
         self._full_info: pylsl.StreamInfo | None = None
         self._opened = False
 
-        self.events: deque[SourceEvent] = deque(
-            maxlen=ensure_int(max_events, "max_events", minimum=1)
-        )
-        self.events_total = 0
-        self._next_sample = 0
-        self._samples_received = 0
-        self._chunks_received = 0
-        self._gaps = 0
-        self._gap_samples = 0
-        self._nan_samples = 0
-        self._in_nan_run = False
-        self._t_connected = 0.0
-        self._t_last_data: float | None = None
-        self._chunk_interval_s: float | None = None
-        self._stalled = False
-        self._stall_started: float | None = None
+        #: events, counts and the stall detector
+        self.health = StreamHealth(stall_after_s, max_events, logger)
         self._last_t_out = -np.inf
         self._closed = False
         self._pending: tuple[int, npt.NDArray[np.float64]] | None = None
@@ -287,7 +255,7 @@ class LSLSource(Source):
             self._query.get("source_id"),
             timeout_s,
         )
-        self._check_expectations(info, *self._expected)
+        check_stream_info(info, *self._expected)
         self.name = info.name()
         self.stype = info.type()
         self.source_id = info.source_id()
@@ -324,64 +292,17 @@ class LSLSource(Source):
         self._is_float = np.issubdtype(self._dtype, np.floating)
         self._index_offsets = np.arange(self.max_samples, dtype=np.float64)
         self._inlet, self._full_info, self._opened = inlet, full_info, True
-        self._t_connected = pylsl.local_clock()
+        self.health.t_connected = pylsl.local_clock()
         self._event("connected", f"Connected to {describe_info(info)}.")
         return self
 
     # ---------------------------------------------------------------- set-up
-    @staticmethod
-    def _check_expectations(
-        info: pylsl.StreamInfo,
-        n_channels: int | None,
-        sfreq: float | None,
-        channel_format: str | None,
-    ) -> None:
-        problems = []
-        actual_format = FORMAT_NAMES.get(info.channel_format(), str(info.channel_format()))
-        if actual_format not in NUMPY_DTYPES:
-            problems.append(f"channel format: expected a numeric format, got {actual_format!r}")
-        elif channel_format is not None and actual_format != channel_format:
-            problems.append(f"channel format: expected {channel_format!r}, got {actual_format!r}")
-        if n_channels is not None and info.channel_count() != n_channels:
-            problems.append(f"channels: expected {n_channels}, got {info.channel_count()}")
-        rate = info.nominal_srate()
-        if rate <= 0:
-            problems.append(
-                "sampling rate: expected a regular rate, got an irregular stream (nominal rate 0)"
-            )
-        elif sfreq is not None and abs(rate - sfreq) > 1e-6 * sfreq:
-            problems.append(f"sampling rate: expected {sfreq:g} Hz, got {rate:g} Hz")
-        if problems:
-            raise StreamMismatchError(
-                f"The LSL stream {describe_info(info)} does not match what was expected: "
-                + "; ".join(problems)
-                + "."
-            )
-
     def spec(self) -> StreamSpec:
         """Describe the stream for :meth:`bci.stream.Pipeline.prepare` (labels, unit, positions)."""
         info = self._full_info
         if info is None:
             raise SourceClosedError(_NOT_OPEN)
-        channels = read_channel_info(info)
-        units = {u for u in channels.units if u}
-        unit = self._unit if self._unit is not None else (units.pop() if len(units) == 1 else "")
-        return StreamSpec(
-            kind="signal",
-            n_channels=self.n_channels,
-            rate_hz=self.sfreq,
-            channel_names=channels.labels,
-            unit=unit,
-            positions=channels.positions,
-            origin=StreamOrigin(
-                name=info.name(),
-                stream_type=info.type(),
-                source_id=info.source_id(),
-                hostname=info.hostname(),
-                channel_format=self.channel_format,
-                scale_uv_per_bit=self.scale,
-            ),
-        )
+        return read_signal_spec(info, scale_uv_per_bit=self.scale, unit=self._unit)
 
     def to_dict(self) -> dict[str, Any]:
         """Class and constructor arguments in :meth:`bci.stream.Stage.to_dict`'s format.
@@ -442,9 +363,9 @@ class LSLSource(Source):
         self, buffer: npt.NDArray[Any], stamps: npt.NDArray[np.float64], offset: int, now: float
     ) -> SignalChunk:
         clock = self._clock
-        verdict = clock.judge(self._next_sample, float(stamps[0]))
+        verdict = clock.judge(self.health.next_sample, float(stamps[0]))
         gap = verdict.gap if verdict.gap > 0 else 0
-        first_sample = self._next_sample + gap
+        first_sample = self.health.next_sample + gap
         n = clock.first_break(stamps, first_sample)
         if n < stamps.shape[0]:
             self._pending = (offset + n, stamps[n:])
@@ -478,51 +399,10 @@ class LSLSource(Source):
         nan_count = 0
         if self._is_float and not np.isfinite(np.add.reduce(data, axis=None)):
             nan_count = int(np.isnan(data).any(axis=1).sum())
-        if nan_count:
-            self._nan_samples += nan_count
-            if not self._in_nan_run:
-                self._event(
-                    "nan",
-                    f"{nan_count} NaN sample(s) from {self.name!r} in samples "
-                    f"{first_sample}..{first_sample + n - 1}; passed through (see nan_rows).",
-                    n_samples=nan_count,
-                    sample_index=first_sample,
-                )
-            self._in_nan_run = True
-        else:
-            self._in_nan_run = False
-
-        if gap:
-            self._gaps += 1
-            self._gap_samples += gap
-            self._event(
-                "gap",
-                f"{gap} samples ({gap / self.sfreq * 1e3:.1f} ms) missing from {self.name!r} "
-                f"before sample {first_sample}; not filled in.",
-                n_samples=gap,
-                sample_index=first_sample,
-            )
-        if self._stalled:
-            silence_ms = (now - (self._stall_started or now)) * 1e3
-            self._stalled = False
-            self._event(
-                "reconnect",
-                f"Data from {self.name!r} flowing again after {silence_ms:.0f} ms of silence; "
-                f"{gap} samples ({gap / self.sfreq:.3f} s) were lost.",
-                n_samples=gap,
-                sample_index=first_sample,
-            )
-
-        if self._t_last_data is not None:
-            interval = now - self._t_last_data
-            if self._chunk_interval_s is None:
-                self._chunk_interval_s = interval
-            else:
-                self._chunk_interval_s += 0.05 * (interval - self._chunk_interval_s)
-        self._t_last_data = now
-        self._next_sample = first_sample + n
-        self._samples_received += n
-        self._chunks_received += 1
+        health = self.health
+        health.note_nan(self.name, nan_count, first_sample, n)
+        health.note_gap(self.name, self.sfreq, gap, first_sample, now)
+        health.note_data(now, first_sample, n)
         return SignalChunk(
             data=data,
             first_sample=first_sample,
@@ -544,49 +424,33 @@ class LSLSource(Source):
         return self._correction_s
 
     # ---------------------------------------------------------------- health
-    def stall_after_s(self) -> float:
-        """Silence (s) that counts as a stall: the set value, or 10x the chunk interval, >= 0.1 s.
+    @property
+    def events(self) -> deque[SourceEvent]:
+        """The most recent events (at most ``max_events``), oldest first."""
+        return self.health.events
 
-        Before the first sample it is :data:`FIRST_DATA_STALL_S` whatever was set: a stream that
-        has not started yet is ``"waiting"``, not stalled.
-        """
-        if self._t_last_data is None:
-            return FIRST_DATA_STALL_S
-        if self._stall_after_s is not None:
-            return self._stall_after_s
-        if self._chunk_interval_s is None:
-            return EARLY_STALL_S
-        return max(0.1, 10.0 * self._chunk_interval_s)
+    @property
+    def events_total(self) -> int:
+        """Events noticed since construction (including those dropped from :attr:`events`)."""
+        return self.health.events_total
+
+    def stall_after_s(self) -> float:
+        """Silence (s) that counts as a stall; see :meth:`StreamHealth.stall_after_s`."""
+        return self.health.stall_after_s()
 
     def _check_stall(self, now: float) -> None:
-        if self._stalled or self._inlet is None:
+        if self._inlet is None:
             return
-        since = self._t_last_data if self._t_last_data is not None else self._t_connected
-        silence = now - since
-        if silence > self.stall_after_s():
-            if self._pending is not None or self._inlet.samples_available() > 0:
-                return  # data are waiting: the consumer is busy, the stream is not silent
-            self._stalled = True
-            self._stall_started = since
-            what = "since the last chunk" if self._t_last_data is not None else "since connecting"
-            self._event(
-                "stall",
-                f"No data from {self.name!r} for {silence * 1e3:.0f} ms {what} "
-                f"(threshold {self.stall_after_s() * 1e3:.0f} ms); "
-                + (
-                    "waiting for the outlet to come back."
-                    if self.recover
-                    else "stream may be gone."
-                ),
-                sample_index=self._next_sample,
-            )
+        inlet = self._inlet
+        self.health.check_stall(
+            now,
+            self.name,
+            self.recover,
+            lambda: self._pending is not None or inlet.samples_available() > 0,
+        )
 
     def _event(self, kind: str, message: str, n_samples: int = 0, sample_index: int = -1) -> None:
-        event = SourceEvent(kind, pylsl.local_clock(), message, n_samples, sample_index)
-        self.events.append(event)
-        self.events_total += 1
-        level = logging.INFO if kind in ("connected", "reconnect", "closed") else logging.WARNING
-        logger.log(level, message)
+        self.health.event(kind, message, n_samples, sample_index)
 
     def status(self) -> dict[str, Any]:
         """Health of the source: connection, data age, counts of samples, gaps, NaNs and events."""
@@ -597,31 +461,23 @@ class LSLSource(Source):
             state = "closed"
         elif not self._opened:
             state = "not opened"
-        elif self._stalled:
+        elif self.health.stalled:
             state = "stalled"
-        elif self._t_last_data is None:
+        elif self.health.t_last_data is None:
             state = "waiting"
         else:
             state = "connected"
-        age_ms = None if self._t_last_data is None else (now - self._t_last_data) * 1e3
         return {
             "name": self.name,
             "type": self.stype,
             "source_id": self.source_id,
             "state": state,
             "connected": state == "connected",
-            "stalled": self._stalled,
-            "samples_received": self._samples_received,
-            "chunks_received": self._chunks_received,
-            "next_sample": self._next_sample,
-            "last_data_age_ms": age_ms,
-            "gaps": self._gaps,
-            "gap_samples": self._gap_samples,
-            "nan_samples": self._nan_samples,
+            **self.health.counts(now),
             "effective_rate_hz": 1.0 / self._clock.period_s if self._opened else self.sfreq,
             "jitter_ms": self._clock.jitter_s * 1e3 if self._opened else 0.0,
-            "events_total": self.events_total,
-            "recent_events": [asdict(e) for e in list(self.events)[-5:]],
+            "events_total": self.health.events_total,
+            "recent_events": self.health.recent_events(5),
         }
 
     def close(self) -> None:

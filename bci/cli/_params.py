@@ -12,7 +12,9 @@ Use the option types for numeric flags (they refuse ``nan`` and ``inf``, which c
 from __future__ import annotations
 
 import math
-from typing import Any, NoReturn
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -22,10 +24,17 @@ __all__ = [
     "DEFAULT_N_UNITS",
     "DEFAULT_SEED",
     "FiniteFloat",
+    "channel_format_option",
+    "duration_option",
     "fail",
     "non_negative_float",
     "positive_float",
+    "probe_options",
+    "pulse_options",
+    "yaml_file_option",
 ]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: Units and seed of the synthetic probe that ``bci demo`` and ``bci source synthetic`` share.
 DEFAULT_N_UNITS = 12
@@ -83,3 +92,85 @@ def fail(err: BCIError) -> NoReturn:
     if isinstance(err, ConfigError):
         raise click.UsageError(str(err)) from err
     raise click.ClickException(str(err)) from err
+
+
+# ------------------------------------------------------------------ options shared by subcommands
+def _stack(*options: Callable[[F], F]) -> Callable[[F], F]:
+    """Apply ``options`` as if written one above the other, in that order (as ``--help`` lists)."""
+
+    def decorate(f: F) -> F:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorate
+
+
+def probe_options(seed_help: str) -> Callable[[F], F]:
+    """``--channels``, ``--units`` and ``--seed`` of the synthetic probe (``bci demo``,
+    ``bci source synthetic``)."""
+    return _stack(
+        click.option(
+            "--channels",
+            type=click.IntRange(min=1),
+            default=32,
+            show_default=True,
+            help="Probe contacts.",
+        ),
+        click.option(
+            "--units",
+            type=click.IntRange(min=0),
+            default=DEFAULT_N_UNITS,
+            show_default=True,
+            help="Units near the probe.",
+        ),
+        click.option(
+            "--seed",
+            type=click.IntRange(min=0),
+            default=DEFAULT_SEED,
+            show_default=True,
+            help=seed_help,
+        ),
+    )
+
+
+def channel_format_option(choices: Sequence[str], default: str, help: str) -> Callable[[F], F]:
+    """``--format`` (the parameter ``channel_format``): the LSL sample format of a published
+    stream."""
+    return click.option(
+        "--format",
+        "channel_format",
+        type=click.Choice(list(choices)),
+        default=default,
+        show_default=True,
+        help=help,
+    )
+
+
+def duration_option(help: str, param_type: click.ParamType | type = float) -> Callable[[F], F]:
+    """``--duration SECONDS``, default ``None`` (run until Ctrl-C)."""
+    return click.option("--duration", type=param_type, default=None, metavar="SECONDS", help=help)
+
+
+def pulse_options() -> Callable[[F], F]:
+    """``--frequency`` (Hz) and ``--pulse-width`` (us) of DBS pulses, So 2012's 130 Hz, 300 us
+    by default."""
+    return _stack(
+        click.option(
+            "--frequency", type=float, default=130.0, show_default=True, help="Pulse rate (Hz)."
+        ),
+        click.option(
+            "--pulse-width", type=float, default=300.0, show_default=True, help="Pulse width (us)."
+        ),
+    )
+
+
+def yaml_file_option(flag: str, dest: str, help: str) -> Callable[[F], F]:
+    """An optional YAML file that must exist (``flag`` on the command line, ``dest`` in Python)."""
+    return click.option(
+        flag,
+        dest,
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        default=None,
+        help=help,
+    )

@@ -21,7 +21,7 @@ from typing import Any
 import click
 import numpy as np
 
-from bci.cli._params import DEFAULT_N_UNITS, DEFAULT_SEED, fail, positive_float
+from bci.cli._params import DEFAULT_N_UNITS, DEFAULT_SEED, fail, positive_float, probe_options
 
 
 @dataclass
@@ -348,23 +348,7 @@ def render(result: DemoResult) -> Any:
 @click.option(
     "--duration", type=positive_float, default=10.0, show_default=True, help="Seconds to run."
 )
-@click.option(
-    "--channels", type=click.IntRange(min=1), default=32, show_default=True, help="Probe contacts."
-)
-@click.option(
-    "--units",
-    type=click.IntRange(min=0),
-    default=DEFAULT_N_UNITS,
-    show_default=True,
-    help="Units near the probe.",
-)
-@click.option(
-    "--seed",
-    type=click.IntRange(min=0),
-    default=DEFAULT_SEED,
-    show_default=True,
-    help="Seed of the recording.",
-)
+@probe_options(seed_help="Seed of the recording.")
 def demo(duration: float, channels: int, units: int, seed: int) -> None:
     """Run the default session: a synthetic probe over LSL through the online pipeline."""
     from rich.console import Console

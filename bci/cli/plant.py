@@ -8,6 +8,13 @@ from typing import Any
 
 import click
 
+from bci.cli._params import (
+    channel_format_option,
+    duration_option,
+    pulse_options,
+    yaml_file_option,
+)
+
 
 def _limits_from(
     path: Path | None,
@@ -93,13 +100,7 @@ def _limits_from(
     show_default=True,
     help="Advance one control period per accepted command instead of pacing to the clock.",
 )
-@click.option(
-    "--duration",
-    type=float,
-    default=None,
-    metavar="SECONDS",
-    help="Stop after this much simulated time (default: until Ctrl-C).",
-)
+@duration_option("Stop after this much simulated time (default: until Ctrl-C).")
 @click.option("--cells", type=int, default=10, show_default=True, help="Cells per nucleus.")
 @click.option(
     "--dbs-target",
@@ -117,14 +118,7 @@ def _limits_from(
 )
 @click.option("--units", type=int, default=8, show_default=True, help="Recorded cells.")
 @click.option("--channels", type=int, default=16, show_default=True, help="Probe contacts.")
-@click.option(
-    "--format",
-    "channel_format",
-    type=click.Choice(["float32", "int16"]),
-    default="float32",
-    show_default=True,
-    help="Sample format of <name>-raw.",
-)
+@channel_format_option(["float32", "int16"], "float32", "Sample format of <name>-raw.")
 @click.option("--noise-uv", type=float, default=5.0, show_default=True, help="Noise RMS (uV).")
 @click.option("--lfp-uv", type=float, default=50.0, show_default=True, help="LFP RMS (uV).")
 @click.option(
@@ -148,22 +142,17 @@ def _limits_from(
     show_default=True,
     help="Open-loop stimulation (mA; So 2012's DBS is 2.5 mA at 130 Hz, 300 us).",
 )
-@click.option("--frequency", type=float, default=130.0, show_default=True, help="Pulse rate (Hz).")
-@click.option(
-    "--pulse-width", type=float, default=300.0, show_default=True, help="Pulse width (us)."
-)
+@pulse_options()
 @click.option(
     "--biphasic/--monophasic",
     default=False,
     show_default=True,
     help="Charge-balanced biphasic pulses.",
 )
-@click.option(
+@yaml_file_option(
     "--limits",
     "limits_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="YAML file of safety limits (stimulation.safety.SafetyLimits fields).",
+    "YAML file of safety limits (stimulation.safety.SafetyLimits fields).",
 )
 @click.option(
     "--max-amplitude-ma", type=float, default=None, help="Safety limit on the amplitude (mA)."

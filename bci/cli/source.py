@@ -5,12 +5,13 @@ from __future__ import annotations
 import click
 
 from bci.cli._params import (
-    DEFAULT_N_UNITS,
-    DEFAULT_SEED,
     FiniteFloat,
+    channel_format_option,
+    duration_option,
     fail,
     non_negative_float,
     positive_float,
+    probe_options,
 )
 
 
@@ -20,31 +21,12 @@ def source() -> None:
 
 
 @source.command()
-@click.option(
-    "--channels", type=click.IntRange(min=1), default=32, show_default=True, help="Probe contacts."
-)
-@click.option(
-    "--units",
-    type=click.IntRange(min=0),
-    default=DEFAULT_N_UNITS,
-    show_default=True,
-    help="Units near the probe.",
-)
-@click.option(
-    "--seed",
-    type=click.IntRange(min=0),
-    default=DEFAULT_SEED,
-    show_default=True,
-    help="Seed of everything random.",
-)
+@probe_options(seed_help="Seed of everything random.")
 @click.option("--name", default="synthetic", show_default=True, help="LSL stream name.")
-@click.option(
-    "--format",
-    "channel_format",
-    type=click.Choice(["int16", "float32"]),
-    default="int16",
-    show_default=True,
-    help="Sample format; int16 carries 0.195 uV per bit (see --scale-uv-per-bit).",
+@channel_format_option(
+    ["int16", "float32"],
+    "int16",
+    "Sample format; int16 carries 0.195 uV per bit (see --scale-uv-per-bit).",
 )
 @click.option(
     "--sfreq", type=positive_float, default=30000.0, show_default=True, help="Sampling rate (Hz)."
@@ -52,13 +34,7 @@ def source() -> None:
 @click.option(
     "--chunk-ms", type=positive_float, default=1.0, show_default=True, help="Chunk length (ms)."
 )
-@click.option(
-    "--duration",
-    type=positive_float,
-    default=None,
-    metavar="SECONDS",
-    help="Stop after this much signal (default: run until Ctrl-C).",
-)
+@duration_option("Stop after this much signal (default: run until Ctrl-C).", positive_float)
 @click.option(
     "--noise-uv", type=non_negative_float, default=5.0, show_default=True, help="Noise RMS (uV)."
 )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from bci.cli._params import channel_format_option, duration_option
+
 
 @click.command()
 @click.option("--units", type=int, default=96, show_default=True, help="Units (one per contact).")
@@ -23,14 +25,7 @@ import click
     help="Reaching task.",
 )
 @click.option("--name", default="motor", show_default=True, help="LSL stream name.")
-@click.option(
-    "--format",
-    "channel_format",
-    type=click.Choice(["int16", "float32"]),
-    default="int16",
-    show_default=True,
-    help="Sample format of the voltage stream.",
-)
+@channel_format_option(["int16", "float32"], "int16", "Sample format of the voltage stream.")
 @click.option("--chunk-ms", type=float, default=1.0, show_default=True, help="Chunk length (ms).")
 @click.option("--noise-uv", type=float, default=5.0, show_default=True, help="Noise RMS (uV).")
 @click.option(
@@ -40,13 +35,7 @@ import click
     show_default=True,
     help="Rate of the <name>-kinematics stream (vx, vy in cm/s; x, y in cm).",
 )
-@click.option(
-    "--duration",
-    type=float,
-    default=None,
-    metavar="SECONDS",
-    help="Stop after this much signal (default: run until Ctrl-C).",
-)
+@duration_option("Stop after this much signal (default: run until Ctrl-C).")
 def motor(
     units: int,
     seed: int,

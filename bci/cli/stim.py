@@ -7,6 +7,8 @@ import time
 
 import click
 
+from bci.cli._params import pulse_options
+
 
 def _positive(value: float | None, flag: str, allow_zero: bool = False) -> None:
     if value is None:
@@ -34,10 +36,7 @@ def _positive(value: float | None, flag: str, allow_zero: bool = False) -> None:
 @click.option(
     "--amplitude-ma", type=float, required=True, help="Amplitude (mA; So 2012's DBS: 2.5)."
 )
-@click.option("--frequency", type=float, default=130.0, show_default=True, help="Pulse rate (Hz).")
-@click.option(
-    "--pulse-width", type=float, default=300.0, show_default=True, help="Pulse width (us)."
-)
+@pulse_options()
 @click.option(
     "--rate-hz",
     type=float,

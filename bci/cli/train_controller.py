@@ -8,14 +8,14 @@ from pathlib import Path
 
 import click
 
+from bci.cli._params import yaml_file_option
+
 
 @click.command("train-controller")
-@click.option(
+@yaml_file_option(
     "--config",
     "config_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="YAML file of training settings (stimulation.controllers.training.TrainConfig fields).",
+    "YAML file of training settings (stimulation.controllers.training.TrainConfig fields).",
 )
 @click.option(
     "--out",

@@ -65,7 +65,7 @@ from typing import Any
 import numpy as np
 
 from bci.errors import BCIError, ConfigError
-from bci.session.load import parse_unit
+from bci.session.stream_header import parse_unit
 from bci.session.xdf import StreamSummary
 from bci.session.xdf_read import scan_xdf
 from bci.session.xdf_split import SamplesReader, SplitStream, split_xdf

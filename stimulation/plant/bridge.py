@@ -52,16 +52,12 @@ control period, so controller and plant stay in step; a dropped command advances
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
-import numpy as np
 import pylsl
 
 from bci.checks import ensure_float
@@ -71,7 +67,8 @@ from stimulation.plant import BasalGangliaNetwork
 from stimulation.plant.bridge_config import BridgeTiming, RawFormat, StimSetting
 from stimulation.plant.commands import CommandListener
 from stimulation.plant.monitor import FEATURES, BiomarkerMonitor
-from stimulation.plant.probe import ProbeChunk, VirtualProbe
+from stimulation.plant.probe import VirtualProbe
+from stimulation.plant.publisher import PeriodPublisher
 from stimulation.plant.record import PlantRecord
 from stimulation.plant.streams import BIOMARKER_CHANNELS, make_plant_outlets
 from stimulation.pulses import PulseTrain, Waveform
@@ -222,10 +219,17 @@ class PlantBridge:
         self.spike_outlet = outlets.spikes
         self.stim_outlet = outlets.stim
         self.biomarker_outlet = outlets.biomarkers
+        self.publisher = PeriodPublisher(
+            outlets,
+            self.probe.cells,
+            sfreq=self.sfreq,
+            chunk_samples=self.chunk_samples,
+            channel_format=self.channel_format,
+            scale_uv_per_bit=self.scale_uv_per_bit,
+            lockstep=self.lockstep,
+        )
         self.stats = BridgeStats()
         self.t0: float | None = None  # LSL time of sample 0 of -raw
-        self._outbox: list[tuple[float, int, Callable[[], None]]] = []
-        self._order = itertools.count()
         self._stop = threading.Event()
         self._closed = False
         self._open_loop_seq = 0
@@ -314,62 +318,29 @@ class PlantBridge:
         )
         self.monitor.update(rec)
         chunk = self.probe.feed(rec, train.amplitude)
-        self._publish(rec, chunk, self.command, train)
+        self.publisher.publish(
+            self.t0 if self.t0 is not None else 0.0,
+            self.t_origin_s,
+            rec,
+            chunk,
+            self.command,
+            train,
+            self.monitor.features(FEATURES),
+            self.command_seq,
+        )
+        self.stats.samples += chunk.data.shape[0]
+        self.stats.spikes += len(chunk.spikes)
+        self.stats.pulses += int(chunk.pulse_samples.size)
         self.stats.periods += 1
         return rec
 
-    def _publish(
-        self, rec: PlantRecord, chunk: ProbeChunk, command: StimCommand, train: PulseTrain
-    ) -> None:
-        t0 = self.t0 if self.t0 is not None else 0.0
-        sfreq = self.sfreq
-        data = chunk.data
-        if self.channel_format == "int16":
-            data = data / np.float32(self.scale_uv_per_bit)
-        for lo in range(0, data.shape[0], self.chunk_samples):
-            piece = data[lo : lo + self.chunk_samples]
-            stamp = t0 + (chunk.first_sample + lo + piece.shape[0] - 1) / sfreq
-            self._send(stamp, partial(self.raw_outlet.push, piece, stamp))
-        self.stats.samples += data.shape[0]
-        for s in chunk.spikes:
-            unit = int(s["unit_index"])
-            marker = (
-                f"unit={unit} ch={int(s['channel_index'])} sample={int(s['sample_index'])} "
-                f"amp={float(s['amplitude']):.1f} cell={int(self.probe.cells[unit])}"
-            )
-            stamp = t0 + int(s["sample_index"]) / sfreq
-            self._send(stamp, partial(self.spike_outlet.push, marker, stamp))
-        self.stats.spikes += len(chunk.spikes)
-        for onset, amp in zip(chunk.pulse_samples, chunk.pulse_amplitudes, strict=True):
-            marker = f"stim sample={int(onset)} amp={float(amp):g} amp_ma={command.amplitude_ma:g}"
-            stamp = t0 + int(onset) / sfreq
-            self._send(stamp, partial(self.stim_outlet.push, marker, stamp))
-        self.stats.pulses += int(chunk.pulse_samples.size)
-        values = np.concatenate(
-            [
-                self.monitor.features(FEATURES),
-                [
-                    command.amplitude_ma,
-                    train.amplitude,
-                    command.frequency_hz,
-                    command.pulse_width_us,
-                    self.command_seq,
-                ],
-            ]
-        ).astype(np.float32)[None, :]
-        stamp = t0 + (rec.t_stop_s - self.t_origin_s)
-        self._send(stamp, partial(self.biomarker_outlet.push, values, stamp))
-
-    def _send(self, due: float, push: Callable[[], None]) -> None:
-        if self.lockstep:
-            push()
-        else:
-            heapq.heappush(self._outbox, (due, next(self._order), push))
-
     def _flush(self, now: float) -> None:
-        while self._outbox and self._outbox[0][0] <= now:
-            _, _, push = heapq.heappop(self._outbox)
-            push()
+        self.publisher.flush(now)
+
+    @property
+    def _outbox(self) -> list[tuple[float, int, Callable[[], None]]]:
+        """Pushes waiting for their stamp (real time)."""
+        return self.publisher.outbox
 
     # ------------------------------------------------------------------ commands
     def serve(self, timeout: float = 1.0) -> int:

@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.signal import get_window
 
-from bci.checks import ensure_float, ensure_int
+from bci.checks import check_value, ensure_float, ensure_int
 from stimulation.errors import PlantParameterError
 from stimulation.plant import biomarkers
 from stimulation.plant.parameters import NUCLEI
@@ -44,13 +44,7 @@ FEATURES: tuple[str, ...] = (
 
 
 def _check_feature(name: str) -> str:
-    if name not in FEATURES:
-        options = ", ".join(repr(f) for f in FEATURES)
-        raise PlantParameterError(
-            f"Invalid value for the 'features' parameter. Allowed values are {options}, "
-            f"but got {name!r} instead."
-        )
-    return name
+    return str(check_value(name, FEATURES, "features", error=PlantParameterError))
 
 
 def _error_index_pooled(
@@ -336,10 +330,4 @@ class BiomarkerMonitor:
 
     @staticmethod
     def _nucleus(name: str) -> str:
-        if name not in NUCLEI:
-            options = ", ".join(repr(n) for n in NUCLEI)
-            raise PlantParameterError(
-                f"Invalid value for the 'nucleus' parameter. Allowed values are {options}, "
-                f"but got {name!r} instead."
-            )
-        return name
+        return str(check_value(name, NUCLEI, "nucleus", error=PlantParameterError))
