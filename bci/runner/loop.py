@@ -142,6 +142,7 @@ class SessionRunner(RunReport):
         self.pulse_feed: PulseFeed | None = None
         #: the recorder process while the loop runs (watched: the loop stops if it dies)
         self.recorder: Any = None
+        self._source_events_seen = 0  # LSLSource events already forwarded
         self._pulses_polled_for = -1  # lockstep: last period whose pulse markers were collected
         self.pulse_waits_timed_out = 0
         self.wall_s = 0.0
@@ -347,6 +348,8 @@ class SessionRunner(RunReport):
         while done - start < total:
             chunk = self._next_chunk(lsl, pending, rechunker)
             now = time.monotonic()
+            if lsl.events_total != self._source_events_seen:
+                self._forward_source_events(lsl)
             if chunk is None:
                 if source.child is not None and not lockstep:
                     source.child.check_alive()
@@ -431,6 +434,14 @@ class SessionRunner(RunReport):
             if self.view is not None and now - t_view >= 0.25:
                 t_view = now
                 self.view(self.snapshot(lsl.status(), total))
+
+    def _forward_source_events(self, lsl: Any) -> None:
+        """Publish the source's new events (stall, reconnect, gap, clock jump, NaN) on the loop's
+        event stream and keep them for the summary: what the source saw is part of the run."""
+        new = lsl.events_total - self._source_events_seen
+        self._source_events_seen = lsl.events_total
+        for event in list(lsl.events)[-min(new, len(lsl.events)) :]:
+            self._event(f"source {event.kind}: {event.message}")
 
     def _publish(self, out: ChainOutput, chunk: SignalChunk, sfreq: float) -> None:
         outlets = self.outlets
