@@ -122,6 +122,7 @@ class SessionRunner(RunReport):
         #: source_id of the limited commands (the stimulator obeys only these)
         self.limiter_name = f"{self.run_id}-limiter"
         self._stop_reason: str | None = None
+        self._shutting_down = False
         # what the loop measured
         self.latency = LatencyLog(config.timing.deadline_ms)
         self.source_session: SourceSession | None = None
@@ -207,6 +208,7 @@ class SessionRunner(RunReport):
             (self.run_dir / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
         finally:
             self.wall_s = time.perf_counter() - t_start
+            self._shutting_down = True  # a second Ctrl-C/SIGTERM must not cut the way out short
             plant_stats = self._shut_down(source, recorder, status, error)
             self._restore_signals(previous)
         summary = self._summary(status, error, plant_stats, recorder)
@@ -233,6 +235,9 @@ class SessionRunner(RunReport):
             return {}
 
         def _on_signal(signum: int, frame: FrameType | None) -> None:
+            if self._shutting_down:  # already on the way out: safe state, recorder, summary
+                self.events.append(f"{signal.Signals(signum).name} during the shut-down: ignored")
+                return
             self._stop_reason = signal.Signals(signum).name
             raise RunInterrupted(f"Stopped by {self._stop_reason}.")
 
