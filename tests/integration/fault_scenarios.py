@@ -274,6 +274,8 @@ def part_fails(part: str, how: str) -> Callable[[Path, bool], FaultResult]:
             rig.run_for(1.0)
             t_fault = rig.trigger()
             rig.run_for(2.0)
+            if how == "raise" and rig.runner is not None:  # it stops by itself
+                rig.runner.proc.wait(60)
         finally:
             summary = rig.stop()
         detected, bound = {
