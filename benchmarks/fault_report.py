@@ -65,6 +65,8 @@ def _row(name: str, starve_s: float) -> dict[str, Any]:
     d = result.details
     lag = d.get("plant_lag_s")
     row["plant_late_s"] = None if lag is None else round(lag, 3)
+    clock = d.get("plant_clock_time_to_safe_s")
+    row["plant_clock_time_to_safe_s"] = None if clock is None else round(clock, 3)
     row["plant_late_periods"] = d.get("late_periods")
     row["plant_max_lag_s"] = None if d.get("max_lag_s") is None else round(d["max_lag_s"], 3)
     row["max_applied_ma"] = result.max_applied_ma

@@ -3,8 +3,8 @@
 ``bci run`` builds them by import path (``fault_stages:FaultyDecoder``, the rig puts this folder
 on ``PYTHONPATH``). Each runs normally until the file ``trigger`` exists (checked every 50 ms of
 wall time); from then on it does what ``fault`` says: ``raise`` an exception, return ``nan``, or
-``hang`` (sleeps, never returns). The LSL time at which the fault began is written to
-``<trigger>.at``, so the rig measures from the moment the stage failed.
+``hang`` (sleeps, never returns), at its next output. The LSL time of that first failed output
+is written to ``<trigger>.at``, so the rig measures from the moment the stage failed.
 """
 
 from __future__ import annotations
@@ -44,11 +44,14 @@ class _Trigger:
             if not self.path.exists():
                 return None
             self.on = True
-            self.path.with_name(self.path.name + ".at").write_text(repr(pylsl.local_clock()))
         return self.fault
 
-    @staticmethod
-    def commit(fault: str, value: float) -> float:
+    def commit(self, fault: str, value: float) -> float:
+        """Fail now (the first time: note the LSL time for the rig)."""
+        assert self.path is not None
+        at = self.path.with_name(self.path.name + ".at")
+        if not at.exists():
+            at.write_text(repr(pylsl.local_clock()))
         if fault == "raise":
             raise RuntimeError(f"injected failure at LSL time {pylsl.local_clock():.3f}")
         if fault == "nan":
@@ -72,8 +75,8 @@ class FaultyDecoder(Stage, name="fault_rig_decoder"):
 
     def process(self, chunk: BinnedChunk) -> StateChunk:
         values = chunk.counts.mean(axis=1, keepdims=True).astype(np.float32)
-        fault = self.trigger.check()
-        if fault is not None and chunk.n_bins:
+        fault = self.trigger.check() if chunk.n_bins else None  # fails when it has to decode
+        if fault is not None:
             values[:] = self.trigger.commit(fault, 0.0)
         t = (chunk.first_bin + np.arange(1, chunk.n_bins + 1)) * chunk.bin_s
         return StateChunk(values, t.astype(np.float64))
