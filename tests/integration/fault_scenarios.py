@@ -221,7 +221,8 @@ def twin_stream(tmp: Path, short: bool = True) -> FaultResult:
     finally:
         summary = rig.stop()
     refused = proc.returncode != 0 and "Traceback" not in proc.stderr
-    message = (proc.stderr.strip().splitlines() or [""])[-1]
+    lines = proc.stderr.strip().splitlines() or [""]
+    message = next((ln for ln in lines if "streams match" in ln), lines[-1])
     result = rig.measure(
         "second stream, same name, 7 channels",
         t_fault,
