@@ -55,6 +55,8 @@ lint: $(STAMP)
 
 # Every benchmark prints its table (ours beside the peer) and writes its numbers to benchmarks/results/.
 # The sorting benchmark runs SpikeInterface's offline sorters too: expect 10-20 minutes on 2 cores.
+# Training the motor decoder records 9 minutes of motor_decoding in real time, trains, and scores it online
+# on 5 held-out seeds (about 15 minutes; the shipped model is not touched without --ship).
 bench: $(VENV)/.installed-bench
 	mkdir -p benchmarks/results
 	$(BIN)/python benchmarks/bench_lsl.py --json benchmarks/results/lsl.json
@@ -67,6 +69,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_synthesis_sorting.py --json benchmarks/results/synthesis_sorting.json
 	$(BIN)/python benchmarks/bench_decoders.py --json benchmarks/results/decoders.json
 	$(BIN)/python benchmarks/bench_symptom_decoder.py --json benchmarks/results/symptom.json
+	$(BIN)/python benchmarks/train_motor_decoder.py --json benchmarks/results/motor_decoder.json
 	$(BIN)/python benchmarks/bench_loop.py --json benchmarks/results/loop.json
 
 clean:

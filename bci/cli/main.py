@@ -49,6 +49,9 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="bci-closed-loop")
 def cli() -> None:
     """Closed-loop BCI toolkit: LSL acquisition, online sorting, decoding, adaptive DBS."""
+    from bci.signals import accept_stop_signals
+
+    accept_stop_signals()  # Ctrl-C / a parent's SIGINT stop every command (bci.signals)
 
 
 if __name__ == "__main__":

@@ -94,6 +94,16 @@ def run(
             f"{s.get('wall_s', 0):.1f} s wall, {which} latency p99 "
             f"{p99 if p99 is not None else float('nan'):.2f} ms)"
         )
+        tracking = s.get("decoder_tracking") or {}
+        if tracking.get("outputs"):
+            click.echo(
+                "decoded vs true (R2 / r): "
+                + ", ".join(
+                    f"{name} {row['r2']:.3f} / {row['r']:.3f}"
+                    for name, row in tracking["outputs"].items()
+                )
+                + f" over {tracking['pairs']} bins"
+            )
         if not quiet:
             console.print(summary_table(s))
 

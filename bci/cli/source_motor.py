@@ -9,6 +9,13 @@ import click
 @click.option("--units", type=int, default=96, show_default=True, help="Units (one per contact).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of everything random.")
 @click.option(
+    "--population-seed",
+    type=int,
+    default=None,
+    help="Seed of the units' tuning instead of --seed: the same neurons in every session that "
+    "shares it (train a decoder on some seeds, run it on others).",
+)
+@click.option(
     "--task",
     type=click.Choice(["random", "center_out"]),
     default="random",
@@ -43,6 +50,7 @@ import click
 def motor(
     units: int,
     seed: int,
+    population_seed: int | None,
     task: str,
     name: str,
     channel_format: str,
@@ -62,8 +70,14 @@ def motor(
     console = Console()
     if kinematics_hz <= 0:
         raise click.BadParameter("must be > 0", param_hint="--kinematics-hz")
+    if population_seed is not None and population_seed < 0:
+        raise click.BadParameter(
+            f"must be >= 0, got {population_seed}.", param_hint="--population-seed"
+        )
     try:
-        src = MotorSource(n_units=units, seed=seed, task=task, noise_uv=noise_uv)
+        src = MotorSource(
+            n_units=units, seed=seed, task=task, noise_uv=noise_uv, population_seed=population_seed
+        )
         pub = SyntheticPublisher(
             src,
             name=name,
@@ -78,6 +92,7 @@ def motor(
         f"Publishing [bold]{name}[/bold]: {units} ch x {src.sfreq:g} Hz {channel_format}, "
         f"{task} reaching, seed {seed}; kinematics on [bold]{name}-kinematics[/bold] at "
         f"{kinematics_hz:g} Hz; ground truth on {name}-groundtruth"
+        + ("" if population_seed is None else f"; units of population seed {population_seed}")
     )
     try:
         stats = pub.run(duration, on_chunk=lambda data, spikes: kin.advance(pub, len(data)))

@@ -85,7 +85,17 @@ class LiveView:
         rates = s.get("rates_hz") or []
         shown = " ".join(_num(r, ".1f") for r in rates[:12]) + (" ..." if len(rates) > 12 else "")
         table.add_row("units", f"{s.get('units', 0)} sorted; rates (Hz) {shown or '-'}")
-        if s.get("decoded") is not None or s.get("true") is not None:
+        if s.get("decoded_names"):
+            decoded = s.get("decoded_values") or [None] * len(s["decoded_names"])
+            true = s.get("true_values") or [None] * len(s["decoded_names"])
+            table.add_row(
+                "decoded (true)",
+                "   ".join(
+                    f"{n} {_num(d, '.1f')} ({_num(t, '.1f')})"
+                    for n, d, t in zip(s["decoded_names"], decoded, true, strict=False)
+                ),
+            )
+        elif s.get("decoded") is not None or s.get("true") is not None:
             table.add_row(
                 "symptom",
                 f"decoded {_num(s.get('decoded'))}   true GPi beta {_num(s.get('true'))}   "
@@ -140,7 +150,13 @@ def summary_table(summary: dict[str, Any]) -> Table:
         table.add_row("energy (J)", _num(plant.get("energy_j"), ".3e"))
         table.add_row("time on stimulation", _num(plant.get("time_on_stim"), ".0%"))
     tracking = summary.get("decoder_tracking") or {}
-    if tracking:
+    if tracking.get("outputs"):
+        for name, row in tracking["outputs"].items():
+            table.add_row(
+                f"decoded {name} vs true: r (R2)",
+                f"{_num(row.get('r'), '.2f')} ({_num(row.get('r2'), '.2f')})",
+            )
+    elif tracking:
         table.add_row(
             "decoder vs true GPi beta: r (R2)",
             f"{_num(tracking.get('r'), '.2f')} ({_num(tracking.get('r2'), '.2f')})",

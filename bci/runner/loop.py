@@ -47,6 +47,7 @@ from bci.runner.parts import LoopParts, build_parts
 from bci.runner.pulses import PulseFeed
 from bci.runner.report import RunReport
 from bci.runner.sources import SourceSession, start_source
+from bci.runner.truth import TruthFeed
 from bci.session.config import ControllerConfig, SessionConfig
 from bci.session.recorder import RecorderError
 from bci.session.run_folder import create_run_dir, write_config, write_summary
@@ -137,6 +138,13 @@ class SessionRunner(RunReport):
         self.t_online: float | None = None
         self.decoded_t: list[float] = []
         self.decoded_v: list[float] = []
+        #: every output of every decoded bin, and the LSL time of each bin's centre
+        self.decoded_rows: list[list[float]] = []
+        self.decoded_centre_t: list[float] = []
+        self.decoded_names: list[str] = []
+        self.t_first_spike: float | None = None
+        #: the true values of what is decoded, when the source publishes them (motor kinematics)
+        self.truth: TruthFeed | None = None
         self.bio_values: list[list[float]] = []
         self.bio_stamps: list[float] = []
         self._bio_inlet: pylsl.StreamInlet | None = None
@@ -255,6 +263,9 @@ class SessionRunner(RunReport):
         if decoder is not None:
             spec = decoder.output_spec
             labels = list(spec.channel_names) if spec is not None else []
+            self.decoded_names = list(labels)
+            if source.truth_name is not None:
+                self.truth = TruthFeed(source.truth_name)
         stimulator = None
         if self.parts.limiter is not None:
             if source.plant is not None:
@@ -460,6 +471,8 @@ class SessionRunner(RunReport):
                 [s["unit_index"], s["channel_index"], s["sample_index"], s["amplitude"]]
             ).astype(np.float64)
             outlets.push_spikes(rows, t_first + s["sample_index"] / sfreq)
+            if self.t_first_spike is None:
+                self.t_first_spike = float(t_first + s["sample_index"][0] / sfreq)
             units = s["unit_index"][s["unit_index"] >= 0]
             self.n_unsorted += int(s.size - units.size)
             if units.size:
@@ -473,8 +486,13 @@ class SessionRunner(RunReport):
             if binned is not None and binned.n_bins == state.values.shape[0]:
                 ends = (binned.first_bin + np.arange(1, binned.n_bins + 1)) * binned.bin_s
                 stamps = np.asarray(t_first + ends - 1.0 / sfreq, dtype=np.float64)
+                centres = t_first + ends - binned.bin_s / 2
             else:
                 stamps = np.asarray(state.t, dtype=np.float64)
+                centres = stamps
+            if self.truth is not None:
+                self.decoded_rows.extend(np.asarray(state.values, dtype=float).tolist())
+                self.decoded_centre_t.extend(np.asarray(centres, dtype=float).tolist())
             outlets.push_decoded(state.values, stamps)
             self.decoded_t.extend(stamps.tolist())
             self.decoded_v.extend(np.asarray(state.values)[:, 0].astype(float).tolist())
@@ -560,6 +578,8 @@ class SessionRunner(RunReport):
             )
 
     def _poll_biomarkers(self) -> None:
+        if self.truth is not None:
+            self.truth.poll()
         inlet = self._bio_inlet
         if inlet is None:
             return
@@ -599,6 +619,8 @@ class SessionRunner(RunReport):
         if self._bio_inlet is not None:
             self._bio_inlet.close_stream()
             self._bio_inlet = None
+        if self.truth is not None:
+            self.truth.close()
         if self.pulse_feed is not None:
             self.pulse_feed.close()
         plant_stats: dict[str, Any] = {}

@@ -69,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m bci.runner.plant_child SETTINGS_JSON", file=sys.stderr)
         return 2
     from bci.errors import BCIError
+    from bci.signals import STOP_SIGNALS, accept_stop_signals
 
+    accept_stop_signals()  # even under a parent that blocks SIGINT (Ray's workers do)
     settings = json.loads(args[0])
     duration_s = settings.pop("duration_s", None)
     try:
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         stopped.set()
         bridge.stop()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, _stop)
     with bridge:
         # the probe holds back its last samples of each period: the loop needs to know how many

@@ -18,12 +18,16 @@ from bci.runner.chain import StageChain
 from bci.runner.metrics import LatencyLog, decoder_tracking, plant_outcome
 from bci.runner.outlets import LoopOutlets
 from bci.runner.sources import SourceSession
+from bci.runner.truth import TruthFeed, decoded_tracking
 from bci.session.config import ControllerConfig, SessionConfig
 
 if TYPE_CHECKING:
     from bci.runner.commands import CommandPath
 
 __all__ = ["RunReport"]
+
+#: Seconds after the first spike before a decoder is scored against the truth.
+TRACKING_SETTLE_S = 1.0
 
 
 class RunReport:
@@ -47,6 +51,11 @@ class RunReport:
     t_online: float | None
     decoded_t: list[float]
     decoded_v: list[float]
+    decoded_rows: list[list[float]]
+    decoded_centre_t: list[float]
+    decoded_names: list[str]
+    t_first_spike: float | None
+    truth: TruthFeed | None
     bio_values: list[list[float]]
     bio_stamps: list[float]
     commands: CommandPath
@@ -71,6 +80,10 @@ class RunReport:
             "rates_hz": (self.unit_counts / online_s).tolist(),
             "decoded": self.decoded_v[-1] if self.decoded_v else None,
             "true": bio.get("beta_gpi"),
+            # a decoder with a true counterpart (motor kinematics): every output, by name
+            "decoded_names": self.decoded_names if self.truth is not None else [],
+            "decoded_values": self.decoded_rows[-1] if self.decoded_rows else None,
+            "true_values": None if self.truth is None else self.truth.latest(self.decoded_names),
             "error_index": bio.get("error_index"),
             "command": None
             if self.commands.last_sent is None
@@ -82,6 +95,13 @@ class RunReport:
             "safety_changes": self.commands.n_changed,
             "events": self.events[-4:],
         }
+
+    def _tracking_from(self) -> float:
+        """Where scoring a decoder against the truth starts: one second after the first spike
+        (a threshold detector's calibration ends there, then the decoder's state settles)."""
+        if self.t_first_spike is None:
+            return float("inf")
+        return self.t_first_spike + TRACKING_SETTLE_S
 
     def _online_seconds(self, sfreq: float) -> float:
         if self.t_online is None or self.t0_lsl is None:
@@ -177,6 +197,18 @@ class RunReport:
                     np.asarray(self.bio_stamps),
                     self.t_online + out["plant"]["window_s"],
                 )
+        truth = self.truth
+        if truth is not None and self.decoded_rows:
+            out["decoder_tracking"] = decoded_tracking(
+                np.asarray(self.decoded_rows),
+                np.asarray(self.decoded_centre_t),
+                self.decoded_names,
+                np.asarray(truth.values),
+                np.asarray(truth.stamps),
+                truth.labels,
+                self._tracking_from(),
+            )
+            out["decoder_tracking"]["truth"] = truth.name
         if recorder is not None and self.run_dir is not None:
             out["recording"] = {
                 "file": "recording.xdf",

@@ -81,6 +81,9 @@ class SourceSession:
     record_names: list[str] = field(default_factory=list)
     scale: float | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    #: a regular stream of the true values of what the decoder decodes (channels named like its
+    #: outputs): the motor source's kinematics
+    truth_name: str | None = None
 
     def open(self, timeout_s: float) -> LSLSource:
         """Find the broadband stream (waiting while the child starts) and open an LSLSource.
@@ -311,6 +314,7 @@ def start_source(
             record_names=[f"{name}-kinematics"],
             child=child,
             settings=source.model_dump(mode="json"),
+            truth_name=f"{name}-kinematics",
         )
     if isinstance(source, LSLSourceConfig):
         query = {

@@ -7,7 +7,7 @@ The recorder's file format is read here, in the session room; the player
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,7 @@ def read_xdf(
     *,
     synchronize_clocks: bool = True,
     dejitter: bool = False,
+    names: Collection[str] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Read an XDF file with pyxdf, turning its errors into ones that name the file.
 
@@ -82,6 +83,9 @@ def read_xdf(
         stamped by the same clock keep their exact relative timing.
     dejitter : bool
         Replace the time stamps of regular streams by a linear fit (pyxdf's ``dejitter_timestamps``).
+    names : collection of str or None
+        Read only the streams of these names (pyxdf's ``select_streams``: the samples of the
+        others are skipped, not decoded); None reads every stream.
 
     Returns
     -------
@@ -104,10 +108,18 @@ def read_xdf(
             f"{p} is not an XDF file (it does not start with the 'XDF:' magic bytes)."
         )
 
+    select = None if names is None else [{"name": str(n)} for n in names]
+    if select == []:
+        return [], {}
+
     def _load(sync: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         try:
             streams, header = pyxdf.load_xdf(
-                str(p), synchronize_clocks=sync, dejitter_timestamps=dejitter, verbose=False
+                str(p),
+                select_streams=select,
+                synchronize_clocks=sync,
+                dejitter_timestamps=dejitter,
+                verbose=False,
             )
         except Exception as err:  # pyxdf raises bare Exception, IOError, ValueError, struct.error
             raise RecordingFormatError(

@@ -41,7 +41,7 @@ import logging
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -436,7 +436,13 @@ def _spike_trains(
     return out
 
 
-def load(path: str | Path, *, dejitter: bool = False, synchronize_clocks: bool = True) -> neo.Block:
+def load(
+    path: str | Path,
+    *,
+    dejitter: bool = False,
+    synchronize_clocks: bool = True,
+    streams: Collection[str] | None = None,
+) -> neo.Block:
     """Load an XDF recording (or a run folder's ``recording.xdf``) as a ``neo.Block``.
 
     Parameters
@@ -448,6 +454,10 @@ def load(path: str | Path, *, dejitter: bool = False, synchronize_clocks: bool =
         so the recorded time stamps are used as they are.
     synchronize_clocks : bool
         Apply the recorded clock offsets, putting every stream on the recorder's clock.
+    streams : collection of str or None
+        Load only the streams of these names (the others' samples are skipped, never decoded: a
+        long broadband stream need not be read to get the spikes and kinematics beside it); time
+        zero is then the earliest first time stamp of these. None loads every stream.
 
     Returns
     -------
@@ -463,8 +473,10 @@ def load(path: str | Path, *, dejitter: bool = False, synchronize_clocks: bool =
         If it is not a readable XDF file.
     """
     p = resolve_recording_path(path)
-    streams, header = read_xdf(p, synchronize_clocks=synchronize_clocks, dejitter=dejitter)
-    filled = [s for s in streams if len(s["time_stamps"])]
+    xdf_streams, header = read_xdf(
+        p, synchronize_clocks=synchronize_clocks, dejitter=dejitter, names=streams
+    )
+    filled = [s for s in xdf_streams if len(s["time_stamps"])]
     t0 = min((float(s["time_stamps"][0]) for s in filled), default=0.0)
     ends = []
     for s in filled:
@@ -496,7 +508,7 @@ def load(path: str | Path, *, dejitter: bool = False, synchronize_clocks: bool =
         duration_s=t_stop,
         # one string, not a list: NixIO gives one-element lists back as scalars
         empty_streams="; ".join(
-            header_value(s["info"], "name") for s in streams if not len(s["time_stamps"])
+            header_value(s["info"], "name") for s in xdf_streams if not len(s["time_stamps"])
         ),
     )
     block.segments.append(segment)

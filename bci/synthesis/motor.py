@@ -369,15 +369,20 @@ def simulate_reaching(
     seed: int = 0,
     task: str = "random",
     refractory_ms: float = 2.0,
+    population_seed: int | None = None,
     **unit_kwargs: Any,
 ) -> MotorDataset:
     """Simulate a reaching session and bin it: the offline decoding data set (no voltage).
 
-    The same ``seed`` gives the same units, movements and spikes as :class:`MotorSource`.
+    The same ``seed`` (and ``population_seed``) gives the same units, movements and spikes as
+    :class:`MotorSource`. ``population_seed`` draws the units' tuning instead of ``seed`` (see
+    :class:`MotorSource`); ``None`` leaves it to ``seed``.
     """
     duration_s = ensure_float(duration_s, "duration_s", minimum=0.0, strict_minimum=True)
     bin_s = ensure_float(bin_s, "bin_s", minimum=0.0, strict_minimum=True)
-    units, traj, trains = _population(n_units, seed, task, refractory_ms, 30000.0, unit_kwargs)
+    units, traj, trains = _population(
+        n_units, seed, task, refractory_ms, 30000.0, unit_kwargs, population_seed
+    )
     n_bins = int(duration_s / bin_s + 1e-9)
     times, unit_idx = trains.until(n_bins * bin_s)
     idx = np.minimum((times / bin_s).astype(np.int64), n_bins - 1)
@@ -399,10 +404,15 @@ def _population(
     refractory_ms: float,
     sfreq: float,
     unit_kwargs: dict[str, Any],
+    population_seed: int | None = None,
 ) -> tuple[MotorUnits, ReachingTrajectory, MotorSpikeTrains]:
     seed = ensure_int(seed, "seed", minimum=0)
     ss = np.random.SeedSequence(seed)
     unit_seed, traj_seed, train_seed = (int(s.generate_state(1)[0]) for s in ss.spawn(3))
+    if population_seed is not None:
+        # the units ``seed == population_seed`` would draw: one population, many sessions
+        pop = np.random.SeedSequence(ensure_int(population_seed, "population_seed", minimum=0))
+        unit_seed = int(pop.spawn(3)[0].generate_state(1)[0])
     units = make_motor_units(n_units, unit_seed, **unit_kwargs)
     traj = ReachingTrajectory(task, traj_seed)
     trains = MotorSpikeTrains(units, traj, train_seed, refractory_ms, sfreq)
@@ -423,6 +433,11 @@ class MotorSource(SyntheticSource):
     seed : int
         Seeds units, movements, spikes, templates and noise (same units and spikes as
         :func:`simulate_reaching` with this seed).
+    population_seed : int or None
+        Seeds the units' tuning (preferred directions, rates, leads) instead of ``seed``: sessions
+        with one ``population_seed`` and different ``seed`` record the same neurons (as an implant
+        does from day to day) during other movements, with other spikes and noise, so a decoder
+        trained on some of them applies to the others. ``None``: ``seed`` draws the tuning too.
     task : {"center_out", "random"}
         Reaching task.
     pitch_um : float
@@ -442,6 +457,7 @@ class MotorSource(SyntheticSource):
         noise_uv: float = 5.0,
         amplitude_uv: tuple[float, float] = (80.0, 200.0),
         refractory_ms: float = 2.0,
+        population_seed: int | None = None,
         **unit_kwargs: Any,
     ) -> None:
         n_units = ensure_int(n_units, "n_units", minimum=1)
@@ -460,7 +476,7 @@ class MotorSource(SyntheticSource):
         )
         self.task = task
         self.motor_units, self.trajectory, trains = _population(
-            n_units, seed, task, refractory_ms, self.sfreq, unit_kwargs
+            n_units, seed, task, refractory_ms, self.sfreq, unit_kwargs, population_seed
         )
         self.firing_rates_hz = self.motor_units.baseline_hz.copy()
         # the parent draws homogeneous Poisson trains; these units follow the movement instead

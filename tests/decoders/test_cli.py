@@ -109,3 +109,29 @@ def test_cli_errors_name_the_problem(tmp_path):
     assert r.exit_code != 0 and "--bin-ms" in r.output
     r = CliRunner().invoke(cli, ["source", "motor", "--kinematics-hz", "0"])
     assert r.exit_code != 0 and "--kinematics-hz" in r.output
+    r = CliRunner().invoke(cli, ["source", "motor", "--population-seed", "-1"])
+    assert r.exit_code == 2 and "--population-seed" in r.output
+    r = CliRunner().invoke(
+        cli, ["train-decoder", str(run), "--target", "kinematics", "--units", "0", "--out", "m"]
+    )
+    assert r.exit_code == 2 and "--units" in r.output
+    r = CliRunner().invoke(
+        cli,
+        ["train-decoder", str(run), "--target", "kinematics", "--units", "5", "--out", "m"],
+    )
+    assert r.exit_code == 1 and "unit 19, but the decoder is to read 5 units" in r.output
+
+
+def test_train_decoder_lays_out_the_binners_columns_and_keeps_its_provenance(tmp_path):
+    run = tmp_path / "run1"
+    run.mkdir()
+    write_session(run / "recording.xdf", seed=53, duration_s=20.0)
+    out = tmp_path / "model.npz"
+    args = ["train-decoder", str(run), "--target", "kinematics:vx,vy", "--decoder", "wiener"]
+    res = CliRunner().invoke(cli, [*args, "--units", "24", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    dec = load(out)
+    assert dec.n_units == 24  # the binner's 24 columns; units 20-23 never fired here
+    prov = dec.provenance
+    assert prov["command"].startswith("bci train-decoder " + str(run))
+    assert "--units 24" in prov["command"] and prov["seed"] == 0 and prov["wall_s"] >= 0

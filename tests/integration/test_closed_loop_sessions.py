@@ -14,7 +14,6 @@ import pytest
 import pyxdf
 
 from bci.runner import SessionRunner
-from bci.runner.session import resolve_session_path
 from bci.session.config import parse_session
 
 HERE = Path(__file__).parent
@@ -40,17 +39,6 @@ def _summary(runs: Path, pattern: str) -> dict[str, Any]:
     return dict(json.loads((found[-1] / "summary.json").read_text()))
 
 
-def _models_missing(name: str) -> list[str]:
-    import yaml
-
-    path = resolve_session_path(name)
-    data = yaml.safe_load(path.read_text())
-    parts = [data.get("decoder"), data.get("controller")]
-    parts += [entry.get("controller") for entry in data.get("compare") or []]
-    models = [(part or {}).get("model") for part in parts]
-    return [str(m) for m in models if m and not (path.parent / m).exists()]
-
-
 def test_first_look_runs_and_replay_reruns_the_pipeline_on_its_recording(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     out = _run_cli(runs, "first_look", "--set", "duration_s=5")
@@ -70,15 +58,11 @@ def test_first_look_runs_and_replay_reruns_the_pipeline_on_its_recording(tmp_pat
     [
         ("closed_loop_dbs", ["duration_s=10"]),
         ("compare_controllers", ["duration_s=8"]),
-        ("motor_decoding", ["duration_s=8"]),
     ],
 )
 def test_a_shipped_closed_loop_session_runs(
     tmp_path: Path, name: str, overrides: list[str]
 ) -> None:
-    missing = _models_missing(name)
-    if missing:
-        pytest.xfail(f"{name} needs model files that have not been shipped yet: {missing}")
     runs = tmp_path / "runs"
     args = [x for o in overrides for x in ("--set", o)]
     out = _run_cli(runs, name, *args, timeout=900.0)
@@ -86,6 +70,31 @@ def test_a_shipped_closed_loop_session_runs(
     for folder in runs.iterdir():
         summary = json.loads((folder / "summary.json").read_text())
         assert summary["status"] == "completed", summary["error"]
+
+
+@pytest.mark.slow
+def test_motor_decoding_decodes_velocity_online_and_its_summary_says_how_well(
+    tmp_path: Path,
+) -> None:
+    """The shipped motor session with the shipped model, as a user runs it (seed 3, real time)."""
+    from decoders.recorded import online_tracking
+
+    runs = tmp_path / "runs"
+    out = _run_cli(runs, "motor_decoding", "--set", "duration_s=15", timeout=600.0)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "decoded vs true (R2 / r): vx" in out.stdout
+    summary = _summary(runs, "*-motor_decoding")
+    assert summary["status"] == "completed", summary["error"]
+    tracking = summary["decoder_tracking"]
+    assert set(tracking["outputs"]) == {"vx", "vy"} and tracking["pairs"] > 500
+    # offline the model reaches R2 ~0.8 on this population; far below means the online features
+    # are not the ones it was trained on (channel order, bin width, threshold)
+    for name in ("vx", "vy"):
+        assert tracking["outputs"][name]["r2"] > 0.5, tracking
+    # the summary's numbers are those of the recording
+    recorded = online_tracking(next(runs.glob("*-motor_decoding")), "kinematics", ["vx", "vy"])
+    for j, name in enumerate(("vx", "vy")):
+        assert recorded["r2"][j] == pytest.approx(tracking["outputs"][name]["r2"], abs=0.02)
 
 
 def _lockstep_run(runs: Path) -> dict[str, Any]:

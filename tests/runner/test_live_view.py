@@ -89,3 +89,35 @@ def test_the_tables_put_the_runs_side_by_side_relative_to_continuous_dbs() -> No
     assert "0.100" in text and "0.300" in text and "1.0/4.0" in text
     one = _text(summary_table(rows[0][1]))
     assert "error index" in one and "0.100" in one and "1.00 / 4.00" in one
+
+
+def test_a_motor_session_shows_decoded_against_true_velocity_not_a_symptom() -> None:
+    snapshot = {
+        **SNAPSHOT,
+        "session": "motor_decoding",
+        "decoded": 3.21,
+        "true": None,
+        "error_index": None,
+        "command": None,
+        "decoded_names": ["vx", "vy"],
+        "decoded_values": [3.21, -7.5],
+        "true_values": [4.0, -8.25],
+    }
+    view = LiveView()
+    view(snapshot)
+    text = _text(view.render())
+    assert "vx 3.2 (4.0)" in text and "vy -7.5 (-8.2)" in text
+    assert "GPi beta" not in text
+    summary = {
+        "session": "motor_decoding",
+        "status": "completed",
+        "decoder_tracking": {
+            "outputs": {"vx": {"r": 0.93, "r2": 0.86}, "vy": {"r": 0.9, "r2": 0.8}},
+            "r": 0.915,
+            "r2": 0.83,
+            "pairs": 1350,
+        },
+    }
+    text = _text(summary_table(summary))
+    assert "decoded vx vs true: r (R2)" in text and "0.93 (0.86)" in text and "0.90 (0.80)" in text
+    assert "GPi beta" not in text

@@ -175,6 +175,17 @@ def test_later_stream_starts_later_and_au_is_dimensionless(block, recording):
     assert float(aux.t_start) == pytest.approx(AUX_DELAY_S, abs=SAME_CLOCK_TOL)
 
 
+def test_load_reads_only_the_streams_named(recording, block):
+    part = load(recording["path"], streams=["Aux", "GT"]).segments[0]
+    assert [a.name for a in part.analogsignals] == ["Aux"] and not part.events
+    assert {st.annotations["lsl_name"] for st in part.spiketrains} == {"GT"}
+    # time zero is now the first of these two streams: the ground truth's first spike
+    gt = [st for st in part.spiketrains if st.annotations["unit_id"] == 0][0]
+    assert float(gt.times[0]) == pytest.approx(0.0, abs=SAME_CLOCK_TOL)
+    full = _by_name(block.segments[0].analogsignals, "Aux")
+    np.testing.assert_array_equal(part.analogsignals[0].magnitude, full.magnitude)
+
+
 def test_ground_truth_markers_become_one_spike_train_per_unit(block):
     trains = [st for st in block.segments[0].spiketrains if st.annotations["lsl_name"] == "GT"]
     assert sorted(st.annotations["unit_id"] for st in trains) == [0, 1, 2]

@@ -59,6 +59,26 @@ def test_same_seed_same_session_different_seed_different():
     assert not np.array_equal(a.counts, c.counts)
 
 
+def test_population_seed_keeps_the_neurons_and_changes_the_session():
+    own = simulate_reaching(n_units=8, duration_s=10.0, seed=5)
+    same = simulate_reaching(n_units=8, duration_s=10.0, seed=5, population_seed=5)
+    np.testing.assert_array_equal(own.counts, same.counts)  # population_seed == seed: as before
+    other_day = simulate_reaching(n_units=8, duration_s=10.0, seed=9, population_seed=5)
+    for field in ("preferred_direction_rad", "baseline_hz", "modulation_hz", "lead_s"):
+        np.testing.assert_array_equal(getattr(other_day.units, field), getattr(own.units, field))
+    assert not np.array_equal(other_day.velocity, own.velocity)  # other movements
+    assert not np.array_equal(other_day.counts, own.counts)
+    unrelated = simulate_reaching(n_units=8, duration_s=10.0, seed=9)
+    assert not np.array_equal(
+        unrelated.units.preferred_direction_rad, own.units.preferred_direction_rad
+    )
+    live = MotorSource(n_units=8, seed=9, population_seed=5)
+    np.testing.assert_array_equal(
+        live.motor_units.preferred_direction_rad, own.units.preferred_direction_rad
+    )
+    np.testing.assert_allclose(live.velocity(0, 50, 0.02), other_day.velocity[:50])
+
+
 def test_live_source_spikes_match_offline_session_whatever_the_chunking():
     src = MotorSource(n_units=6, seed=7, noise_uv=2.0)
     spikes = []
