@@ -270,7 +270,11 @@ def clock_jump(tmp: Path, short: bool = True) -> FaultResult:
 
 def part_fails(part: str, how: str) -> Callable[[Path, bool], FaultResult]:
     def scenario(tmp: Path, short: bool = True) -> FaultResult:
-        rig = FaultRig(tmp, **{f"{part}_fault": how}).start()
+        rig = FaultRig(
+            tmp,
+            decoder_fault=how if part == "decoder" else None,
+            controller_fault=how if part == "controller" else None,
+        ).start()
         try:
             rig.run_for(1.0)
             t_fault = rig.trigger()
