@@ -161,9 +161,10 @@ class BandPass(Stage, name="bandpass"):
     (at 30 kHz before). It is added to the emitted spec's ``StreamSpec.group_delay_samples``
     (accumulated over stages), so a sorter can subtract it from spike times.
 
-    **NaN.** A NaN input value (a sample the source could not deliver) is fed to the filter as the
-    channel's last finite input (sample-and-hold, 0 before any), so the state stays finite and no
-    step is injected; the output at that position is NaN, so ``chunk.nan_rows`` still flags it.
+    **NaN.** A NaN or infinite input value (a sample the source could not deliver, a saturated
+    channel) is fed to the filter as the channel's last finite input (sample-and-hold, 0 before
+    any), so the state stays finite and no step is injected; the output at that position is NaN,
+    so ``chunk.nan_rows`` still flags it.
 
     **Gaps** (``gap_before > 0``) are filtered across as if contiguous; the state is not reset.
     """
@@ -243,7 +244,8 @@ class BandPass(Stage, name="bandpass"):
             self._zi = np.zeros((self._sos.shape[0], 2, self._n_channels))
             self._hold = np.zeros(self._n_channels)
         x: npt.NDArray[np.floating[Any]] = chunk.data
-        nan_mask = np.isnan(chunk.data)
+        # inf is held like NaN: an infinite input would leave the IIR state non-finite for good
+        nan_mask = ~np.isfinite(chunk.data)
         has_nan = bool(nan_mask.any())
         if has_nan:
             x = self._hold_nan(chunk.data, nan_mask)

@@ -123,6 +123,7 @@ class SessionRunner(RunLifecycle, RunReport):
         #: source_id of the limited commands (the stimulator obeys only these)
         self.limiter_name = f"{self.run_id}-limiter"
         self._stop_reason: str | None = None
+        self._shutting_down = False
         # what the loop measured
         self.latency = LatencyLog(config.timing.deadline_ms)
         self.source_session: SourceSession | None = None
@@ -150,6 +151,7 @@ class SessionRunner(RunLifecycle, RunReport):
         self.pulse_feed: PulseFeed | None = None
         #: the recorder process while the loop runs (watched: the loop stops if it dies)
         self.recorder: Any = None
+        self._source_events_seen = 0  # LSLSource events already forwarded
         self._pulses_polled_for = -1  # lockstep: last period whose pulse markers were collected
         self.pulse_waits_timed_out = 0
         self.wall_s = 0.0
@@ -214,6 +216,7 @@ class SessionRunner(RunLifecycle, RunReport):
             (self.run_dir / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
         finally:
             self.wall_s = time.perf_counter() - t_start
+            self._shutting_down = True  # a second Ctrl-C/SIGTERM must not cut the way out short
             plant_stats = self._shut_down(source, recorder, status, error)
             self._restore_signals(previous)
         summary = self._summary(status, error, plant_stats, recorder)
@@ -225,6 +228,9 @@ class SessionRunner(RunLifecycle, RunReport):
             return {}
 
         def _on_signal(signum: int, frame: FrameType | None) -> None:
+            if self._shutting_down:  # already on the way out: safe state, recorder, summary
+                self.events.append(f"{signal.Signals(signum).name} during the shut-down: ignored")
+                return
             self._stop_reason = signal.Signals(signum).name
             raise RunInterrupted(f"Stopped by {self._stop_reason}.")
 
@@ -276,6 +282,8 @@ class SessionRunner(RunLifecycle, RunReport):
         while done - start < total:
             chunk = self._next_chunk(lsl, pending, rechunker)
             now = time.monotonic()
+            if lsl.events_total != self._source_events_seen:
+                self._forward_source_events(lsl)
             if chunk is None:
                 if source.child is not None and not lockstep:
                     source.child.check_alive()
@@ -360,6 +368,14 @@ class SessionRunner(RunLifecycle, RunReport):
             if self.view is not None and now - t_view >= 0.25:
                 t_view = now
                 self.view(self.snapshot(lsl.status(), total))
+
+    def _forward_source_events(self, lsl: Any) -> None:
+        """Publish the source's new events (stall, reconnect, gap, clock jump, NaN) on the loop's
+        event stream and keep them for the summary: what the source saw is part of the run."""
+        new = lsl.events_total - self._source_events_seen
+        self._source_events_seen = lsl.events_total
+        for event in list(lsl.events)[-min(new, len(lsl.events)) :]:
+            self._event(f"source {event.kind}: {event.message}")
 
     def _publish(self, out: ChainOutput, chunk: SignalChunk, sfreq: float) -> None:
         outlets = self.outlets

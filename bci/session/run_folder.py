@@ -19,13 +19,17 @@ import numpy as np
 import yaml
 
 from bci.checks import check_type
-from bci.errors import ConfigError
+from bci.errors import BCIError, ConfigError
 
 #: Default parent of run folders (git-ignored).
 DEFAULT_RUNS_ROOT = Path("sessions") / "runs"
 CONFIG_FILE_NAME = "config.yaml"
 SUMMARY_FILE_NAME = "summary.json"
 _NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class RunFolderError(BCIError, OSError):
+    """The run folder cannot be created (a read-only or full disk, no permission)."""
 
 
 def check_run_name(name: str, what: str = "name") -> str:
@@ -58,19 +62,30 @@ def create_run_dir(
         Parent folder, created if missing.
     now : datetime, optional
         Time stamp to use (local time by default).
+
+    Raises
+    ------
+    RunFolderError
+        The folder cannot be created (read-only or full file system, no permission).
     """
     check_run_name(name)
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
     stamp = (now or _dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
     base = f"{stamp}-{name}"
-    for k in range(1, 10_000):
-        candidate = root / (base if k == 1 else f"{base}-{k}")
-        try:
-            candidate.mkdir()
-        except FileExistsError:
-            continue
-        return candidate
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        for k in range(1, 10_000):
+            candidate = root / (base if k == 1 else f"{base}-{k}")
+            try:
+                candidate.mkdir()
+            except FileExistsError:
+                continue
+            return candidate
+    except OSError as err:
+        raise RunFolderError(
+            f"Cannot create a run folder in {str(root)!r}: {err.strerror or err}. Give a writable "
+            "place with --runs-root (or runs_root in the session file)."
+        ) from None
     raise ConfigError(f"Could not create a run folder for {base!r} in {root}: too many runs.")
 
 

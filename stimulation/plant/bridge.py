@@ -411,6 +411,9 @@ class PlantBridge:
                         self._submit(command)
                     self._report_wait()
                 self._period()
+                # behind the clock, what is due goes out now, not once the model has caught up
+                # (a plant that stays late would otherwise publish nothing at all)
+                self._flush(pylsl.local_clock())
                 continue
             self._flush(now)
             if not more and not self._outbox:

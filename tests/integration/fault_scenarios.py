@@ -1,239 +1,300 @@
-"""The faults of the fault report, one function each: run the rig, inject, measure.
+"""The faults of the fault report, one function each: run ``bci run`` (``fault_rig``), inject,
+measure.
 
-Each returns a :class:`~fault_rig.FaultResult` whose ``details`` hold what the tests check
-beyond the table (events, loop statistics, exit codes). ``short=True`` shortens the waits (the
-default test run); the CPU starvation lasts ``starve_s``.
+Each returns a :class:`~fault_rig.FaultResult` whose ``details`` hold what the tests check beyond
+the table (the run's summary and exit code, events, the plant's late periods). ``short=True``
+shortens the waits (the default test run); the CPU starvation lasts ``starve_s``.
 """
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pylsl
-from fault_rig import FaultResult, FaultRig
+import yaml
+from fault_rig import (
+    AMPLITUDE_MA,
+    RECORDER_CHECK_S,
+    FaultResult,
+    FaultRig,
+    bci,
+    python,
+    runner_bound_s,
+    watchdog_bound_s,
+    within,
+)
 
 
-def _first(events: list[dict[str, Any]], prefix: str, after: float) -> dict[str, Any] | None:
-    return next((e for e in events if e["kind"].startswith(prefix) and e["t"] >= after), None)
-
-
-def _detected(events: list[dict[str, Any]], prefix: str, t_fault: float, what: str) -> str:
-    e = _first(events, prefix, t_fault - 0.05)
-    if e is None:
+def _after(rig: FaultRig, prefix: str, t_fault: float, what: str) -> str:
+    found = rig.first_event(prefix, t_fault - 0.05)
+    if found is None:
         return f"NOT DETECTED ({what})"
-    return f"{what} after {e['t'] - t_fault:.2f} s"
+    return f"{what} after {found[0] - t_fault:.2f} s"
+
+
+def _count(rig: FaultRig, kind: str, after: float = 0.0) -> int:
+    return sum(e.get("event") == kind for t, e in rig.safety_events() if t >= after)
+
+
+def _finish(rig: FaultRig, result: FaultResult, summary: dict[str, Any]) -> FaultResult:
+    plant = dict(summary.get("plant_process") or {})
+    if rig.plant is not None:  # the rig's stimulator (amp): its last line has the counts
+        found = re.search(r"late\s+periods\s+(\d+),\s+max\s+lag\s+([\d.]+)\s+ms", rig.plant.text(5))
+        if found:
+            plant = {"late_periods": int(found[1]), "max_lag_s": float(found[2]) * 1e-3}
+    result.details.update(
+        summary=summary,
+        runner_exit=None if rig.runner is None else rig.runner.proc.returncode,
+        late_periods=plant.get("late_periods"),
+        max_lag_s=plant.get("max_lag_s"),
+        watchdog_trips=_count(rig, "watchdog_trip"),
+    )
+    return result
 
 
 def source_returns(tmp: Path, short: bool = True) -> FaultResult:
-    rig = FaultRig(tmp).start()
+    rig = FaultRig(tmp, source="amp").start()
     try:
-        rig.run_for(2.0)
+        rig.run_for(1.0)
         t_fault = rig.kill_source()
         rig.run_for(2.0)
         rig.start_source(rig.pushed())  # same source_id, counting on
         t_back = pylsl.local_clock()
         rig.run_for(3.0)
     finally:
-        stats = rig.stop()
-    events = rig.loop_events()
+        summary = rig.stop()
     result = rig.measure(
-        "source outlet dies, returns after 2 s",
+        "source outlet dies, returns after 2 s (same source_id)",
         t_fault,
-        _detected(events, "source stall", t_fault, "LSLSource stall event")
-        + "; plant watchdog trip",
+        _after(rig, "source stall", t_fault, "runner: LSLSource stall event")
+        + "; runner sends nothing -> plant watchdog trip; resumes on reconnect",
+        bound_s=watchdog_bound_s(),
     )
-    amps, stamps = result.details["amps"], result.details["bio_stamps"]
-    result.details.update(
-        resumed=bool(np.any(amps[stamps > t_back + 1.0] > 0)), stats=stats, events=events
-    )
-    return result
+    result.details["resumed"] = AMPLITUDE_MA in within(result.details["amps"], t_back + 1.0)
+    return _finish(rig, result, summary)
 
 
 def source_never_returns(tmp: Path, short: bool = True) -> FaultResult:
-    rig = FaultRig(tmp).start()
+    rig = FaultRig(tmp, source="amp").start()
     try:
-        rig.run_for(2.0)
+        rig.run_for(1.0)
         t_fault = rig.kill_source()
         rig.run_for(3.0 if short else 10.0)
-        loop_alive = rig.loop is not None and rig.loop.alive
+        runner_alive = rig.runner is not None and rig.runner.alive
     finally:
-        stats = rig.stop()
-    events = rig.loop_events()
+        summary = rig.stop()
     result = rig.measure(
         "source outlet dies, never returns",
         t_fault,
-        _detected(events, "source stall", t_fault, "LSLSource stall event")
-        + "; plant watchdog trip",
+        _after(rig, "source stall", t_fault, "runner: LSLSource stall event")
+        + "; plant watchdog trip; stays off (runner gives up after 30 s of silence)",
+        bound_s=watchdog_bound_s(),
     )
-    amps, stamps = result.details["amps"], result.details["bio_stamps"]
-    settled = stamps > t_fault + result.bound_s + 0.05
+    settled = within(result.details["amps"], t_fault + watchdog_bound_s() + 0.05)
     result.details.update(
-        stays_safe=bool(settled.any() and np.all(amps[settled] == 0.0)),
-        loop_alive=loop_alive,
-        stats=stats,
+        stays_safe=bool(settled) and max(settled) == 0.0, runner_alive=runner_alive
     )
-    return result
+    return _finish(rig, result, summary)
+
+
+def plant_killed(tmp: Path, short: bool = True) -> FaultResult:
+    """The plant is the source and the stimulator: its process dies."""
+    rig = FaultRig(tmp).start()
+    try:
+        rig.run_for(1.0)
+        t_fault = rig.kill_pid(rig.plant_pid())
+        assert rig.runner is not None
+        rig.runner.proc.wait(30)
+    finally:
+        summary = rig.stop()
+    result = rig.measure(
+        "plant (source and stimulator) SIGKILLed",
+        t_fault,
+        f"runner: plant process exit -9 -> stops, exit {rig.runner.proc.returncode}; "
+        "no stimulator left to make safe",
+        bound_s=None,
+    )
+    return _finish(rig, result, summary)
 
 
 def recorder_killed(tmp: Path, short: bool = True) -> FaultResult:
     rig = FaultRig(tmp).start()
     try:
-        rig.run_for(2.0)
-        t_fault = rig.kill_recorder()
         rig.run_for(1.5)
-        loop_alive = rig.loop is not None and rig.loop.alive
+        t_fault = rig.kill_pid(rig.recorder_pid())
+        assert rig.runner is not None
+        rig.runner.proc.wait(30)
     finally:
-        stats = rig.stop()
+        summary = rig.stop()
     result = rig.measure(
         "recorder SIGKILLed",
         t_fault,
-        "recorder exit -9; file repaired (bci session repair)",
-        needs_safe=False,
+        f"runner: recorder exit -9 (polled every {RECORDER_CHECK_S:g} s) -> safe state, stops "
+        f"(exit {rig.runner.proc.returncode}); file repaired",
+        bound_s=runner_bound_s(RECORDER_CHECK_S),
+        repair_first=True,
     )
-    result.details.update(loop_alive=loop_alive, stats=stats)
-    return result
+    return _finish(rig, result, summary)
 
 
-def loop_killed(tmp: Path, short: bool = True) -> FaultResult:
+def runner_killed(tmp: Path, short: bool = True) -> FaultResult:
     rig = FaultRig(tmp).start()
     try:
-        rig.run_for(2.0)
-        t_fault = rig.kill_loop()
+        rig.run_for(1.5)
+        t_fault = rig.kill_runner()
         rig.run_for(2.0)
         t_end = pylsl.local_clock()
     finally:
-        rig.stop()
+        summary = rig.stop()
     result = rig.measure(
-        "loop/runner process SIGKILLed",
+        "runner (bci run) SIGKILLed",
         t_fault,
-        "plant watchdog trip (no command for 0.1 s)",
+        "plant watchdog trip (no command for 0.1 s); plant and recorder live on",
+        bound_s=watchdog_bound_s(),
     )
-    rec = rig.recording()
-    amp = rec[rig.source_id]
-    stamps = np.asarray(amp["time_stamps"])
-    bio = np.asarray(rec[f"{rig.tag}-biomarkers"]["time_stamps"])
+    rec = result.details["rec"]
+    raw = rec[f"{rig.plant_name}-raw"]["time_stamps"]
+    bio = rec[f"{rig.plant_name}-biomarkers"]["time_stamps"]
+    # the recorder kept recording the plant after the runner died (on the plant's clock)
     result.details.update(
-        # the recorder kept recording the other streams after the loop died
-        amp_after_s=float(stamps.max() - t_fault) if stamps.size else 0.0,
-        bio_after_s=float(bio.max() - t_fault) if bio.size else 0.0,
+        raw_after_s=float(raw[-1] - t_fault), bio_after_s=float(bio[-1] - t_fault),
         run_after_s=t_end - t_fault,
-    )
-    return result
+    )  # fmt: skip
+    return _finish(rig, result, summary)
 
 
 def nan_burst(tmp: Path, short: bool = True) -> FaultResult:
-    rig = FaultRig(tmp, source_args=["--nan-ms", "200"]).start()
+    rig = FaultRig(tmp, source="amp", source_args=["--nan-ms", "200"]).start()
     try:
-        rig.run_for(2.0)
+        rig.run_for(1.0)
         t_fault = rig.signal_source(signal.SIGUSR1)
         rig.run_for(2.5)
     finally:
-        stats = rig.stop()
+        summary = rig.stop()
     result = rig.measure(
-        "NaN/inf burst (200 ms)",
+        "NaN/inf burst, 200 ms",
         t_fault,
-        "NaN command -> limiter 'invalid' -> safe state",
+        _after(rig, "source nan", t_fault, "runner: LSLSource nan event")
+        + "; filters hold NaN/inf; loop rides through",
+        bound_s=None,
     )
-    amps, stamps = result.details["amps"], result.details["bio_stamps"]
+    amps = result.details["amps"]
     result.details.update(
-        resumed=bool(np.any(amps[stamps > t_fault + 1.0] > 0)),
-        nan_samples=stats.get("source", {}).get("nan_samples", 0),
-        invalid=_count_safety(rig, "invalid"),
+        off_during=within(amps, t_fault, t_fault + 0.5).count(0.0),
+        on_after=AMPLITUDE_MA in within(amps, t_fault + 1.0),
+        invalid=_count(rig, "invalid"),
     )
-    return result
-
-
-def _count_safety(rig: FaultRig, kind: str) -> int:
-    import json
-
-    markers = rig.recording()[f"{rig.tag}-safety"]["time_series"]
-    return sum(json.loads(m[0])["event"] == kind for m in markers)
+    return _finish(rig, result, summary)
 
 
 def twin_stream(tmp: Path, short: bool = True) -> FaultResult:
-    from bci.acquisition import LSLSource
-    from bci.errors import BCIError
-
-    rig = FaultRig(tmp).start()
-    refused = ""
+    rig = FaultRig(tmp, source="amp").start()
     try:
-        rig.run_for(1.5)
+        rig.run_for(1.0)
         t_fault = pylsl.local_clock()
         rig.second_stream(channels=7)
-        rig.run_for(1.0)
-        try:  # a session that names the stream instead of its source_id
-            LSLSource(name=rig.tag, n_channels=4, timeout_s=5.0).open().close()
-        except BCIError as err:
-            refused = f"{type(err).__name__}: {err}"
+        # a second session that names the amplifier's stream instead of its source_id
+        second = tmp / "by_name.yaml"
+        second.write_text(
+            yaml.safe_dump(
+                {
+                    "name": "by_name",
+                    "duration_s": 5.0,
+                    "source": {"kind": "lsl", "name": rig.tag, "n_channels": 4, "timeout_s": 5},
+                    "timing": {"stream_timeout_s": 5.0},
+                    "recording": {"enabled": False},
+                    "runs_root": str(tmp / "runs2"),
+                }
+            )
+        )
+        proc = subprocess.run(
+            bci("run", str(second), "--quiet"), capture_output=True, text=True, timeout=120,
+            env=_env(),
+        )  # fmt: skip
         rig.run_for(1.0)
     finally:
-        stats = rig.stop()
+        summary = rig.stop()
+    refused = proc.returncode != 0 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines() or [""]
+    message = next((ln for ln in lines if "streams match" in ln), lines[-1])
     result = rig.measure(
         "second stream, same name, 7 channels",
         t_fault,
-        (f"by-name resolve refused ({refused.split(':')[0]}); " if refused else "NOT REFUSED; ")
-        + "loop (by source_id) unaffected",
-        needs_safe=False,
+        ("a session naming the stream is refused: " if refused else "NOT REFUSED: ")
+        + message[:100]
+        + "; the running session (by source_id) rides through",
+        bound_s=None,
     )
-    amps, stamps = result.details["amps"], result.details["bio_stamps"]
     result.details.update(
-        refused=refused, on_after=float(np.mean(amps[stamps > t_fault + 0.5] > 0)), stats=stats
+        refused=refused,
+        message=proc.stdout + proc.stderr,
+        on_after=AMPLITUDE_MA in within(result.details["amps"], t_fault + 0.5),
     )
-    return result
+    return _finish(rig, result, summary)
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    from fault_rig import HERE, ROOT
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(HERE), env.get("PYTHONPATH", "")])
+    return env
 
 
 def clock_jump(tmp: Path, short: bool = True) -> FaultResult:
-    rig = FaultRig(tmp, source_args=["--jump-s", "5"]).start()
+    rig = FaultRig(tmp, source="amp", source_args=["--jump-s", "5"]).start()
     try:
-        rig.run_for(2.0)
+        rig.run_for(1.0)
         t_fault = rig.signal_source(signal.SIGUSR2)
         rig.run_for(2.5)
     finally:
-        stats = rig.stop()
-    events = rig.loop_events()
+        summary = rig.stop()
     result = rig.measure(
         "clock jump +5 s in the source's stamps",
         t_fault,
-        _detected(events, "source gap", t_fault, "LSLSource gap event")
-        + "; loop goes on (limiter runs on the stimulator's clock)",
-        needs_safe=False,
+        _after(rig, "source gap", t_fault, "runner: LSLSource gap event")
+        + "; loop goes on (limiters on their own clocks)",
+        bound_s=None,
     )
-    amps, stamps = result.details["amps"], result.details["bio_stamps"]
-    result.details.update(
-        on_after=float(np.mean(amps[stamps > t_fault + 0.5] > 0)), stats=stats, events=events
-    )
-    return result
+    result.details["on_after"] = AMPLITUDE_MA in within(result.details["amps"], t_fault + 0.5)
+    return _finish(rig, result, summary)
 
 
 def part_fails(part: str, how: str) -> Callable[[Path, bool], FaultResult]:
     def scenario(tmp: Path, short: bool = True) -> FaultResult:
-        rig = FaultRig(tmp, loop_args=["--fault-at-s", "2", f"--{part}-fault", how]).start()
+        rig = FaultRig(
+            tmp,
+            decoder_fault=how if part == "decoder" else None,
+            controller_fault=how if part == "controller" else None,
+        ).start()
         try:
-            rig.run_for(2.0 + (3.0 if how == "hang" else 2.0))
+            rig.run_for(1.0)
+            t_fault = rig.trigger()
+            rig.run_for(2.0)
+            if how == "raise" and rig.runner is not None:  # it stops by itself
+                rig.runner.proc.wait(60)
         finally:
-            rig.stop()
-        events = rig.loop_events()
-        injected = _first(events, "fault injected", 0.0)
-        t_fault = injected["t"] if injected else None
-        detected = {
-            "raise": "exception -> loop sends the safe state, stops",
-            "nan": "NaN command -> limiter 'invalid' -> safe state",
-            "hang": "plant watchdog trip (no command for 0.1 s)",
+            summary = rig.stop()
+        detected, bound = {
+            "raise": (
+                "runner: exception -> safe state, stops",
+                runner_bound_s(),
+            ),
+            "nan": ("runner's limiter: NaN command 'invalid' -> safe state", runner_bound_s()),
+            "hang": ("plant watchdog trip (no command for 0.1 s)", watchdog_bound_s()),
         }[how]
         result = rig.measure(
-            f"{part} {'raises' if how == 'raise' else how + 's'}", t_fault, detected
+            f"{part} {'raises' if how == 'raise' else how + 's'}", t_fault, detected, bound_s=bound
         )
-        result.details.update(
-            events=events, loop_exit=rig.loop.proc.returncode if rig.loop else None
-        )
-        return result
+        return _finish(rig, result, summary)
 
     return scenario
 
@@ -245,93 +306,70 @@ def cpu_starved(tmp: Path, short: bool = True, starve_s: float | None = None) ->
         rig.run_for(2.0)
         t_fault = pylsl.local_clock()
         burners = rig.burn_cpu(2, seconds)
-        rig.run_for(seconds + 3.0)
-        t_end_burn = t_fault + seconds
-        loop_alive = rig.loop is not None and rig.loop.alive
         for b in burners:
-            b.proc.wait(30)
+            b.proc.wait(seconds + 60)
+        t_end_burn = pylsl.local_clock()
+        rig.run_for(3.0)
+        runner_alive = rig.runner is not None and rig.runner.alive
     finally:
-        stats = rig.stop()
+        summary = rig.stop()
     result = rig.measure(
-        f"CPU starved ({seconds:g} s, 2 busy processes)",
+        f"CPU starved {seconds:g} s (2 busy processes)",
         t_fault,
-        "deadline misses counted",
-        needs_safe=False,
+        "",
+        bound_s=None,
     )
-    lat = np.asarray(stats.get("latency") or np.zeros((0, 2)))
-    before = lat[lat[:, 0] < t_fault, 1] if lat.size else np.zeros(0)
-    during = lat[(lat[:, 0] >= t_fault) & (lat[:, 0] < t_end_burn), 1] if lat.size else np.zeros(0)
-    after = lat[lat[:, 0] > t_end_burn + 1.0, 1] if lat.size else np.zeros(0)
-    amps, stamps = result.details["amps"], result.details["bio_stamps"]
+    lat = summary.get("loop_latency") or {}
+    plant = summary.get("plant_process") or {}
+    trips = _count(rig, "watchdog_trip", t_fault)
     result.detected = (
-        f"{stats.get('deadline_misses', 0)} deadline misses (> {stats.get('deadline_ms')} ms) of "
-        f"{stats.get('commands', 0)} commands, {_count_safety(rig, 'watchdog_trip')} watchdog trips"
+        f"{lat.get('deadline_misses', lat.get('misses', '?'))} deadline misses "
+        f"(> 5 ms) of {lat.get('commands', '?')} commands; plant: "
+        f"{plant.get('late_periods', '?')} late periods, {trips} watchdog trips"
     )
     result.details.update(
-        loop_alive=loop_alive,
-        stats=stats,
-        p99_before=float(np.percentile(before, 99)) if before.size else None,
-        p99_during=float(np.percentile(during, 99)) if during.size else None,
-        p99_after=float(np.percentile(after, 99)) if after.size else None,
-        on_after=float(np.mean(amps[stamps > t_end_burn + 1.0] > 0)),
+        runner_alive=runner_alive,
+        on_after=AMPLITUDE_MA in within(result.details["amps"], t_end_burn + 1.0),
+        trips=trips,
     )
-    return result
+    return _finish(rig, result, summary)
 
 
 def disk_full(tmp: Path, short: bool = True) -> FaultResult:
-    # a second recorder, of the amplifier, on a "disk" of 1.5 MB (about 3 s of it); the loop
-    # watches that recorder and goes to its safe state when it fails
-    rig = FaultRig(tmp, recorder_fsize_bytes=1_500_000, watch_recorder=True).start()
+    # the runner and its children may write files of 2 MB at most: the recording fills it
+    rig = FaultRig(tmp, fsize_bytes=2_000_000).start()
     try:
-        deadline = time.monotonic() + 20.0
-        small = rig.small_disk_recorder
-        assert small is not None
-        while small.alive and time.monotonic() < deadline:
-            time.sleep(0.02)
+        pid = rig.recorder_pid()
+        from fault_rig import pid_alive
+
+        deadline = time.monotonic() + 60.0
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.005)
         t_fault = pylsl.local_clock()
-        rig.run_for(1.5)
+        assert rig.runner is not None
+        rig.runner.proc.wait(30)
     finally:
-        rig.stop()
-    text = small.text()
-    watched = _first(rig.loop_events(), "watched process died", 0.0)
+        summary = rig.stop()
     result = rig.measure(
-        "disk full under the recorder",
-        watched["t"] if watched else t_fault,
-        "recorder exits with its write error; loop sees it, sends the safe state",
+        "disk full under the recorder (RLIMIT_FSIZE 2 MB)",
+        t_fault,
+        f"recorder exits (File too large); runner polls it every {RECORDER_CHECK_S:g} s -> "
+        f"safe state, stops (exit {rig.runner.proc.returncode})",
+        bound_s=runner_bound_s(RECORDER_CHECK_S),
+        repair_first=True,
     )
-    result.details.update(
-        recorder_exit=small.proc.returncode, recorder_output=text, loop_saw_it=watched is not None
-    )
-    return result
+    result.details["error"] = summary.get("error") or ""
+    return _finish(rig, result, summary)
 
 
 def read_only(tmp: Path, short: bool = True) -> dict[str, Any]:
-    """``bci record`` of a live stream onto a read-only file system (sysfs)."""
-    from fault_rig import Child, python
-
-    sid = f"ro-{time.monotonic_ns() % 10**9}"
-    source = Child("amplifier", python("_fault_source.py", sid, sid))
-    try:
-        source.wait_line("t0", 60)
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "bci.cli.main",
-                "record",
-                "--out",
-                "/sys/bci-recording.xdf",
-                "--source-id",
-                sid,
-                "--timeout",
-                "20",
-            ],  # fmt: skip
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    finally:
-        source.kill()
+    """``bci run`` with its run folder on a read-only file system (sysfs)."""
+    rig = FaultRig(tmp, runs_root=Path("/sys/bci-runs"))
+    path = tmp / "session.yaml"
+    path.write_text(yaml.safe_dump(rig.session()))
+    proc = subprocess.run(
+        bci("run", str(path), "--quiet"), capture_output=True, text=True, timeout=120, env=_env()
+    )
     return {"exit": proc.returncode, "output": proc.stdout + proc.stderr}
 
 
@@ -339,8 +377,9 @@ def read_only(tmp: Path, short: bool = True) -> dict[str, Any]:
 FAULTS: dict[str, Callable[..., FaultResult]] = {
     "source_returns": source_returns,
     "source_never_returns": source_never_returns,
+    "plant_killed": plant_killed,
     "recorder_killed": recorder_killed,
-    "loop_killed": loop_killed,
+    "runner_killed": runner_killed,
     "nan_burst": nan_burst,
     "twin_stream": twin_stream,
     "clock_jump": clock_jump,
@@ -353,3 +392,5 @@ FAULTS: dict[str, Callable[..., FaultResult]] = {
     "cpu_starved": cpu_starved,
     "disk_full": disk_full,
 }
+
+__all__ = ["FAULTS", "cpu_starved", "python", "read_only"]

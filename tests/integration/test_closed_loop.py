@@ -229,3 +229,56 @@ def test_a_recorder_that_dies_stops_the_loop_with_stimulation_off(tmp_path: Path
     assert result.summary["signal_s"] < t_kill + 5.0  # stopped at once, not after 60 s
     events = " ".join(result.summary["events"])
     assert "safe state sent (failed)" in events
+
+
+def test_what_the_source_saw_is_in_the_run_events(tmp_path: Path) -> None:
+    """A live stream that falls silent for 0.5 s and then sends NaN: the run's events (summary
+    and the loop's event stream) say so, not only the live view."""
+    import threading
+    import time
+    import uuid
+
+    import pylsl
+
+    from bci.acquisition.metadata import make_stream_info
+
+    sid = f"events-amp-{uuid.uuid4().hex[:8]}"
+    outlet = pylsl.StreamOutlet(make_stream_info(sid, "Neural", 2, 30000.0, "float32", sid))
+    stop = threading.Event()
+
+    def amplifier() -> None:  # 30 samples per ms; silent from 1.5 s to 2 s; NaN at 2.5 s
+        t0, k = pylsl.local_clock(), 0
+        rng = np.random.default_rng(0)
+        while not stop.is_set():
+            t = k / 30000.0
+            wait = t0 + t - pylsl.local_clock()
+            if wait > 0:
+                time.sleep(wait)
+            data = rng.normal(0.0, 10.0, (30, 2)).astype(np.float32)
+            if 2.5 <= t < 2.52:
+                data[:, 1] = np.nan
+            if not 1.5 <= t < 2.0:
+                outlet.push_chunk(data, (t0 + t + np.arange(30) / 30000.0).tolist())
+            k += 30
+
+    thread = threading.Thread(target=amplifier, daemon=True)
+    thread.start()
+    try:
+        config = parse_session(
+            {
+                "name": "source_events",
+                "duration_s": 4.0,
+                "source": {"kind": "lsl", "source_id": sid, "n_channels": 2},
+                "calibration": {"duration_s": 0.0},
+                "recording": {"enabled": False},
+                "runs_root": str(tmp_path),
+            }
+        )
+        result = SessionRunner(config).run()
+    finally:
+        stop.set()
+        thread.join(5.0)
+    assert result.status == "completed", result.summary["error"]
+    events = result.summary["events"]
+    assert any(e.startswith("source gap") and "15000 samples" in e for e in events), events
+    assert any(e.startswith("source nan") for e in events), events

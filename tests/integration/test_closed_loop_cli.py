@@ -82,6 +82,10 @@ def test_sigterm_stops_stimulation_first_and_exits_non_zero(tmp_path: Path) -> N
     assert recording is not None, proc.communicate(timeout=30)[0]
     time.sleep(4.0)  # the loop starts once the recorder is ready, and stimulates at once
     proc.send_signal(signal.SIGTERM)
+    # an impatient user signals again while the run is on its way out (the safe state is held
+    # for 0.5 s): that must not cut the shut-down short
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode != 0, output
     assert "interrupted" in output and "SIGTERM" in output

@@ -1,11 +1,26 @@
-"""Fault injection on loopback LSL (``fault_rig``, ``fault_scenarios``): each fault is detected,
-stimulation reaches the safe state within the stimulator's watchdog bound (watchdog timeout +
-ramp + three 20 ms control periods: the trip falls on a period boundary, the plant simulates one
-period ahead, and reports a period at its end), nothing the recorder had from before the fault is lost
-(every amplifier sample pushed more than 1 s before the fault is in the recording), and no
-applied stimulation ever exceeds the controller's. Each test starts five processes (amplifier,
-plant, loop, recorder, fault): about 30 s on a loaded 2-core machine, so the default run keeps
-four and the rest are ``slow``. ``benchmarks/fault_report.py`` prints them all as one table.
+"""Fault injection into the product's loop, ``bci run`` (``fault_rig``, ``fault_scenarios``).
+
+Each fault is detected, stimulation reaches the safe state (the plant reports a period delivered
+at 0 mA) within its bound, nothing the recorder had from before the fault is lost (every source
+sample pushed more than 1 s before the fault is in the run's recording), and no applied
+stimulation ever exceeds the controller's 1 mA.
+
+Bounds, from their parts (``fault_rig``): a loop that falls silent is caught by the plant's
+watchdog: 0.1 s + the ramp down (1 mA at 100 mA/s) + three 20 ms periods (the trip falls on a
+period boundary, a new setting applies from the next period not yet simulated, a period is
+published at its end) + one period of scheduling allowance = 0.19 s; a failure the runner
+catches itself sends the safe state at once (ramp + the same periods: 0.09 s), plus 0.25 s when
+it learns it by polling its recorder. The bound must hold on the plant's own clock (its stamps:
+from its last period out before the fault to its first safe period; the plant's clock at the fault
+is known to that period, so one period is added). On the wall clock the plant
+process itself can run late on this shared 2-core machine (its stamps are its model clock, and it
+counts "late periods"), so there the tests allow the bound plus its measured lateness when it
+published the safe period (arrival minus stamp); the report shows that lateness beside each row
+and judges "safe" on the wall clock alone.
+
+Each test starts ``bci run`` (runner, plant, recorder: about 15 s to start on a loaded 2-core
+machine), so the default run keeps two (about 45 s) and the rest are ``slow``;
+``benchmarks/fault_report.py`` prints them all as one table.
 """
 
 from __future__ import annotations
@@ -13,72 +28,101 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fault_rig import FaultResult
+from fault_rig import AMPLITUDE_MA, PERIOD_S, FaultResult
 from fault_scenarios import FAULTS, cpu_starved, read_only
 
 
 def _check(result: FaultResult) -> None:
-    assert result.samples_lost == 0, result.row()
-    assert result.max_applied_ma <= 1.0 + 1e-9, result.row()  # nothing above the controller's
-    assert result.safe, (result.row(), result.bound_s)
-    assert "NOT" not in result.detected, result.row()
+    row = result.row()
+    assert result.samples_lost == 0, row
+    assert result.max_applied_ma <= AMPLITUDE_MA + 1e-9, row  # nothing above the controller's
+    assert "NOT" not in result.detected, row
+    if result.bound_s is not None:
+        assert result.time_to_safe_s is not None, row
+        # on the plant's own clock (its stamps), from its last period out before the fault: the
+        # plant's clock at the fault is known to that period, hence one period more
+        plant_clock = result.details["plant_clock_time_to_safe_s"]
+        assert plant_clock is not None, row
+        assert plant_clock <= result.bound_s + PERIOD_S + 1e-6, (row, plant_clock)
+        # on the wall clock: that, plus how late the plant process published the safe period
+        lag = result.details["plant_lag_s"] or 0.0
+        assert result.time_to_safe_s <= result.bound_s + lag, (row, lag)
 
 
+def test_a_decoder_that_raises_stops_the_run_in_the_safe_state(tmp_path: Path) -> None:
+    result = FAULTS["decoder_raises"](tmp_path)
+    _check(result)
+    assert result.details["runner_exit"] == 1
+    summary = result.details["summary"]
+    assert summary["status"] == "failed" and "injected failure" in summary["error"]
+    assert "safe state sent (failed)" in " ".join(summary["events"])
+
+
+def test_a_killed_runner_leaves_the_plant_safe_and_the_recorder_recording(
+    tmp_path: Path,
+) -> None:
+    result = FAULTS["runner_killed"](tmp_path)
+    _check(result)
+    d = result.details
+    assert d["runner_exit"] == -9
+    # the runner's recorder kept recording the plant after the runner died
+    assert d["raw_after_s"] > d["run_after_s"] - 1.0
+    assert d["bio_after_s"] > d["run_after_s"] - 1.0
+
+
+@pytest.mark.slow
 def test_a_source_that_dies_and_returns_after_2_s(tmp_path: Path) -> None:
     result = FAULTS["source_returns"](tmp_path)
     _check(result)
-    assert result.time_to_safe_s is not None
     assert result.details["resumed"], "the loop did not resume when the source came back"
-
-
-def test_a_killed_loop_leaves_the_plant_safe_and_the_recorder_recording(tmp_path: Path) -> None:
-    result = FAULTS["loop_killed"](tmp_path)
-    _check(result)
-    # the recorder kept recording the amplifier and the plant after the loop died
-    assert result.details["amp_after_s"] > result.details["run_after_s"] - 1.0
-    assert result.details["bio_after_s"] > result.details["run_after_s"] - 1.0
-
-
-def test_a_nan_and_inf_burst_gives_the_safe_state_then_recovers(tmp_path: Path) -> None:
-    result = FAULTS["nan_burst"](tmp_path)
-    _check(result)
-    assert result.details["nan_samples"] > 0 and result.details["invalid"] > 0
-    assert result.details["resumed"]
-
-
-def test_a_decoder_that_raises_stops_the_loop_in_the_safe_state(tmp_path: Path) -> None:
-    result = FAULTS["decoder_raises"](tmp_path)
-    _check(result)
-    assert result.details["loop_exit"] == 2
 
 
 @pytest.mark.slow
 def test_a_source_that_never_returns(tmp_path: Path) -> None:
     result = FAULTS["source_never_returns"](tmp_path, short=False)
     _check(result)
-    assert result.details["stays_safe"] and result.details["loop_alive"]
+    assert result.details["stays_safe"] and result.details["runner_alive"]
 
 
 @pytest.mark.slow
-def test_a_killed_recorder_loses_nothing_it_had(tmp_path: Path) -> None:
+def test_a_killed_plant_stops_the_run(tmp_path: Path) -> None:
+    result = FAULTS["plant_killed"](tmp_path)
+    _check(result)
+    summary = result.details["summary"]
+    assert result.details["runner_exit"] == 1 and summary["status"] == "failed"
+    assert "plant process exited" in summary["error"]
+
+
+@pytest.mark.slow
+def test_a_killed_recorder_stops_the_run_in_the_safe_state(tmp_path: Path) -> None:
     result = FAULTS["recorder_killed"](tmp_path)
     _check(result)
-    assert result.details["loop_alive"]
+    summary = result.details["summary"]
+    assert result.details["runner_exit"] == 1
+    assert "recorder stopped during the session" in summary["error"]
+
+
+@pytest.mark.slow
+def test_a_nan_and_inf_burst_is_ridden_through(tmp_path: Path) -> None:
+    result = FAULTS["nan_burst"](tmp_path)
+    _check(result)
+    assert result.details["on_after"]
+    assert any(e.startswith("source nan") for e in result.details["summary"]["events"])
 
 
 @pytest.mark.slow
 def test_a_second_stream_of_the_same_name_is_refused_by_name(tmp_path: Path) -> None:
     result = FAULTS["twin_stream"](tmp_path)
     _check(result)
-    assert "AmbiguousStreamError" in result.details["refused"]
-    assert result.details["on_after"] > 0.0
+    assert result.details["refused"], result.details["message"]
+    assert result.details["on_after"]
 
 
 @pytest.mark.slow
 def test_a_clock_jump_is_a_gap_and_the_loop_goes_on(tmp_path: Path) -> None:
     result = FAULTS["clock_jump"](tmp_path)
     _check(result)
-    assert result.details["on_after"] > 0.0
+    assert result.details["on_after"]
 
 
 @pytest.mark.slow
@@ -95,21 +139,21 @@ def test_a_starved_cpu_counts_misses_and_recovers(tmp_path: Path) -> None:
     result = cpu_starved(tmp_path, short=False)  # 10 s, two busy processes on two cores
     _check(result)
     d = result.details
-    assert d["loop_alive"] and d["stats"]["commands"] > 0
-    assert d["on_after"] > 0.0  # stimulation resumed after the starvation
+    assert d["runner_alive"] and d["summary"]["loop_latency"]["commands"] > 0
+    assert d["on_after"]  # stimulation back on after the starvation, by itself
 
 
 @pytest.mark.slow
-def test_a_full_disk_stops_the_recorder_clearly_and_the_loop_goes_safe(tmp_path: Path) -> None:
+def test_a_full_disk_stops_the_run_clearly_in_the_safe_state(tmp_path: Path) -> None:
     result = FAULTS["disk_full"](tmp_path)
     _check(result)
-    d = result.details
-    assert d["recorder_exit"] not in (0, None) and d["loop_saw_it"]
-    assert "File too large" in d["recorder_output"] or "No space" in d["recorder_output"]
+    error = result.details["error"]
+    assert "recorder stopped during the session" in error
+    assert "File too large" in error or "No space" in error, error
 
 
-def test_a_read_only_output_is_refused_before_recording(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_a_read_only_run_folder_is_refused_before_anything_starts(tmp_path: Path) -> None:
     out = read_only(tmp_path)
-    assert out["exit"] != 0 and "/sys/bci-recording.xdf" in out["output"], out
-    assert "Permission denied" in out["output"] or "Read-only" in out["output"], out
-    assert "Traceback" not in out["output"]
+    assert out["exit"] != 0 and "/sys/bci-runs" in out["output"], out
+    assert "Traceback" not in out["output"], out

@@ -99,6 +99,19 @@ def test_nan_rows_flagged_and_state_recovers() -> None:
     np.testing.assert_array_equal(y[:, 0], clean[:, 0])
 
 
+def test_an_infinite_sample_does_not_poison_the_filter_state() -> None:
+    """An amplifier that sends +-inf (a saturated or broken channel) for a moment: the output is
+    NaN there, like a missing sample, and finite again right after (an IIR state that took an
+    inf would stay non-finite for good, and the loop would decode nothing from that channel)."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(0, 10, size=(9000, 2)).astype(np.float32)
+    x[3000:3100, 1] = np.inf
+    x[3050, 1] = -np.inf
+    y = run_chunked(BandPass(), x, np.full(30, 300))
+    assert np.isnan(y[3000:3100, 1]).all()
+    assert np.isfinite(np.delete(y, np.s_[3000:3100], axis=0)).all()
+
+
 def test_wrong_channel_count_names_both() -> None:
     bp = BandPass()
     bp.prepare(StreamSpec("signal", 4, SFREQ))

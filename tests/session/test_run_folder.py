@@ -84,3 +84,12 @@ def test_summary_json_converts_numpy_types(tmp_path):
     }
     with pytest.raises(ConfigError, match="object"):
         write_summary(tmp_path, {"x": object()})
+
+
+def test_a_run_folder_on_a_read_only_file_system_is_a_clear_error() -> None:
+    from bci.errors import BCIError
+
+    with pytest.raises(
+        BCIError, match="Cannot create a run folder in '/sys/bci-runs'.*--runs-root"
+    ):
+        create_run_dir("demo", "/sys/bci-runs")

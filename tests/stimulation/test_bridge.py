@@ -310,6 +310,45 @@ def test_watchdog_trips_within_its_timeout_when_the_controller_falls_silent(
         assert np.count_nonzero(amps[np.argmax(amps == 2.0) :] == 0.0) > 10  # off, and stays off
 
 
+def test_a_plant_that_runs_late_still_publishes_as_it_goes(source_id: str) -> None:
+    """A plant process that cannot keep up with the wall clock (a loaded machine) publishes each
+    period as soon as it is simulated, not only once it has caught up: the loop and the recorder
+    keep getting data, late."""
+    bridge, _ = _bridge(source_id, lockstep=False, limits={"watchdog_timeout_s": None})
+    step = bridge.network.step
+
+    def slow_step(*args: Any, **kwargs: Any) -> Any:  # 30 ms of wall time per 20 ms period
+        time.sleep(0.03)
+        return step(*args, **kwargs)
+
+    bridge.network.step = slow_step  # type: ignore[method-assign]
+    with bridge:
+        biomarkers = _inlet(f"{source_id}-biomarkers")
+        arrived: list[float] = []
+
+        def pull() -> None:
+            while len(arrived) < 40:
+                _, stamps = biomarkers.pull_chunk(timeout=0.01)
+                arrived.extend(time.monotonic() for _ in stamps)
+                if time.monotonic() > t_end + 5.0:
+                    return
+
+        t_end = time.monotonic() + 60.0
+        puller = threading.Thread(target=pull)
+        puller.start()
+        t_start = time.monotonic()
+        stats = bridge.run(0.8)  # 40 periods, about 1.2 s of wall time
+        t_end = time.monotonic()
+        puller.join()
+        assert stats.late_periods > 0  # it did run late
+        assert arrived, "no biomarker sample arrived"
+        # the first period went out right after it was simulated, long before the run ended
+        assert arrived[0] - t_start < 0.5 * (t_end - t_start), (
+            arrived[0] - t_start,
+            t_end - t_start,
+        )
+
+
 def test_lockstep_reports_what_it_waits_for(source_id: str) -> None:
     bridge, _ = _bridge(source_id)
     reports: list[float] = []
