@@ -11,6 +11,7 @@ recorder killed that way leaves a file without footers). Every ``bci`` process t
 from __future__ import annotations
 
 import signal
+import threading
 
 __all__ = ["STOP_SIGNALS", "accept_stop_signals"]
 
@@ -22,10 +23,13 @@ def accept_stop_signals() -> None:
     """Unblock SIGINT and SIGTERM in this thread and undo an inherited "ignore".
 
     SIGINT gets Python's default handler (``KeyboardInterrupt``) and SIGTERM the default action
-    if the parent had them ignored; handlers the process installs later are unaffected. Call it
-    from the main thread, before starting threads (they inherit the mask).
+    if the parent had them ignored (in the main thread; elsewhere only the mask is changed);
+    handlers the process installs later are unaffected. Call it first thing in a process's
+    main thread, before starting threads (they inherit the mask).
     """
     signal.pthread_sigmask(signal.SIG_UNBLOCK, set(STOP_SIGNALS))
+    if threading.current_thread() is not threading.main_thread():
+        return  # handlers can be set from the main thread only
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:

@@ -49,10 +49,20 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="bci-closed-loop")
 def cli() -> None:
     """Closed-loop BCI toolkit: LSL acquisition, online sorting, decoding, adaptive DBS."""
+
+
+def main() -> None:
+    """The ``bci`` command: :func:`cli` in a process that takes its stop signals.
+
+    Ctrl-C or a parent's SIGINT stops every command, whatever the parent blocked or ignored
+    (:mod:`bci.signals`). Calling :func:`cli` in-process (click's ``CliRunner``) leaves the
+    caller's signal handling alone.
+    """
     from bci.signals import accept_stop_signals
 
-    accept_stop_signals()  # Ctrl-C / a parent's SIGINT stop every command (bci.signals)
+    accept_stop_signals()
+    cli()
 
 
 if __name__ == "__main__":
-    cli()
+    main()

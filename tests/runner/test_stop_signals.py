@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pylsl
+from click.testing import CliRunner
 
+from bci.cli.main import cli
 from bci.runner.sources import start_source
 from bci.session.config import parse_session
 from bci.session.recorder_process import spawn_recorder
@@ -79,3 +83,23 @@ def test_a_plant_started_under_a_blocked_sigint_stops_cleanly(tmp_path: Path) ->
     assert child is not None and child.alive
     code = child.stop(timeout_s=STOP_TIMEOUT_S)  # SIGINT, then SIGKILL after the timeout
     assert code == 0, child.tail()  # -9 when it had to be killed
+
+
+def test_the_cli_run_in_process_from_a_thread_leaves_signal_handling_alone() -> None:
+    """``CliRunner`` in a worker thread, in a process started with SIGINT ignored (a background
+    job of a non-interactive shell, as CI may start ``make test``): the command runs; only the
+    ``bci`` process entry point touches the stop signals (a handler set from a thread raises)."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    result: dict[str, Any] = {}
+    try:
+        worker = threading.Thread(
+            target=lambda: result.update(out=CliRunner().invoke(cli, ["sessions"]))
+        )
+        worker.start()
+        worker.join(60.0)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # the caller's, untouched
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    out = result["out"]
+    assert out.exit_code == 0, out.output
+    assert "closed_loop_dbs" in out.output
