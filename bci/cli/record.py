@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from bci.cli._params import FiniteFloat, fail, non_negative_float, positive_float
+from bci.signals import STOP_SIGNALS
 
 
 def _check_writable(path: Path, flag: str, *, overwrite: bool = False) -> None:
@@ -194,7 +195,7 @@ def record(
     def _on_signal(signum: int, frame: FrameType | None) -> None:
         stop_requested.append(signal.Signals(signum).name)
 
-    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {sig: signal.signal(sig, _on_signal) for sig in STOP_SIGNALS}
     failure: BCIError | None = None
     t_start = time.monotonic()
     try:

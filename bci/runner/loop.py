@@ -51,6 +51,7 @@ from bci.runner.sources import SourceSession, start_source
 from bci.runner.truth import TruthFeed
 from bci.session.config import ControllerConfig, SessionConfig
 from bci.session.run_folder import create_run_dir, write_summary
+from bci.signals import STOP_SIGNALS
 from bci.stream import SignalChunk, StimCommand
 
 __all__ = ["RunInterrupted", "RunResult", "SessionRunner"]
@@ -234,7 +235,7 @@ class SessionRunner(RunLifecycle, RunReport):
             self._stop_reason = signal.Signals(signum).name
             raise RunInterrupted(f"Stopped by {self._stop_reason}.")
 
-        return {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        return {sig: signal.signal(sig, _on_signal) for sig in STOP_SIGNALS}
 
     @staticmethod
     def _restore_signals(previous: dict[int, Any]) -> None:
