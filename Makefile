@@ -22,8 +22,12 @@ $(STAMP): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 	$(PIP) install --quiet -c $(CONSTRAINTS) -e '.[test,train]'
 	touch $(STAMP)
 
+# NeuroBench (its metric code, for bench_decoders.py) goes in without its dependencies: it requires
+# torchaudio and tonic, whose releases pull another torch and numpy < 2, but only its datasets and
+# audio pre-processors import them; its metrics need torch, snnTorch, numpy and tqdm, all here.
 $(VENV)/.installed-bench: $(STAMP)
 	$(PIP) install --quiet -c $(CONSTRAINTS) -e '.[test,train,bench]'
+	$(PIP) install --quiet --no-deps -c $(CONSTRAINTS) neurobench
 	touch $@
 
 # The closed loop (plant -> sorting -> symptom decoder -> RL-SNN controller -> limiter -> plant), then

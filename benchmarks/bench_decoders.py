@@ -6,11 +6,16 @@ Task: 96 cosine-tuned units (:func:`bci.synthesis.motor.simulate_reaching`, rand
 10 minutes, 20-ms bins, hand velocity (vx, vy); trained on the first 80%, scored on the last 20%
 (R2 per output and their mean), three seeds. Per decoder: R2 (mean, min and max over seeds),
 footprint (parameters x 4 bytes, float32), activation sparsity and effective synaptic operations
-per bin (MACs and ACs, NeuroBench's definitions, counted by :mod:`decoders.runtime`: NeuroBench
-itself is not installed, its 2.3 release pins torchaudio and tonic versions incompatible with this
-environment's torch 2.13 and numpy 2), and per-bin inference time (p50/p99) of the numpy path;
-for the spiking decoders also the plain-torch step of the same network, side by side in one run.
-The runtime timing of a 96-256-2 LIF network is measured separately (the issue's speed goal).
+per bin (MACs and ACs, NeuroBench's definitions, counted by :mod:`decoders.runtime`), and
+per-bin inference time (p50/p99) of the numpy path; for the spiking decoders also the plain-torch
+step of the same network, side by side in one run. The runtime timing of a 96-256-2 LIF network
+is measured separately (the issue's speed goal).
+
+When NeuroBench is installed (the ``bench`` extra: ``make bench`` installs it without its
+dependencies, see ``benchmarks/_neurobench.py``), its own metric classes (``Footprint``,
+``ActivationSparsity``, ``SynapticOperations``, ``R2``) measure every decoder except the Kalman
+filter (no layers it can hook) on the first ``--neurobench-bins`` test bins, beside our counts on
+the same bins, in a second table.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import _neurobench
 import numpy as np
 
 from bci.synthesis.motor import simulate_reaching
@@ -73,7 +79,27 @@ def torch_step_fn(dec: Any) -> Any:
     return step
 
 
-def bench_seed(seed: int, duration_s: float, quick: bool) -> list[dict[str, Any]]:
+def neurobench_row(dec: Any, X: np.ndarray, Y: np.ndarray) -> dict[str, Any] | None:
+    """NeuroBench's numbers for ``dec`` on ``(X, Y)`` beside ours on the same bins (None when
+    NeuroBench is not installed or cannot hook the decoder)."""
+    if _neurobench.available() is None:
+        return None
+    try:
+        nb = _neurobench.measure(dec, X, Y)
+    except TypeError:  # the Kalman filter
+        return None
+    if hasattr(dec, "count_ops"):
+        ops = dec.count_ops(X)
+        ours = {"macs": ops.macs_per_bin, "acs": ops.acs_per_bin, "dense": ops.dense / ops.bins}
+        ours["sparsity"] = ops.activation_sparsity
+    else:
+        ours = {"macs": dec.synaptic_ops["macs"], "acs": 0.0, "dense": dec.synaptic_ops["macs"]}
+    return {"neurobench": nb, "ours": ours}
+
+
+def bench_seed(
+    seed: int, duration_s: float, quick: bool, nb_bins: int = 1000
+) -> list[dict[str, Any]]:
     data = simulate_reaching(96, duration_s, 0.02, seed=seed)
     X, Y = data.counts, data.velocity
     n = int(0.8 * len(X))
@@ -119,6 +145,9 @@ def bench_seed(seed: int, duration_s: float, quick: bool) -> list[dict[str, Any]
             _, arrays = dec._state()
             row["params"] = int(sum(np.asarray(a).size for a in arrays.values()))
         row["footprint_bytes"] = 4 * row["params"]
+        nb = neurobench_row(dec, Xte[:nb_bins], Yte[:nb_bins])
+        if nb is not None:
+            row["neurobench"], row["ours_nb_bins"] = nb["neurobench"], nb["ours"]
         dec.reset()
         row["numpy_p50_us"], row["numpy_p99_us"] = time_steps(dec.step, Xte)
         if hasattr(dec, "net") and dec.net.substeps == 1:
@@ -167,8 +196,44 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             vals = [r[key] for r in rs if key in r]
             if vals:
                 entry[key] = float(np.mean(vals))
+        for src, prefix in (("neurobench", "nb_"), ("ours_nb_bins", "ours_")):
+            got = [r[src] for r in rs if src in r]
+            for key in got[0] if got else ():
+                if key != "version":
+                    entry[prefix + key] = float(np.mean([g[key] for g in got]))
+            if prefix == "nb_" and got:
+                entry["nb_max_abs_diff"] = float(np.max([g["max_abs_diff"] for g in got]))
         table.append(entry)
     return table
+
+
+def print_neurobench(table: list[dict[str, Any]], n_bins: int) -> None:
+    """NeuroBench's metrics beside ours (means over seeds, the first ``n_bins`` test bins)."""
+    rows = [e for e in table if "nb_macs" in e]
+    if not rows:
+        print("NeuroBench is not installed: no NeuroBench columns (make bench installs it).")
+        return
+    print(
+        f"NeuroBench {_neurobench.available()} metrics (its own code) vs ours, per bin, first "
+        f"{n_bins} test bins, mean over seeds; R2 is NeuroBench's (mean of vx, vy) on those bins"
+    )
+    print(
+        f"{'decoder':34} {'MACs NB/ours':>17} {'ACs NB/ours':>15} {'MACs+ACs NB/ours':>17} "
+        f"{'dense NB/ours':>17} {'sparsity NB/ours':>17} {'bytes NB/ours':>17} {'R2 NB':>6} "
+        f"{'|out-predict|':>13}"
+    )
+    for e in rows:
+        tot_nb, tot_ours = e["nb_macs"] + e["nb_acs"], e["ours_macs"] + e["ours_acs"]
+        sp = f"{e['nb_sparsity']:.3f}/" + (
+            f"{e['ours_sparsity']:.3f}" if "ours_sparsity" in e else "-"
+        )
+        print(
+            f"{e['decoder']:34} {e['nb_macs']:8.0f}/{e['ours_macs']:<8.0f} "
+            f"{e['nb_acs']:7.0f}/{e['ours_acs']:<7.0f} {tot_nb:8.0f}/{tot_ours:<8.0f} "
+            f"{e['nb_dense']:8.0f}/{e['ours_dense']:<8.0f} {sp:>17} "
+            f"{e['nb_footprint_bytes']:8.0f}/{e['footprint_bytes']:<8.0f} {e['nb_r2']:6.3f} "
+            f"{e['nb_max_abs_diff']:13.1e}"
+        )
 
 
 def main() -> None:
@@ -177,10 +242,13 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--duration", type=float, default=600.0)
     ap.add_argument("--quick", action="store_true", help="3 epochs (a smoke run)")
+    ap.add_argument(
+        "--neurobench-bins", type=int, default=1000, help="test bins NeuroBench measures"
+    )
     args = ap.parse_args()
     rows = []
     for seed in args.seeds:
-        rows += bench_seed(seed, args.duration, args.quick)
+        rows += bench_seed(seed, args.duration, args.quick, args.neurobench_bins)
     table = summarise(rows)
     speed = bench_runtime_96_256_2()
     head = f"{'decoder':34} {'R2 mean [min, max]':>22} {'MACs/bin':>9} {'ACs/bin':>8} {'sparsity':>8} {'bytes':>8} {'numpy p50/p99 us':>17} {'torch p50/p99 us':>17}"
@@ -197,6 +265,7 @@ def main() -> None:
     print(f"96-256-2 LIF, one bin: numpy runtime p50 {speed['numpy_p50_us']:.1f} us / p99 "
           f"{speed['numpy_p99_us']:.1f} us; plain torch p50 {speed['torch_p50_us']:.1f} / p99 "
           f"{speed['torch_p99_us']:.1f} us")  # fmt: skip
+    print_neurobench(table, args.neurobench_bins)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(

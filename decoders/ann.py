@@ -246,7 +246,7 @@ class GRUDecoder(Decoder):
             ops.macs += float(np.count_nonzero(h)) * self.n_outputs
             ops.spikes += float(np.count_nonzero(h))  # non-zero activations
             ops.neuron_steps += self.hidden
-            ops.dense += (x_raw.size + 2 * self.hidden) * H3 + self.hidden * self.n_outputs
+            ops.dense += (x_raw.size + self.hidden) * H3 + self.hidden * self.n_outputs
         self.reset()
         return ops
 
