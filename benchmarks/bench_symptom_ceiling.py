@@ -3,7 +3,7 @@
 Usage: ``python benchmarks/bench_symptom_ceiling.py --json OUT [--train-seeds 0 1 2 3 4 5]
 [--test-seeds 100 101 102 103 104 105]``
 
-The same sessions as ``bench_symptom_decoder.py`` (``BasalGanglia-v0``'s Parkinsonian network,
+The sessions of the issue's goal (``BasalGanglia-v0``'s Parkinsonian network, stationary,
 10 cells per nucleus, 30 s: 10 s DBS off, 10 s So-2012 STN-DBS, 10 s switching every 0.5-2 s;
 target: the GPi relative beta over the last 0.25 s at every 5-ms step), but no probe and no
 sorter: every decoder here is fed the TRUE spike times of the plant's cells at 1-ms resolution
@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from bench_symptom_decoder import BIN_S, CONDITIONS, DBS_AMPLITUDE, schedule
+from bench_symptom_decoder import BIN_S, CONDITIONS
 from scipy.signal import butter, get_window, lfilter, sosfiltfilt
 
 from decoders.symptom import DEFAULT_MODEL, SymptomDecoder
@@ -58,6 +58,23 @@ HOP_MS = int(round(BIN_S / MS))
 N_CELLS = 10
 EDGES_HZ = (4, 8, 13, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 130, 160, 200, 300, 500)
 PHASE_EDGES_MS = (0, 1, 2, 3, 4, 6, 8, 10, 13, 16, 10**6)
+
+
+DBS_AMPLITUDE = 300.0  # So et al. 2012's STN-DBS (uA/cm2), 130 Hz, 300 us
+
+
+def schedule(condition: str, n_bins: int, rng: np.random.Generator) -> npt.NDArray[np.bool_]:
+    """DBS on/off of every bin: off, on, or switching in blocks of 0.5-2 s."""
+    if condition in ("off", "on"):
+        return np.full(n_bins, condition == "on")
+    out = np.zeros(n_bins, bool)
+    i, state = 0, bool(rng.integers(2))
+    while i < n_bins:
+        n = int(rng.uniform(0.5, 2.0) / BIN_S)
+        out[i : i + n] = state
+        state = not state
+        i += n
+    return out
 
 
 def simulate(seed: int) -> dict[str, Any]:
