@@ -39,12 +39,15 @@ Two feeds, the same features:
 Why inputs that do not depend on unit order: sorted unit identities differ from the plant's cell
 indices and between sessions (and the sorter may split or merge cells), so the features are
 computed from the *pooled* count of all units (the sum is unchanged by relabelling, splitting or
-merging) plus per-unit statistics reduced symmetrically (sums over units). No per-session
-calibration is needed. The shipped model is fitted on both feeds (true spikes of the probed cells
-and the online sorter's units, which find fewer spikes), so one model serves the controller's
-training and the runner; the readout is a ridge regression on the standardised features and their
-pairwise products. How well it tracks the symptom is measured by
-``benchmarks/bench_symptom_decoder.py`` (README, "Decoding").
+merging: its rate, band powers, Fano factor) plus per-unit statistics reduced symmetrically (sums
+over units). No per-session
+calibration is needed. The readout is a ridge regression on the standardised features and their
+pairwise products. The shipped model is fitted on the probed cells' true spikes (the env's feed)
+in sessions of the healthy, Parkinsonian and fluctuating plants with DBS off, on and switching
+over 0.5-2.5 mA and 60-180 Hz (its provenance names the command), and scored on held-out seeds
+on both feeds (true spikes and the online sorter's units) by
+``benchmarks/bench_symptom_decoder.py`` (README, "Decoding"); what spikes can tell about the
+symptom at all is measured by ``benchmarks/bench_symptom_ceiling.py``.
 """
 
 from __future__ import annotations
@@ -60,10 +63,20 @@ import numpy.typing as npt
 from bci.checks import ensure_float
 from decoders.base import Decoder, DecoderInfo, FloatArray, Normalisation, as_matrix
 from decoders.baselines import ridge
-from decoders.errors import DecoderConfigError, DecoderError
+from decoders.errors import DecoderConfigError, DecoderError, ModelFileError
 
 #: The shipped model (see its provenance for the command that trained it).
 DEFAULT_MODEL = Path(__file__).parent / "models" / "symptom_gpi_beta.npz"
+#: Sub-bands (Hz) whose power per spike of the pooled count are features (a coarse spectrum).
+SUB_BANDS_HZ: tuple[tuple[float, float], ...] = (
+    (4.0, 8.0),
+    (8.0, 13.0),
+    (13.0, 20.0),
+    (20.0, 30.0),
+    (30.0, 50.0),
+    (50.0, 75.0),
+    (75.0, 100.0),
+)
 #: Names of the features, in order.
 FEATURE_NAMES: tuple[str, ...] = (
     "log_rate",
@@ -73,12 +86,14 @@ FEATURE_NAMES: tuple[str, ...] = (
     "log_fano",
     "log_synchrony",
     "log_beta_per_spike",
+    *(f"log_power_per_spike_{lo:g}_{hi:g}hz" for lo, hi in SUB_BANDS_HZ),
 )
 _BANDS_HZ = {
     "beta": (13.0, 30.0),
     "low": (4.0, 12.9),
     "gamma": (30.1, 100.0),
     "total": (4.0, 100.0),
+    **{f"{lo:g}_{hi:g}": (lo, hi - 0.1 if hi < 100.0 else hi) for lo, hi in SUB_BANDS_HZ},
 }
 
 
@@ -98,7 +113,8 @@ def window_features(window: npt.NDArray[Any], bin_s: float) -> FloatArray:
     Pooled count ``c`` (sum over units): log mean rate per unit; relative power of ``c`` in the
     beta (13-30 Hz), 4-13 Hz and 30-100 Hz bands over 4-100 Hz (Hann window, mean removed, as the
     plant's beta biomarker); log Fano factor of ``c``; log of Golomb's synchrony
-    ``var(c) / sum_u var(c_u)``; log beta power of ``c`` per spike (beta power above Poisson).
+    ``var(c) / sum_u var(c_u)``; log beta power of ``c`` per spike (beta power above Poisson);
+    the same per-spike log power in each of :data:`SUB_BANDS_HZ` (a coarse spectrum).
     """
     w = np.asarray(window, dtype=np.float64)
     n_bins, n_units = w.shape
@@ -115,9 +131,19 @@ def window_features(window: npt.NDArray[Any], bin_s: float) -> FloatArray:
     unit_var = float(w.var(axis=0).sum())
     sync = var / unit_var if unit_var > 0 else 1.0
     fano = var / mean if mean > 0 else 1.0
-    per_spike = bands["beta"] / (mean * n_bins) if mean > 0 else 0.0
+    spikes = mean * n_bins
+    per_spike = [
+        bands[b] / spikes if spikes > 0 else 0.0
+        for b in ("beta", *(f"{lo:g}_{hi:g}" for lo, hi in SUB_BANDS_HZ))
+    ]
     return np.array(
-        [np.log1p(rate), *rel, np.log(fano + 1e-3), np.log(sync + 1e-3), np.log1p(per_spike)]
+        [
+            np.log1p(rate),
+            *rel,
+            np.log(fano + 1e-3),
+            np.log(sync + 1e-3),
+            *np.log1p(per_spike),
+        ]
     )
 
 
@@ -291,4 +317,10 @@ class SymptomDecoder(Decoder):
         self.norm = Normalisation(np.zeros(1), np.ones(1), np.zeros(1), np.ones(1))
         self.info = DecoderInfo(self.bin_s, (), ("gpi_beta",), ("relative power",))
         self.intercept = float(params["intercept"])
+        if arrays["f_mean"].size != len(FEATURE_NAMES):
+            raise ModelFileError(
+                f"The symptom model has {arrays['f_mean'].size} features, this version computes "
+                f"{len(FEATURE_NAMES)} ({', '.join(FEATURE_NAMES)}): retrain it with "
+                "benchmarks/bench_symptom_decoder.py."
+            )
         self.weights, self.f_mean, self.f_std = arrays["weights"], arrays["f_mean"], arrays["f_std"]

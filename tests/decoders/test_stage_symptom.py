@@ -10,6 +10,7 @@ from bci.features import SpikeBinner
 from bci.stream import BinnedChunk, SpikeChunk, StreamSpec, empty_spikes, stage_from_dict
 from bci.synthesis.motor import MotorSource, simulate_reaching
 from decoders import DecoderError, DecoderStage, WienerDecoder, load
+from decoders.errors import ModelFileError
 from decoders.symptom import SymptomDecoder
 
 
@@ -144,3 +145,16 @@ def test_shipped_symptom_model_loads_without_torch_and_says_how_it_was_made():
         "assert 'torch' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_symptom_model_with_another_feature_set_is_refused_by_name(tmp_path):
+    X, Y = _beta_like_sessions(2, 1)
+    path = SymptomDecoder().fit(X, Y).save(tmp_path / "sym.npz")
+    with np.load(path) as z:
+        entries = {k: z[k] for k in z.files}
+    for key in ("a_f_mean", "a_f_std"):  # a model of the first release: 7 features
+        entries[key] = entries[key][:7]
+    old = tmp_path / "old.npz"
+    np.savez(old, **entries)
+    with pytest.raises(ModelFileError, match="7 features.*log_power_per_spike_75_100hz"):
+        load(old)
