@@ -1,11 +1,18 @@
 """Benchmark the adaptive-DBS controllers on held-out plants: relief against energy.
 
 Every controller runs through :func:`stimulation.controllers.evaluate` (the same decoder, safety
-limiter and plant settings as online) on both plants (``stationary`` Parkinsonian and
+limiter and plant settings as online: the controllers observe the symptom decoder's estimate from
+the probe's cells) on both plants (``stationary`` Parkinsonian and
 ``fluctuating``), on held-out plant seeds never used in training or tuning (``--seeds``, default
 1-5), ``--duration`` seconds each (10) after the env's warm-up and a 1.5-s settle, every one at
 the same integration step (``--dt-ms``, 0.025 ms by default: the largest step that keeps the
 model's behaviour, 2.5 times fewer steps than So et al.'s 0.01 ms, which ``--dt-ms 0.01`` uses):
+
+Every adaptive baseline runs twice: on the decoder's estimate (what it has online) and, as a
+privileged comparison, on the plant's own GPi beta biomarker (``symptom_source="plant_beta"``,
+its LFP: a quantity the loop does not have), each tuned on its own observation. The RL-SNN
+controller observes what its model file says it was trained on (the decoder for a model trained
+through it).
 
 1. **Tuning** (training seeds only, ``--tuning-seeds``, default 101-103, 4 s each): a small grid
    per baseline (threshold: percentile x amplitude; dual threshold: percentile pairs; PI: Kp x
@@ -66,14 +73,24 @@ TUNING_GRID: dict[str, list[dict[str, Any]]] = {
 }
 CONTINUOUS_GRID = [
     {"amplitude_ma": a, "frequency_hz": f}
-    for a, f in itertools.product((1.0, 1.67, 2.5), (60.0, 100.0, 130.0))
+    for a, f in itertools.product((1.0, 1.33, 1.67, 2.0, 2.5), (60.0, 100.0, 130.0))
 ]
+#: What the adaptive baselines observe: the decoder (online) and the plant's beta (privileged).
+SOURCES = ("decoder", "plant_beta")
+#: Off and continuous DBS ignore the observation: the cheaper source, same plant results.
+NO_OBSERVATION = "plant_beta"
 #: Continuous DBS at its default (So 2012), named explicitly so the grid shares its runs.
 CONTINUOUS_DEFAULT = {"amplitude_ma": 2.5, "frequency_hz": 130.0}
 
 
-def _key(name: str, params: dict[str, Any], plant: str, seeds: list[int], duration: float) -> str:
-    return json.dumps([name, params, plant, seeds, duration], sort_keys=True)
+def _key(
+    name: str, params: dict[str, Any], plant: str, seeds: list[int], duration: float, source: str
+) -> str:
+    return json.dumps([name, params, plant, seeds, duration, source], sort_keys=True)
+
+
+def _label(name: str, source: str) -> str:
+    return name if source == "decoder" or name in ("off", "continuous") else f"{name}@{source}"
 
 
 class Runner:
@@ -88,20 +105,28 @@ class Runner:
         self.extra: dict[str, Any] = {}
 
     def run(
-        self, name: str, params: dict[str, Any], plant: str, seeds: list[int], duration: float
+        self,
+        name: str,
+        params: dict[str, Any],
+        plant: str,
+        seeds: list[int],
+        duration: float,
+        source: str = NO_OBSERVATION,
     ) -> list[dict[str, Any]]:
-        key = _key(name, {**params, "dt_ms": self.dt_ms}, plant, seeds, duration)
+        key = _key(name, {**params, "dt_ms": self.dt_ms}, plant, seeds, duration, source)
         if key not in self.cache:
             t0 = time.perf_counter()
             env = {"dt_ms": self.dt_ms}
-            rows = evaluate(name, seeds, duration, plant, env_kwargs=env, **params)
+            rows = evaluate(
+                name, seeds, duration, plant, env_kwargs=env, symptom_source=source, **params
+            )
             for row in rows:
                 row["params"] = params
                 row["wall_s"] = time.perf_counter() - t0
             self.cache[key] = rows
             self.save()
             print(
-                f"  {plant:11s} {name:14s} {json.dumps(params):48s} EI "
+                f"  {plant:11s} {_label(name, source):24s} {json.dumps(params):48s} EI "
                 f"{np.mean([r['error_index'] for r in rows]):.3f} energy "
                 f"{np.mean([r['energy'] for r in rows]):.3f} ({time.perf_counter() - t0:.0f} s)",
                 flush=True,
@@ -129,7 +154,9 @@ def mean(rows: list[dict[str, Any]], key: str) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
-def tune(runner: Runner, plant: str, seeds: list[int], duration: float) -> dict[str, Any]:
+def tune(
+    runner: Runner, plant: str, seeds: list[int], duration: float, source: str
+) -> dict[str, Any]:
     """The tuned parameters of each baseline on the training seeds (module docstring)."""
     off = mean(runner.run("off", {}, plant, seeds, duration), "error_index")
     cont = mean(runner.run("continuous", CONTINUOUS_DEFAULT, plant, seeds, duration), "error_index")
@@ -138,7 +165,7 @@ def tune(runner: Runner, plant: str, seeds: list[int], duration: float) -> dict[
     for name, grid in TUNING_GRID.items():
         scored = []
         for params in grid:
-            rows = runner.run(name, params, plant, seeds, duration)
+            rows = runner.run(name, params, plant, seeds, duration, source)
             relief = off - mean(rows, "error_index")
             scored.append((relief >= target, relief, mean(rows, "energy"), params))
         good = [s for s in scored if s[0]]
@@ -185,9 +212,14 @@ def goals(table: dict[str, list[dict[str, Any]]], sweeps: dict[str, Any], plant:
     grid = sweeps.get("continuous", [])
     reaching = [p for p in grid if p["error_index"] <= ei_rl + 1e-12]
     cheapest = min(reaching, key=lambda p: p["energy"]) if reaching else None
+    tuned_points = [
+        {"params": {"controller": k}, **{m: mean(v, m) for m in METRICS}}
+        for k, v in table.items()
+        if k not in ("rl_snn", "off")
+    ]
     dominated_by = [
         p
-        for curve in sweeps.values()
+        for curve in [*sweeps.values(), tuned_points]
         for p in curve
         if p["error_index"] < ei_rl and p["energy"] < e_rl
     ]
@@ -311,6 +343,7 @@ def main() -> None:
         "duration_s": args.duration,
         "dt_ms": args.dt_ms,
         "rl_model": str(model),
+        "rl_symptom_source": None if rl_meta is None else rl_meta.get("symptom_source", "decoder"),
         "rl_training": None
         if rl_meta is None
         else {k: rl_meta.get(k) for k in ("command", "seed", "wall_s", "steps", "config")},
@@ -318,9 +351,13 @@ def main() -> None:
     }
     traces: dict[str, Any] = {}
     t_start = time.perf_counter()
+    rl_source = str((rl_meta or {}).get("symptom_source", "decoder"))
     for plant in args.plants:
         print(f"[{plant}] tuning on seeds {args.tuning_seeds}", flush=True)
-        tuned = tune(runner, plant, args.tuning_seeds, args.tuning_duration)
+        tuned = {
+            source: tune(runner, plant, args.tuning_seeds, args.tuning_duration, source)
+            for source in SOURCES
+        }
         print(f"[{plant}] held-out seeds {args.seeds}", flush=True)
         table: dict[str, list[dict[str, Any]]] = {
             "off": runner.run("off", {}, plant, args.seeds, args.duration),
@@ -328,24 +365,27 @@ def main() -> None:
                 "continuous", CONTINUOUS_DEFAULT, plant, args.seeds, args.duration
             ),
         }
-        for name, choice in tuned.items():
-            table[name] = runner.run(name, choice["params"], plant, args.seeds, args.duration)
+        for source in SOURCES:
+            for name, choice in tuned[source].items():
+                table[_label(name, source)] = runner.run(
+                    name, choice["params"], plant, args.seeds, args.duration, source
+                )
         if rl_meta is not None:
             table["rl_snn"] = runner.run(
-                "rl_snn", {"model": str(model)}, plant, args.seeds, args.duration
+                "rl_snn", {"model": str(model)}, plant, args.seeds, args.duration, rl_source
             )
-        sweeps: dict[str, list[dict[str, Any]]] = {"continuous": [], "threshold": [], "pi": []}
+        sweeps: dict[str, list[dict[str, Any]]] = {"continuous": []}
         for params in CONTINUOUS_GRID:
             rows = runner.run("continuous", params, plant, args.seeds, args.duration)
             sweeps["continuous"].append(_point(params, rows))
-        for p in (25, 50, 75):
-            params = {**tuned["threshold"]["params"], "percentile": p}
-            rows = runner.run("threshold", params, plant, args.seeds, args.duration)
-            sweeps["threshold"].append(_point(params, rows))
-        for p in (10, 30, 50):
-            params = {**tuned["pi"]["params"], "percentile": p}
-            rows = runner.run("pi", params, plant, args.seeds, args.duration)
-            sweeps["pi"].append(_point(params, rows))
+        for source in SOURCES:
+            for name, key, values in (("threshold", "percentile", (25, 50, 75)),
+                                      ("pi", "percentile", (10, 30, 50))):  # fmt: skip
+                curve = sweeps.setdefault(_label(name, source), [])
+                for p in values:
+                    params = {**tuned[source][name]["params"], key: p}
+                    rows = runner.run(name, params, plant, args.seeds, args.duration, source)
+                    curve.append(_point(params, rows))
         result["plants"][plant] = {
             "tuned": tuned,
             "table": {k: [_plain(r) for r in v] for k, v in table.items()},
@@ -365,6 +405,7 @@ def main() -> None:
                     plant,
                     traces=True,
                     env_kwargs={"dt_ms": args.dt_ms},
+                    symptom_source=table[name][0]["symptom_source"],
                     **params,
                 )
                 traces[name] = {k: np.asarray(v).tolist() for k, v in row[0]["trace"].items()}
@@ -381,13 +422,13 @@ def _point(params: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]
 
 def _print_table(plant: str, table: dict[str, list[dict[str, Any]]]) -> None:
     print(f"\n{plant} plant, held-out seeds (mean [min, max])")
-    print(f"{'controller':16s}" + "".join(f"{m:>24s}" for m in METRICS))
+    print(f"{'controller':26s}" + "".join(f"{m:>24s}" for m in METRICS))
     for name, rows in table.items():
         cells = []
         for m in METRICS:
             v = [r[m] for r in rows if r[m] is not None and math.isfinite(r[m])]
             cells.append(f"{np.mean(v):8.3f} [{min(v):6.3f},{max(v):6.3f}]" if v else f"{'-':>24s}")
-        print(f"{name:16s}" + "".join(f"{c:>24s}" for c in cells))
+        print(f"{name:26s}" + "".join(f"{c:>24s}" for c in cells))
 
 
 if __name__ == "__main__":

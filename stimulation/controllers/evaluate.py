@@ -27,10 +27,11 @@ are scored:
 
 The decoder
 -----------
-The symptom the controllers see is the GPi beta biomarker of the plant's LFP over a causal
-0.25-s window (``features=("beta_gpi",)`` of the env; the bridge publishes the same value online
-on ``<plant>-biomarkers``). :data:`OBSERVATION_FEATURES` names it in one place so the symptom
-decoder can replace it for every controller at once.
+The symptom the controllers see is, by default (``symptom_source="decoder"``), what the online
+loop gives them: the symptom decoder's estimate of the GPi beta from the spikes of the cells the
+plant's probe records (:mod:`stimulation.controllers.observation`). ``symptom_source=
+"plant_beta"`` gives them the plant's own GPi beta biomarker (its LFP over a causal 0.25-s window,
+:data:`OBSERVATION_FEATURES`), the quantity the decoder estimates, to measure what decoding costs.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ import numpy as np
 from bci.checks import check_value, ensure_float
 from bci.stream.chunks import StimCommand
 from stimulation.controllers.base import Controller, ControllerConfigError
+from stimulation.controllers.observation import DecodedSymptom, env_settings
 from stimulation.plant.record import PlantRecord
 from stimulation.safety import SafetyLimiter, SafetyLimits
 from stimulation.safety.units import (
@@ -123,6 +125,7 @@ def evaluate(
     traces: bool = False,
     n_threads: int = 1,
     env_kwargs: dict[str, Any] | None = None,
+    symptom_source: str = "decoder",
     **params: Any,
 ) -> list[dict[str, Any]]:
     """Run ``controller`` on one plant per seed; one row of metrics per seed (module docstring).
@@ -149,6 +152,8 @@ def evaluate(
         Threads of the vector env (1: all seeds in one compiled call).
     env_kwargs : dict, optional
         Further :class:`~stimulation.plant.env.BasalGangliaEnv` settings.
+    symptom_source : {"decoder", "plant_beta"}
+        What the controllers observe (module docstring, "The decoder").
     **params
         Parameters of the named controller.
 
@@ -172,11 +177,23 @@ def evaluate(
     n_settle = int(round(settle_s / period))
     n_score = int(round(duration_s / period))
     kwargs = _env_kwargs(lim, plant, dict(env_kwargs or {}))
+    kwargs.update(env_settings(symptom_source))
     kwargs["control_period_s"] = period
     kwargs["episode_s"] = (n_settle + n_score + 1) * period
     venv = BasalGangliaVectorEnv(num_envs=len(seeds), n_threads=n_threads, **kwargs)
     try:
         obs, info = venv.reset(seed=list[int | None](seeds))
+        decoded = None
+        if symptom_source == "decoder":
+            decoded = [DecodedSymptom(venv.envs[0].cells_per_nucleus) for _ in seeds]
+            for d, network_seed in zip(decoded, info["network_seed"], strict=True):
+                d.reset(int(network_seed))
+
+        def observe(i: int) -> np.ndarray:
+            value = decoded[i].update(obs[i]) if decoded is not None else float(obs[i][0])
+            return np.array([value])
+
+        symptoms = [observe(i) for i in range(len(seeds))]
         limiters = [SafetyLimiter(lim, name=f"limiter-{s}") for s in seeds]
         for limiter in limiters:
             limiter.reset(now=-period)
@@ -188,13 +205,14 @@ def evaluate(
             t = k * period
             actions = np.zeros((len(seeds), 2), dtype=np.float32)
             for i, (ctl, limiter) in enumerate(zip(controllers, limiters, strict=True)):
-                out = limiter.apply(ctl.act(obs[i], t), t)
+                out = limiter.apply(ctl.act(symptoms[i], t), t)
                 actions[i] = command_to_action(out, lim)
                 if k >= n_settle:
                     j = k - n_settle
                     delivered[i, j] = (out.amplitude_ma, out.frequency_hz, out.pulse_width_us)
-                    observed[i, j] = float(obs[i][0])
+                    observed[i, j] = float(symptoms[i][0])
             obs, _, _, _, info = venv.step(actions)
+            symptoms = [observe(i) for i in range(len(seeds))]
             if k >= n_settle:
                 j = k - n_settle
                 pd = info.get("pd_state")
@@ -214,6 +232,7 @@ def evaluate(
         row: dict[str, Any] = {
             "controller": name,
             "plant": plant,
+            "symptom_source": symptom_source,
             "seed": seed,
             "error_index": float(rec.error_index()),
             "gpi_beta": float(rec.beta_power("gpi")),

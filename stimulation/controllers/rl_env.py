@@ -6,9 +6,12 @@ the agent's action in [0, 1] becomes a :class:`~bci.stream.StimCommand` in devic
 (:func:`~stimulation.controllers.rl_snn.action_to_setting`), one
 :class:`~stimulation.safety.SafetyLimiter` per plant checks it, and the plant gets what the
 limiter lets out. The observation is :func:`~stimulation.controllers.rl_snn.observation_vector`
-(the decoded symptom, scaled, and the agent's previous action); the reward is
-``reward_scale * (-symptom - energy_weight * energy)`` with the symptom the GPi beta biomarker and
-the energy relative to continuous So-2012 DBS (:func:`~stimulation.controllers.relative_energy`).
+(the decoded symptom, scaled, the agent's previous action and, with ``memory_tau_s > 0``, its
+memory of its own amplitude); the decoded symptom is what the online loop gives the controller,
+the symptom decoder fed the spikes of the cells the plant's probe records
+(:mod:`stimulation.controllers.observation`; ``symptom_source="plant_beta"`` gives the plant's own
+beta biomarker instead). The reward is ``reward_scale * (-symptom - energy_weight * energy)`` with
+the symptom the plant's GPi beta biomarker (or its thalamic error index) and the energy relative to continuous So-2012 DBS (:func:`~stimulation.controllers.relative_energy`).
 Sub-environments reset themselves when their episode ends (SB3's convention:
 ``infos[i]["terminal_observation"]``).
 """
@@ -29,6 +32,7 @@ from stimulation.controllers.evaluate import (
     command_to_action,
     relative_energy,
 )
+from stimulation.controllers.observation import DecodedSymptom, StimulationMemory, env_settings
 from stimulation.controllers.rl_snn import action_to_setting, observation_vector
 from stimulation.safety import SafetyLimiter, SafetyLimits
 from stimulation.safety.units import REFERENCE_PULSE_WIDTH_US
@@ -67,9 +71,13 @@ class ClosedLoopVecEnv(VecEnv):
     energy_weight, reward_scale, symptom_scale : float
         Reward and observation scaling (module docstring).
     reward_symptom : {"beta", "error_index"}
-        The symptom the reward penalises: the observed GPi beta, or the thalamic error index
+        The symptom the reward penalises: the plant's GPi beta, or the thalamic error index
         over the same window (the simulator's measure of the motor symptom: it shapes training
         only, the observation stays the decoded beta).
+    symptom_source : {"decoder", "plant_beta"}
+        What the agent observes (module docstring).
+    memory_tau_s : float
+        Time constant of the agent's memory of its own amplitude; 0: no memory entry.
     control_frequency : bool
         Whether the action sets the rate too.
     frequency_range_hz : (float, float), optional
@@ -92,11 +100,14 @@ class ClosedLoopVecEnv(VecEnv):
         limits: SafetyLimits | None = None,
         env_kwargs: dict[str, Any] | None = None,
         reward_symptom: str = "beta",
+        symptom_source: str = "decoder",
+        memory_tau_s: float = 0.0,
     ) -> None:
         from stimulation.plant.vector_env import BasalGangliaVectorEnv
 
         self.limits = EVALUATION_LIMITS if limits is None else limits
         kwargs = _env_kwargs(self.limits, plant, dict(env_kwargs or {}))
+        kwargs.update(env_settings(symptom_source))
         kwargs["episode_s"] = episode_s
         self.venv = BasalGangliaVectorEnv(
             num_envs=num_envs, n_threads=1, autoreset_mode="same_step", **kwargs
@@ -105,6 +116,14 @@ class ClosedLoopVecEnv(VecEnv):
         self.n_actions = 2 if control_frequency else 1
         self.meta = action_meta(self.limits, control_frequency, frequency_range_hz)
         self.meta["symptom_scale"] = float(symptom_scale)
+        self.meta["symptom_source"] = symptom_source
+        self.meta["memory_tau_s"] = float(memory_tau_s)
+        self.decoded = (
+            [DecodedSymptom(self.venv.envs[0].cells_per_nucleus) for _ in range(num_envs)]
+            if symptom_source == "decoder"
+            else None
+        )
+        self.memories = [StimulationMemory(memory_tau_s, self.period_s) for _ in range(num_envs)]
         self.energy_weight = float(energy_weight)
         self.reward_scale = float(reward_scale)
         self.symptom_scale = float(symptom_scale)
@@ -115,7 +134,8 @@ class ClosedLoopVecEnv(VecEnv):
                 f"'error_index', but got {reward_symptom!r} instead."
             )
         self.reward_symptom = reward_symptom
-        high = np.array([10.0] + [1.0] * self.n_actions, dtype=np.float32)
+        n_memory = self.memories[0].size
+        high = np.array([10.0] + [1.0] * (self.n_actions + n_memory), dtype=np.float32)
         observation_space = gym.spaces.Box(np.zeros_like(high), high, dtype=np.float32)
         action_space = gym.spaces.Box(0.0, 1.0, shape=(self.n_actions,), dtype=np.float32)
         self.render_mode = None
@@ -128,21 +148,35 @@ class ClosedLoopVecEnv(VecEnv):
         self._symptom = np.zeros(num_envs)
 
     # ------------------------------------------------------------------ SB3 VecEnv API
-    def _restart(self, i: int) -> None:
+    def _restart(self, i: int, network_seed: int) -> None:
         self.limiters[i].reset(now=-self.period_s)
         self._previous[i] = 0.0
         self._t[i] = 0.0
         self._seq[i] = 0
+        self.memories[i].reset()
+        if self.decoded is not None:
+            self.decoded[i].reset(network_seed)
+
+    def _observe_symptom(self, i: int, observation: np.ndarray) -> float:
+        """The observed symptom of env ``i`` from its env observation (module docstring)."""
+        if self.decoded is None:
+            return float(observation[0])
+        return self.decoded[i].update(observation)
 
     def _obs(self, i: int, symptom: float) -> np.ndarray:
-        return observation_vector(symptom, self._previous[i], self.symptom_scale).astype(np.float32)
+        vector = observation_vector(
+            symptom, self._previous[i], self.symptom_scale, self.memories[i].entries()
+        )
+        return vector.astype(np.float32)
 
     def reset(self) -> np.ndarray:
-        obs, _ = self.venv.reset(seed=self.seed_base)
+        obs, info = self.venv.reset(seed=self.seed_base)
         self.seed_base += self.num_envs  # a later reset() draws other plants
+        out = []
         for i in range(self.num_envs):
-            self._restart(i)
-        return np.stack([self._obs(i, float(obs[i][0])) for i in range(self.num_envs)])
+            self._restart(i, int(info["network_seed"][i]))
+            out.append(self._obs(i, self._observe_symptom(i, obs[i])))
+        return np.stack(out)
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = np.asarray(actions, dtype=np.float64).reshape(self.num_envs, -1)
@@ -162,30 +196,30 @@ class ClosedLoopVecEnv(VecEnv):
             env_actions[i] = command_to_action(out, self.limits)
             energy[i] = relative_energy(out.amplitude_ma, out.frequency_hz, out.pulse_width_us)
             self._previous[i] = a01
+            self.memories[i].update(float(a01[0]))
             self._seq[i] += 1
             self._t[i] += self.period_s
         obs, _, terminated, truncated, info = self.venv.step(env_actions)
         dones = terminated | truncated
+        error_index = self.reward_symptom == "error_index"
         infos: list[dict[str, Any]] = []
         observations = []
         rewards = np.zeros(self.num_envs, dtype=np.float32)
         for i in range(self.num_envs):
             item: dict[str, Any] = {"energy": energy[i]}
             if dones[i]:
-                final = float(info["final_obs"][i][0])
-                symptom = final
-                if self.reward_symptom == "error_index":
-                    symptom = float(info["final_info"]["error_index"][i])
-                item["terminal_observation"] = self._obs(i, final)
+                final = info["final_info"]
+                symptom = float(final["error_index" if error_index else "beta"][i])
+                item["terminal_observation"] = self._obs(
+                    i, self._observe_symptom(i, info["final_obs"][i])
+                )
                 item["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
-                self._restart(i)
+                self._restart(i, int(info["network_seed"][i]))
             else:
-                symptom = float(obs[i][0])
-                if self.reward_symptom == "error_index":
-                    symptom = float(info["error_index"][i])
+                symptom = float(info["error_index" if error_index else "beta"][i])
             item["symptom"] = symptom
             rewards[i] = self.reward_scale * (-symptom - self.energy_weight * energy[i])
-            observations.append(self._obs(i, float(obs[i][0])))
+            observations.append(self._obs(i, self._observe_symptom(i, obs[i])))
             infos.append(item)
         return np.stack(observations), rewards, dones, infos
 

@@ -1,9 +1,11 @@
 """The RL-trained spiking controller, run in numpy (no torch): the shipped demo controller.
 
-Observation (what the loop has online, once per control period): the decoded symptom (the GPi
-beta biomarker, :data:`~stimulation.controllers.evaluate.OBSERVATION_FEATURES`) and the
+Observation (what the loop has online, once per control period): the decoded symptom (the
+symptom decoder's estimate of the GPi beta, :mod:`stimulation.controllers.observation`), the
 controller's own previous action (amplitude, and rate with frequency control), normalised to
-[0, 1]. Action: the spiking actor's output in [-1, 1] (:mod:`stimulation.controllers.snn_actor`),
+[0, 1], and, for a model trained with ``memory_tau_s > 0`` in its metadata, the controller's
+memory of its own recent amplitude (:class:`~stimulation.controllers.observation.
+StimulationMemory`). Action: the spiking actor's output in [-1, 1] (:mod:`stimulation.controllers.snn_actor`),
 mapped to ``[0, max_amplitude_ma]`` mA and, with frequency control, ``[min, max]`` Hz. The
 mapping and the observation layout are stored with the weights (``meta``), so a model file says
 how to drive it. Trained by :mod:`stimulation.controllers.training` (torch, Stable-Baselines3
@@ -19,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from stimulation.controllers.base import Controller, ControllerConfigError
+from stimulation.controllers.observation import StimulationMemory
 from stimulation.controllers.snn_actor import SpikingActorWeights
 
 #: The shipped controller the demo uses (its metadata holds the command, seed and wall time).
@@ -26,12 +29,16 @@ DEFAULT_MODEL = Path(__file__).parent / "models" / "rl_snn.npz"
 
 
 def observation_vector(
-    symptom: float, previous_action01: npt.ArrayLike, symptom_scale: float
+    symptom: float,
+    previous_action01: npt.ArrayLike,
+    symptom_scale: float,
+    memory: list[float] | None = None,
 ) -> npt.NDArray[np.float64]:
-    """The actor's observation: scaled symptom, then the previous action in [0, 1]."""
+    """The actor's observation: scaled symptom, the previous action in [0, 1], then the
+    memory entries (:meth:`StimulationMemory.entries`, none by default)."""
     prev = np.asarray(previous_action01, dtype=np.float64).reshape(-1)
     value = symptom * symptom_scale if np.isfinite(symptom) else 0.0
-    return np.concatenate([[value], prev])
+    return np.concatenate([[value], prev, memory or []])
 
 
 def action_to_setting(action01: npt.ArrayLike, meta: dict[str, Any]) -> tuple[float, float]:
@@ -64,12 +71,14 @@ class RLSNNController(Controller, name="rl_snn"):
         try:  # the metadata must turn an action into a setting
             self.symptom_scale = float(meta.get("symptom_scale", 1.0))
             action_to_setting(np.zeros(self.n_actions), meta)
-            if self.weights.n_obs != 1 + self.n_actions:
+            self.memory = StimulationMemory(float(meta.get("memory_tau_s", 0.0)), self.period_s)
+            expected = 1 + self.n_actions + self.memory.size
+            if self.weights.n_obs != expected:
                 raise ValueError(
-                    f"it takes {self.weights.n_obs} observation entries, not 1 + "
-                    f"{self.n_actions} (symptom and previous action)"
+                    f"it takes {self.weights.n_obs} observation entries, not {expected} "
+                    "(symptom, previous action, memory)"
                 )
-        except (KeyError, TypeError, ValueError, IndexError) as err:
+        except (KeyError, TypeError, ValueError, IndexError, ControllerConfigError) as err:
             raise ControllerConfigError(
                 f"The spiking actor file {self.model} has unusable metadata or shapes: "
                 f"{type(err).__name__}: {err}"
@@ -78,9 +87,13 @@ class RLSNNController(Controller, name="rl_snn"):
 
     def reset_state(self) -> None:
         self.previous = np.zeros(self.n_actions)
+        self.memory.reset()
 
     def decide(self, observation: npt.NDArray[np.float64], t_s: float) -> tuple[float, float]:
-        obs = observation_vector(self.symptom(observation), self.previous, self.symptom_scale)
+        obs = observation_vector(
+            self.symptom(observation), self.previous, self.symptom_scale, self.memory.entries()
+        )
         action01 = (self.weights.forward(obs) + 1.0) / 2.0
         self.previous = action01
+        self.memory.update(float(action01[0]))
         return action_to_setting(action01, self.weights.meta)

@@ -42,6 +42,8 @@ class TrainConfig:
     episode_s: float = 4.0
     energy_weight: float = 0.03
     reward_symptom: str = "beta"
+    symptom_source: str = "decoder"
+    memory_tau_s: float = 0.0
     reward_scale: float = 10.0
     symptom_scale: float = 10.0
     control_frequency: bool = True
@@ -159,6 +161,8 @@ def train(
         frequency_range_hz=(config.frequency_range_hz[0], config.frequency_range_hz[1]),
         env_kwargs={"dt_ms": config.dt_ms},
         reward_symptom=config.reward_symptom,
+        symptom_source=config.symptom_source,
+        memory_tau_s=config.memory_tau_s,
     )
     n_act = env.n_actions
     spiking = {
@@ -195,7 +199,11 @@ def train(
     t0 = time.perf_counter()
     meta_base = {
         **env.meta,
-        "observation": ["symptom (beta_gpi) * symptom_scale", "previous action in [0, 1]"],
+        "observation": [
+            f"symptom ({config.symptom_source}: GPi beta) * symptom_scale",
+            "previous action in [0, 1]",
+            *(["memory of the amplitude action"] if config.memory_tau_s > 0 else []),
+        ],
         "command": command,
         "seed": config.seed,
         "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},

@@ -51,6 +51,7 @@ def test_a_short_td3_run_trains_saves_exports_and_reloads(tmp_path: Path) -> Non
         substeps=3,
         log_every=60,
         checkpoint_every=120,
+        memory_tau_s=0.5,
     )
     weights = train(config, tmp_path, command="test", progress=False)
     assert (tmp_path / "actor.npz").exists() and (tmp_path / "curve.png").exists()
@@ -62,9 +63,12 @@ def test_a_short_td3_run_trains_saves_exports_and_reloads(tmp_path: Path) -> Non
     assert rows[0] == "steps,wall_s,reward,symptom,energy" and len(rows) == 5
     assert weights.meta["steps"] == 240 and weights.meta["command"] == "test"
     assert weights.meta["wall_s"] > 0 and weights.meta["seed"] == 0
+    # it observed the symptom decoder's output, its previous action and its memory
+    assert weights.meta["symptom_source"] == "decoder" and weights.meta["memory_tau_s"] == 0.5
+    assert weights.n_obs == 4
 
     reloaded = SpikingActorWeights.load(tmp_path / "actor.npz")
-    obs = np.random.default_rng(0).uniform(0, 1.5, (50, 3))
+    obs = np.random.default_rng(0).uniform(0, 1.5, (50, 4))
     np.testing.assert_array_equal(reloaded.forward(obs), weights.forward(obs))
     # the trained actor drives the plant as a registered controller, through the limiter
     assert get_stage_class("rl_snn") is RLSNNController
