@@ -42,10 +42,10 @@ computed from the *pooled* count of all units (the sum is unchanged by relabelli
 merging: its rate, band powers, Fano factor) plus per-unit statistics reduced symmetrically (sums
 over units). No per-session
 calibration is needed. The readout is a ridge regression on the standardised features and their
-pairwise products. The shipped model is fitted on the probed cells' true spikes (the env's feed)
-in sessions of the healthy, Parkinsonian and fluctuating plants with DBS off, on and switching
-over 0.5-2.5 mA and 60-180 Hz (its provenance names the command), and scored on held-out seeds
-on both feeds (true spikes and the online sorter's units) by
+pairwise products. The shipped model is fitted on both feeds (the probed cells' true spikes and
+the online sorter's units, which find fewer spikes and almost none under DBS) in sessions of the
+healthy, Parkinsonian and fluctuating plants with DBS off, on and switching over 0.5-2.5 mA and
+60-180 Hz (its provenance names the command), and scored on held-out seeds by
 ``benchmarks/bench_symptom_decoder.py`` (README, "Decoding"); what spikes can tell about the
 symptom at all is measured by ``benchmarks/bench_symptom_ceiling.py``.
 """
