@@ -46,7 +46,7 @@ import numpy as np
 from bci.checks import check_value, ensure_float
 from bci.stream.chunks import StimCommand
 from stimulation.controllers.base import Controller, ControllerConfigError
-from stimulation.controllers.observation import DecodedSymptom, env_settings
+from stimulation.controllers.observation import DecodedSymptom, check_symptom_source
 from stimulation.plant.record import PlantRecord
 from stimulation.safety import SafetyLimiter, SafetyLimits
 from stimulation.safety.units import (
@@ -176,8 +176,8 @@ def evaluate(
     period = controllers[0].period_s
     n_settle = int(round(settle_s / period))
     n_score = int(round(duration_s / period))
+    check_symptom_source(symptom_source)
     kwargs = _env_kwargs(lim, plant, dict(env_kwargs or {}))
-    kwargs.update(env_settings(symptom_source))
     kwargs["control_period_s"] = period
     kwargs["episode_s"] = (n_settle + n_score + 1) * period
     venv = BasalGangliaVectorEnv(num_envs=len(seeds), n_threads=n_threads, **kwargs)
@@ -190,8 +190,10 @@ def evaluate(
                 d.reset(int(network_seed))
 
         def observe(i: int) -> np.ndarray:
-            value = decoded[i].update(obs[i]) if decoded is not None else float(obs[i][0])
-            return np.array([value])
+            record = venv.envs[i].record
+            if decoded is None or record is None:
+                return np.array([float(obs[i][0])])
+            return np.array([decoded[i].update(record)])
 
         symptoms = [observe(i) for i in range(len(seeds))]
         limiters = [SafetyLimiter(lim, name=f"limiter-{s}") for s in seeds]

@@ -32,7 +32,11 @@ from stimulation.controllers.evaluate import (
     command_to_action,
     relative_energy,
 )
-from stimulation.controllers.observation import DecodedSymptom, StimulationMemory, env_settings
+from stimulation.controllers.observation import (
+    DecodedSymptom,
+    StimulationMemory,
+    check_symptom_source,
+)
 from stimulation.controllers.rl_snn import action_to_setting, observation_vector
 from stimulation.safety import SafetyLimiter, SafetyLimits
 from stimulation.safety.units import REFERENCE_PULSE_WIDTH_US
@@ -106,8 +110,8 @@ class ClosedLoopVecEnv(VecEnv):
         from stimulation.plant.vector_env import BasalGangliaVectorEnv
 
         self.limits = EVALUATION_LIMITS if limits is None else limits
+        check_symptom_source(symptom_source)
         kwargs = _env_kwargs(self.limits, plant, dict(env_kwargs or {}))
-        kwargs.update(env_settings(symptom_source))
         kwargs["episode_s"] = episode_s
         self.venv = BasalGangliaVectorEnv(
             num_envs=num_envs, n_threads=1, autoreset_mode="same_step", **kwargs
@@ -146,6 +150,9 @@ class ClosedLoopVecEnv(VecEnv):
         self._seq = np.zeros(num_envs, dtype=np.int64)
         self._actions = np.zeros((num_envs, self.n_actions))
         self._symptom = np.zeros(num_envs)
+        # the last observed symptom: a finished episode's terminal observation (its plant is
+        # reset in the same step, so its last period's record is gone)
+        self._last = np.zeros(num_envs)
 
     # ------------------------------------------------------------------ SB3 VecEnv API
     def _restart(self, i: int, network_seed: int) -> None:
@@ -158,10 +165,11 @@ class ClosedLoopVecEnv(VecEnv):
             self.decoded[i].reset(network_seed)
 
     def _observe_symptom(self, i: int, observation: np.ndarray) -> float:
-        """The observed symptom of env ``i`` from its env observation (module docstring)."""
-        if self.decoded is None:
+        """The observed symptom of env ``i`` after its last step or reset (module docstring)."""
+        record = self.venv.envs[i].record
+        if self.decoded is None or record is None:
             return float(observation[0])
-        return self.decoded[i].update(observation)
+        return self.decoded[i].update(record)
 
     def _obs(self, i: int, symptom: float) -> np.ndarray:
         vector = observation_vector(
@@ -175,7 +183,8 @@ class ClosedLoopVecEnv(VecEnv):
         out = []
         for i in range(self.num_envs):
             self._restart(i, int(info["network_seed"][i]))
-            out.append(self._obs(i, self._observe_symptom(i, obs[i])))
+            self._last[i] = self._observe_symptom(i, obs[i])
+            out.append(self._obs(i, self._last[i]))
         return np.stack(out)
 
     def step_async(self, actions: np.ndarray) -> None:
@@ -210,16 +219,15 @@ class ClosedLoopVecEnv(VecEnv):
             if dones[i]:
                 final = info["final_info"]
                 symptom = float(final["error_index" if error_index else "beta"][i])
-                item["terminal_observation"] = self._obs(
-                    i, self._observe_symptom(i, info["final_obs"][i])
-                )
+                item["terminal_observation"] = self._obs(i, float(self._last[i]))
                 item["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
                 self._restart(i, int(info["network_seed"][i]))
             else:
                 symptom = float(info["error_index" if error_index else "beta"][i])
             item["symptom"] = symptom
             rewards[i] = self.reward_scale * (-symptom - self.energy_weight * energy[i])
-            observations.append(self._obs(i, self._observe_symptom(i, obs[i])))
+            self._last[i] = self._observe_symptom(i, obs[i])
+            observations.append(self._obs(i, self._last[i]))
             infos.append(item)
         return np.stack(observations), rewards, dones, infos
 

@@ -10,14 +10,19 @@ import pytest
 
 from decoders.symptom import DEFAULT_MODEL, SymptomDecoder
 from stimulation.controllers import ControllerConfigError, evaluate
-from stimulation.controllers.observation import DecodedSymptom, StimulationMemory, env_settings
+from stimulation.controllers.observation import (
+    DecodedSymptom,
+    StimulationMemory,
+    check_symptom_source,
+    visible_spikes,
+)
 from stimulation.plant import BasalGangliaNetwork
 from stimulation.plant.probe import VirtualProbe
 
 
-def test_the_decoded_symptom_is_the_decoder_on_the_probes_cells() -> None:
-    """Fed period by period from the env's spike counts, the decoded symptom equals the decoder
-    applied to the spike times of exactly the cells the probe of that seed records."""
+def test_the_decoded_symptom_is_the_decoder_on_the_probes_visible_spikes() -> None:
+    """Fed record by record, the decoded symptom equals the decoder applied to the spike times of
+    exactly the cells the probe of that seed records, less the spikes under the artifact."""
     net = BasalGangliaNetwork(cells_per_nucleus=10, seed=5, dt_ms=0.025)
     net.run(0.3)
     decoded = DecodedSymptom(10)
@@ -25,17 +30,30 @@ def test_the_decoded_symptom_is_the_decoder_on_the_probes_cells() -> None:
     cells = VirtualProbe(10, "stn", 8, seed=5).cells
     assert list(decoded.cells) == list(cells) and len(set(cells)) == 8
     reference = SymptomDecoder.load(DEFAULT_MODEL)
-    spikes: list[list[np.ndarray]] = [[] for _ in range(10)]
-    for _ in range(20):  # 0.4 s: past the decoder's 0.25-s window
-        rec = net.step(0.02, amplitude=0.0)
-        edges = rec.t_start_s + 0.005 * np.arange(5)
-        counts = np.stack([np.histogram(s, edges)[0] for s in rec.spike_times["stn"]], axis=1)
-        value = decoded.update(counts)
+    seen: list[list[np.ndarray]] = [[] for _ in range(10)]
+    n_true = n_seen = 0
+    for _ in range(20):  # 0.4 s of DBS at 1.67 mA, 100 Hz: past the decoder's 0.25-s window
+        rec = net.step(0.02, amplitude=200.0, frequency_hz=100.0)
+        value = decoded.update(rec)
         for c in range(10):
-            spikes[c].append(rec.spike_times["stn"][c])
-    whole = [np.concatenate(spikes[c]) for c in cells]
+            visible = visible_spikes(rec.spike_times["stn"][c], rec.dbs_pulse_times)
+            seen[c].append(visible)
+            n_true += rec.spike_times["stn"][c].size
+            n_seen += visible.size
+    whole = [np.concatenate(seen[c]) for c in cells]
     expected = reference.estimate_from_spike_times(whole, rec.t_stop_s)
     assert value == pytest.approx(expected, rel=1e-9)
+    # DBS drives the STN cells right after each pulse: the artifact hides most of their spikes
+    assert n_true > 300 and n_seen < 0.2 * n_true
+
+
+def test_spikes_within_the_blind_window_of_a_pulse_are_not_seen() -> None:
+    pulses = np.array([0.010, 0.020])
+    spikes = np.array([0.0050, 0.00985, 0.0099, 0.0103, 0.0106, 0.0150, 0.0199, 0.0204, 0.03])
+    # hidden: from 0.2 ms before to 0.5 ms after each onset
+    expected = [0.0050, 0.0106, 0.0150, 0.03]
+    np.testing.assert_allclose(visible_spikes(spikes, pulses), expected)
+    np.testing.assert_allclose(visible_spikes(spikes, np.array([])), spikes)
 
 
 def test_the_memory_is_an_exponential_average_of_the_amplitude_asked_for() -> None:
@@ -64,4 +82,6 @@ def test_evaluate_gives_controllers_the_decoder_output_by_default() -> None:
     assert not np.allclose(decoded["trace"]["beta"], plant["trace"]["beta"])
     assert np.all(np.isfinite(decoded["trace"]["beta"]))
     with pytest.raises(ControllerConfigError, match="symptom_source"):
-        env_settings("lfp")
+        check_symptom_source("lfp")
+    with pytest.raises(ControllerConfigError, match="symptom_source"):
+        evaluate("off", [3], duration_s=0.1, symptom_source="lfp")
