@@ -25,16 +25,8 @@ import yaml
 from stimulation.controllers.rl_snn import DEFAULT_MODEL
 from stimulation.controllers.training import TrainConfig, train
 
-#: The configuration of the shipped model.
-SHIPPED = {
-    "plant": "fluctuating",
-    "total_steps": 40_000,
-    "n_envs": 8,
-    "gradient_steps": 4,
-    "learning_starts": 1_000,
-    "energy_weight": 0.03,
-    "seed": 0,
-}
+#: The configuration of the shipped model (its settings file beside it).
+SHIPPED = yaml.safe_load(DEFAULT_MODEL.with_suffix(".yaml").read_text())
 
 
 def main() -> None:
