@@ -449,10 +449,14 @@ class FailingDisk:
         return t
 
     def read_only(self) -> bool:
-        for line in Path("/proc/mounts").read_text().splitlines():
-            fields = line.split()
-            if len(fields) > 3 and fields[1] == str(self.mount):
-                return "ro" in fields[3].split(",")
+        """Whether writing a new file there fails with EROFS (the kernel marks such a mount
+        ``emergency_ro`` in ``/proc/mounts``, not ``ro``)."""
+        import errno
+
+        try:
+            (self.mount / "probe.txt").write_text("x")
+        except OSError as err:
+            return err.errno == errno.EROFS
         return False
 
     def close(self) -> None:
@@ -467,7 +471,9 @@ def read_only_mid_session(tmp: Path, short: bool = True) -> FaultResult:
     raises :class:`DiskUnavailable` where that cannot be done."""
     disk = FailingDisk(tmp)
     try:
-        rig = FaultRig(tmp, runs_root=disk.mount / "runs").start()
+        rig = FaultRig(tmp, runs_root=disk.mount / "runs")
+        flush_s = float(rig.session()["recording"]["flush_interval_s"])
+        rig.start()
         try:
             rig.run_for(1.5)
             t_fault = disk.fail()
@@ -479,10 +485,11 @@ def read_only_mid_session(tmp: Path, short: bool = True) -> FaultResult:
         result = rig.measure(
             "file system turns read-only under the recorder (ext4 error, remount-ro)",
             t_fault,
-            f"recorder exits (Read-only file system); runner polls it every "
-            f"{RECORDER_CHECK_S:g} s -> safe state, stops (exit {rig.runner.proc.returncode}); "
-            "file readable up to the fault after repair",
-            bound_s=runner_bound_s(RECORDER_CHECK_S),
+            f"recorder's next write fails (Read-only file system; it writes every {flush_s:g} s), "
+            f"it exits; runner polls it every {RECORDER_CHECK_S:g} s -> safe state, stops (exit "
+            f"{rig.runner.proc.returncode}); file readable up to the fault after repair",
+            # the recorder learns it at its next write (flush), the runner at its next poll
+            bound_s=runner_bound_s(RECORDER_CHECK_S + flush_s),
             repair_first=True,
         )
         result.details.update(output=output, read_only=disk.read_only(), events=rig.runner_events())
