@@ -117,6 +117,8 @@ class RunReport:
             return
         try:
             self._close_window(time.monotonic())
+        except Exception as err:  # the way out must go on: safe state, recorder, summary
+            self.events.append(f"last window not written: {type(err).__name__}: {err}")
         finally:
             try:
                 windows.close(None if self.run_dir is None else self.run_dir / "latency_ms.npy")
