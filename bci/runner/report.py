@@ -244,6 +244,10 @@ class RunReport:
             "windows": None if self.windows is None else self.windows.rows,
             "stimulation_enabled_s": None if gate is None else gate.enabled_at_s,
             "commands_held_calibrating": 0 if gate is None else gate.held,
+            # bins marked invalid (NaN/inf or lost signal): not decoded, not acted on
+            "invalid_bins": 0
+            if self.chain is None
+            else int(sum(getattr(st, "invalid_bins", 0) for st in self.chain.stages)),
         }
         if self.chain is not None and self.chain.specs:
             rate = self.chain.specs[0].rate_hz

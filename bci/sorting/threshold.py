@@ -371,10 +371,10 @@ class ThresholdCrossings(Stage, name="threshold_crossings"):
         sample on a channel with a threshold, and the samples a gap before the chunk lost."""
         x = chunk.data[start:]
         used = np.isfinite(thr)
-        bad = ~np.isfinite(x[:, used]).all(axis=1) if x.shape[0] and used.any() else None
-        spans = (
-            mask_spans(bad, chunk.first_sample + start - self._delay) if bad is not None else None
-        )
+        spans = None
+        if x.shape[0] and used.any():
+            bad: npt.NDArray[np.bool_] = np.asarray(~np.isfinite(x[:, used]).all(axis=1))
+            spans = mask_spans(bad, chunk.first_sample + start - self._delay)
         if chunk.gap_before > 0 and start == 0:
             lost = (
                 np.array([[chunk.first_sample - chunk.gap_before, chunk.first_sample]])

@@ -207,7 +207,8 @@ def nan_burst(tmp: Path, short: bool = True) -> FaultResult:
         "NaN/inf burst, 200 ms",
         t_fault,
         _after(rig, "source nan", t_fault, "runner: LSLSource nan event")
-        + "; filters hold NaN/inf; loop rides through",
+        + "; filters hold NaN/inf; its bins marked invalid (the decoder holds, the controller "
+        "does not act: the loop holds the last command); loop rides through",
         bound_s=None,
     )
     amps = result.details["amps"]

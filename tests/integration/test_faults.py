@@ -121,6 +121,8 @@ def test_a_nan_and_inf_burst_is_ridden_through(tmp_path: Path) -> None:
     _check(result)
     assert result.details["on_after"]
     assert any(e.startswith("source nan") for e in result.details["summary"]["events"])
+    # the burst's bins were marked invalid (not decoded as silence, not acted on)
+    assert result.details["summary"]["invalid_bins"] >= 5
 
 
 @pytest.mark.slow
