@@ -352,6 +352,7 @@ class SessionRunner(RunLifecycle, RunReport):
                         self._wait_for_pulses(self._pulses_polled_for, plant, sfreq)
                 self.pulse_feed.poll(self.t0_lsl, sfreq)
             t_work = time.perf_counter()
+            c_work = time.thread_time()
             was_calibrating = chain.is_calibrating
             out = ChainOutput()
             chain.process(chunk, out)
@@ -410,6 +411,7 @@ class SessionRunner(RunLifecycle, RunReport):
                 time.perf_counter() - t_work,
                 chunk.n_samples / sfreq,
                 (pylsl.local_clock() - chunk.t_arrival) * 1e3,
+                (time.thread_time() - c_work) * 1e3,
             )
             self.samples = done - start
             self._publish(out, chunk, sfreq)

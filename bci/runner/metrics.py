@@ -42,6 +42,9 @@ class LatencyLog:
         self.overruns = 0
         #: per chunk: arrival to the end of its processing (ms), with or without a command
         self._chunk_ms = Rows()
+        #: per chunk: CPU time of the loop's thread on it (ms): its own work, whatever else the
+        #: machine runs (wall latency also measures the other processes' load)
+        self._chunk_cpu_ms = Rows()
 
     @property
     def count(self) -> int:
@@ -55,15 +58,20 @@ class LatencyLog:
         """Keep the full blocks of values in files in ``folder`` (module :mod:`bci.runner.rows`)."""
         self._values.spill_into(Path(folder) / "latency_ms.f64")
         self._chunk_ms.spill_into(Path(folder) / "chunk_ms.f64")
+        self._chunk_cpu_ms.spill_into(Path(folder) / "chunk_cpu_ms.f64")
 
     def add(self, latency_ms: float) -> None:
         self._values.append(latency_ms)
         if latency_ms > self.deadline_ms:
             self.misses += 1
 
-    def chunk(self, compute_s: float, chunk_s: float, latency_ms: float) -> None:
-        """One chunk processed: its compute time, its length, arrival to done (ms)."""
+    def chunk(
+        self, compute_s: float, chunk_s: float, latency_ms: float, cpu_ms: float = float("nan")
+    ) -> None:
+        """One chunk processed: its compute time, its length, arrival to done (ms), the loop
+        thread's CPU time on it (ms)."""
         self._chunk_ms.append(latency_ms)
+        self._chunk_cpu_ms.append(cpu_ms)
         if compute_s > chunk_s:
             self.overruns += 1
 
@@ -74,6 +82,14 @@ class LatencyLog:
     def since(self, index: int) -> npt.NDArray[np.float64]:
         """The latencies of commands ``index`` on."""
         return self._values.since(index)
+
+    def cpu_since(self, index: int) -> npt.NDArray[np.float64]:
+        """The loop thread's CPU time (ms) on chunks ``index`` on."""
+        return self._chunk_cpu_ms.since(index)
+
+    @property
+    def chunk_cpu_ms(self) -> npt.NDArray[np.float64]:
+        return self._chunk_cpu_ms.array()
 
     def percentiles(self, recent: int | None = None) -> tuple[float, float]:
         """p50 and p99 (ms) of all commands, or of the last ``recent``; NaN when none."""
@@ -88,6 +104,9 @@ class LatencyLog:
         p50, p99 = self.percentiles()
         c = self._chunk_ms.array()
         c50, c99 = np.percentile(c, [50, 99]) if c.size else (float("nan"), float("nan"))
+        cpu = self._chunk_cpu_ms.array()
+        cpu = cpu[np.isfinite(cpu)]
+        u50, u99 = np.percentile(cpu, [50, 99]) if cpu.size else (float("nan"), float("nan"))
         return {
             "commands": int(v.size),
             "p50_ms": p50,
@@ -100,6 +119,8 @@ class LatencyLog:
             "chunk_overruns": self.overruns,
             "chunk_p50_ms": float(c50),
             "chunk_p99_ms": float(c99),
+            "chunk_cpu_p50_ms": float(u50),
+            "chunk_cpu_p99_ms": float(u99),
             "histogram": self.histogram(),
         }
 

@@ -12,13 +12,17 @@ its last window; ``summary.json`` repeats them as its ``windows`` list. A row ho
   (:class:`bci.runner.metrics.LatencyLog`; NaN when it had none), ``commands_total``: the latency
   log's count at the window's end (so a window's commands are ``latency_ms.npy`` rows
   ``[previous commands_total, commands_total)``);
+- ``cpu_p50_ms``, ``cpu_p99_ms``: CPU time of the loop's thread per chunk in the window (its own
+  work, which the other processes on the machine do not inflate as they do wall latency),
+  ``chunks_total``: the chunk count at the window's end (rows of ``loop_cpu_ms.npy``);
 - ``gaps``, ``gap_samples``, ``nan_samples``: what the source lost or saw invalid in the window;
 - ``runner_mb``, ``plant_mb``, ``recorder_mb``: resident memory of the runner, the plant (or
   other source) child and the recorder child at the window's end (MB, NaN for a process the run
   does not have).
 
-At the end the runner also writes every command's loop latency to ``latency_ms.npy`` (float64,
-in the order sent), from which a percentile over any span of windows is exact.
+At the end the runner also writes every command's loop latency to ``latency_ms.npy`` and every
+chunk's CPU time to ``loop_cpu_ms.npy`` (float64, in order), from which a percentile over any span
+of windows is exact.
 """
 
 from __future__ import annotations
@@ -51,6 +55,9 @@ WINDOW_COLUMNS = (
     "max_ms",
     "deadline_misses",
     "commands_total",
+    "cpu_p50_ms",
+    "cpu_p99_ms",
+    "chunks_total",
     "gaps",
     "gap_samples",
     "nan_samples",
@@ -135,6 +142,7 @@ class WindowLog:
         self._next = now + self.window_s
         self._last = dict(counters)
         self._last["commands_total"] = float(self.latency.count)
+        self._last["chunks_total"] = float(self.latency.chunks)
         self._last["misses"] = float(self.latency.misses)
 
     def due(self, now: float) -> bool:
@@ -169,12 +177,24 @@ class WindowLog:
         row.update(p50_ms=p50, p99_ms=p99, max_ms=peak)
         row["deadline_misses"] = float(lat.misses - self._last.get("misses", 0.0))
         row["commands_total"] = float(lat.count)
+        cpu = lat.cpu_since(int(self._last.get("chunks_total", 0)))
+        cpu = cpu[np.isfinite(cpu)]
+        if cpu.size:
+            row["cpu_p50_ms"], row["cpu_p99_ms"] = (float(v) for v in np.percentile(cpu, [50, 99]))
+        else:
+            row["cpu_p50_ms"] = row["cpu_p99_ms"] = math.nan
+        row["chunks_total"] = float(lat.chunks)
         for key in ("gaps", "gap_samples", "nan_samples"):
             row[key] = float(counters.get(key, 0.0) - self._last.get(key, 0.0))
         release_free_memory()
         for name in ("runner", "plant", "recorder"):
             row[f"{name}_mb"] = round(rss_mb(pids.get(name)), 2)
-        self._last = {**counters, "commands_total": float(lat.count), "misses": float(lat.misses)}
+        self._last = {
+            **counters,
+            "commands_total": float(lat.count),
+            "chunks_total": float(lat.chunks),
+            "misses": float(lat.misses),
+        }
         self.rows.append(row)
         if self._file is not None:
             try:
@@ -198,7 +218,8 @@ class WindowLog:
             self._file = None
 
     def close(self, latency_path: Path | None = None) -> None:
-        """Close the CSV; write every command's latency to ``latency_path`` if given.
+        """Close the CSV; write every command's latency to ``latency_path`` if given, and every
+        chunk's CPU time to ``loop_cpu_ms.npy`` beside it.
 
         Raises
         ------
@@ -209,6 +230,7 @@ class WindowLog:
         self._close_file()
         if latency_path is not None:
             np.save(latency_path, self.latency.values.astype(np.float64))
+            np.save(Path(latency_path).with_name("loop_cpu_ms.npy"), self.latency.chunk_cpu_ms)
 
 
 def _cell(x: float) -> str:
@@ -228,14 +250,14 @@ def read_windows(path: Path) -> list[dict[str, float]]:
 def describe(rows: list[dict[str, Any]]) -> str:
     """One line per row, for a terminal (``benchmarks/soak.py``)."""
     head = (
-        f"{'t (s)':>7s} {'signal s':>8s} {'cmds':>5s} {'p50 ms':>7s} {'p99 ms':>7s} "
+        f"{'t (s)':>7s} {'signal s':>8s} {'cmds':>5s} {'p50 ms':>7s} {'p99 ms':>7s} {'cpu99':>6s} "
         f"{'runner MB':>9s} {'plant MB':>8s} {'rec MB':>7s} {'gaps':>4s}"
     )
     lines = [head]
     for r in rows:
         lines.append(
             f"{r['t_s']:7.0f} {r['signal_s']:8.1f} {r['commands']:5.0f} {r['p50_ms']:7.3f} "
-            f"{r['p99_ms']:7.3f} {r['runner_mb']:9.1f} {r['plant_mb']:8.1f} "
+            f"{r['p99_ms']:7.3f} {r['cpu_p99_ms']:6.3f} {r['runner_mb']:9.1f} {r['plant_mb']:8.1f} "
             f"{r['recorder_mb']:7.1f} {r['gaps']:4.0f}"
         )
     return "\n".join(lines)

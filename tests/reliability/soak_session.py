@@ -96,6 +96,10 @@ class SoakResult:
     memory_growth: dict[str, float] = field(default_factory=dict)
     p99_first_ms: float = float("nan")
     p99_last_ms: float = float("nan")
+    #: the same spans' p99 of the loop thread's CPU time per chunk (its own work: shows whether
+    #: the loop slowed down, apart from the other processes' load on the machine)
+    cpu_p99_first_ms: float = float("nan")
+    cpu_p99_last_ms: float = float("nan")
     gaps: int = 0
     gap_samples: int = 0
     samples_processed: int = 0
@@ -106,6 +110,10 @@ class SoakResult:
     @property
     def p99_drift(self) -> float:
         return self.p99_last_ms / self.p99_first_ms - 1.0
+
+    @property
+    def cpu_p99_drift(self) -> float:
+        return self.cpu_p99_last_ms / self.cpu_p99_first_ms - 1.0
 
     def failures(self) -> list[str]:
         """Each criterion that does not hold, in words (empty: PASS)."""
@@ -230,6 +238,18 @@ def judge(
 
     result.p99_first_ms = _p99(warmup_s, warmup_s + span_s)
     result.p99_last_ms = _p99(signal_s - span_s, signal_s + 1.0)
+    cpu = np.load(run_dir / "loop_cpu_ms.npy")
+    c_ends = np.array([r["chunks_total"] for r in rows], dtype=np.int64)
+    c_starts = np.concatenate([[0], c_ends[:-1]])
+
+    def _cpu99(lo: float, hi: float) -> float:
+        pick = (t_end > lo) & (t_end <= hi)
+        values = cpu[int(c_starts[pick][0]) : int(c_ends[pick][-1])] if pick.any() else cpu[:0]
+        values = values[np.isfinite(values)]
+        return float(np.percentile(values, 99)) if values.size else float("nan")
+
+    result.cpu_p99_first_ms = _cpu99(warmup_s, warmup_s + span_s)
+    result.cpu_p99_last_ms = _cpu99(signal_s - span_s, signal_s + 1.0)
     result.gaps = int(sum(r["gaps"] for r in rows))
     result.gap_samples = int(sum(r["gap_samples"] for r in rows))
     _check_recording(result, run_dir, summary)
@@ -276,6 +296,8 @@ def verdict_text(result: SoakResult) -> str:
         f"memory growth after {result.warmup_s:.0f} s warm-up: {growth}",
         f"p99 latency first {result.span_s:.0f} s {result.p99_first_ms:.3f} ms, last "
         f"{result.p99_last_ms:.3f} ms ({100 * result.p99_drift:+.1f}%)",
+        f"loop thread CPU time per chunk, p99: first {result.cpu_p99_first_ms:.3f} ms, last "
+        f"{result.cpu_p99_last_ms:.3f} ms ({100 * result.cpu_p99_drift:+.1f}%)",
         f"source gaps {result.gaps} ({result.gap_samples} samples); recording complete: "
         f"{result.recording_complete} ({result.samples_recorded} probe samples recorded, "
         f"{result.samples_processed} processed)",

@@ -48,8 +48,12 @@ def test_a_run_writes_sane_windows_of_latency_commands_and_memory(tmp_path: Path
     assert all(abs(b - a - WINDOW_S) < 1.0 for a, b in zip(t[:-2], t[1:-1], strict=True))
     s = [r["signal_s"] for r in rows]
     assert s == sorted(s) and abs(s[-1] - 30.0) < 0.05
+    cpu = np.load(run / "loop_cpu_ms.npy")  # the loop thread's CPU time on every chunk
+    assert cpu.size == rows[-1]["chunks_total"] == summary["loop_latency"]["chunks"]
+    assert np.all(cpu >= 0.0) and np.all(cpu < 1000.0)
     for r in rows:
         assert r["p50_ms"] <= r["p99_ms"] <= r["max_ms"]
+        assert 0.0 <= r["cpu_p50_ms"] <= r["cpu_p99_ms"]
         assert r["gaps"] == 0 and r["gap_samples"] == 0
         for name in PROCESSES:  # the three processes' resident memory, in a plausible range
             assert 20.0 < r[f"{name}_mb"] < 4000.0, (name, r)
