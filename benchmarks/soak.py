@@ -1,60 +1,65 @@
-"""Soak: a lockstep closed loop (plant, LSL, pipeline, controller, safety limiter, recorder) for
-a long time; prints the curve (memory of each process, loop latency) and the verdict.
+"""Soak: a lockstep closed-loop session through the product's loop (``bci run``) for a long time;
+prints the curve (memory of the runner, the plant and the recorder, loop latency, per 10 s window,
+as the runner wrote it into ``windows.csv``) and the verdict; exits 1 on FAIL.
 
-    python benchmarks/soak.py --minutes 30 [--json OUT]
+    python benchmarks/soak.py --minutes 30 [--json OUT] [--every 30] [--keep DIR]
 
-Pass: memory growth under 5% after the warm-up (2 min, a tenth of shorter runs), p99 latency of
-the last window within 10% of the first (5 min windows, a fifth of shorter runs), no sample lost
-by the loop, the recording complete. The machinery is ``tests/reliability/soak_loop.py``.
+``--minutes`` is the session's length in signal time (lockstep runs as fast as the machine
+allows; the wall time is printed). Pass: memory growth of each process under 5% after the
+warm-up (2 min, a tenth of shorter runs), p99 latency of the last 5 minutes of signal within 10%
+of the first 5 after the warm-up (a fifth of shorter runs), no sample lost by the source, the
+recording complete. The session and the verdict are ``tests/reliability/soak_session.py``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import shutil
+import subprocess
 import sys
-from dataclasses import asdict
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "reliability"))
 
-from soak_loop import soak  # noqa: E402
+from soak_session import curve_table, soak, verdict_text  # noqa: E402
+
+
+def _uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=30.0)
-    parser.add_argument("--sample-s", type=float, default=10.0)
-    parser.add_argument("--json", type=Path, default=None)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=30.0, help="session length (signal)")
+    parser.add_argument("--every", type=int, default=1, help="print every N-th window")
+    parser.add_argument("--json", type=Path, default=None, help="write the result here")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the run folder here")
     args = parser.parse_args()
-    import logging
-
-    logging.getLogger("bci").setLevel(logging.ERROR)  # lockstep pauses are not stalls to report
-    print(f"{'t (s)':>7s} {'loop MB':>8s} {'plant MB':>9s} {'rec MB':>7s} {'p50 ms':>7s} "
-          f"{'p99 ms':>7s} {'periods':>8s}")  # fmt: skip
-
-    r = soak(args.minutes * 60.0, sample_s=args.sample_s)
-    for p in r.curve:
-        print(f"{p['t_s']:7.0f} {p['loop_mb']:8.1f} {p['plant_mb']:9.1f} {p['recorder_mb']:7.1f} "
-              f"{p['p50_ms']:7.3f} {p['p99_ms']:7.3f} {p['periods']:8.0f}")  # fmt: skip
-    growth = ", ".join(f"{k[:-3]} {100 * v:+.1f}%" for k, v in r.memory_growth.items())
-    ok = (
-        all(v < 0.05 for v in r.memory_growth.values())
-        and abs(r.p99_drift) <= 0.10
-        and r.gaps == 0
-        and r.recording_complete
-    )
-    print(f"\n{r.duration_s / 60:g} min, {r.periods} periods, {r.commands} commands")
-    print(f"memory growth after {r.warmup_s:.0f} s warm-up: {growth}")
-    print(f"p99 latency first {r.window_s:.0f} s {r.p99_first_ms:.3f} ms, last {r.p99_last_ms:.3f}"
-          f" ms ({100 * r.p99_drift:+.1f}%)")  # fmt: skip
-    print(f"loop gaps {r.gaps} ({r.gap_samples} samples); recording complete: "
-          f"{r.recording_complete} ({r.samples_recorded} samples recorded)")  # fmt: skip
-    print("PASS" if ok else "FAIL")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({**asdict(r), "pass": ok}, indent=1))
-    return 0 if ok else 1
+    if not args.minutes > 0:
+        parser.error("--minutes must be > 0")
+    load_before = _uptime()
+    print(f"load before: {load_before}", flush=True)
+    folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bci-soak-"))
+    try:
+        result = soak(args.minutes, folder=folder)
+        load_after = _uptime()
+        print(curve_table(result, args.every))
+        print()
+        print(verdict_text(result))
+        print(f"load after: {load_after}")
+        if args.json is not None:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            data = dataclasses.asdict(result)
+            data.update(run_dir=str(result.run_dir), ok=result.ok, failures=result.failures(),
+                        load_before=load_before, load_after=load_after)  # fmt: skip
+            args.json.write_text(json.dumps(data, indent=1, default=float))
+    finally:
+        if args.keep is None:
+            shutil.rmtree(folder, ignore_errors=True)
+    return 0 if result.ok else 1
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ class DecoderStage(Stage, name="decoder"):
 
     Each bin of the input becomes one row of the output, stamped with the bin's end in seconds
     since the stream start (``(first_bin + i + 1) * bin_s``, the earliest time it can be known).
+    An invalid bin (:attr:`bci.stream.BinnedChunk.valid`) is not decoded: its row repeats the
+    last decoded value and is marked invalid in the output.
 
     Parameters
     ----------
@@ -69,15 +71,22 @@ class DecoderStage(Stage, name="decoder"):
 
     def reset(self) -> None:
         self.decoder.reset()
+        self._last = np.full(self.decoder.n_outputs, np.nan, np.float32)
 
     def process(self, chunk: BinnedChunk) -> StateChunk | None:
+        """Decode each valid bin; an invalid bin (``chunk.valid`` False: NaN/inf or lost signal)
+        is not stepped: the row holds the last decoded value (NaN before any) and is marked
+        invalid, so the decoder's state never learns silence that was not measured."""
         if chunk.n_bins == 0:
             return None
         values = np.empty((chunk.n_bins, self.decoder.n_outputs), np.float32)
+        valid = chunk.valid
         for i in range(chunk.n_bins):
-            values[i] = self.decoder.step(chunk.counts[i])
+            if valid is None or valid[i]:
+                self._last = np.asarray(self.decoder.step(chunk.counts[i]), np.float32)
+            values[i] = self._last
         t = (chunk.first_bin + 1 + np.arange(chunk.n_bins)) * chunk.bin_s
-        return StateChunk(values, t.astype(np.float64))
+        return StateChunk(values, t.astype(np.float64), None if valid is None else valid.copy())
 
     def to_dict(self) -> dict[str, Any]:
         d = super().to_dict()

@@ -39,6 +39,11 @@ class SpikeBinner(Stage, name="spike_binner"):
 
     Notes
     -----
+    **Invalid bins.** A bin that touches a span the detector could not see (the input SpikeChunk's
+    ``invalid`` spans: NaN/inf signal, samples lost in a gap) or a stretch between two chunks that
+    no chunk covered is emitted with ``valid`` False: its counts are not a measurement of
+    silence. A chunk whose bins are all valid has ``valid`` None.
+
     A spike arriving for a bin already emitted (it would need look-back) is dropped and counted in
     :attr:`late_spikes`. A spike naming a unit >= ``n_units`` raises :class:`BinningError`.
     """
@@ -93,6 +98,10 @@ class SpikeBinner(Stage, name="spike_binner"):
         self._next_bin: int | None = None
         self._pending = np.zeros((0, 0), dtype=np.float32)
         self.late_spikes = 0
+        self._last_sample: int | None = None  # last sample covered so far
+        self._invalid: list[tuple[int, int]] = []  # sample spans not yet past the emitted bins
+        #: bins emitted with ``valid`` False
+        self.invalid_bins = 0
 
     def process(self, chunk: SpikeChunk) -> BinnedChunk | None:
         """Add a chunk's spikes; return the bins it completed, or ``None``."""
@@ -107,14 +116,45 @@ class SpikeBinner(Stage, name="spike_binner"):
             self._pending = np.zeros((0, n_cols), dtype=np.float32)
         n_done = math.floor((chunk.last_sample + 1) / bin_len)  # bins [.., n_done) complete
         self._add(chunk.spikes, bin_len, max(n_done, self._next_bin))
+        self._note_invalid(chunk)
         if n_done <= self._next_bin:
             return None
         k = n_done - self._next_bin
         counts = self._pending[:k]
         self._pending = self._pending[k:]
-        out = BinnedChunk(counts=counts, first_bin=self._next_bin, bin_s=self.bin_s)
+        valid = self._valid(self._next_bin, n_done, bin_len)
+        out = BinnedChunk(counts=counts, first_bin=self._next_bin, bin_s=self.bin_s, valid=valid)
         self._next_bin = n_done
         return out
+
+    def _note_invalid(self, chunk: SpikeChunk) -> None:
+        """Keep the chunk's invalid spans, and a stretch no chunk covered, for the bins."""
+        if self._last_sample is not None and chunk.first_sample > self._last_sample + 1:
+            self._invalid.append((self._last_sample + 1, chunk.first_sample))
+        for a, b in chunk.invalid.tolist():
+            if b > a:
+                self._invalid.append((int(a), int(b)))
+        last = chunk.last_sample
+        self._last_sample = last if self._last_sample is None else max(self._last_sample, last)
+
+    def _valid(self, first: int, stop: int, bin_len: float) -> npt.NDArray[np.bool_] | None:
+        """Validity of bins ``[first, stop)``; None when all are valid. Drops spans left behind."""
+        if not self._invalid:
+            return None
+        valid = np.ones(stop - first, dtype=bool)
+        keep = []
+        for a, b in self._invalid:
+            lo = max(math.floor(a / bin_len), first)
+            hi = min(math.floor((b - 1) / bin_len) + 1, stop)
+            if hi > lo:
+                valid[lo - first : hi - first] = False
+            if b > stop * bin_len:  # reaches into bins not emitted yet
+                keep.append((a, b))
+        self._invalid = keep
+        if valid.all():
+            return None
+        self.invalid_bins += int((~valid).sum())
+        return valid
 
     def _add(self, spikes: npt.NDArray[np.void], bin_len: float, upto: int) -> None:
         """Count ``spikes`` into the pending bins, growing them to cover ``upto`` and the spikes."""

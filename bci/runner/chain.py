@@ -30,7 +30,7 @@ from bci.stream import (
     StreamSpec,
 )
 
-__all__ = ["ChainOutput", "Rechunker", "StageChain"]
+__all__ = ["CalibrationGate", "ChainOutput", "Rechunker", "StageChain"]
 
 
 def _length(x: Any) -> int:
@@ -235,6 +235,48 @@ class StageChain:
         for r in rows:
             r["share"] = float(r["total_ms"]) / total
         return rows
+
+
+class CalibrationGate:
+    """Stimulation stays in the safe state until every stage that calibrates is ready.
+
+    Two kinds of stage calibrate on the session's own signal: one the chain fits
+    (:func:`bci.runner.parts.needs_calibration`: nothing after it runs until its fit is done), and
+    one that learns by itself from what it processes and says so with ``is_calibrated`` (False
+    until it has: threshold crossings learning their thresholds, a controller learning its
+    threshold or set-point). The loop asks :meth:`update` after every chunk; until it opens, the
+    controller's commands are recorded but not sent (the stimulator keeps getting the safe state),
+    and counted in :attr:`held`. It opens once, for the rest of the run.
+    """
+
+    def __init__(self, chain: StageChain) -> None:
+        self.chain = chain
+        #: seconds of signal at which stimulation was enabled (None: not yet)
+        self.enabled_at_s: float | None = None
+        self.held = 0  # controller commands not sent while it was closed
+
+    @property
+    def open(self) -> bool:
+        return self.enabled_at_s is not None
+
+    def waiting(self) -> list[str]:
+        """The stages still calibrating, by class name."""
+        names = [
+            type(s).__name__
+            for s in self.chain.stages
+            if getattr(s, "is_calibrated", True) is False
+        ]
+        cal = self.chain.calibrating
+        if cal is not None:
+            names.insert(0, type(cal.stage).__name__)
+        return list(dict.fromkeys(names))
+
+    def update(self, signal_s: float) -> bool:
+        """True the first time nothing is calibrating any more (at ``signal_s`` of signal)."""
+        if self.enabled_at_s is not None or self.waiting():
+            return False
+        self.enabled_at_s = float(signal_s)
+        return True
 
 
 class Rechunker:

@@ -22,6 +22,7 @@ from bci.runner.commands import CommandPath
 from bci.runner.outlets import LoopOutlets
 from bci.runner.parts import LoopParts
 from bci.runner.pulses import PulseFeed
+from bci.runner.rows import Rows
 from bci.runner.sources import SourceSession
 from bci.runner.truth import TruthFeed
 from bci.session.config import ControllerConfig, SessionConfig
@@ -45,8 +46,8 @@ class RunLifecycle:
     outlets: LoopOutlets | None
     chain: StageChain | None
     events: list[str]
-    bio_values: list[list[float]]
-    bio_stamps: list[float]
+    bio_values: Rows
+    bio_stamps: Rows
     pulse_feed: PulseFeed | None
     decoded_names: list[str]
     truth: TruthFeed | None

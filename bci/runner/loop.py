@@ -5,9 +5,13 @@ any process starts), creates the run folder (``config.yaml`` with every stage's 
 starts the source in its own process, opens the loop's streams, starts the recorder in its own
 process, and runs the loop in this thread:
 
-1. **calibration**: the first ``calibration.duration_s`` with DBS off (the limiter's answer to an
-   "off" command), while uncalibrated stages (the sorter) learn; their results go into the run
-   folder;
+1. **calibration**: stimulation off (the limiter's answer to an "off" command) until every stage
+   that calibrates is ready (:class:`~bci.runner.chain.CalibrationGate`): a stage the chain fits
+   (the sorter) on the first ``calibration.duration_s`` of its input, whose results go into the
+   run folder, and a stage that learns by itself and says so with ``is_calibrated`` (threshold
+   crossings, a threshold controller); the event stream says when stimulation was enabled
+   (``summary.json``: ``stimulation_enabled_s``), and the controller's commands before that are
+   recorded, not sent;
 2. **closed loop**: every chunk through the stages; every controller command through the limiter,
    then onto the stimulator's stream. ``realtime``: a command is sent as soon as it exists.
    ``lockstep``: the plant simulates one control period per command, and the loop sends exactly one
@@ -23,6 +27,7 @@ file, writes ``session.nix`` and ``summary.json``, and reports failure in
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import signal
 import threading
 import time
@@ -39,7 +44,7 @@ import numpy as np
 import pylsl
 
 from bci.errors import BCIError
-from bci.runner.chain import ChainOutput, Rechunker, StageChain
+from bci.runner.chain import CalibrationGate, ChainOutput, Rechunker, StageChain
 from bci.runner.commands import CommandPath
 from bci.runner.lifecycle import RunLifecycle, drain
 from bci.runner.metrics import LatencyLog
@@ -47,8 +52,10 @@ from bci.runner.outlets import LoopOutlets
 from bci.runner.parts import LoopParts, build_parts
 from bci.runner.pulses import PulseFeed
 from bci.runner.report import RunReport
+from bci.runner.rows import Rows
 from bci.runner.sources import SourceSession, start_source
 from bci.runner.truth import TruthFeed
+from bci.runner.windows import WindowLog
 from bci.session.config import ControllerConfig, SessionConfig
 from bci.session.run_folder import create_run_dir, write_summary
 from bci.signals import STOP_SIGNALS
@@ -60,6 +67,8 @@ __all__ = ["RunInterrupted", "RunResult", "SessionRunner"]
 SOURCE_SILENCE_S = 30.0
 #: How often the loop checks that the recorder process is alive (seconds).
 RECORDER_CHECK_S = 0.25
+#: Folder of the run folder that holds the loop's measurements while it runs (removed at the end).
+SPILL_DIR = ".measurements"
 #: Lockstep: longest wait for a period's last pulse marker (s); a timeout is counted.
 PULSE_WAIT_S = 1.0
 
@@ -137,17 +146,18 @@ class SessionRunner(RunLifecycle, RunReport):
         self.samples = 0
         self.t0_lsl: float | None = None
         self.t_online: float | None = None
-        self.decoded_t: list[float] = []
-        self.decoded_v: list[float] = []
+        # what the loop keeps for the summary, as compact rows (bci.runner.rows)
+        self.decoded_t = Rows()
+        self.decoded_v = Rows()
         #: every output of every decoded bin, and the LSL time of each bin's centre
-        self.decoded_rows: list[list[float]] = []
-        self.decoded_centre_t: list[float] = []
+        self.decoded_rows = Rows(None)
+        self.decoded_centre_t = Rows()
         self.decoded_names: list[str] = []
         self.t_first_spike: float | None = None
         #: the true values of what is decoded, when the source publishes them (motor kinematics)
         self.truth: TruthFeed | None = None
-        self.bio_values: list[list[float]] = []
-        self.bio_stamps: list[float] = []
+        self.bio_values = Rows(None)
+        self.bio_stamps = Rows()
         self._bio_inlet: pylsl.StreamInlet | None = None
         self.pulse_feed: PulseFeed | None = None
         #: the recorder process while the loop runs (watched: the loop stops if it dies)
@@ -155,6 +165,10 @@ class SessionRunner(RunLifecycle, RunReport):
         self._source_events_seen = 0  # LSLSource events already forwarded
         self._pulses_polled_for = -1  # lockstep: last period whose pulse markers were collected
         self.pulse_waits_timed_out = 0
+        #: holds stimulation off until every stage that calibrates is ready
+        self.gate: CalibrationGate | None = None
+        #: one row per 10 s of the loop (windows.csv): latency, commands, memory of each process
+        self.windows: WindowLog | None = None
         self.wall_s = 0.0
         self.phases: dict[str, float] = {}  # wall seconds of each phase of the run
         self._t_phase = time.perf_counter()
@@ -166,6 +180,11 @@ class SessionRunner(RunLifecycle, RunReport):
         name = config.name if self.label is None else f"{config.name}-{self.label}"
         self.run_dir = create_run_dir(name, config.runs_root)
         self._write_config()
+        spill = self.run_dir / SPILL_DIR  # what the loop keeps for the summary, out of memory
+        self.latency.spill_into(spill)
+        for key in ("decoded_t", "decoded_v", "decoded_rows", "decoded_centre_t", "bio_values"):
+            getattr(self, key).spill_into(spill / f"{key}.f64")
+        self.bio_stamps.spill_into(spill / "bio_stamps.f64")
         status, error = "completed", None
         previous = self._install_signals()
         t_start = time.perf_counter()
@@ -214,14 +233,25 @@ class SessionRunner(RunLifecycle, RunReport):
             status, error = "failed", str(err)
         except Exception as err:  # an unexpected bug: keep the traceback in the run folder
             status, error = "failed", f"{type(err).__name__}: {err}"
-            (self.run_dir / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
+            try:
+                (self.run_dir / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
+            except OSError as write_err:
+                self.events.append(f"error.txt not written: {write_err}")
         finally:
             self.wall_s = time.perf_counter() - t_start
             self._shutting_down = True  # a second Ctrl-C/SIGTERM must not cut the way out short
+            self._end_windows()
             plant_stats = self._shut_down(source, recorder, status, error)
             self._restore_signals(previous)
         summary = self._summary(status, error, plant_stats, recorder)
-        write_summary(self.run_dir, summary)
+        try:
+            write_summary(self.run_dir, summary)
+        except OSError as err:  # the disk filled up or turned read-only: say so, fail the run
+            status = "failed"
+            note = f"summary.json not written: {err}"
+            summary["status"] = status
+            summary["error"] = f"{summary['error']}; {note}" if summary.get("error") else note
+        shutil.rmtree(spill, ignore_errors=True)
         return RunResult(self.run_dir, status, summary)
 
     def _install_signals(self) -> dict[int, Any]:
@@ -255,6 +285,7 @@ class SessionRunner(RunLifecycle, RunReport):
         if lockstep and plant is not None:
             total = plant.published_after(n_periods)  # what the plant publishes in the session
         stimulating = self.parts.limiter is not None
+        gate = self.gate = CalibrationGate(chain)
         held: StimCommand | None = None
         fresh = False  # a command reached the limiter since the last lockstep send
         if stimulating:
@@ -262,7 +293,16 @@ class SessionRunner(RunLifecycle, RunReport):
             if lockstep:
                 self.commands.lockstep_clock = 0.0
             held = self.commands.limited(self.commands.off(now0), now0)
-            self._event("calibration: stimulation off")
+            waiting = gate.waiting()
+            if waiting:
+                self._event(
+                    "calibration: stimulation off until every stage that calibrates is ready ("
+                    + ", ".join(waiting)
+                    + ")"
+                )
+            else:
+                gate.update(0.0)
+                self._event("calibration: no stage calibrates; stimulation enabled from the start")
             if held is None:
                 raise BCIError("The safety limiter refused the session's own 'off' command.")
             self.commands.send(held)  # lockstep: the plant's period 0; real time: a defined start
@@ -280,9 +320,12 @@ class SessionRunner(RunLifecycle, RunReport):
         if lockstep and plant is not None:
             rechunker = Rechunker(plant.period_samples, plant.latency_samples)
         pending: deque[SignalChunk] = deque()
+        self._start_windows(lsl, sfreq)
         while done - start < total:
             chunk = self._next_chunk(lsl, pending, rechunker)
             now = time.monotonic()
+            if self.windows is not None and self.windows.due(now):
+                self._close_window(now)
             if lsl.events_total != self._source_events_seen:
                 self._forward_source_events(lsl)
             if chunk is None:
@@ -309,6 +352,7 @@ class SessionRunner(RunLifecycle, RunReport):
                         self._wait_for_pulses(self._pulses_polled_for, plant, sfreq)
                 self.pulse_feed.poll(self.t0_lsl, sfreq)
             t_work = time.perf_counter()
+            c_work = time.thread_time()
             was_calibrating = chain.is_calibrating
             out = ChainOutput()
             chain.process(chunk, out)
@@ -327,9 +371,17 @@ class SessionRunner(RunLifecycle, RunReport):
                 self.commands.lockstep_clock = now_l
             else:
                 now_l = pylsl.local_clock()
+            if stimulating and gate.update((chunk.last_sample + 1) / sfreq):
+                self._event(
+                    f"stimulation enabled at {gate.enabled_at_s:.3f} s of signal: every stage "
+                    "that calibrates is ready"
+                )
             for command in out.commands:
                 self.commands.n_from_controller += 1
                 outlets.push_controller(command)
+                if not gate.open:  # recorded, not sent: the stimulator stays in the safe state
+                    gate.held += 1
+                    continue
                 limited = self.commands.limited(command, now_l)
                 if limited is None:
                     continue
@@ -359,6 +411,7 @@ class SessionRunner(RunLifecycle, RunReport):
                 time.perf_counter() - t_work,
                 chunk.n_samples / sfreq,
                 (pylsl.local_clock() - chunk.t_arrival) * 1e3,
+                (time.thread_time() - c_work) * 1e3,
             )
             self.samples = done - start
             self._publish(out, chunk, sfreq)
@@ -410,11 +463,11 @@ class SessionRunner(RunLifecycle, RunReport):
                 stamps = np.asarray(state.t, dtype=np.float64)
                 centres = stamps
             if self.truth is not None:
-                self.decoded_rows.extend(np.asarray(state.values, dtype=float).tolist())
-                self.decoded_centre_t.extend(np.asarray(centres, dtype=float).tolist())
+                self.decoded_rows.extend(np.asarray(state.values, dtype=float))
+                self.decoded_centre_t.extend(np.asarray(centres, dtype=float))
             outlets.push_decoded(state.values, stamps)
-            self.decoded_t.extend(stamps.tolist())
-            self.decoded_v.extend(np.asarray(state.values)[:, 0].astype(float).tolist())
+            self.decoded_t.extend(stamps)
+            self.decoded_v.extend(np.asarray(state.values)[:, 0])
 
     @staticmethod
     def _next_chunk(

@@ -14,10 +14,13 @@ the recording with the same function.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from bci.runner.rows import Rows
 
 __all__ = ["IMPEDANCE_OHM", "LatencyLog", "decoder_tracking", "plant_outcome"]
 
@@ -26,42 +29,71 @@ IMPEDANCE_OHM = 1000.0
 
 
 class LatencyLog:
-    """Loop latencies (ms) of every command, deadline misses and chunk overruns."""
+    """Loop latencies (ms) of every command, deadline misses and chunk overruns.
 
-    def __init__(self, deadline_ms: float, capacity: int = 1 << 16) -> None:
+    Every value is kept (:class:`bci.runner.rows.Rows`; :meth:`spill_into` bounds the memory of a
+    long session by moving full blocks to files).
+    """
+
+    def __init__(self, deadline_ms: float) -> None:
         self.deadline_ms = float(deadline_ms)
-        self._values = np.zeros(capacity, dtype=np.float64)
-        self.count = 0
+        self._values = Rows()
         self.misses = 0
         self.overruns = 0
-        self.chunks = 0
         #: per chunk: arrival to the end of its processing (ms), with or without a command
-        self._chunk_ms = np.zeros(capacity, dtype=np.float64)
+        self._chunk_ms = Rows()
+        #: per chunk: CPU time of the loop's thread on it (ms): its own work, whatever else the
+        #: machine runs (wall latency also measures the other processes' load)
+        self._chunk_cpu_ms = Rows()
+
+    @property
+    def count(self) -> int:
+        return len(self._values)
+
+    @property
+    def chunks(self) -> int:
+        return len(self._chunk_ms)
+
+    def spill_into(self, folder: Path) -> None:
+        """Keep the full blocks of values in files in ``folder`` (module :mod:`bci.runner.rows`)."""
+        self._values.spill_into(Path(folder) / "latency_ms.f64")
+        self._chunk_ms.spill_into(Path(folder) / "chunk_ms.f64")
+        self._chunk_cpu_ms.spill_into(Path(folder) / "chunk_cpu_ms.f64")
 
     def add(self, latency_ms: float) -> None:
-        if self.count == self._values.size:
-            self._values = np.concatenate([self._values, np.zeros_like(self._values)])
-        self._values[self.count] = latency_ms
-        self.count += 1
+        self._values.append(latency_ms)
         if latency_ms > self.deadline_ms:
             self.misses += 1
 
-    def chunk(self, compute_s: float, chunk_s: float, latency_ms: float) -> None:
-        """One chunk processed: its compute time, its length, arrival to done (ms)."""
-        if self.chunks == self._chunk_ms.size:
-            self._chunk_ms = np.concatenate([self._chunk_ms, np.zeros_like(self._chunk_ms)])
-        self._chunk_ms[self.chunks] = latency_ms
-        self.chunks += 1
+    def chunk(
+        self, compute_s: float, chunk_s: float, latency_ms: float, cpu_ms: float = float("nan")
+    ) -> None:
+        """One chunk processed: its compute time, its length, arrival to done (ms), the loop
+        thread's CPU time on it (ms)."""
+        self._chunk_ms.append(latency_ms)
+        self._chunk_cpu_ms.append(cpu_ms)
         if compute_s > chunk_s:
             self.overruns += 1
 
     @property
     def values(self) -> npt.NDArray[np.float64]:
-        return self._values[: self.count]
+        return self._values.array()
+
+    def since(self, index: int) -> npt.NDArray[np.float64]:
+        """The latencies of commands ``index`` on."""
+        return self._values.since(index)
+
+    def cpu_since(self, index: int) -> npt.NDArray[np.float64]:
+        """The loop thread's CPU time (ms) on chunks ``index`` on."""
+        return self._chunk_cpu_ms.since(index)
+
+    @property
+    def chunk_cpu_ms(self) -> npt.NDArray[np.float64]:
+        return self._chunk_cpu_ms.array()
 
     def percentiles(self, recent: int | None = None) -> tuple[float, float]:
         """p50 and p99 (ms) of all commands, or of the last ``recent``; NaN when none."""
-        v = self.values if recent is None else self.values[-recent:]
+        v = self.values if recent is None else self.since(self.count - recent)
         if v.size == 0:
             return float("nan"), float("nan")
         p50, p99 = np.percentile(v, [50, 99])
@@ -70,8 +102,11 @@ class LatencyLog:
     def summary(self) -> dict[str, Any]:
         v = self.values
         p50, p99 = self.percentiles()
-        c = self._chunk_ms[: self.chunks]
+        c = self._chunk_ms.array()
         c50, c99 = np.percentile(c, [50, 99]) if c.size else (float("nan"), float("nan"))
+        cpu = self._chunk_cpu_ms.array()
+        cpu = cpu[np.isfinite(cpu)]
+        u50, u99 = np.percentile(cpu, [50, 99]) if cpu.size else (float("nan"), float("nan"))
         return {
             "commands": int(v.size),
             "p50_ms": p50,
@@ -84,6 +119,8 @@ class LatencyLog:
             "chunk_overruns": self.overruns,
             "chunk_p50_ms": float(c50),
             "chunk_p99_ms": float(c99),
+            "chunk_cpu_p50_ms": float(u50),
+            "chunk_cpu_p99_ms": float(u99),
             "histogram": self.histogram(),
         }
 

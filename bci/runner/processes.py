@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 from bci.errors import BCIError
 
@@ -60,7 +61,7 @@ class ChildProcess:
         self.ready_line = ready_line
         self.ready = threading.Event()
         self.lines: deque[str] = deque(maxlen=200)
-        self._log = self.log_path.open("w", encoding="utf-8")
+        self._log: IO[str] | None = self.log_path.open("w", encoding="utf-8")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
             self.command,
@@ -78,8 +79,13 @@ class ChildProcess:
             return
         for line in stream:
             self.lines.append(line.rstrip("\n"))
-            self._log.write(line)
-            self._log.flush()
+            if self._log is not None:
+                try:
+                    self._log.write(line)
+                    self._log.flush()
+                except OSError as err:  # a full or read-only disk: keep reading, keep the tail
+                    self.lines.append(f"(log {self.log_path} stopped: {err})")
+                    self._log = None
             if self.ready_line is not None and line.startswith(self.ready_line):
                 self.ready.set()
         stream.close()
@@ -133,5 +139,9 @@ class ChildProcess:
                 self.process.kill()
                 self.process.wait()
         self._reader.join(5.0)
-        self._log.close()
+        if self._log is not None:
+            try:
+                self._log.close()
+            except OSError:
+                pass  # its last lines are in the tail
         return int(self.process.returncode)

@@ -40,8 +40,10 @@ class PulseFeed:
         #: the plant's sample of the latest pulse marker read (-1: none yet)
         self.last_plant_sample = -1
         self.stages = [s for s in stages if callable(getattr(s, "add_pulses", None))]
-        found = pylsl.resolve_byprop("source_id", source_id, 1, timeout_s)
         self.inlet: pylsl.StreamInlet | None = None
+        # no stage takes pulses: no inlet (one opened and never pulled would buffer up to 600 s
+        # of markers in liblsl, a long session's memory growing for ten minutes)
+        found = pylsl.resolve_byprop("source_id", source_id, 1, timeout_s) if self.stages else []
         if found:
             self.inlet = pylsl.StreamInlet(found[0], max_buflen=600, recover=False)
             self.inlet.open_stream(timeout=timeout_s)

@@ -9,6 +9,8 @@ tracking of the true symptom, and the summary written into the run folder.
 from __future__ import annotations
 
 import dataclasses
+import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,8 +19,10 @@ import numpy as np
 from bci.runner.chain import StageChain
 from bci.runner.metrics import LatencyLog, decoder_tracking, plant_outcome
 from bci.runner.outlets import LoopOutlets
+from bci.runner.rows import Rows
 from bci.runner.sources import SourceSession
 from bci.runner.truth import TruthFeed, decoded_tracking
+from bci.runner.windows import WindowLog
 from bci.session.config import ControllerConfig, SessionConfig
 
 if TYPE_CHECKING:
@@ -49,19 +53,79 @@ class RunReport:
     samples: int
     t0_lsl: float | None
     t_online: float | None
-    decoded_t: list[float]
-    decoded_v: list[float]
-    decoded_rows: list[list[float]]
-    decoded_centre_t: list[float]
+    decoded_t: Rows
+    decoded_v: Rows
+    decoded_rows: Rows
+    decoded_centre_t: Rows
     decoded_names: list[str]
     t_first_spike: float | None
     truth: TruthFeed | None
-    bio_values: list[list[float]]
-    bio_stamps: list[float]
+    bio_values: Rows
+    bio_stamps: Rows
     commands: CommandPath
     wall_s: float
     phases: dict[str, float]
     pulse_feed: Any
+    windows: WindowLog | None
+    recorder: Any
+    _window_source: Any = None
+    _window_sfreq: float = 0.0
+
+    # ------------------------------------------------------------------ windows.csv
+    def _start_windows(self, lsl: Any, sfreq: float) -> None:
+        """Open ``windows.csv`` in the run folder (:mod:`bci.runner.windows`) as the loop starts."""
+        if self.run_dir is None:
+            return
+        self._window_source, self._window_sfreq = lsl, float(sfreq)
+        self.windows = WindowLog(self.run_dir / "windows.csv", self.latency)
+        self.windows.start(time.monotonic(), self._window_counters())
+
+    def _window_counters(self) -> dict[str, float]:
+        counts: dict[str, Any] = {}
+        if self._window_source is not None:
+            try:
+                counts = self._window_source.status()
+            except Exception:  # a closed or broken source: the row says nothing about it
+                counts = {}
+        return {
+            "signal_s": self.samples / self._window_sfreq if self._window_sfreq else 0.0,
+            "commands": float(self.commands.n_sent),
+            "periods": float(len(self.bio_stamps)),
+            "chunks": float(self.latency.chunks),
+            "gaps": float(counts.get("gaps", 0)),
+            "gap_samples": float(counts.get("gap_samples", 0)),
+            "nan_samples": float(counts.get("nan_samples", 0)),
+        }
+
+    def _window_pids(self) -> dict[str, int | None]:
+        source = self.source_session
+        child = None if source is None else source.child
+        return {
+            "runner": os.getpid(),
+            "plant": None if child is None or not child.alive else child.pid,
+            "recorder": None if self.recorder is None else self.recorder.process.pid,
+        }
+
+    def _close_window(self, now: float) -> None:
+        assert self.windows is not None
+        self.windows.close_window(now, self._window_counters(), self._window_pids())
+
+    def _end_windows(self) -> None:
+        """The last (partial) window, ``latency_ms.npy``; the CSV closed."""
+        windows = self.windows
+        if windows is None or windows.closed:
+            return
+        try:
+            self._close_window(time.monotonic())
+        except Exception as err:  # the way out must go on: safe state, recorder, summary
+            self.events.append(f"last window not written: {type(err).__name__}: {err}")
+        finally:
+            try:
+                windows.close(None if self.run_dir is None else self.run_dir / "latency_ms.npy")
+            except OSError as err:
+                self.events.append(f"latency_ms.npy not written: {err}")
+        if windows.write_error is not None:
+            self.events.append(f"windows.csv stopped: {windows.write_error}")
 
     def snapshot(self, source_status: dict[str, Any], total_samples: int) -> dict[str, Any]:
         """What the live view shows (cheap: called about four times a second)."""
@@ -143,6 +207,7 @@ class RunReport:
         config = self.config
         source = self.source_session
         plant = None if source is None else source.plant
+        gate = getattr(self, "gate", None)
         out: dict[str, Any] = {
             "session": config.name,
             "label": self.label,
@@ -176,6 +241,13 @@ class RunReport:
             "decoder_tracking": None,
             "plant_process": plant_stats,
             "recording": None,
+            "windows": None if self.windows is None else self.windows.rows,
+            "stimulation_enabled_s": None if gate is None else gate.enabled_at_s,
+            "commands_held_calibrating": 0 if gate is None else gate.held,
+            # bins marked invalid (NaN/inf or lost signal): not decoded, not acted on
+            "invalid_bins": 0
+            if self.chain is None
+            else int(sum(getattr(st, "invalid_bins", 0) for st in self.chain.stages)),
         }
         if self.chain is not None and self.chain.specs:
             rate = self.chain.specs[0].rate_hz

@@ -16,6 +16,8 @@ import numpy as np
 import numpy.typing as npt
 import pylsl
 
+from bci.runner.rows import Rows
+
 __all__ = ["TruthFeed", "decoded_tracking"]
 
 
@@ -33,8 +35,8 @@ class TruthFeed:
     def __init__(self, name: str, timeout_s: float = 10.0) -> None:
         self.name = name
         self.labels: list[str] = []
-        self.values: list[list[float]] = []
-        self.stamps: list[float] = []
+        self.values = Rows(None)
+        self.stamps = Rows()
         self._inlet: pylsl.StreamInlet | None = None
         found = pylsl.resolve_byprop("name", name, 1, timeout_s)
         if found:

@@ -17,7 +17,7 @@ import numpy.typing as npt
 from bci.checks import ensure_float
 from bci.errors import StageCompatibilityError
 from bci.sorting.errors import SortingConfigError
-from bci.stream import SPIKE_DTYPE, SignalChunk, SpikeChunk, Stage, StreamSpec
+from bci.stream import SPIKE_DTYPE, SignalChunk, SpikeChunk, Stage, StreamSpec, mask_spans
 
 #: "Last crossing" of a channel that has not crossed yet: far enough back for any refractory period.
 _NO_CROSSING_YET = np.iinfo(np.int64).min // 2
@@ -361,7 +361,29 @@ class ThresholdCrossings(Stage, name="threshold_crossings"):
             spikes["amplitude"] = self._buf_a[:k]
             if spikes["sample_index"][0] < out_first:
                 spikes = spikes[spikes["sample_index"] >= out_first]
-        return SpikeChunk(spikes, out_first, out_last, chunk.sfreq)
+        invalid = self._invalid_spans(chunk, start, thr)
+        return SpikeChunk(spikes, out_first, out_last, chunk.sfreq, invalid)
+
+    def _invalid_spans(
+        self, chunk: SignalChunk, start: int, thr: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.int64]:
+        """Sample spans (on the output's clock) where crossings could not be seen: a NaN/inf
+        sample on a channel with a threshold, and the samples a gap before the chunk lost."""
+        x = chunk.data[start:]
+        used = np.isfinite(thr)
+        spans = None
+        if x.shape[0] and used.any():
+            bad: npt.NDArray[np.bool_] = np.asarray(~np.isfinite(x[:, used]).all(axis=1))
+            spans = mask_spans(bad, chunk.first_sample + start - self._delay)
+        if chunk.gap_before > 0 and start == 0:
+            lost = (
+                np.array([[chunk.first_sample - chunk.gap_before, chunk.first_sample]])
+                - self._delay
+            )
+            spans = lost if spans is None else np.concatenate([lost, spans])
+        if spans is None or not spans.size:
+            return np.zeros((0, 2), dtype=np.int64)
+        return np.maximum(spans, 0).astype(np.int64)
 
     def _grow(self, keep: int) -> None:
         """Double the crossing buffers (at least one row of channels more), keeping ``keep``."""

@@ -10,6 +10,7 @@ from bci.stream.chunks import (
     StateChunk,
     StimCommand,
     empty_spikes,
+    mask_spans,
 )
 from bci.stream.pipeline import Pipeline, StageTimer
 from bci.stream.registry import available_stages, get_stage_class, register_stage
@@ -34,6 +35,7 @@ __all__ = [
     "available_stages",
     "empty_spikes",
     "get_stage_class",
+    "mask_spans",
     "register_stage",
     "stage_from_dict",
 ]

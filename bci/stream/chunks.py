@@ -7,7 +7,7 @@ references, not copies: a stage that changes data returns a new chunk.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -97,22 +97,44 @@ class SignalChunk:
         return np.asarray(np.isnan(self.data).any(axis=1), dtype=np.bool_)
 
 
+def _no_spans() -> npt.NDArray[np.int64]:
+    return np.zeros((0, 2), dtype=np.int64)
+
+
+def mask_spans(mask: npt.NDArray[np.bool_], offset: int = 0) -> npt.NDArray[np.int64]:
+    """The runs of True in ``mask`` as ``(k, 2)`` spans ``[start, stop)``, shifted by ``offset``."""
+    mask = np.asarray(mask, dtype=bool).reshape(-1)
+    if not mask.any():
+        return _no_spans()
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    starts = np.flatnonzero(edges == 1)
+    stops = np.flatnonzero(edges == -1)
+    return np.column_stack([starts, stops]).astype(np.int64) + int(offset)
+
+
 @dataclass(frozen=True, slots=True)
 class SpikeChunk:
     """Spikes found in the sample span ``[first_sample, last_sample]`` (both inclusive).
 
     An empty ``spikes`` array still tells downstream stages that the span is complete, so a binner
-    can close its bins.
+    can close its bins. ``invalid`` lists the sample spans ``[start, stop)`` of that span in which
+    the detector could not see spikes (NaN/inf input, samples lost in a gap): no spike there does
+    not mean no activity, and a binner marks the bins they touch invalid.
     """
 
     spikes: npt.NDArray[np.void]
     first_sample: int
     last_sample: int
     sfreq: float
+    invalid: npt.NDArray[np.int64] = field(default_factory=_no_spans)
 
     def __post_init__(self) -> None:
         if self.spikes.dtype != SPIKE_DTYPE:
             raise ChunkError(f"SpikeChunk.spikes must have SPIKE_DTYPE, got {self.spikes.dtype}.")
+        if self.invalid.ndim != 2 or self.invalid.shape[1] != 2:
+            raise ChunkError(
+                f"SpikeChunk.invalid must be (k, 2) sample spans, got shape {self.invalid.shape}."
+            )
         if self.last_sample < self.first_sample - 1:
             raise ChunkError(
                 f"SpikeChunk span is reversed: first_sample={self.first_sample}, "
@@ -124,31 +146,55 @@ class SpikeChunk:
         return int(self.spikes.shape[0])
 
 
+def _check_valid(valid: npt.NDArray[np.bool_] | None, n: int, what: str) -> None:
+    if valid is not None and (valid.dtype != np.bool_ or valid.shape != (n,)):
+        raise ChunkError(
+            f"{what}.valid must be a boolean array of one entry per row ({n}), got "
+            f"{valid.dtype} {valid.shape}."
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class BinnedChunk:
-    """Spike counts in consecutive bins: ``counts[i, u]`` is unit ``u`` in bin ``first_bin + i``."""
+    """Spike counts in consecutive bins: ``counts[i, u]`` is unit ``u`` in bin ``first_bin + i``.
+
+    ``valid[i]`` False: bin ``i`` covers signal in which spikes could not be seen (NaN/inf input,
+    a gap), so its counts are not a measurement (they read as silence); None: every bin is valid.
+    """
 
     counts: npt.NDArray[np.float32]
     first_bin: int
     bin_s: float
+    valid: npt.NDArray[np.bool_] | None = None
 
     def __post_init__(self) -> None:
         if self.counts.ndim != 2:
             raise ChunkError(
                 f"BinnedChunk.counts must be 2-D (n_bins, n_units), got shape {self.counts.shape}."
             )
+        _check_valid(self.valid, self.counts.shape[0], "BinnedChunk")
 
     @property
     def n_bins(self) -> int:
         return int(self.counts.shape[0])
 
+    @property
+    def valid_mask(self) -> npt.NDArray[np.bool_]:
+        """``valid`` as an array (all True when it is None)."""
+        return np.ones(self.n_bins, bool) if self.valid is None else self.valid
+
 
 @dataclass(frozen=True, slots=True)
 class StateChunk:
-    """Decoded or derived variables: ``values[i]`` holds at time ``t[i]`` (LSL clock, seconds)."""
+    """Decoded or derived variables: ``values[i]`` holds at time ``t[i]`` (LSL clock, seconds).
+
+    ``valid[i]`` False: row ``i`` was not decoded from a measurement (its bin was invalid); a
+    decoder holds its last value there, and a controller does not act on it. None: all valid.
+    """
 
     values: npt.NDArray[np.float32]
     t: npt.NDArray[np.float64]
+    valid: npt.NDArray[np.bool_] | None = None
 
     def __post_init__(self) -> None:
         if self.values.ndim != 2 or self.values.shape[0] != self.t.shape[0]:
@@ -156,6 +202,12 @@ class StateChunk:
                 f"StateChunk.values must be (n, n_outputs) with one time per row; got values "
                 f"{self.values.shape} and t {self.t.shape}."
             )
+        _check_valid(self.valid, self.values.shape[0], "StateChunk")
+
+    @property
+    def valid_mask(self) -> npt.NDArray[np.bool_]:
+        """``valid`` as an array (all True when it is None)."""
+        return np.ones(self.values.shape[0], bool) if self.valid is None else self.valid
 
 
 @dataclass(frozen=True, slots=True)

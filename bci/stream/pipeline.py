@@ -25,7 +25,9 @@ class StageTimer:
     """Per-stage compute time: count, mean, max and percentiles over the last ``window`` calls."""
 
     def __init__(self, window: int = 4096) -> None:
-        self._ring = np.zeros(window, dtype=np.int64)
+        # written now, so its memory is taken at once, not page by page as calls fill it (a long
+        # session's resident memory would seem to grow for the first ``window`` calls)
+        self._ring = np.full(window, 0, dtype=np.int64)
         self.count = 0
         self.total_ns = 0
         self.max_ns = 0

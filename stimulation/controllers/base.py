@@ -53,6 +53,9 @@ class Controller(Stage):
         Pulse rate and width of the commands (a controller that sets the rate overrides it).
     source_id, session_token : str
         Signed into every command (the limiter accepts only the session's controller).
+    invalid_hold_s : float
+        How long invalid decoded rows (no measurement: NaN/inf or lost signal) hold the last
+        command before the controller asks for stimulation off (:meth:`process`).
     """
 
     accepts: ClassVar[tuple[StreamKind, ...]] = ("state",)
@@ -66,8 +69,11 @@ class Controller(Stage):
         pulse_width_us: float = 300.0,
         source_id: str = "controller",
         session_token: str = "",
+        invalid_hold_s: float = 0.2,
     ) -> None:
         err = ControllerConfigError
+        self.invalid_hold_s = ensure_float(invalid_hold_s, "invalid_hold_s", minimum=0.0, error=err)
+        self._invalid_since: float | None = None
         self.input_index = ensure_int(input_index, "input_index", minimum=0, error=err)
         self.period_s = ensure_float(
             period_s, "period_s", minimum=0.0, strict_minimum=True, error=err
@@ -141,16 +147,47 @@ class Controller(Stage):
         return self.output_spec
 
     def process(self, chunk: StateChunk) -> StimCommand | None:
-        """Act on every row of the decoded state (in order); return the last command."""
+        """Act on every valid row of the decoded state (in order); return the last command.
+
+        A row marked invalid (:attr:`bci.stream.StateChunk.valid`: decoded from no measurement)
+        is not acted on: the controller's state does not step, and no command is made, so the
+        loop holds the last one (the limiter's watchdog and slew still apply). Once rows have
+        been invalid for ``invalid_hold_s`` in a row, each further invalid row gives a command
+        with stimulation off (amplitude 0) instead, until a valid row comes.
+        """
         command = None
-        for values, t in zip(chunk.values, chunk.t, strict=True):
-            command = self.act(values, float(t))
+        valid = chunk.valid
+        for i, (values, t) in enumerate(zip(chunk.values, chunk.t, strict=True)):
+            if valid is None or valid[i]:
+                self._invalid_since = None
+                command = self.act(values, float(t))
+                continue
+            if self._invalid_since is None:
+                self._invalid_since = float(t)
+            if float(t) - self._invalid_since >= self.invalid_hold_s - 1e-9:
+                command = self._off(float(t))
         return command
+
+    def _off(self, t: float) -> StimCommand:
+        """Stimulation off (no information to act on); the controller's state is untouched."""
+        command = StimCommand(
+            0.0, self.frequency_hz, self.pulse_width_us, t, self.source_id, self.seq,
+            self.session_token,
+        )  # fmt: skip
+        self.seq += 1
+        return command
+
+    @property
+    def is_calibrated(self) -> bool:
+        """False while the controller still learns from the session's own signal (a threshold or
+        set-point from its first seconds); the runner keeps stimulation off until it is True."""
+        return True
 
     def reset(self) -> None:
         """Forget the run (sequence numbers restart at 0) and the controller's own state."""
         self.seq = 0
         self.n_acted = 0
+        self._invalid_since = None
         self.reset_state()
 
 

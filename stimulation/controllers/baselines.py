@@ -120,6 +120,10 @@ class ThresholdController(Controller, name="threshold"):
         self._on_since = 0.0
         self._amplitude = 0.0
 
+    @property
+    def is_calibrated(self) -> bool:
+        return self.active_threshold is not None
+
     def decide(self, observation: npt.NDArray[np.float64], t_s: float) -> tuple[float, float]:
         beta = self.symptom(observation)
         if self.active_threshold is None:
@@ -193,6 +197,10 @@ class DualThresholdController(Controller, name="dual_threshold"):
         self.band = (self.lower, self.upper)
         self._amplitude = self.min_amplitude_ma
 
+    @property
+    def is_calibrated(self) -> bool:
+        return self.band[0] is not None and self.band[1] is not None
+
     def decide(self, observation: npt.NDArray[np.float64], t_s: float) -> tuple[float, float]:
         beta = self.symptom(observation)
         lower, upper = self.band
@@ -253,6 +261,10 @@ class PIController(Controller, name="pi"):
         self.calibration.reset()
         self.active_setpoint = self.setpoint
         self.integral = 0.0
+
+    @property
+    def is_calibrated(self) -> bool:
+        return self.active_setpoint is not None
 
     def decide(self, observation: npt.NDArray[np.float64], t_s: float) -> tuple[float, float]:
         beta = self.symptom(observation)

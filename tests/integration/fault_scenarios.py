@@ -81,24 +81,50 @@ def source_returns(tmp: Path, short: bool = True) -> FaultResult:
 
 
 def source_never_returns(tmp: Path, short: bool = True) -> FaultResult:
+    """The amplifier dies for good: the plant's watchdog makes stimulation safe at once, and the
+    runner, after ``SOURCE_SILENCE_S`` of silence, stops by itself (safe state sent again, the
+    recorder closed). ``short`` stops the run after 3 s instead (the default test run)."""
+    from bci.runner.loop import SOURCE_SILENCE_S
+    from bci.session.xdf_read import scan_xdf
+
     rig = FaultRig(tmp, source="amp").start()
+    gave_up_after = None
     try:
         rig.run_for(1.0)
         t_fault = rig.kill_source()
-        rig.run_for(3.0 if short else 10.0)
-        runner_alive = rig.runner is not None and rig.runner.alive
+        assert rig.runner is not None
+        if short:
+            rig.run_for(3.0)
+        else:
+            rig.runner.proc.wait(SOURCE_SILENCE_S + 60.0)
+            gave_up_after = pylsl.local_clock() - t_fault
+        runner_alive = rig.runner.alive
+        t_end = pylsl.local_clock()
     finally:
         summary = rig.stop()
     result = rig.measure(
         "source outlet dies, never returns",
         t_fault,
         _after(rig, "source stall", t_fault, "runner: LSLSource stall event")
-        + "; plant watchdog trip; stays off (runner gives up after 30 s of silence)",
+        + "; plant watchdog trip; stays off"
+        + (
+            ""
+            if gave_up_after is None
+            else f"; the runner stops by itself after {gave_up_after:.1f} s (exit "
+            f"{rig.runner.proc.returncode if rig.runner else '?'}), recording closed"
+        ),
         bound_s=watchdog_bound_s(),
     )
-    settled = within(result.details["amps"], t_fault + watchdog_bound_s() + 0.05)
+    settled = within(result.details["amps"], t_fault + watchdog_bound_s() + 0.05, t_end)
+    assert rig.run_dir is not None
+    scan = scan_xdf(rig.run_dir / "recording.xdf")
     result.details.update(
-        stays_safe=bool(settled) and max(settled) == 0.0, runner_alive=runner_alive
+        stays_safe=bool(settled) and max(settled) == 0.0,
+        runner_alive=runner_alive,
+        gave_up_after_s=gave_up_after,
+        settled_periods=len(settled),
+        recording_closed=scan.is_complete,
+        recording_problems=scan.problems(),
     )
     return _finish(rig, result, summary)
 
@@ -181,7 +207,8 @@ def nan_burst(tmp: Path, short: bool = True) -> FaultResult:
         "NaN/inf burst, 200 ms",
         t_fault,
         _after(rig, "source nan", t_fault, "runner: LSLSource nan event")
-        + "; filters hold NaN/inf; loop rides through",
+        + "; filters hold NaN/inf; its bins marked invalid (the decoder holds, the controller "
+        "does not act: the loop holds the last command); loop rides through",
         bound_s=None,
     )
     amps = result.details["amps"]
@@ -362,6 +389,116 @@ def disk_full(tmp: Path, short: bool = True) -> FaultResult:
     return _finish(rig, result, summary)
 
 
+class DiskUnavailable(RuntimeError):
+    """This machine cannot make a file system turn read-only on demand (the reason)."""
+
+
+class FailingDisk:
+    """A small ext4 file system (a loop-mounted image, ``errors=remount-ro``) that the kernel
+    turns read-only on demand, the way an ext4 disk does after an I/O error: writing ``1`` to
+    ``/sys/fs/ext4/<dev>/trigger_fs_error`` reports a file-system error, and from then on every
+    write, also to files already open, fails with EROFS.
+
+    Needs root (mount, the sysfs file) and loop devices; :class:`DiskUnavailable` says why not.
+    """
+
+    def __init__(self, tmp: Path, size_mb: int = 256) -> None:
+        import os
+        import shutil
+
+        self.image = tmp / "disk.ext4"
+        self.mount = tmp / "disk"
+        self.mounted = False
+        if os.geteuid() != 0:
+            raise DiskUnavailable(
+                f"needs root to mount a file system (running as uid {os.geteuid()})"
+            )
+        for tool in ("mount", "umount", "mkfs.ext4"):
+            if shutil.which(tool) is None:
+                raise DiskUnavailable(f"no {tool} on PATH")
+        self.mount.mkdir(parents=True, exist_ok=True)
+        with self.image.open("wb") as f:
+            f.truncate(size_mb << 20)
+        self._sh(["mkfs.ext4", "-q", "-F", str(self.image)], "mkfs.ext4")
+        self._sh(
+            ["mount", "-o", "loop,errors=remount-ro", str(self.image), str(self.mount)], "mount"
+        )
+        self.mounted = True
+        dev = self._device()
+        self.trigger = Path(f"/sys/fs/ext4/{dev}/trigger_fs_error")
+        if not self.trigger.exists():
+            self.close()
+            raise DiskUnavailable(f"this kernel has no {self.trigger}")
+
+    @staticmethod
+    def _sh(cmd: list[str], what: str) -> None:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        if proc.returncode != 0:
+            raise DiskUnavailable(f"{what} failed: {(proc.stderr or proc.stdout).strip()[:200]}")
+
+    def _device(self) -> str:
+        for line in Path("/proc/mounts").read_text().splitlines():
+            fields = line.split()
+            if len(fields) > 1 and fields[1] == str(self.mount):
+                return Path(fields[0]).name
+        raise DiskUnavailable(f"{self.mount} is not in /proc/mounts after mounting it")
+
+    def fail(self) -> float:
+        """The file system turns read-only now; the LSL time it did."""
+        t = pylsl.local_clock()
+        self.trigger.write_text("1")
+        return t
+
+    def read_only(self) -> bool:
+        """Whether writing a new file there fails with EROFS (the kernel marks such a mount
+        ``emergency_ro`` in ``/proc/mounts``, not ``ro``)."""
+        import errno
+
+        try:
+            (self.mount / "probe.txt").write_text("x")
+        except OSError as err:
+            return err.errno == errno.EROFS
+        return False
+
+    def close(self) -> None:
+        if self.mounted:
+            subprocess.run(["umount", "-l", str(self.mount)], capture_output=True, timeout=60)
+            self.mounted = False
+        self.image.unlink(missing_ok=True)
+
+
+def read_only_mid_session(tmp: Path, short: bool = True) -> FaultResult:
+    """The run folder's file system turns read-only under the running recorder (:class:`FailingDisk`);
+    raises :class:`DiskUnavailable` where that cannot be done."""
+    disk = FailingDisk(tmp)
+    try:
+        rig = FaultRig(tmp, runs_root=disk.mount / "runs")
+        flush_s = float(rig.session()["recording"]["flush_interval_s"])
+        rig.start()
+        try:
+            rig.run_for(1.5)
+            t_fault = disk.fail()
+            assert rig.runner is not None
+            rig.runner.proc.wait(60)
+        finally:
+            summary = rig.stop()
+        output = rig.runner.text() if rig.runner is not None else ""
+        result = rig.measure(
+            "file system turns read-only under the recorder (ext4 error, remount-ro)",
+            t_fault,
+            f"recorder's next write fails (Read-only file system; it writes every {flush_s:g} s), "
+            f"it exits; runner polls it every {RECORDER_CHECK_S:g} s -> safe state, stops (exit "
+            f"{rig.runner.proc.returncode}); file readable up to the fault after repair",
+            # the recorder learns it at its next write (flush), the runner at its next poll
+            bound_s=runner_bound_s(RECORDER_CHECK_S + flush_s),
+            repair_first=True,
+        )
+        result.details.update(output=output, read_only=disk.read_only(), events=rig.runner_events())
+        return _finish(rig, result, summary)
+    finally:
+        disk.close()
+
+
 def read_only(tmp: Path, short: bool = True) -> dict[str, Any]:
     """``bci run`` with its run folder on a read-only file system (sysfs)."""
     rig = FaultRig(tmp, runs_root=Path("/sys/bci-runs"))
@@ -391,6 +528,7 @@ FAULTS: dict[str, Callable[..., FaultResult]] = {
     "controller_hangs": part_fails("controller", "hang"),
     "cpu_starved": cpu_starved,
     "disk_full": disk_full,
+    "read_only_mid_session": read_only_mid_session,
 }
 
-__all__ = ["FAULTS", "cpu_starved", "python", "read_only"]
+__all__ = ["FAULTS", "DiskUnavailable", "cpu_starved", "python", "read_only"]

@@ -79,7 +79,7 @@ class FaultyDecoder(Stage, name="fault_rig_decoder"):
         if fault is not None:
             values[:] = self.trigger.commit(fault, 0.0)
         t = (chunk.first_bin + np.arange(1, chunk.n_bins + 1)) * chunk.bin_s
-        return StateChunk(values, t.astype(np.float64))
+        return StateChunk(values, t.astype(np.float64), chunk.valid)
 
 
 class FaultyController(Stage, name="fault_rig_controller"):
@@ -110,8 +110,8 @@ class FaultyController(Stage, name="fault_rig_controller"):
         self.seq = 0
 
     def process(self, chunk: StateChunk) -> StimCommand | None:
-        if chunk.values.shape[0] == 0:
-            return None
+        if chunk.values.shape[0] == 0 or not chunk.valid_mask[-1]:
+            return None  # nothing measured: the loop holds the last command
         value = float(chunk.values[-1, 0])
         level = float(np.clip((value - self.low) / (self.high - self.low), 0.0, 1.0))
         amplitude = self.amplitude_ma * level

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 from fault_rig import AMPLITUDE_MA, PERIOD_S, FaultResult
-from fault_scenarios import FAULTS, cpu_starved, read_only
+from fault_scenarios import FAULTS, DiskUnavailable, cpu_starved, read_only
 
 
 def _check(result: FaultResult) -> None:
@@ -78,10 +78,23 @@ def test_a_source_that_dies_and_returns_after_2_s(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_source_that_never_returns(tmp_path: Path) -> None:
+def test_a_source_that_never_returns_is_given_up_on_in_the_safe_state(tmp_path: Path) -> None:
+    from bci.runner.loop import SOURCE_SILENCE_S
+
     result = FAULTS["source_never_returns"](tmp_path, short=False)
     _check(result)
-    assert result.details["stays_safe"] and result.details["runner_alive"]
+    d = result.details
+    # off from the watchdog's trip until the runner had stopped (30 s of periods, all at 0 mA)
+    assert d["stays_safe"] and d["settled_periods"] > 0.8 * SOURCE_SILENCE_S / PERIOD_S, d
+    # the runner stopped by itself, soon after its silence limit, with a clear error
+    assert not d["runner_alive"] and d["runner_exit"] == 1
+    assert SOURCE_SILENCE_S <= d["gave_up_after_s"] <= SOURCE_SILENCE_S + 10.0
+    summary = d["summary"]
+    assert summary["status"] == "failed", summary
+    assert f"No data from the source for {SOURCE_SILENCE_S:g} s" in summary["error"]
+    assert "safe state sent (failed)" in " ".join(summary["events"])
+    # the recording was closed by the recorder (every stream's footer), not cut
+    assert d["recording_closed"], d["recording_problems"]
 
 
 @pytest.mark.slow
@@ -108,6 +121,8 @@ def test_a_nan_and_inf_burst_is_ridden_through(tmp_path: Path) -> None:
     _check(result)
     assert result.details["on_after"]
     assert any(e.startswith("source nan") for e in result.details["summary"]["events"])
+    # the burst's bins were marked invalid (not decoded as silence, not acted on)
+    assert result.details["summary"]["invalid_bins"] >= 5
 
 
 @pytest.mark.slow
@@ -150,6 +165,25 @@ def test_a_full_disk_stops_the_run_clearly_in_the_safe_state(tmp_path: Path) -> 
     error = result.details["error"]
     assert "recorder stopped during the session" in error
     assert "File too large" in error or "No space" in error, error
+
+
+@pytest.mark.slow
+def test_a_file_system_turning_read_only_mid_session_stops_the_run_clearly(
+    tmp_path: Path,
+) -> None:
+    try:
+        result = FAULTS["read_only_mid_session"](tmp_path)
+    except DiskUnavailable as why:
+        pytest.skip(f"cannot turn a file system read-only here: {why}")
+    _check(result)  # safe within the bound, nothing recorded before the fault lost
+    d = result.details
+    assert d["read_only"], "the file system did not turn read-only"
+    assert d["runner_exit"] == 1, d["output"]
+    output = d["output"]
+    assert "recorder stopped during the session" in output, output
+    assert "Read-only file system" in output, output
+    assert "Traceback" not in output, output
+    assert "safe state sent (failed)" in " ".join(e for _, e in result.details["events"]), d
 
 
 @pytest.mark.slow

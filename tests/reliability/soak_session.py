@@ -1,0 +1,306 @@
+"""The soak of issue 14 through the product's loop: ``bci run`` of a lockstep closed-loop session.
+
+:func:`soak` writes the session (:func:`soak_session`), runs it as a user does (``python -m
+bci.cli.main run SESSION.yaml --quiet``: :class:`bci.runner.SessionRunner`, the plant in its own
+process, the recorder in its own), and judges the run folder it leaves (:func:`judge`):
+
+- ``windows.csv`` (:mod:`bci.runner.windows`): one row per 10 s of wall time with the resident
+  memory of the runner, the plant and the recorder, the commands sent and the samples the source
+  lost;
+- ``latency_ms.npy``: the loop latency of every command, so a percentile over any span of
+  windows is exact;
+- ``summary.json`` and ``recording.xdf``: status, samples processed, and the plant's probe as
+  recorded.
+
+The session: the basal-ganglia plant (6 cells per nucleus, a 4-channel probe at 30 kHz, 2 units)
+paced in lockstep, band-pass, threshold crossings (thresholds learned from the first 0.5 s), 5 ms
+bins, the shipped symptom decoder (GPi beta), a threshold controller (threshold learned from its
+first second), the runner's safety limiter, recording on. Lockstep runs as fast as the machine
+allows, so ``minutes`` is the session's length in signal time; the wall time is measured.
+
+Verdict (the issue's): memory growth of each process under 5% after the warm-up (last window vs
+the first window after it), p99 loop latency of the last ``span_s`` of signal within 10% of the
+first ``span_s`` after the warm-up, no sample lost (no gap in the source), the recording complete
+(every probe sample from sample 0 to the last one the loop processed, none missing).
+Used by ``benchmarks/soak.py`` and ``tests/reliability/test_soak.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+PROCESSES = ("runner", "plant", "recorder")
+
+
+def soak_session(minutes: float, runs_root: Path, seed: int = 1) -> dict[str, Any]:
+    """The soak's session config (module docstring), ``minutes`` of signal long."""
+    return {
+        "name": "soak",
+        "description": "soak of the lockstep closed loop (tests/reliability/soak_session.py)",
+        "seed": seed,
+        "duration_s": float(minutes) * 60.0,
+        "pacing": "lockstep",
+        "source": {
+            "kind": "plant",
+            "network": {"cells_per_nucleus": 6},
+            "probe": {"n_channels": 4, "n_units": 2},
+        },
+        "calibration": {"duration_s": 1.0},
+        "pipeline": [
+            {"stage": "bandpass", "params": {"low_hz": 300, "high_hz": 6000}},
+            {"stage": "threshold_crossings", "params": {"calibration_s": 0.5}},
+            {"stage": "spike_binner", "params": {"bin_s": 0.005}},
+        ],
+        "decoder": {
+            "stage": "decoder",
+            "model": str(ROOT / "decoders" / "models" / "symptom_gpi_beta.npz"),
+        },
+        "controller": {"stage": "threshold", "params": {"amplitude_ma": 2.0, "calibration_s": 1.0}},
+        "safety": {
+            "limits": {
+                "max_amplitude_ma": 3.0,
+                "max_slew_ma_per_s": 12.0,
+                "watchdog_timeout_s": 0.1,
+            }
+        },
+        "recording": {"enabled": True, "nix": False},
+        "runs_root": str(runs_root),
+    }
+
+
+@dataclass
+class SoakResult:
+    """What the soak measured (module docstring) and whether each criterion holds."""
+
+    run_dir: Path
+    status: str
+    exit_code: int
+    signal_s: float
+    wall_s: float
+    warmup_s: float
+    span_s: float
+    commands: int
+    windows: list[dict[str, float]] = field(default_factory=list)
+    memory_growth: dict[str, float] = field(default_factory=dict)
+    p99_first_ms: float = float("nan")
+    p99_last_ms: float = float("nan")
+    #: the same spans' p99 of the loop thread's CPU time per chunk (its own work: shows whether
+    #: the loop slowed down, apart from the other processes' load on the machine)
+    cpu_p99_first_ms: float = float("nan")
+    cpu_p99_last_ms: float = float("nan")
+    gaps: int = 0
+    gap_samples: int = 0
+    samples_processed: int = 0
+    samples_recorded: int = 0
+    recording_complete: bool = False
+    error: str | None = None
+
+    @property
+    def p99_drift(self) -> float:
+        return self.p99_last_ms / self.p99_first_ms - 1.0
+
+    @property
+    def cpu_p99_drift(self) -> float:
+        return self.cpu_p99_last_ms / self.cpu_p99_first_ms - 1.0
+
+    def failures(self) -> list[str]:
+        """Each criterion that does not hold, in words (empty: PASS)."""
+        out = []
+        if self.status != "completed":
+            out.append(f"the run ended {self.status}: {self.error}")
+        if self.commands <= 0:
+            out.append("no command was sent")
+        for name in PROCESSES:
+            growth = self.memory_growth.get(name)
+            if growth is None or not np.isfinite(growth):
+                out.append(f"no memory curve for the {name}")
+            elif growth >= 0.05:
+                out.append(f"the {name} grew {100 * growth:.1f}% after the warm-up")
+        if not abs(self.p99_drift) <= 0.10:
+            out.append(
+                f"p99 latency drifted {100 * self.p99_drift:+.1f}% "
+                f"({self.p99_first_ms:.3f} -> {self.p99_last_ms:.3f} ms)"
+            )
+        if self.gaps or self.gap_samples:
+            out.append(f"the source lost samples: {self.gaps} gaps, {self.gap_samples} samples")
+        if not self.recording_complete:
+            out.append(
+                f"the recording is not complete ({self.samples_recorded} probe samples recorded, "
+                f"{self.samples_processed} processed)"
+            )
+        return out
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures()
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    return env
+
+
+def soak(
+    minutes: float,
+    *,
+    folder: Path | None = None,
+    warmup_s: float | None = None,
+    span_s: float | None = None,
+    timeout_s: float | None = None,
+) -> SoakResult:
+    """Run the soak session for ``minutes`` of signal with ``bci run`` and judge its run folder.
+
+    The warm-up defaults to 2 minutes of signal (a tenth of shorter runs), the compared spans to
+    5 minutes (a fifth of shorter runs).
+    """
+    folder = Path(folder or tempfile.mkdtemp(prefix="bci-soak-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "soak.yaml"
+    path.write_text(yaml.safe_dump(soak_session(minutes, folder / "runs")), encoding="utf-8")
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "bci.cli.main", "run", str(path), "--quiet"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=timeout_s if timeout_s is not None else max(600.0, minutes * 60.0 * 3),
+    )
+    wall = time.monotonic() - t0
+    found = sorted((folder / "runs").glob("*-soak"))
+    if not found:
+        raise RuntimeError(f"bci run made no run folder:\n{proc.stdout}\n{proc.stderr}")
+    duration_s = minutes * 60.0
+    return judge(
+        found[-1],
+        warmup_s=warmup_s if warmup_s is not None else min(120.0, duration_s / 10),
+        span_s=span_s if span_s is not None else min(300.0, duration_s / 5),
+        exit_code=proc.returncode,
+        wall_s=wall,
+    )
+
+
+def judge(
+    run_dir: Path, *, warmup_s: float, span_s: float, exit_code: int = 0, wall_s: float = 0.0
+) -> SoakResult:
+    """Judge a run folder of a lockstep plant session (module docstring); spans in signal s."""
+    from bci.runner.windows import read_windows
+
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    rows = read_windows(run_dir / "windows.csv")
+    latency = np.load(run_dir / "latency_ms.npy")
+    signal_s = float(summary.get("signal_s") or 0.0)
+    result = SoakResult(
+        run_dir=run_dir,
+        status=str(summary["status"]),
+        exit_code=exit_code,
+        signal_s=signal_s,
+        wall_s=wall_s,
+        warmup_s=warmup_s,
+        span_s=span_s,
+        commands=int(latency.size),
+        windows=rows,
+        error=summary.get("error"),
+    )
+    # memory: the last full window against the first one that ends after the warm-up (the last
+    # row is the partial window the runner closes as the loop ends, the plant already done)
+    full = rows[:-1] if len(rows) > 1 else rows
+    after = [r for r in full if r["signal_s"] >= warmup_s]
+    for name in PROCESSES:
+        key = f"{name}_mb"
+        curve = [r[key] for r in after if np.isfinite(r[key])]
+        if len(curve) >= 2:
+            result.memory_growth[name] = curve[-1] / curve[0] - 1.0
+    # latency: the commands of the windows that end in the first span after the warm-up, and in
+    # the last span of the run (window i holds latency rows [commands_total[i-1], ...[i]))
+    ends = np.array([r["commands_total"] for r in rows], dtype=np.int64)
+    starts = np.concatenate([[0], ends[:-1]])
+    t_end = np.array([r["signal_s"] for r in rows])
+
+    def _p99(lo: float, hi: float) -> float:
+        pick = (t_end > lo) & (t_end <= hi)
+        if not pick.any():
+            return float("nan")
+        values = latency[int(starts[pick][0]) : int(ends[pick][-1])]
+        return float(np.percentile(values, 99)) if values.size else float("nan")
+
+    result.p99_first_ms = _p99(warmup_s, warmup_s + span_s)
+    result.p99_last_ms = _p99(signal_s - span_s, signal_s + 1.0)
+    cpu = np.load(run_dir / "loop_cpu_ms.npy")
+    c_ends = np.array([r["chunks_total"] for r in rows], dtype=np.int64)
+    c_starts = np.concatenate([[0], c_ends[:-1]])
+
+    def _cpu99(lo: float, hi: float) -> float:
+        pick = (t_end > lo) & (t_end <= hi)
+        values = cpu[int(c_starts[pick][0]) : int(c_ends[pick][-1])] if pick.any() else cpu[:0]
+        values = values[np.isfinite(values)]
+        return float(np.percentile(values, 99)) if values.size else float("nan")
+
+    result.cpu_p99_first_ms = _cpu99(warmup_s, warmup_s + span_s)
+    result.cpu_p99_last_ms = _cpu99(signal_s - span_s, signal_s + 1.0)
+    result.gaps = int(sum(r["gaps"] for r in rows))
+    result.gap_samples = int(sum(r["gap_samples"] for r in rows))
+    _check_recording(result, run_dir, summary)
+    return result
+
+
+def _check_recording(result: SoakResult, run_dir: Path, summary: dict[str, Any]) -> None:
+    """Complete: the probe's recorded stamps run one sample apart from the loop's sample 0 (its
+    ``t0_lsl``) to at least the last sample the loop processed."""
+    from bci.session.files import read_xdf
+
+    streams, _ = read_xdf(run_dir / "recording.xdf", synchronize_clocks=False)
+    raw = next((s for s in streams if str(s["info"]["source_id"][0]).endswith("-raw")), None)
+    if raw is None or summary.get("t0_lsl") is None:
+        return
+    stamps = np.asarray(raw["time_stamps"], dtype=np.float64)
+    sfreq = float(raw["info"]["nominal_srate"][0])
+    processed = int(round(result.signal_s * sfreq))
+    result.samples_processed = processed
+    result.samples_recorded = int(stamps.size)
+    if stamps.size == 0:
+        return
+    d = np.diff(stamps) * sfreq
+    regular = bool(np.all(np.abs(d - 1.0) < 0.1))
+    # the loop's estimate of sample 0's stamp (its first chunk's, less its index), to a sample
+    starts_at_0 = abs(stamps[0] - float(summary["t0_lsl"])) * sfreq < 1.5
+    result.recording_complete = bool(regular and starts_at_0 and stamps.size >= processed)
+
+
+def curve_table(result: SoakResult, every: int = 1) -> str:
+    """The windows as a table (every ``every``-th row, and the last)."""
+    from bci.runner.windows import describe
+
+    rows = result.windows
+    shown = [r for i, r in enumerate(rows) if i % every == 0 or i == len(rows) - 1]
+    return describe(shown)
+
+
+def verdict_text(result: SoakResult) -> str:
+    growth = ", ".join(f"{k} {100 * v:+.1f}%" for k, v in result.memory_growth.items())
+    lines = [
+        f"{result.signal_s / 60:.1f} min of signal in {result.wall_s / 60:.1f} min wall, "
+        f"{result.commands} commands, status {result.status} (exit {result.exit_code})",
+        f"memory growth after {result.warmup_s:.0f} s warm-up: {growth}",
+        f"p99 latency first {result.span_s:.0f} s {result.p99_first_ms:.3f} ms, last "
+        f"{result.p99_last_ms:.3f} ms ({100 * result.p99_drift:+.1f}%)",
+        f"loop thread CPU time per chunk, p99: first {result.cpu_p99_first_ms:.3f} ms, last "
+        f"{result.cpu_p99_last_ms:.3f} ms ({100 * result.cpu_p99_drift:+.1f}%)",
+        f"source gaps {result.gaps} ({result.gap_samples} samples); recording complete: "
+        f"{result.recording_complete} ({result.samples_recorded} probe samples recorded, "
+        f"{result.samples_processed} processed)",
+        "PASS" if result.ok else "FAIL: " + "; ".join(result.failures()),
+    ]
+    return "\n".join(lines)
