@@ -29,7 +29,15 @@ from bci.sorting.peeler import Matcher, PeelState
 from bci.sorting.pulses import PulseSchedule
 from bci.sorting.streaming import SegmentBuffer, SpikeRelease
 from bci.sorting.templates import TemplateBank
-from bci.stream import SPIKE_DTYPE, UNSORTED, SignalChunk, SpikeChunk, Stage, StreamSpec
+from bci.stream import (
+    SPIKE_DTYPE,
+    UNSORTED,
+    SignalChunk,
+    SpikeChunk,
+    Stage,
+    StreamSpec,
+    mask_spans,
+)
 
 _KNOBS = frozenset(f.name for f in dataclasses.fields(SorterConfig))
 
@@ -286,6 +294,8 @@ class OnlineSorter(Stage, name="online_sorter"):
         self._residue_queue = np.zeros(0, np.int64)
         self.nan_samples = 0
         self.gaps = 0
+        #: NaN sample spans not yet handed out with a SpikeChunk
+        self._invalid: list[list[int]] = []
 
     def process(self, chunk: SignalChunk) -> SpikeChunk:
         """Scan what the chunk completes; return the spikes labelled in that span."""
@@ -298,6 +308,9 @@ class OnlineSorter(Stage, name="online_sorter"):
             nan_rows = np.isnan(data).any(axis=1)
             self.nan_samples += int(nan_rows.sum())
             data = np.where(np.isnan(data), np.float32(0.0), data)
+            # zeros there are not silence: the spans go out with the next SpikeChunk (on the
+            # output's clock), and a binner marks their bins invalid
+            self._invalid.extend(mask_spans(nan_rows, chunk.first_sample - self._delay).tolist())
         if self._inv_noise is None:
             self._inv_noise = (1.0 / bank.noise).astype(np.float32)
         released = []
@@ -315,7 +328,13 @@ class OnlineSorter(Stage, name="online_sorter"):
         # a rescan may still find spikes a few samples back: those wait
         released.append(self._release_results([result], segment.final_before))
         out = self._release.emit(released, segment.final_before, self._delay, chunk.sfreq)
-        return self._screen_locked(out)
+        out = self._screen_locked(out)
+        if self._invalid:
+            out = dataclasses.replace(
+                out, invalid=np.asarray(self._invalid, dtype=np.int64).reshape(-1, 2)
+            )
+            self._invalid = []
+        return out
 
     def flush(self) -> SpikeChunk:
         """Decide the held-back margin as if the stream ended here (end of a recording)."""

@@ -101,7 +101,7 @@ def _no_spans() -> npt.NDArray[np.int64]:
     return np.zeros((0, 2), dtype=np.int64)
 
 
-def mask_spans(mask: npt.NDArray[np.bool_], offset: int = 0) -> npt.NDArray[np.int64]:
+def mask_spans(mask: npt.ArrayLike, offset: int = 0) -> npt.NDArray[np.int64]:
     """The runs of True in ``mask`` as ``(k, 2)`` spans ``[start, stop)``, shifted by ``offset``."""
     mask = np.asarray(mask, dtype=bool).reshape(-1)
     if not mask.any():
@@ -117,9 +117,10 @@ class SpikeChunk:
     """Spikes found in the sample span ``[first_sample, last_sample]`` (both inclusive).
 
     An empty ``spikes`` array still tells downstream stages that the span is complete, so a binner
-    can close its bins. ``invalid`` lists the sample spans ``[start, stop)`` of that span in which
-    the detector could not see spikes (NaN/inf input, samples lost in a gap): no spike there does
-    not mean no activity, and a binner marks the bins they touch invalid.
+    can close its bins. ``invalid`` lists sample spans ``[start, stop)`` (in this span, or in a later
+    one a detector that holds spikes back has not emitted yet) in which the detector could not see
+    spikes (NaN/inf input, samples lost in a gap): no spike there does not mean no activity, and a
+    binner marks the bins they touch invalid.
     """
 
     spikes: npt.NDArray[np.void]

@@ -153,3 +153,29 @@ def test_a_binner_marks_a_stretch_no_spike_chunk_covered() -> None:
     assert out2 is not None
     assert out2.first_bin == 5 and out2.valid_mask.tolist() == [False] * 3 + [True] * 4
     assert binner.invalid_bins == 3
+
+
+def test_an_online_sorter_reports_its_nan_stretches_so_their_bins_are_invalid() -> None:
+    from bci.sorting import OnlineSorter
+    from bci.synthesis import generate_recording
+
+    rec = generate_recording(n_channels=16, n_units=4, duration_s=6.0, seed=2)
+    x = (rec.traces - np.median(rec.traces, axis=0)).astype(np.float32)
+    sorter = OnlineSorter(min_spikes=10, min_cluster_size=10).fit(x[: int(4 * SFREQ)], SFREQ)
+    spec = sorter.prepare(StreamSpec("signal", x.shape[1], SFREQ))
+    binner = SpikeBinner(0.005)
+    binner.prepare(spec)
+    y = x[int(4 * SFREQ) :].copy()
+    a, b = int(0.5 * SFREQ), int(0.7 * SFREQ)
+    y[a:b, 3] = np.nan  # 200 ms of NaN on one channel: the sorter zero-fills it
+    binned = []
+    for start in range(0, y.shape[0], 300):
+        chunk = SignalChunk(y[start : start + 300], start, SFREQ, np.zeros(300), 0.0)
+        out = binner.process(sorter.process(chunk))
+        if out is not None:
+            binned.append(out)
+    first, _, valid = _bins(binned)
+    bin_len = 0.005 * SFREQ
+    touches = ((first + 1) * bin_len > a) & (first * bin_len < b)
+    assert touches.sum() >= 40 and not valid[touches].any()
+    assert valid[~touches].all()
