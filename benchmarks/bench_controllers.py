@@ -71,7 +71,7 @@ TUNING_GRID: dict[str, list[dict[str, Any]]] = {
     ],
     "pi": [{"kp": k, "percentile": p} for k, p in itertools.product((10.0, 30.0), (10, 30))],
 }
-CONTINUOUS_GRID = [
+CONTINUOUS_GRID: list[dict[str, Any]] = [
     {"amplitude_ma": a, "frequency_hz": f}
     for a, f in itertools.product((1.0, 1.33, 1.67, 2.0, 2.5), (60.0, 100.0, 130.0))
 ]

@@ -25,12 +25,12 @@ reaches at least its relief. Prints one table; ``--json OUT`` writes the rows.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_controllers import CONTINUOUS_GRID
 
 from bci.stream.chunks import StimCommand
 from stimulation.controllers import evaluate
@@ -42,11 +42,6 @@ from stimulation.controllers.evaluate import (
 )
 from stimulation.plant.record import PlantRecord
 from stimulation.safety import SafetyLimiter
-
-GRID: list[dict[str, Any]] = [
-    {"amplitude_ma": a, "frequency_hz": f}
-    for a, f in itertools.product((1.0, 1.33, 1.67, 2.0, 2.5), (60.0, 100.0, 130.0))
-]
 
 
 def run_policy(
@@ -153,7 +148,7 @@ def main() -> None:
     )
     ei_off = float(np.mean([r["error_index"] for r in off]))
     grid = []
-    for params in GRID:
+    for params in CONTINUOUS_GRID:
         rows = evaluate(
             "continuous", args.seeds, args.duration, "fluctuating",
             env_kwargs={"dt_ms": args.dt_ms}, **params,

@@ -46,7 +46,7 @@ import numpy as np
 from bci.checks import check_value, ensure_float
 from bci.stream.chunks import StimCommand
 from stimulation.controllers.base import Controller, ControllerConfigError
-from stimulation.controllers.observation import DecodedSymptom, check_symptom_source
+from stimulation.controllers.observation import SymptomObserver, check_symptom_source
 from stimulation.plant.record import PlantRecord
 from stimulation.safety import SafetyLimiter, SafetyLimits
 from stimulation.safety.units import (
@@ -183,17 +183,12 @@ def evaluate(
     venv = BasalGangliaVectorEnv(num_envs=len(seeds), n_threads=n_threads, **kwargs)
     try:
         obs, info = venv.reset(seed=list[int | None](seeds))
-        decoded = None
-        if symptom_source == "decoder":
-            decoded = [DecodedSymptom(venv.envs[0].cells_per_nucleus) for _ in seeds]
-            for d, network_seed in zip(decoded, info["network_seed"], strict=True):
-                d.reset(int(network_seed))
+        observer = SymptomObserver(symptom_source, venv)
+        for i, network_seed in enumerate(info["network_seed"]):
+            observer.reset(i, int(network_seed))
 
         def observe(i: int) -> np.ndarray:
-            record = venv.envs[i].record
-            if decoded is None or record is None:
-                return np.array([float(obs[i][0])])
-            return np.array([decoded[i].update(record)])
+            return np.array([observer.observe(i, obs[i])])
 
         symptoms = [observe(i) for i in range(len(seeds))]
         limiters = [SafetyLimiter(lim, name=f"limiter-{s}") for s in seeds]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +35,9 @@ import numpy.typing as npt
 from bci.checks import check_value, ensure_float
 from stimulation.controllers.base import ControllerConfigError
 from stimulation.plant.record import PlantRecord
+
+if TYPE_CHECKING:
+    from stimulation.plant.vector_env import BasalGangliaVectorEnv
 
 #: Where the controller's symptom comes from (module docstring).
 SYMPTOM_SOURCES: tuple[str, ...] = ("decoder", "plant_beta")
@@ -176,3 +180,34 @@ class StimulationMemory:
     def entries(self) -> list[float]:
         """The observation entries (empty without memory)."""
         return [self.value] if self.size else []
+
+
+class SymptomObserver:
+    """What the controllers of a vector env observe, plant by plant (module docstring).
+
+    Parameters
+    ----------
+    symptom_source : {"decoder", "plant_beta"}
+        Already checked (:func:`check_symptom_source`).
+    venv : BasalGangliaVectorEnv
+        The plants; their env observation's first entry is the plant's beta.
+    """
+
+    def __init__(self, symptom_source: str, venv: BasalGangliaVectorEnv) -> None:
+        self.venv = venv
+        cells = venv.envs[0].cells_per_nucleus
+        self.decoded = (
+            [DecodedSymptom(cells) for _ in venv.envs] if symptom_source == "decoder" else None
+        )
+
+    def reset(self, i: int, network_seed: int) -> None:
+        """Plant ``i`` was reset with ``network_seed`` (its probe's cells follow the seed)."""
+        if self.decoded is not None:
+            self.decoded[i].reset(network_seed)
+
+    def observe(self, i: int, env_observation: npt.ArrayLike) -> float:
+        """Plant ``i``'s symptom after its last step or reset."""
+        record = self.venv.envs[i].record
+        if self.decoded is None or record is None:
+            return float(np.asarray(env_observation).reshape(-1)[0])
+        return self.decoded[i].update(record)

@@ -33,8 +33,8 @@ from stimulation.controllers.evaluate import (
     relative_energy,
 )
 from stimulation.controllers.observation import (
-    DecodedSymptom,
     StimulationMemory,
+    SymptomObserver,
     check_symptom_source,
 )
 from stimulation.controllers.rl_snn import action_to_setting, observation_vector
@@ -122,11 +122,7 @@ class ClosedLoopVecEnv(VecEnv):
         self.meta["symptom_scale"] = float(symptom_scale)
         self.meta["symptom_source"] = symptom_source
         self.meta["memory_tau_s"] = float(memory_tau_s)
-        self.decoded = (
-            [DecodedSymptom(self.venv.envs[0].cells_per_nucleus) for _ in range(num_envs)]
-            if symptom_source == "decoder"
-            else None
-        )
+        self.observer = SymptomObserver(symptom_source, self.venv)
         self.memories = [StimulationMemory(memory_tau_s, self.period_s) for _ in range(num_envs)]
         self.energy_weight = float(energy_weight)
         self.reward_scale = float(reward_scale)
@@ -149,7 +145,6 @@ class ClosedLoopVecEnv(VecEnv):
         self._t = np.zeros(num_envs)
         self._seq = np.zeros(num_envs, dtype=np.int64)
         self._actions = np.zeros((num_envs, self.n_actions))
-        self._symptom = np.zeros(num_envs)
         # the last observed symptom: a finished episode's terminal observation (its plant is
         # reset in the same step, so its last period's record is gone)
         self._last = np.zeros(num_envs)
@@ -161,15 +156,7 @@ class ClosedLoopVecEnv(VecEnv):
         self._t[i] = 0.0
         self._seq[i] = 0
         self.memories[i].reset()
-        if self.decoded is not None:
-            self.decoded[i].reset(network_seed)
-
-    def _observe_symptom(self, i: int, observation: np.ndarray) -> float:
-        """The observed symptom of env ``i`` after its last step or reset (module docstring)."""
-        record = self.venv.envs[i].record
-        if self.decoded is None or record is None:
-            return float(observation[0])
-        return self.decoded[i].update(record)
+        self.observer.reset(i, network_seed)
 
     def _obs(self, i: int, symptom: float) -> np.ndarray:
         vector = observation_vector(
@@ -183,7 +170,7 @@ class ClosedLoopVecEnv(VecEnv):
         out = []
         for i in range(self.num_envs):
             self._restart(i, int(info["network_seed"][i]))
-            self._last[i] = self._observe_symptom(i, obs[i])
+            self._last[i] = self.observer.observe(i, obs[i])
             out.append(self._obs(i, self._last[i]))
         return np.stack(out)
 
@@ -226,7 +213,7 @@ class ClosedLoopVecEnv(VecEnv):
                 symptom = float(info["error_index" if error_index else "beta"][i])
             item["symptom"] = symptom
             rewards[i] = self.reward_scale * (-symptom - self.energy_weight * energy[i])
-            self._last[i] = self._observe_symptom(i, obs[i])
+            self._last[i] = self.observer.observe(i, obs[i])
             observations.append(self._obs(i, self._last[i]))
             infos.append(item)
         return np.stack(observations), rewards, dones, infos
