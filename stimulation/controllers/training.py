@@ -27,7 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from bci.checks import check_value, ensure_float, ensure_int
 from stimulation.controllers.base import ControllerConfigError
+from stimulation.controllers.evaluate import PLANTS
+from stimulation.controllers.observation import check_symptom_source
 from stimulation.controllers.snn_actor import SpikingActorWeights
 
 
@@ -79,6 +82,33 @@ class TrainConfig:
                 )
         cfg: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
         return cls(**cfg)
+
+    def __post_init__(self) -> None:
+        """Every setting checked by name before any plant or network is built."""
+        err = ControllerConfigError
+        for f in fields(self):
+            value, default = getattr(self, f.name), f.default
+            if isinstance(default, bool):
+                if not isinstance(value, bool):
+                    raise err(
+                        f"Invalid value for the '{f.name}' parameter: expected true or false."
+                    )
+            elif isinstance(default, int):
+                setattr(self, f.name, ensure_int(value, f.name, minimum=0, error=err))
+            elif isinstance(default, float):
+                setattr(self, f.name, ensure_float(value, f.name, minimum=0.0, error=err))
+            elif isinstance(default, tuple):
+                if not isinstance(value, (tuple, list)) or len(value) == 0:
+                    raise err(f"Invalid value for the '{f.name}' parameter: expected a list.")
+                checked = ensure_int if isinstance(default[0], int) else ensure_float
+                setattr(
+                    self, f.name, tuple(checked(v, f.name, minimum=0, error=err) for v in value)
+                )
+        for name in ("total_steps", "n_envs", "batch_size", "log_every", "checkpoint_every"):
+            ensure_int(getattr(self, name), name, minimum=1, error=err)
+        check_value(self.plant, PLANTS, "plant", error=err)
+        check_value(self.reward_symptom, ("beta", "error_index"), "reward_symptom", error=err)
+        check_symptom_source(self.symptom_source)
 
 
 class _Curve:

@@ -121,3 +121,25 @@ def test_the_actor_exports_to_nir_and_runs_in_the_decoders_runtime(tmp_path: Pat
     # float32 against float64: a membrane within rounding of its threshold may flip one spike
     close = np.all(np.abs(theirs - ours) < 1e-4, axis=1)
     assert close.mean() >= 0.98 and np.abs(ours).max() > 0.1
+
+
+@pytest.mark.parametrize(
+    ("values", "match"),
+    [
+        ({"symptom_source": "lfp"}, "symptom_source"),
+        ({"memory_tau_s": -1.0}, "memory_tau_s"),
+        ({"memory_tau_s": "abc"}, "memory_tau_s"),
+        ({"energy_weight": float("nan")}, "energy_weight"),
+        ({"total_steps": 0}, "total_steps"),
+        ({"plant": "wobbly"}, "plant"),
+        ({"hidden": []}, "hidden"),
+        ({"control_frequency": "yes"}, "control_frequency"),
+    ],
+)
+def test_bad_training_settings_are_named_before_anything_is_built(
+    values: dict[str, object], match: str
+) -> None:
+    from stimulation.controllers.training import TrainConfig
+
+    with pytest.raises(ControllerConfigError, match=match):
+        TrainConfig.from_dict(values)
