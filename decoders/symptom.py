@@ -67,6 +67,9 @@ from decoders.errors import DecoderConfigError, DecoderError, ModelFileError
 
 #: The shipped model (see its provenance for the command that trained it).
 DEFAULT_MODEL = Path(__file__).parent / "models" / "symptom_gpi_beta.npz"
+#: The shipped Parkinsonian-state model: the same features of a GPe probe's spikes, read out as the
+#: plant's state (``benchmarks/train_state_decoder.py``; its provenance names the command).
+STATE_MODEL = Path(__file__).parent / "models" / "state_gpe.npz"
 #: Sub-bands (Hz) whose power per spike of the pooled count are features (a coarse spectrum).
 SUB_BANDS_HZ: tuple[tuple[float, float], ...] = (
     (4.0, 8.0),
@@ -160,6 +163,10 @@ class SymptomDecoder(Decoder):
         Ridge penalty of the read-out (standardised features).
     quadratic : bool
         Add the squares and pairwise products of the features (a small non-linearity).
+    output, output_unit : str
+        Name and unit of the estimated quantity (the stage's StateChunk column): the windowed
+        GPi beta by default; :data:`STATE_MODEL` estimates the Parkinsonian state instead
+        (``"pd_state"``, 0 healthy to 1 Parkinsonian) from the same features.
     """
 
     kind = "symptom"
@@ -173,8 +180,11 @@ class SymptomDecoder(Decoder):
         window_s: float = 0.25,
         alpha: float = 1.0,
         quadratic: bool = True,
+        output: str = "gpi_beta",
+        output_unit: str = "relative power",
     ) -> None:
         super().__init__()
+        self.output, self.output_unit = str(output), str(output_unit)
         self.bin_s = ensure_float(
             bin_s, "bin_s", minimum=0.0, strict_minimum=True, error=DecoderConfigError
         )
@@ -255,7 +265,7 @@ class SymptomDecoder(Decoder):
         self.weights, self.intercept = W[:, 0], float(b[0])
         self.n_units, self.n_outputs = 0, 1
         self.norm = Normalisation(np.zeros(1), np.ones(1), np.zeros(1), np.ones(1))
-        self.info = DecoderInfo(self.bin_s, (), ("gpi_beta",), ("relative power",))
+        self.info = DecoderInfo(self.bin_s, (), (self.output,), (self.output_unit,))
         self.reset()
         return self
 
@@ -306,16 +316,23 @@ class SymptomDecoder(Decoder):
             "alpha": self.alpha,
             "quadratic": self.quadratic,
             "intercept": self.intercept,
+            "output": self.output,
+            "output_unit": self.output_unit,
         }
         return params, {"weights": self.weights, "f_mean": self.f_mean, "f_std": self.f_std}
 
     def _from_state(self, params: dict[str, Any], arrays: dict[str, FloatArray]) -> None:
         self.__init__(  # type: ignore[misc]
-            params["bin_s"], params["window_s"], params["alpha"], params["quadratic"]
+            params["bin_s"],
+            params["window_s"],
+            params["alpha"],
+            params["quadratic"],
+            str(params.get("output", "gpi_beta")),
+            str(params.get("output_unit", "relative power")),
         )
         self.n_units, self.n_outputs = 0, 1
         self.norm = Normalisation(np.zeros(1), np.ones(1), np.zeros(1), np.ones(1))
-        self.info = DecoderInfo(self.bin_s, (), ("gpi_beta",), ("relative power",))
+        self.info = DecoderInfo(self.bin_s, (), (self.output,), (self.output_unit,))
         self.intercept = float(params["intercept"])
         if arrays["f_mean"].size != len(FEATURE_NAMES):
             raise ModelFileError(

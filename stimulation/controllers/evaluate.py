@@ -29,7 +29,8 @@ The decoder
 -----------
 The symptom the controllers see is, by default (``symptom_source="decoder"``), what the online
 loop gives them: the symptom decoder's estimate of the GPi beta from the spikes of the cells the
-plant's probe records (:mod:`stimulation.controllers.observation`). ``symptom_source=
+plant's probe records (:mod:`stimulation.controllers.observation`); ``symptom_source="state"``
+gives them the Parkinsonian state decoded from a GPe probe's spikes instead. ``symptom_source=
 "plant_beta"`` gives them the plant's own GPi beta biomarker (its LFP over a causal 0.25-s window,
 :data:`OBSERVATION_FEATURES`), the quantity the decoder estimates, to measure what decoding costs.
 """
@@ -152,7 +153,7 @@ def evaluate(
         Threads of the vector env (1: all seeds in one compiled call).
     env_kwargs : dict, optional
         Further :class:`~stimulation.plant.env.BasalGangliaEnv` settings.
-    symptom_source : {"decoder", "plant_beta"}
+    symptom_source : {"decoder", "state", "plant_beta"}
         What the controllers observe (module docstring, "The decoder").
     **params
         Parameters of the named controller.

@@ -13,6 +13,14 @@ GPi beta. It never sees the plant's LFP. Training and evaluation give it the sam
   DBS fire 0.2-0.75 ms after each pulse, so at therapeutic amplitudes the loop sees almost none
   of their spikes. Other sorting errors are not modelled (the decoder was fitted on true and
   sorted spikes, its module docstring).
+- ``symptom_source="state"``: the Parkinsonian state (0 healthy, 1 Parkinsonian) estimated by
+  the shipped state decoder (:data:`decoders.symptom.STATE_MODEL`, the same order-free features)
+  from the visible spikes of a probe in the GPe (:data:`STATE_NUCLEUS`). The STN probe above is
+  blind while DBS is on (its output hardly moves), so a controller fed by it cannot tell whether
+  the plant still needs stimulation without stopping to look; the GPe, whose applied current
+  carries most of So et al. (2012)'s Parkinsonian change, fires at about half its healthy rate
+  with or without DBS (``benchmarks/train_state_decoder.py`` scores the decoder on held-out
+  seeds).
 - ``symptom_source="plant_beta"``: the plant's own GPi beta biomarker (the relative beta power of
   its LFP proxy over a causal 0.25-s window), the hidden quantity the decoder estimates. Kept to
   measure what the decoder costs a controller.
@@ -40,10 +48,12 @@ if TYPE_CHECKING:
     from stimulation.plant.vector_env import BasalGangliaVectorEnv
 
 #: Where the controller's symptom comes from (module docstring).
-SYMPTOM_SOURCES: tuple[str, ...] = ("decoder", "plant_beta")
+SYMPTOM_SOURCES: tuple[str, ...] = ("decoder", "state", "plant_beta")
 #: The probe of the shipped closed-loop sessions: 8 units in the STN, along the DBS lead's track.
 PROBE_NUCLEUS = "stn"
 PROBE_UNITS = 8
+#: The probe the state decoder reads (``symptom_source="state"``): 8 units in the GPe.
+STATE_NUCLEUS = "gpe"
 
 
 #: Spikes within this window of a pulse onset (ms) are under the artifact (module docstring).
@@ -88,6 +98,8 @@ class DecodedSymptom:
         Cells the probe records.
     blind_ms : (float, float)
         Spikes this close to a pulse onset (ms before, after) are not seen.
+    nucleus : str
+        The probed nucleus.
     """
 
     def __init__(
@@ -96,6 +108,7 @@ class DecodedSymptom:
         model: str | Path | None = None,
         n_units: int = PROBE_UNITS,
         blind_ms: tuple[float, float] = BLIND_MS,
+        nucleus: str = PROBE_NUCLEUS,
     ) -> None:
         from decoders.symptom import DEFAULT_MODEL, SymptomDecoder
 
@@ -109,6 +122,7 @@ class DecodedSymptom:
         self.decoder: SymptomDecoder = loaded
         self.cells: npt.NDArray[np.int64] = np.arange(self.n_units)
         self.blind_ms = (float(blind_ms[0]), float(blind_ms[1]))
+        self.nucleus = str(nucleus)
 
     @property
     def bin_s(self) -> float:
@@ -119,7 +133,7 @@ class DecodedSymptom:
         """A new plant: the probe's cells for its ``seed``, the decoder's window emptied."""
         from stimulation.plant.probe import VirtualProbe
 
-        probe = VirtualProbe(self.cells_per_nucleus, PROBE_NUCLEUS, self.n_units, seed=int(seed))
+        probe = VirtualProbe(self.cells_per_nucleus, self.nucleus, self.n_units, seed=int(seed))
         self.cells = np.asarray(probe.cells, dtype=np.int64)
         self.decoder.reset()
 
@@ -127,7 +141,7 @@ class DecodedSymptom:
         """Counts ``(n_bins, n_units)`` of the probe's visible spikes in ``record``'s bins."""
         n_bins = max(1, round(record.duration_s / self.bin_s))
         edges = record.t_start_s + self.bin_s * np.arange(n_bins + 1)
-        spikes = record.spike_times[PROBE_NUCLEUS]
+        spikes = record.spike_times[self.nucleus]
         pulses = record.dbs_pulse_times
         return np.stack(
             [
@@ -196,9 +210,15 @@ class SymptomObserver:
     def __init__(self, symptom_source: str, venv: BasalGangliaVectorEnv) -> None:
         self.venv = venv
         cells = venv.envs[0].cells_per_nucleus
-        self.decoded = (
-            [DecodedSymptom(cells) for _ in venv.envs] if symptom_source == "decoder" else None
-        )
+        self.decoded: list[DecodedSymptom] | None = None
+        if symptom_source == "decoder":
+            self.decoded = [DecodedSymptom(cells) for _ in venv.envs]
+        elif symptom_source == "state":
+            from decoders.symptom import STATE_MODEL
+
+            self.decoded = [
+                DecodedSymptom(cells, STATE_MODEL, nucleus=STATE_NUCLEUS) for _ in venv.envs
+            ]
 
     def reset(self, i: int, network_seed: int) -> None:
         """Plant ``i`` was reset with ``network_seed`` (its probe's cells follow the seed)."""

@@ -78,7 +78,7 @@ class ClosedLoopVecEnv(VecEnv):
         The symptom the reward penalises: the plant's GPi beta, or the thalamic error index
         over the same window (the simulator's measure of the motor symptom: it shapes training
         only, the observation stays the decoded beta).
-    symptom_source : {"decoder", "plant_beta"}
+    symptom_source : {"decoder", "state", "plant_beta"}
         What the agent observes (module docstring).
     memory_tau_s : float
         Time constant of the agent's memory of its own amplitude; 0: no memory entry.

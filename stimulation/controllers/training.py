@@ -33,6 +33,13 @@ from stimulation.controllers.evaluate import PLANTS
 from stimulation.controllers.observation import check_symptom_source
 from stimulation.controllers.snn_actor import SpikingActorWeights
 
+#: What each symptom source measures (the observation's description in a model's metadata).
+SOURCE_QUANTITY = {
+    "decoder": "GPi beta",
+    "state": "Parkinsonian state",
+    "plant_beta": "GPi beta",
+}
+
 
 @dataclass
 class TrainConfig:
@@ -230,7 +237,8 @@ def train(
     meta_base = {
         **env.meta,
         "observation": [
-            f"symptom ({config.symptom_source}: GPi beta) * symptom_scale",
+            f"symptom ({config.symptom_source}: {SOURCE_QUANTITY[config.symptom_source]}) "
+            "* symptom_scale",
             "previous action in [0, 1]",
             *(["memory of the amplitude action"] if config.memory_tau_s > 0 else []),
         ],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -158,3 +160,26 @@ def test_symptom_model_with_another_feature_set_is_refused_by_name(tmp_path):
     np.savez(old, **entries)
     with pytest.raises(ModelFileError, match="7 features.*log_power_per_spike_75_100hz"):
         load(old)
+
+
+def test_shipped_state_model_estimates_the_parkinsonian_state_under_its_own_name(tmp_path):
+    from decoders.symptom import STATE_MODEL
+
+    dec = SymptomDecoder.load(STATE_MODEL)
+    assert "train_state_decoder.py" in dec.provenance["command"]
+    assert dec.provenance["nucleus"] == "gpe" and dec.provenance["train_seeds"]
+    assert dec.info.output_names == ("pd_state",) and dec.info.output_units == ("probability",)
+    stage = DecoderStage(load(dec.save(tmp_path / "state.npz")))
+    assert stage.prepare(StreamSpec("binned", 8, 200.0)).channel_names == ("pd_state",)
+    # a symptom model saved before models named their output still reads as the GPi beta
+    X, Y = _beta_like_sessions(2, 1)
+    path = SymptomDecoder().fit(X, Y).save(tmp_path / "sym.npz")
+    with np.load(path, allow_pickle=False) as z:
+        entries = {k: z[k] for k in z.files}
+    meta = json.loads(str(entries["decoders"]))
+    for key in ("output", "output_unit"):
+        del meta["params"][key]
+    entries["decoders"] = np.array(json.dumps(meta))
+    old = tmp_path / "unnamed.npz"
+    np.savez(old, **entries)
+    assert load(old).info.output_names == ("gpi_beta",)

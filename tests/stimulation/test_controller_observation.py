@@ -85,3 +85,15 @@ def test_evaluate_gives_controllers_the_decoder_output_by_default() -> None:
         check_symptom_source("lfp")
     with pytest.raises(ControllerConfigError, match="symptom_source"):
         evaluate("off", [3], duration_s=0.1, symptom_source="lfp")
+
+
+def test_the_state_source_sees_the_parkinsonian_state_through_stimulation() -> None:
+    """The STN probe is blind under therapeutic DBS; the GPe probe's state decoder is not."""
+    kw = {"duration_s": 3.0, "traces": True, "amplitude_ma": 1.67, "frequency_hz": 100.0}
+    row = evaluate("continuous", [25], plant="fluctuating", symptom_source="state", **kw)[0]
+    assert row["symptom_source"] == "state"
+    estimate, state = row["trace"]["beta"], row["trace"]["pd_state"]
+    assert 0.2 < state.mean() < 0.8  # this seed switches within the run
+    assert estimate[state == 1].mean() - estimate[state == 0].mean() > 0.4
+    blind = evaluate("continuous", [25], plant="fluctuating", **kw)[0]["trace"]["beta"]
+    assert np.ptp(blind) < 0.01  # the STN decoder's output hardly moves under DBS
