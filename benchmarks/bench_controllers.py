@@ -8,14 +8,16 @@ the probe's cells) on both plants (``stationary`` Parkinsonian and
 the same integration step (``--dt-ms``, 0.025 ms by default: the largest step that keeps the
 model's behaviour, 2.5 times fewer steps than So et al.'s 0.01 ms, which ``--dt-ms 0.01`` uses):
 
-Every adaptive baseline runs twice: on the decoder's estimate (what it has online) and, as a
-privileged comparison, on the plant's own GPi beta biomarker (``symptom_source="plant_beta"``,
-its LFP: a quantity the loop does not have), each tuned on its own observation. The RL-SNN
-controller observes what its model file says it was trained on (the decoder for a model trained
-through it).
+Every adaptive baseline runs three times, each tuned on its own observation: on the STN
+decoder's GPi-beta estimate and on the GPe state decoder's estimate of the Parkinsonian state
+(``symptom_source="state"``), both of which the loop has online, and, as a privileged
+comparison, on the plant's own GPi beta biomarker (``symptom_source="plant_beta"``, its LFP: a
+quantity the loop does not have). The RL-SNN controller observes what its model file says it was
+trained on.
 
 1. **Tuning** (training seeds only, ``--tuning-seeds``, default 101-103, 4 s each): a small grid
-   per baseline (threshold: percentile x amplitude; dual threshold: percentile pairs; PI: Kp x
+   per baseline (threshold: percentile x setting, 1.5 or 2.5 mA at 130 Hz or 1.67 mA at 100 Hz;
+   dual threshold: percentile pairs; PI: Kp x
    setpoint percentile). The chosen setting is the cheapest (lowest energy) that keeps at least
    90% of continuous DBS's relief on the training seeds (relief = EI_off - EI); if none does, the
    one with the most relief.
@@ -64,7 +66,10 @@ METRICS = (
 )
 TUNING_GRID: dict[str, list[dict[str, Any]]] = {
     "threshold": [
-        {"percentile": p, "amplitude_ma": a} for p, a in itertools.product((25, 50, 75), (1.5, 2.5))
+        {"percentile": p, "amplitude_ma": a, "frequency_hz": f}
+        for p, (a, f) in itertools.product(
+            (25, 50, 75), ((1.5, 130.0), (2.5, 130.0), (1.67, 100.0))
+        )
     ],
     "dual_threshold": [
         {"lower_percentile": lo, "upper_percentile": hi} for lo, hi in ((10, 50), (25, 75))
@@ -75,8 +80,8 @@ CONTINUOUS_GRID: list[dict[str, Any]] = [
     {"amplitude_ma": a, "frequency_hz": f}
     for a, f in itertools.product((1.0, 1.33, 1.67, 2.0, 2.5), (60.0, 100.0, 130.0))
 ]
-#: What the adaptive baselines observe: the decoder (online) and the plant's beta (privileged).
-SOURCES = ("decoder", "plant_beta")
+#: What the adaptive baselines observe: the two decoders (online) and the plant's beta (privileged).
+SOURCES = ("decoder", "state", "plant_beta")
 #: Off and continuous DBS ignore the observation: the cheaper source, same plant results.
 NO_OBSERVATION = "plant_beta"
 #: Continuous DBS at its default (So 2012), named explicitly so the grid shares its runs.

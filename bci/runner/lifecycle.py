@@ -77,7 +77,11 @@ class RunLifecycle:
         labels = None
         if decoder is not None:
             spec = decoder.output_spec
-            labels = list(spec.channel_names) if spec is not None else []
+            if spec is not None:
+                labels = list(spec.channel_names)
+            else:  # prepared after calibration (a sorter before it): the model names its outputs
+                info = getattr(getattr(decoder, "decoder", None), "info", None)
+                labels = list(info.output_names) if info is not None else []
             self.decoded_names = list(labels)
             if source.truth_name is not None:
                 self.truth = TruthFeed(source.truth_name)

@@ -157,8 +157,9 @@ def summary_table(summary: dict[str, Any]) -> Table:
                 f"{_num(row.get('r'), '.2f')} ({_num(row.get('r2'), '.2f')})",
             )
     elif tracking:
+        truth = {"beta_gpi": "GPi beta", "pd_state": "state"}.get(tracking.get("truth", ""), "")
         table.add_row(
-            "decoder vs true GPi beta: r (R2)",
+            f"decoder vs true {truth or 'GPi beta'}: r (R2)",
             f"{_num(tracking.get('r'), '.2f')} ({_num(tracking.get('r2'), '.2f')})",
         )
     if summary.get("error"):

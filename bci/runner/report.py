@@ -259,16 +259,20 @@ class RunReport:
                 "control_period_s": plant.control_period_s,
                 "window_s": plant.window_s,
             }
-            if self.decoded_v and self.bio_values and self.t_online is not None:
-                labels = self._bio_labels()
+            labels = self._bio_labels() if self.bio_values else []
+            # the decoder's first output against the plant's own value of that quantity
+            name = self.decoded_names[0] if self.decoded_names else "gpi_beta"
+            column = {"gpi_beta": "beta_gpi"}.get(name, name)
+            if self.decoded_v and column in labels and self.t_online is not None:
                 bio = np.asarray(self.bio_values)
                 out["decoder_tracking"] = decoder_tracking(
                     np.asarray(self.decoded_v),
                     np.asarray(self.decoded_t),
-                    bio[:, labels.index("beta_gpi")],
+                    bio[:, labels.index(column)],
                     np.asarray(self.bio_stamps),
                     self.t_online + out["plant"]["window_s"],
                 )
+                out["decoder_tracking"]["truth"] = column
         truth = self.truth
         if truth is not None and self.decoded_rows:
             out["decoder_tracking"] = decoded_tracking(

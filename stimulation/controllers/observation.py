@@ -52,6 +52,8 @@ SYMPTOM_SOURCES: tuple[str, ...] = ("decoder", "state", "plant_beta")
 #: The probe of the shipped closed-loop sessions: 8 units in the STN, along the DBS lead's track.
 PROBE_NUCLEUS = "stn"
 PROBE_UNITS = 8
+#: The decoder output each source stands for online (the runner's decoded-state column).
+SOURCE_OUTPUT: dict[str, str] = {"decoder": "gpi_beta", "state": "pd_state"}
 #: The probe the state decoder reads (``symptom_source="state"``): 8 units in the GPe.
 STATE_NUCLEUS = "gpe"
 

@@ -46,14 +46,15 @@ def action_meta(
     limits: SafetyLimits,
     control_frequency: bool,
     frequency_range_hz: tuple[float, float] | None = None,
+    frequency_hz: float = 130.0,
 ) -> dict[str, Any]:
     """The action conventions stored with a trained actor (the rate range defaults to the
-    limiter's)."""
+    limiter's; ``frequency_hz`` is the rate of an amplitude-only actor)."""
     lo, hi = frequency_range_hz or (limits.min_frequency_hz, limits.max_frequency_hz)
     return {
         "max_amplitude_ma": limits.max_amplitude_ma,
         "frequency_range_hz": [float(lo), float(hi)],
-        "frequency_hz": 130.0,
+        "frequency_hz": float(frequency_hz),
         "control_frequency": control_frequency,
         "pulse_width_us": REFERENCE_PULSE_WIDTH_US,
     }
@@ -86,6 +87,8 @@ class ClosedLoopVecEnv(VecEnv):
         Whether the action sets the rate too.
     frequency_range_hz : (float, float), optional
         Rates at action 0 and 1 (default: the limiter's range).
+    frequency_hz : float
+        The rate of an amplitude-only agent (``control_frequency=False``).
     limits : SafetyLimits, optional
         The limiters' limits (default: evaluation's).
     """
@@ -106,6 +109,7 @@ class ClosedLoopVecEnv(VecEnv):
         reward_symptom: str = "beta",
         symptom_source: str = "decoder",
         memory_tau_s: float = 0.0,
+        frequency_hz: float = 130.0,
     ) -> None:
         from stimulation.plant.vector_env import BasalGangliaVectorEnv
 
@@ -118,7 +122,7 @@ class ClosedLoopVecEnv(VecEnv):
         )
         self.period_s = float(self.venv.envs[0].control_period_s)
         self.n_actions = 2 if control_frequency else 1
-        self.meta = action_meta(self.limits, control_frequency, frequency_range_hz)
+        self.meta = action_meta(self.limits, control_frequency, frequency_range_hz, frequency_hz)
         self.meta["symptom_scale"] = float(symptom_scale)
         self.meta["symptom_source"] = symptom_source
         self.meta["memory_tau_s"] = float(memory_tau_s)

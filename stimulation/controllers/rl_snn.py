@@ -20,8 +20,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from bci.errors import StageCompatibilityError
+from bci.stream.spec import StreamSpec
 from stimulation.controllers.base import Controller, ControllerConfigError
-from stimulation.controllers.observation import StimulationMemory
+from stimulation.controllers.observation import SOURCE_OUTPUT, StimulationMemory
 from stimulation.controllers.snn_actor import SpikingActorWeights
 
 #: The shipped controller the demo uses (its metadata holds the command, seed and wall time).
@@ -84,6 +86,20 @@ class RLSNNController(Controller, name="rl_snn"):
                 f"{type(err).__name__}: {err}"
             ) from None
         self.reset_state()
+
+    def prepare(self, upstream: StreamSpec) -> StreamSpec:
+        """As :meth:`Controller.prepare`, and the decoded column must be the quantity the actor
+        was trained on (its metadata's ``symptom_source``)."""
+        spec = super().prepare(upstream)
+        source = str(self.weights.meta.get("symptom_source", "decoder"))
+        expected = SOURCE_OUTPUT.get(source)
+        if expected and self.input_name and self.input_name != expected:
+            raise StageCompatibilityError(
+                f"The RL-SNN model {self.model} was trained on the decoded {expected!r} "
+                f"(symptom_source {source!r}), but the decoder before it emits "
+                f"{self.input_name!r}: give the session the decoder model it was trained with."
+            )
+        return spec
 
     def reset_state(self) -> None:
         self.previous = np.zeros(self.n_actions)

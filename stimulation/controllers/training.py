@@ -58,6 +58,7 @@ class TrainConfig:
     symptom_scale: float = 10.0
     control_frequency: bool = True
     frequency_range_hz: tuple[float, float] = (10.0, 250.0)
+    frequency_hz: float = 130.0
     learning_rate: float = 1e-3
     buffer_size: int = 100_000
     batch_size: int = 256
@@ -113,6 +114,7 @@ class TrainConfig:
                 )
         for name in ("total_steps", "n_envs", "batch_size", "log_every", "checkpoint_every"):
             ensure_int(getattr(self, name), name, minimum=1, error=err)
+        ensure_float(self.frequency_hz, "frequency_hz", minimum=0.0, strict_minimum=True, error=err)
         check_value(self.plant, PLANTS, "plant", error=err)
         check_value(self.reward_symptom, ("beta", "error_index"), "reward_symptom", error=err)
         check_symptom_source(self.symptom_source)
@@ -200,6 +202,7 @@ def train(
         reward_symptom=config.reward_symptom,
         symptom_source=config.symptom_source,
         memory_tau_s=config.memory_tau_s,
+        frequency_hz=config.frequency_hz,
     )
     n_act = env.n_actions
     spiking = {

@@ -327,6 +327,7 @@ class PlantBridge:
             train,
             self.monitor.features(FEATURES),
             self.command_seq,
+            float(self.network.pd_state[0]),
         )
         self.stats.samples += chunk.data.shape[0]
         self.stats.spikes += len(chunk.spikes)

@@ -81,12 +81,14 @@ class PeriodPublisher:
         train: PulseTrain,
         features: npt.NDArray[np.floating],
         command_seq: int,
+        pd_state: float = float("nan"),
     ) -> None:
         """Queue (or push, in lockstep) everything of one period.
 
         ``t0`` is the LSL time of sample 0 of ``-raw``, ``t_origin_s`` the model time it stands
         for; ``command`` and ``train`` are the stimulation applied during the period (device and
-        model units), ``features`` the monitor's biomarkers at its end.
+        model units), ``features`` the monitor's biomarkers at its end, ``pd_state`` the plant's
+        state at its end.
         """
         sfreq = self.sfreq
         data = chunk.data
@@ -118,6 +120,7 @@ class PeriodPublisher:
                     command.frequency_hz,
                     command.pulse_width_us,
                     command_seq,
+                    pd_state,
                 ],
             ]
         ).astype(np.float32)[None, :]

@@ -19,7 +19,9 @@ from stimulation.plant.probe import VirtualProbe
 
 #: Channels of the ``-biomarkers`` stream: the monitor's features, then the stimulation applied:
 #: what the safety limiter let out in device units (``amplitude_ma``), and the model current
-#: density it stands for (``amplitude``, uA/cm2, :mod:`stimulation.safety`'s mapping).
+#: density it stands for (``amplitude``, uA/cm2, :mod:`stimulation.safety`'s mapping); last the
+#: plant's Parkinsonian state (0 healthy, 1 Parkinsonian; the fluctuating plant's truth, to score
+#: a state decoder, never an input to the loop).
 BIOMARKER_CHANNELS: tuple[str, ...] = (
     *FEATURES,
     "amplitude_ma",
@@ -27,6 +29,7 @@ BIOMARKER_CHANNELS: tuple[str, ...] = (
     "frequency_hz",
     "pulse_width_us",
     "command_seq",
+    "pd_state",
 )
 #: Sample formats of the ``-raw`` stream.
 RAW_FORMATS: tuple[str, ...] = ("float32", "int16")

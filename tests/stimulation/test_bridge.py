@@ -251,6 +251,8 @@ def test_streams_carry_the_recording_ground_truth_pulses_and_biomarkers(source_i
         assert bio_a.shape == (6, len(BIOMARKER_CHANNELS))
         assert bio_a[:, amp].tolist() == [0.0, 0.0, 2.5, 2.5, 2.5, 2.5]
         np.testing.assert_allclose(np.diff(bstamps), 0.02, atol=1e-6)
+        # the plant's state, to score a state decoder: this stationary plant is Parkinsonian
+        assert bio_a[:, BIOMARKER_CHANNELS.index("pd_state")].tolist() == [1.0] * 6
 
 
 def test_realtime_run_paces_to_the_clock_and_ramps_at_the_slew_limit(source_id: str) -> None:

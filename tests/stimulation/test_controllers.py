@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -31,7 +32,9 @@ def test_every_baseline_is_a_registered_stage_from_state_to_commands(name: str) 
     cls = get_stage_class(name)
     assert cls is CONTROLLERS[name]
     ctl = stage_from_dict({"stage": name, "params": {"source_id": "ctl-1", "input_index": 1}})
-    spec = ctl.prepare(StreamSpec("state", 2, 50.0, channel_names=("x", "beta_gpi")))
+    # the RL-SNN controller takes only the quantity its actor was trained on (its own test)
+    column = "pd_state" if name == "rl_snn" else "beta_gpi"
+    spec = ctl.prepare(StreamSpec("state", 2, 50.0, channel_names=("x", column)))
     assert spec.kind == "command" and spec.channel_names[0] == "amplitude_ma"
     rows = np.array([[0.0, 0.1], [0.0, 0.12], [0.0, 0.09]], dtype=np.float32)
     out = ctl.process(StateChunk(rows, np.array([10.0, 10.02, 10.04])))
@@ -140,8 +143,17 @@ def test_the_shipped_rl_controller_runs_in_numpy_and_says_how_it_was_made() -> N
     for key, value in settings.items():
         if key != "total_steps":
             assert meta["config"][key] == value, key
-    # it was trained on what the loop gives it online: the symptom decoder's output
-    assert meta["symptom_source"] == "decoder" and meta["config"]["plant"] == "fluctuating"
+    # it was trained on what the demo's loop gives it online: the output of the decoder model
+    # of the closed_loop_dbs session
+    from decoders import load
+    from stimulation.controllers.observation import SOURCE_OUTPUT
+
+    assert meta["config"]["plant"] == "fluctuating"
+    sessions = Path(__file__).resolve().parents[2] / "sessions"
+    session = yaml.safe_load((sessions / "closed_loop_dbs.yaml").read_text())
+    assert session["controller"]["model"].endswith(DEFAULT_MODEL.name)
+    decoder = load(sessions / session["decoder"]["model"])
+    assert decoder.info.output_names[0] == SOURCE_OUTPUT[meta["symptom_source"]]
     commands = _run(ctl, [0.0, 0.05, 0.1, 0.2] * 5)
     lo, hi = meta["frequency_range_hz"]
     for c in commands:

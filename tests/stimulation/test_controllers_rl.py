@@ -79,6 +79,30 @@ def test_a_short_td3_run_trains_saves_exports_and_reloads(tmp_path: Path) -> Non
     assert 0.0 <= row["mean_amplitude_ma"] <= 3.0 and np.isfinite(row["error_index"])
 
 
+def test_an_amplitude_only_actor_on_the_decoded_state_stimulates_at_its_rate(
+    tmp_path: Path,
+) -> None:
+    from bci.errors import StageCompatibilityError
+    from bci.stream import StreamSpec
+    from stimulation.controllers.training import TrainConfig, train
+
+    config = TrainConfig(
+        total_steps=80, n_envs=2, plant="fluctuating", episode_s=0.4, learning_starts=40,
+        batch_size=16, gradient_steps=1, critic_arch=(16,), hidden=(8,), n_pop=4, n_out=4,
+        substeps=2, log_every=40, checkpoint_every=80, symptom_source="state",
+        symptom_scale=1.0, control_frequency=False, frequency_hz=100.0,
+    )  # fmt: skip
+    weights = train(config, tmp_path, command="test", progress=False)
+    assert weights.n_actions == 1 and weights.meta["symptom_source"] == "state"
+    assert "Parkinsonian state" in weights.meta["observation"][0]
+    ctl = RLSNNController(model=tmp_path / "actor.npz")
+    assert ctl.act([0.9]).frequency_hz == 100.0
+    # online it must be fed the quantity it was trained on, by name
+    ctl.prepare(StreamSpec("state", 1, 200.0, channel_names=("pd_state",)))
+    with pytest.raises(StageCompatibilityError, match="trained on the decoded 'pd_state'"):
+        ctl.prepare(StreamSpec("state", 1, 200.0, channel_names=("gpi_beta",)))
+
+
 @pytest.mark.parametrize(
     ("content", "match"),
     [
@@ -134,6 +158,7 @@ def test_the_actor_exports_to_nir_and_runs_in_the_decoders_runtime(tmp_path: Pat
         ({"plant": "wobbly"}, "plant"),
         ({"hidden": []}, "hidden"),
         ({"control_frequency": "yes"}, "control_frequency"),
+        ({"frequency_hz": 0.0}, "frequency_hz"),
     ],
 )
 def test_bad_training_settings_are_named_before_anything_is_built(
