@@ -26,7 +26,9 @@ trained on.
    index, GPi beta, energy (relative to continuous DBS), time on stimulation, mean amplitude and
    frequency, per seed and mean.
 3. **Sweeps** on the held-out seeds for the EI-energy figure: continuous DBS over an amplitude x
-   frequency grid, the threshold over its percentile, PI over its setpoint percentile.
+   frequency grid, the threshold over its percentile, PI over its setpoint percentile, and a
+   threshold at fixed levels of the decoded state (a probability needs no calibration) gating
+   1.67 mA at 100 Hz.
 4. **Goals** of issue 11, per seed and on the means: stationary, RL-SNN relief >= 90% of
    continuous DBS's at <= 50% of its energy; fluctuating, RL-SNN energy <= 70% of the cheapest
    constant grid setting with at least its relief, and no swept baseline point better on both EI
@@ -82,6 +84,9 @@ CONTINUOUS_GRID: list[dict[str, Any]] = [
 ]
 #: What the adaptive baselines observe: the two decoders (online) and the plant's beta (privileged).
 SOURCES = ("decoder", "state", "plant_beta")
+#: Fixed levels of a threshold on the decoded state (a probability), and the setting it gates.
+FIXED_STATE_THRESHOLDS = (0.2, 0.35, 0.5, 0.65)
+STATE_GATE_SETTING = {"amplitude_ma": 1.67, "frequency_hz": 100.0}
 #: Off and continuous DBS ignore the observation: the cheaper source, same plant results.
 NO_OBSERVATION = "plant_beta"
 #: Continuous DBS at its default (So 2012), named explicitly so the grid shares its runs.
@@ -391,6 +396,13 @@ def main() -> None:
                     params = {**tuned[source][name]["params"], key: p}
                     rows = runner.run(name, params, plant, args.seeds, args.duration, source)
                     curve.append(_point(params, rows))
+        # the state decoder's output is a probability: a gate at a fixed level needs no
+        # calibration; swept at the setting the RL-SNN controller uses
+        curve = sweeps.setdefault("threshold_fixed@state", [])
+        for level in FIXED_STATE_THRESHOLDS:
+            params = {"threshold": level, **STATE_GATE_SETTING}
+            rows = runner.run("threshold", params, plant, args.seeds, args.duration, "state")
+            curve.append(_point(params, rows))
         result["plants"][plant] = {
             "tuned": tuned,
             "table": {k: [_plain(r) for r in v] for k, v in table.items()},
