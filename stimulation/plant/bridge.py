@@ -38,8 +38,8 @@ item is pushed when its stamp is due; the model runs ``lead_s`` (one control per
 ahead of the wall clock, so a command applies from the next period not yet simulated. In lockstep
 the stamps follow model time from ``t0`` and run ahead of (or behind) the wall clock; a paced
 lockstep (``BridgeTiming.max_speed``) waits before a period that would take the model time more
-than ``lead_s`` ahead of ``max_speed`` times the wall time since ``t0`` (at 1.0 the stamps stay
-within ``lead_s`` of the LSL clock, as a stimulator's would), and is otherwise the same lockstep.
+than ``lead_s`` ahead of ``max_speed`` times the wall time since its first period began (at 1.0
+never faster than real time, as a stimulator), and is otherwise the same lockstep.
 
 Commands. The bridge obeys only what its :class:`~stimulation.safety.SafetyLimiter` lets out:
 every :class:`~bci.stream.StimCommand` read from the command stream
@@ -245,6 +245,7 @@ class PlantBridge:
             0,
         )
         self._n_wait_reports = 0
+        self._pace_origin: float | None = None  # perf_counter() at model time 0 (paced)
 
     # ------------------------------------------------------------------ set-up
     def _train(self, command: StimCommand) -> PulseTrain:
@@ -312,12 +313,14 @@ class PlantBridge:
 
     def _pace(self) -> None:
         """Paced lockstep: wait until the next period ends at most ``lead_s`` ahead of
-        ``max_speed`` times the wall time since ``t0`` (a :meth:`stop` ends the wait)."""
+        ``max_speed`` times the wall time since the first period began (a :meth:`stop` ends the
+        wait)."""
         if self.max_speed is None:
             return
-        t0 = self._start()
+        if self._pace_origin is None:  # waiting for the controller's first command earns nothing
+            self._pace_origin = time.perf_counter() - self.t_model_s / self.max_speed
         ahead_s = self.t_model_s + self.control_period_s - self.lead_s
-        wait = t0 + ahead_s / self.max_speed - pylsl.local_clock()
+        wait = self._pace_origin + ahead_s / self.max_speed - time.perf_counter()
         if wait > 0.0:
             self.stats.paced_s += wait
             self._stop.wait(wait)

@@ -51,9 +51,9 @@ class BridgeTiming:
     max_speed : float or None
         Lockstep only: the most model seconds per wall second. None runs as fast as the commands
         come (deterministic, often faster than real time); ``1.0`` never lets the model time
-        published get more than ``lead_s`` ahead of the wall time since the streams started (a
-        stimulator's pace). A plant that fell behind (slow commands) catches up as fast as the
-        commands come. Pacing changes only when periods run, never what they hold.
+        published get more than ``lead_s`` ahead of the wall time since the first period began
+        (a stimulator's pace). A plant that fell behind (slow commands) catches up as fast as
+        the commands come. Pacing changes only when periods run, never what they hold.
 
     Raises
     ------

@@ -130,15 +130,15 @@ def test_inconsistent_sessions_are_refused() -> None:
 
 
 def test_a_lockstep_plant_takes_a_pace_and_a_bad_one_is_named() -> None:
+    from bci.runner.plant_child import plant_timing
     from bci.runner.sources import plant_settings
-    from stimulation.plant.bridge_config import BridgeTiming
 
     plant = {"kind": "plant", "timing": {"max_speed": 1.0}}
     config = parse_session(_base(pacing="lockstep", source=plant))
     settings = plant_settings(config.source, 0, "t", True, "ctl", "tok")  # type: ignore[arg-type]
-    # what the plant's process builds its timing from (bci.runner.plant_child)
-    timing = BridgeTiming(lockstep=settings["lockstep"], **settings["timing"])
-    assert timing.max_speed == 1.0
+    # the timing the runner and the plant's process build from them
+    timing = plant_timing(settings)
+    assert timing.lockstep and timing.max_speed == 1.0
     text = _error(_base(source=plant))  # real time: nothing to pace
     assert "'source.timing'" in text and "'max_speed'" in text and "pacing: lockstep" in text
     for bad in (0, -1.0, float("nan"), "fast"):
