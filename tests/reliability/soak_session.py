@@ -343,7 +343,7 @@ def pacing_text(max_speed: float | None) -> str:
 def verdict_text(result: SoakResult) -> str:
     growth = ", ".join(f"{k} {100 * v:+.1f}%" for k, v in result.memory_growth.items())
     lat = result.loop_latency
-    spans = ", ".join(f"{a / 60:.0f}-{b / 60:.0f} min {p:.3f}" for a, b, p in result.span_p99_ms)
+    spans = ", ".join(f"{a / 60:g}-{b / 60:g} min {p:.3f}" for a, b, p in result.span_p99_ms)
     lines = [
         pacing_text(result.max_speed),
         f"{result.signal_s / 60:.1f} min of signal in {result.wall_s / 60:.1f} min wall, "
