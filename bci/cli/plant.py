@@ -100,6 +100,13 @@ def _limits_from(
     show_default=True,
     help="Advance one control period per accepted command instead of pacing to the clock.",
 )
+@click.option(
+    "--max-speed",
+    type=float,
+    default=None,
+    help="With --lockstep: at most this many simulated seconds per wall second (1: real time, "
+    "as a stimulator; default: as fast as the commands come).",
+)
 @duration_option("Stop after this much simulated time (default: until Ctrl-C).")
 @click.option("--cells", type=int, default=10, show_default=True, help="Cells per nucleus.")
 @click.option(
@@ -179,6 +186,7 @@ def plant(
     session_token: str | None,
     command_stream: str | None,
     lockstep: bool,
+    max_speed: float | None,
     duration: float | None,
     cells: int,
     dbs_target: str,
@@ -223,6 +231,17 @@ def plant(
             "--controller-source-id (the source_id of the command stream to obey; e.g. the "
             "--source-id you give `bci stim`)."
         )
+    if max_speed is not None:
+        if not (math.isfinite(max_speed) and max_speed > 0):
+            raise click.BadParameter(
+                f"must be a finite number > 0 (simulated s per wall s), got {max_speed}",
+                param_hint="--max-speed",
+            )
+        if not lockstep:
+            raise click.UsageError(
+                "--max-speed paces --lockstep only (a --realtime plant already runs at the wall "
+                "clock's speed): add --lockstep or drop --max-speed."
+            )
     limits = _limits_from(
         limits_file, controller_source_id, session_token, max_amplitude_ma, watchdog_ms, safe_state
     )
@@ -255,7 +274,9 @@ def plant(
             limits=limits,
             command_stream=command_stream,
             initial=StimSetting(amplitude_ma, frequency, pulse_width),
-            timing=BridgeTiming(control_period_s=control_period_ms * 1e-3, lockstep=lockstep),
+            timing=BridgeTiming(
+                control_period_s=control_period_ms * 1e-3, lockstep=lockstep, max_speed=max_speed
+            ),
             raw_format=RawFormat(channel_format),
             biphasic=biphasic,
         )
@@ -276,11 +297,14 @@ def plant(
             + (f" --session-token {session_token}" if session_token else "")
             + " --amplitude-ma 2.5"
         )
+        pace = "real time" if not lockstep else "lockstep"
+        if lockstep and max_speed is not None:
+            pace += f", at most {max_speed:g}x real time"
         if controller_source_id:
             console.print(
                 f"Obeying {bridge.command_stream} from source_id {controller_source_id}"
                 f"{' with the session token' if session_token else ''}, through the safety "
-                f"limiter ({'lockstep' if lockstep else 'real time'}). Waiting for its commands; "
+                f"limiter ({pace}). Waiting for its commands; "
                 f"to send some: {wait_hint}"
             )
         else:
@@ -310,5 +334,6 @@ def plant(
             f"periods, {stats.spikes} recorded spikes, {stats.pulses} pulses; commands applied "
             f"{stats.commands_applied}, dropped {bridge.n_dropped}, invalid {bridge.n_invalid}; "
             f"late periods {stats.late_periods}, max lag {stats.max_lag_s * 1e3:.1f} ms"
+            + (f"; waited {stats.paced_s:.2f} s for the pace" if max_speed is not None else "")
             + (f"; safety events {counts}" if counts else "")
         )

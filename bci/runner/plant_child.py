@@ -24,11 +24,19 @@ STATS_LINE = "bci-plant: stats "
 LINGER_S = 10.0
 
 
+def plant_timing(settings: dict[str, Any]) -> Any:
+    """The plant's :class:`~stimulation.plant.bridge_config.BridgeTiming` from ``settings``
+    (the session's ``source.timing`` with the runner's pacing)."""
+    from stimulation.plant.bridge_config import BridgeTiming
+
+    return BridgeTiming(lockstep=settings["lockstep"], **settings.get("timing", {}))
+
+
 def build_bridge(settings: dict[str, Any]) -> Any:
     """The PlantBridge described by ``settings`` (see :func:`bci.runner.sources.plant_settings`)."""
     from stimulation.plant import BasalGangliaNetwork
     from stimulation.plant.bridge import PlantBridge
-    from stimulation.plant.bridge_config import BridgeTiming, RawFormat
+    from stimulation.plant.bridge_config import RawFormat
     from stimulation.plant.fluctuation import Fluctuation
     from stimulation.plant.probe import VirtualProbe
     from stimulation.safety import REFERENCE_AMPLITUDE_MA, SafetyLimits, model_amplitude_ua_cm2
@@ -56,7 +64,7 @@ def build_bridge(settings: dict[str, Any]) -> Any:
         source_id=settings["source_id"],
         limits=SafetyLimits.from_dict(settings["limits"]),
         command_stream=settings["command_stream"],
-        timing=BridgeTiming(lockstep=settings["lockstep"], **settings.get("timing", {})),
+        timing=plant_timing(settings),
         raw_format=RawFormat(**settings.get("raw_format", {})),
         biphasic=bool(settings.get("biphasic", False)),
     )

@@ -190,13 +190,13 @@ def start_source(
     seed = config.source_seed
     if isinstance(source, PlantSourceConfig):
         from bci.runner.plant_child import READY_LINE as PLANT_READY_LINE
-        from stimulation.plant.bridge_config import BridgeTiming
+        from bci.runner.plant_child import plant_timing
 
         lockstep = config.pacing == "lockstep"
         settings = plant_settings(source, seed, tag, lockstep, limiter_source_id, session_token)
         from stimulation.plant.bridge_config import RawFormat
 
-        timing = BridgeTiming(**source.timing)
+        timing = plant_timing(settings)
         sfreq = float(source.probe.get("sfreq", 30000.0))
         chunk_samples = max(1, int(round(RawFormat(**source.raw_format).chunk_ms * 1e-3 * sfreq)))
         # lockstep: the plant runs exactly the session; real time: until the loop stops it

@@ -244,6 +244,8 @@ class SessionConfig(_Model):
                 f"pacing 'lockstep' needs source.kind 'plant' (got {self.source.kind!r}): only the "
                 "simulated plant can wait for the loop"
             )
+        if isinstance(self.source, PlantSourceConfig):
+            self.source.check_timing(self.pacing == "lockstep")
         if self.calibration.duration_s >= self.duration_s:
             raise ValueError(
                 f"duration_s ({self.duration_s:g}) must be longer than calibration.duration_s "

@@ -103,6 +103,18 @@ class PlantSourceConfig(_Model):
             raise ValueError("'fluctuation' settings need plant: fluctuating")
         return self
 
+    def check_timing(self, lockstep: bool) -> None:
+        """Raise ValueError naming ``source.timing``'s bad value (e.g. ``max_speed``, which
+        paces lockstep only), checked with the session's pacing as the runner will build it."""
+        from stimulation.errors import PlantParameterError
+        from stimulation.plant.bridge_config import BridgeTiming
+
+        try:
+            BridgeTiming(lockstep=lockstep, **self.timing)
+        except PlantParameterError as err:
+            hint = " (the session's key: pacing: lockstep)" if "lockstep" in str(err) else ""
+            raise ValueError(f"invalid 'source.timing': {err}{hint}") from None
+
 
 class LSLSourceConfig(_Model):
     """A live LSL stream of broadband voltage (an amplifier): at least one of name/type/source_id."""

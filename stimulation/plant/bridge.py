@@ -36,7 +36,10 @@ Stamps. Sample ``n`` of ``-raw`` is stamped ``t0 + n / sfreq``, where ``t0`` is 
 the stream's start, and every marker and biomarker is stamped on that same axis. In real time each
 item is pushed when its stamp is due; the model runs ``lead_s`` (one control period by default)
 ahead of the wall clock, so a command applies from the next period not yet simulated. In lockstep
-the stamps follow model time from ``t0`` and run ahead of (or behind) the wall clock.
+the stamps follow model time from ``t0`` and run ahead of (or behind) the wall clock; a paced
+lockstep (``BridgeTiming.max_speed``) waits before a period that would take the model time more
+than ``lead_s`` ahead of ``max_speed`` times the wall time since its first period began (at 1.0
+never faster than real time, as a stimulator), and is otherwise the same lockstep.
 
 Commands. The bridge obeys only what its :class:`~stimulation.safety.SafetyLimiter` lets out:
 every :class:`~bci.stream.StimCommand` read from the command stream
@@ -88,6 +91,7 @@ class BridgeStats:
     late_periods: int = 0
     max_lag_s: float = 0.0
     wall_s: float = 0.0
+    paced_s: float = 0.0  # wall time a paced lockstep waited for the clock
     safety: dict[str, int] = field(default_factory=dict)
 
 
@@ -113,7 +117,7 @@ class PlantBridge:
     initial : StimSetting
         Stimulation before the first command, or all along open loop (device units).
     timing : BridgeTiming
-        Control period, biomarker window, warm-up, lockstep or real time.
+        Control period, biomarker window, warm-up, lockstep or real time, a lockstep's pace.
     raw_format : RawFormat
         Sample format of ``-raw``.
     biphasic : bool
@@ -155,6 +159,7 @@ class PlantBridge:
         self.control_period_s = self.timing.control_period_s
         self.lockstep = self.timing.lockstep
         self.lead_s = float(self.timing.lead_s or 0.0)
+        self.max_speed = self.timing.max_speed if self.lockstep else None
         self.channel_format = self.raw_format.channel_format
         self.scale_uv_per_bit = (
             self.raw_format.scale_uv_per_bit if self.channel_format == "int16" else 1.0
@@ -240,6 +245,7 @@ class PlantBridge:
             0,
         )
         self._n_wait_reports = 0
+        self._pace_origin: float | None = None  # perf_counter() at model time 0 (paced)
 
     # ------------------------------------------------------------------ set-up
     def _train(self, command: StimCommand) -> PulseTrain:
@@ -298,15 +304,32 @@ class PlantBridge:
 
     def advance(self, command: StimCommand | None = None) -> PlantRecord:
         """For in-process use: submit ``command`` (if any) to the limiter, simulate one period,
-        publish it. A command the limiter drops changes nothing; the period runs anyway."""
+        publish it. A command the limiter drops changes nothing; the period runs anyway (in a
+        paced lockstep once the clock allows it)."""
         self._start()
         if command is not None:
             self._submit(command)
         return self._period()
 
+    def _pace(self) -> None:
+        """Paced lockstep: wait until the next period ends at most ``lead_s`` ahead of
+        ``max_speed`` times the wall time since the first period began (a :meth:`stop` ends the
+        wait)."""
+        if self.max_speed is None:
+            return
+        if self._pace_origin is None:  # waiting for the controller's first command earns nothing
+            self._pace_origin = time.perf_counter() - self.t_model_s / self.max_speed
+        ahead_s = self.t_model_s + self.control_period_s - self.lead_s
+        wait = self._pace_origin + ahead_s / self.max_speed - time.perf_counter()
+        if wait > 0.0:
+            self.stats.paced_s += wait
+            self._stop.wait(wait)
+
     def _period(self) -> PlantRecord:
         if self._closed:
             raise StimulationError(f"The plant bridge {self.name!r} is closed.")
+        if self.lockstep:
+            self._pace()
         self._set(self.limiter.tick(self.now))
         train = self.train
         rec = self.network.step(
@@ -346,7 +369,7 @@ class PlantBridge:
     # ------------------------------------------------------------------ commands
     def serve(self, timeout: float = 1.0) -> int:
         """Lockstep: wait up to ``timeout`` s for commands; one period per command the limiter
-        accepts. Returns the number of periods advanced (0 when none came or all were dropped).
+        accepts (paced: each once the clock allows it). Returns the number of periods advanced (0 when none came or all were dropped).
         """
         if self.listener is None:
             raise PlantParameterError("serve() needs a controller (limits.source_id).")

@@ -46,7 +46,19 @@ class BridgeTiming:
     lockstep : bool
         One control period per accepted command instead of wall-clock pacing.
     lead_s : float or None
-        How far the model runs ahead of the wall clock in real time (default one period).
+        How far the model runs ahead of the wall clock in real time, and at most in a paced
+        lockstep (default one period).
+    max_speed : float or None
+        Lockstep only: the most model seconds per wall second. None runs as fast as the commands
+        come (deterministic, often faster than real time); ``1.0`` never lets the model time
+        published get more than ``lead_s`` ahead of the wall time since the first period began
+        (a stimulator's pace). A plant that fell behind (slow commands) catches up as fast as
+        the commands come. Pacing changes only when periods run, never what they hold.
+
+    Raises
+    ------
+    PlantParameterError
+        A non-positive or non-finite duration or speed, or ``max_speed`` without ``lockstep``.
     """
 
     control_period_s: float = 0.02
@@ -54,6 +66,7 @@ class BridgeTiming:
     warmup_s: float = 0.5
     lockstep: bool = False
     lead_s: float | None = None
+    max_speed: float | None = None
 
     def __post_init__(self) -> None:
         err = PlantParameterError
@@ -72,6 +85,17 @@ class BridgeTiming:
         lead = period if self.lead_s is None else self.lead_s
         object.__setattr__(self, "lead_s", ensure_float(lead, "lead_s", minimum=0.0, error=err))
         object.__setattr__(self, "lockstep", bool(self.lockstep))
+        if self.max_speed is not None:
+            speed = ensure_float(
+                self.max_speed, "max_speed", minimum=0.0, strict_minimum=True, error=err
+            )
+            if not self.lockstep:
+                raise PlantParameterError(
+                    "Invalid value for the 'max_speed' parameter: it paces lockstep only (a "
+                    "real-time plant already runs at the wall clock's speed); drop it or use "
+                    "lockstep."
+                )
+            object.__setattr__(self, "max_speed", speed)
 
 
 @dataclass(frozen=True)

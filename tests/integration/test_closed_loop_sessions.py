@@ -97,7 +97,10 @@ def test_motor_decoding_decodes_velocity_online_and_its_summary_says_how_well(
         assert recorded["r2"][j] == pytest.approx(tracking["outputs"][name]["r2"], abs=0.02)
 
 
-def _lockstep_run(runs: Path) -> dict[str, Any]:
+def _lockstep_run(runs: Path, max_speed: float | None = None) -> dict[str, Any]:
+    timing: dict[str, Any] = {"warmup_s": 0.2}
+    if max_speed is not None:
+        timing["max_speed"] = max_speed
     config = parse_session(
         {
             "name": "repeat",
@@ -108,7 +111,7 @@ def _lockstep_run(runs: Path) -> dict[str, Any]:
                 "kind": "plant",
                 "network": {"cells_per_nucleus": 6},
                 "probe": {"n_channels": 8, "n_units": 4},
-                "timing": {"warmup_s": 0.2},
+                "timing": timing,
             },
             "calibration": {"duration_s": 2.0},
             "pipeline": [
@@ -128,6 +131,9 @@ def _lockstep_run(runs: Path) -> dict[str, Any]:
     )
     result = SessionRunner(config).run()
     assert result.status == "completed", result.summary["error"]
+    if max_speed is not None:  # the plant kept to its pace: 4 s of signal took 4 s or more
+        assert result.summary["plant_process"]["paced_s"] > 0.0
+        assert result.summary["wall_s"] >= 0.9 * 4.0 / max_speed
     streams, _ = pyxdf.load_xdf(str(result.run_dir / "recording.xdf"), dejitter_timestamps=False)
     out = {}
     for s in streams:
@@ -141,9 +147,9 @@ def _lockstep_run(runs: Path) -> dict[str, Any]:
 
 
 @pytest.mark.slow
-def test_lockstep_runs_of_one_seed_are_the_same_run(tmp_path: Path) -> None:
+def test_lockstep_runs_of_one_seed_are_the_same_run_paced_or_not(tmp_path: Path) -> None:
     first = _lockstep_run(tmp_path / "a")
-    second = _lockstep_run(tmp_path / "b")
+    second = _lockstep_run(tmp_path / "b", max_speed=1.0)  # the pace moves no period's content
     assert first.keys() == second.keys()
     for key in first:
         a, b = first[key], second[key]

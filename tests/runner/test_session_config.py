@@ -129,6 +129,24 @@ def test_inconsistent_sessions_are_refused() -> None:
     assert "'name', 'type' or 'source_id'" in text
 
 
+def test_a_lockstep_plant_takes_a_pace_and_a_bad_one_is_named() -> None:
+    from bci.runner.plant_child import plant_timing
+    from bci.runner.sources import plant_settings
+
+    plant = {"kind": "plant", "timing": {"max_speed": 1.0}}
+    config = parse_session(_base(pacing="lockstep", source=plant))
+    settings = plant_settings(config.source, 0, "t", True, "ctl", "tok")  # type: ignore[arg-type]
+    # the timing the runner and the plant's process build from them
+    timing = plant_timing(settings)
+    assert timing.lockstep and timing.max_speed == 1.0
+    text = _error(_base(source=plant))  # real time: nothing to pace
+    assert "'source.timing'" in text and "'max_speed'" in text and "pacing: lockstep" in text
+    for bad in (0, -1.0, float("nan"), "fast"):
+        source = {"kind": "plant", "timing": {"max_speed": bad}}
+        text = _error(_base(pacing="lockstep", source=source))
+        assert "'source.timing'" in text and "'max_speed'" in text, text
+
+
 def test_a_file_that_is_not_yaml_or_not_a_mapping_is_named(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: [unclosed\n")

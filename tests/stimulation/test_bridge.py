@@ -70,6 +70,7 @@ def _bridge(
     lockstep: bool = True,
     limits: dict[str, Any] | None = None,
     probe: dict[str, Any] | None = None,
+    max_speed: float | None = None,
 ) -> tuple[PlantBridge, str]:
     name = f"plant-{source_id[-12:]}"
     network = BasalGangliaNetwork(cells_per_nucleus=6, seed=seed)
@@ -80,7 +81,7 @@ def _bridge(
         name=name,
         source_id=source_id,
         limits=SafetyLimits(source_id=f"{source_id}-controller", **(limits or FAST)),
-        timing=BridgeTiming(warmup_s=0.1, lockstep=lockstep),
+        timing=BridgeTiming(warmup_s=0.1, lockstep=lockstep, max_speed=max_speed),
     )
     return bridge, name
 
@@ -364,6 +365,63 @@ def test_lockstep_reports_what_it_waits_for(source_id: str) -> None:
     assert len(reports) == 1 and reports[0] >= 0.3 and bridge.stats.periods == 0
 
 
+def test_a_paced_lockstep_driven_as_fast_as_possible_keeps_to_the_clock(source_id: str) -> None:
+    """max_speed 1.0: every command queued at once still takes the signal's time in wall time;
+    one period per command, none lost."""
+    bridge, name = _bridge(source_id, max_speed=1.0)
+    with bridge:
+        controller = CommandOutlet(f"{name}-commands", f"{source_id}-controller")
+        assert bridge.listener is not None
+        assert bridge.listener.wait_for_source(f"{source_id}-controller", 10.0)
+        assert controller.wait_for_consumers(5.0)
+        for k in range(25):
+            controller.send(2.0 if k >= 5 else 0.0)
+        t_start = time.perf_counter()
+        stats = bridge.run(0.5)
+        wall_s = time.perf_counter() - t_start
+    assert stats.periods == 25 and stats.commands_applied == 25
+    assert bridge.t_model_s == pytest.approx(0.5) and bridge.n_dropped == 0
+    assert wall_s >= 0.9 * 0.5, wall_s  # the last period starts 24 periods after the first
+    assert stats.paced_s > 0.0
+
+
+def test_pacing_changes_when_periods_run_never_what_they_hold(source_id: str) -> None:
+    def periods(max_speed: float | None) -> tuple[list[Any], float]:
+        bridge, _ = _bridge(source_id, seed=4, max_speed=max_speed)
+        controller = f"{source_id}-controller"
+        with bridge:
+            t_start = time.perf_counter()
+            recs = [
+                bridge.advance(
+                    StimCommand(2.0 if k >= 3 else 0.0, 130.0, 300.0, 0.0, controller, k)
+                )
+                for k in range(15)
+            ]
+            return recs, time.perf_counter() - t_start
+
+    unpaced, _ = periods(None)
+    paced, wall_s = periods(1.0)
+    assert wall_s >= 0.9 * 15 * 0.02, wall_s
+    for a, b in zip(unpaced, paced, strict=True):
+        assert a.t_stop_s == b.t_stop_s
+        np.testing.assert_array_equal(a.dbs_pulse_times, b.dbs_pulse_times)
+        assert a.spike_times.keys() == b.spike_times.keys()
+        for key in a.spike_times:
+            for cell_a, cell_b in zip(a.spike_times[key], b.spike_times[key], strict=True):
+                np.testing.assert_array_equal(cell_a, cell_b)
+        for key in a.lfp:
+            np.testing.assert_array_equal(a.lfp[key], b.lfp[key])
+    assert unpaced[-1].dbs_pulse_times.size > 0  # the commands did stimulate
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf"), "fast"])
+def test_a_bad_pace_is_named(bad: Any) -> None:
+    with pytest.raises(PlantParameterError, match="'max_speed'"):
+        BridgeTiming(lockstep=True, max_speed=bad)
+    with pytest.raises(PlantParameterError, match="'max_speed'.*lockstep only"):
+        BridgeTiming(max_speed=1.0)  # real time already runs at the clock's speed
+
+
 def test_cli_runs_the_plant_and_reports_bad_settings(source_id: str) -> None:
     runner = CliRunner()
     args = ["plant", "--cells", "4", "--units", "2", "--channels", "4", "--source-id", source_id]
@@ -383,6 +441,12 @@ def test_cli_runs_the_plant_and_reports_bad_settings(source_id: str) -> None:
     assert lock.exit_code == 2 and "--controller-source-id" in lock.output
     limits = runner.invoke(cli, [*args, "--max-amplitude-ma", "-1"])
     assert limits.exit_code == 2 and "max_amplitude_ma" in limits.output
+    paced = [*args, "--lockstep", "--controller-source-id", f"{source_id}-ctl", "--max-speed"]
+    for bad in ("0", "-2", "nan", "inf"):
+        speed = runner.invoke(cli, [*paced, bad])
+        assert speed.exit_code == 2 and "--max-speed" in speed.output, speed.output
+    realtime = runner.invoke(cli, [*args, "--max-speed", "1"])
+    assert realtime.exit_code == 2 and "--max-speed paces --lockstep" in realtime.output
 
 
 def test_bci_stim_drives_a_lockstep_plant_from_the_command_line(source_id: str) -> None:
