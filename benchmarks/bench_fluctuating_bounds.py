@@ -12,8 +12,8 @@ and what it takes, on the same held-out seeds, settle and scoring as
 2. **Probe and hold** with a perfect detector that works only while stimulation is off: off until
    the plant has been Parkinsonian for ``--delay-ms`` with stimulation off, then on for
    ``--hold-s`` seconds, then off again to look (Little et al. 2013's minimum on-time).
-3. **What the decoder sees**: the symptom decoder's output (the controllers' observation) against
-   the true state, with stimulation off and at constant settings (AUC; 0.5 = blind, and values
+3. **What the decoder sees**: the STN symptom decoder's output (``symptom_source="decoder"``)
+   against the true state, with stimulation off and at constant settings (AUC; 0.5 = blind, and values
    below 0.5 mean the output falls in the Parkinsonian state).
 
 Each bound is compared with the cheapest constant setting of ``bench_controllers``' grid that
