@@ -34,11 +34,13 @@ def limits(draw: Any) -> SafetyLimits:
     max_freq = draw(st.floats(50.0, 1000.0))
     min_freq = draw(st.floats(1.0, max_freq))
     max_pw = draw(st.floats(10.0, 0.499e6 / max_freq))
-    min_pw = draw(st.floats(5.0, max_pw))
     area = draw(st.floats(0.005, 0.5))
     k = draw(st.floats(1.0, 2.0))
     density = draw(st.floats(5.0, 60.0))
     q_max = min(math.sqrt(10.0**k * area), density * area)
+    # the shortest pulse must leave room for the smallest amplitude drawn below (0.01 mA) under
+    # the charge cap: a long minimum pulse on a small contact admits no amplitude at all
+    min_pw = draw(st.floats(5.0, min(max_pw, 0.99 * q_max / (0.01 * 1e-3))))
     max_amp = draw(st.floats(0.01, 0.999 * q_max / (min_pw * 1e-3)).filter(lambda a: a <= 50))
     safe_pw = draw(st.floats(min_pw, max_pw))
     safe_amp = draw(st.floats(0.0, min(max_amp, 0.999 * q_max / (safe_pw * 1e-3))))
