@@ -5,7 +5,8 @@ string) and appends them to an XDF file (:mod:`bci.session.xdf`) with LabRecorde
 StreamHeader per stream with the stream's full ``<info>`` XML, Samples chunks with the raw LSL time
 stamps (no dejittering, no clock correction: the file keeps what arrived), a ClockOffset chunk per
 stream when the recording starts, every ``clock_offset_interval_s`` (5 s, LabRecorder's interval)
-and when it stops (measured with ``inlet.time_correction()``), a Boundary chunk every
+and when it stops (liblsl's ``time_correction()``, asked of a short-lived inlet per measurement:
+:class:`bci.session.clock_probe.ClockProbe`, so that memory stays flat), a Boundary chunk every
 ``boundary_interval_s`` (10 s) and, on a clean stop, a StreamFooter per stream (first and last time
 stamp, sample count, clock offsets).
 
@@ -41,6 +42,7 @@ from bci.acquisition.puller import ChunkPuller
 from bci.acquisition.resolve import resolve_stream_info
 from bci.checks import check_type, ensure_float
 from bci.errors import BCIError, ConfigError
+from bci.session.clock_probe import ClockProbe
 from bci.session.xdf import StreamSummary, XDFWriter
 
 __all__ = [
@@ -117,11 +119,14 @@ def find_streams(
 
 
 class _Track:
-    """One recorded stream: its inlet, its stats and its two threads."""
+    """One recorded stream: its inlet, its clock probe, its stats and its two threads."""
 
-    def __init__(self, inlet: pylsl.StreamInlet, stats: StreamSummary) -> None:
+    def __init__(self, inlet: pylsl.StreamInlet, stats: StreamSummary, clock: ClockProbe) -> None:
         self.inlet = inlet
         self.stats = stats
+        #: measures clock offsets with inlets of its own: the recording inlet never starts
+        #: liblsl's time receiver, which grows for as long as its inlet lives
+        self.clock = clock
         self.threads: list[threading.Thread] = []
 
 
@@ -235,9 +240,9 @@ class Recorder:
                         f"Stream {info.name()!r} (source_id {info.source_id()!r}) did not answer "
                         f"within {self.open_timeout_s:g} s."
                     ) from err
-                inlets.append((inlet, full))
+                inlets.append((inlet, full, info))
         except BaseException:
-            for inlet, _ in inlets:
+            for inlet, _, _ in inlets:
                 inlet.close_stream()
             raise
         from bci import __version__
@@ -255,10 +260,10 @@ class Recorder:
                 },
             )
         except BaseException:
-            for inlet, _ in inlets:
+            for inlet, _, _ in inlets:
                 inlet.close_stream()
             raise
-        for inlet, full in inlets:
+        for inlet, full, info in inlets:
             stream_id = self._writer.add_stream(full.as_xml())
             fmt = FORMAT_NAMES.get(full.channel_format(), "")
             stats = StreamSummary(
@@ -270,7 +275,8 @@ class Recorder:
                 n_channels=full.channel_count(),
                 nominal_srate=full.nominal_srate(),
             )
-            self._tracks.append(_Track(inlet, stats))
+            # the resolved info, not the full one: only the former holds the outlet's address
+            self._tracks.append(_Track(inlet, stats, ClockProbe(info)))
         self._writer.flush()
         self.t_start = pylsl.local_clock()
         for track in self._tracks:
@@ -421,9 +427,12 @@ class Recorder:
         while True:
             stopping = self._stop.is_set()
             try:
-                offset = track.inlet.time_correction(timeout=1.0 if stopping else 2.0)
+                # a fresh inlet needs one probe round (about 0.6 s); 3 s allows a second one
+                offset = track.clock.measure(timeout_s=2.0 if stopping else 3.0)
             except LSLTimeoutError:
                 logger.warning("No clock offset from stream %r in time.", track.stats.name)
+                if not stopping:  # the source may have come back on other ports
+                    track.clock.refresh(timeout_s=1.0)
             else:
                 now = pylsl.local_clock()
                 # like LabRecorder: the collection time is on the stream's own clock

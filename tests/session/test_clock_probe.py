@@ -1,0 +1,99 @@
+"""Clock offsets without a lasting time receiver: what keeps a long recording's memory flat.
+
+liblsl's time receiver, once started on an inlet, probes every 2 s and holds a little more memory
+after every round until its inlet is destroyed; the recorder must never start it on a recording
+inlet (whose life is the recording's), only on inlets that live for one measurement.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+import weakref
+
+import numpy as np
+import pylsl
+import pytest
+from lsl_testing import streams_by_name, wait_until
+
+from bci.session.clock_probe import ClockProbe
+from bci.session.files import read_xdf
+from bci.session.recorder import Recorder, find_streams
+from bci.session.xdf_read import scan_xdf
+
+
+class _TimeCorrectionSpy:
+    """Wrap ``pylsl.StreamInlet.time_correction``; remember every inlet asked and how many lived."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.inlets: list[weakref.ref] = []
+        self.max_alive = 0
+        self._lock = threading.Lock()
+        original = pylsl.StreamInlet.time_correction
+        spy = self
+
+        def time_correction(inlet: pylsl.StreamInlet, timeout: float = pylsl.FOREVER) -> float:
+            with spy._lock:
+                spy.inlets.append(weakref.ref(inlet))
+                spy.max_alive = max(spy.max_alive, spy.alive())
+            return original(inlet, timeout=timeout)
+
+        monkeypatch.setattr(pylsl.StreamInlet, "time_correction", time_correction)
+
+    def alive(self) -> int:
+        return sum(ref() is not None for ref in self.inlets)
+
+
+def test_recorder_measures_offsets_on_inlets_that_live_one_measurement(
+    tmp_path, source_id, monkeypatch
+):
+    spy = _TimeCorrectionSpy(monkeypatch)
+    outlets = [
+        pylsl.StreamOutlet(pylsl.StreamInfo("ClkA", "Misc", 2, 100.0, "float32", source_id)),
+        pylsl.StreamOutlet(
+            pylsl.StreamInfo("ClkB", "Markers", 1, 0.0, "string", source_id + "-mk")
+        ),
+    ]
+    infos = find_streams([{"source_id": source_id}, {"source_id": source_id + "-mk"}])
+    n_offsets = 8  # 40 s of LabRecorder's interval
+    with Recorder(infos, tmp_path / "r.xdf", clock_offset_interval_s=0.1) as rec:
+        for k in range(20):
+            outlets[0].push_sample([float(k), 0.0])
+        outlets[1].push_sample(["go"])
+        assert wait_until(
+            lambda: all(len(s.clock_offsets) >= n_offsets for s in rec.stats), 60.0
+        ), [len(s.clock_offsets) for s in rec.stats]
+    # liblsl's time receiver never ran on a recording inlet (alive as long as the recorder) ...
+    recording = [t.inlet for t in rec._tracks]
+    assert not any(ref() is inlet for ref in spy.inlets for inlet in recording)
+    stats = rec.stats
+    del recording
+    # ... and each measurement's inlet was gone before the stream's next one: at most one per
+    # stream at a time, none left once the recording stopped
+    assert len(spy.inlets) == sum(len(s.clock_offsets) for s in stats)
+    assert spy.max_alive <= len(stats)
+    assert spy.alive() == 0
+    # every measurement is in the file: a ClockOffset chunk each and the footer's list
+    streams = streams_by_name(read_xdf(tmp_path / "r.xdf", synchronize_clocks=False)[0])
+    for s in stats:
+        got = streams[s.name]
+        np.testing.assert_array_equal(got["clock_times"], [t for t, _ in s.clock_offsets])
+        np.testing.assert_array_equal(got["clock_values"], [v for _, v in s.clock_offsets])
+        assert len(got["footer"]["info"]["clock_offsets"][0]["offset"]) == len(s.clock_offsets)
+        # streams stamped on this host: the offset is liblsl's loopback estimate, near zero
+        assert np.abs(got["clock_values"]).max() < 0.01
+    assert scan_xdf(tmp_path / "r.xdf").is_complete
+
+
+def test_probe_follows_a_source_that_restarted_with_the_same_source_id(source_id):
+    name = f"Restart-{uuid.uuid4().hex[:8]}"
+    first = pylsl.StreamOutlet(pylsl.StreamInfo(name, "Misc", 1, 10.0, "float32", source_id))
+    probe = ClockProbe(find_streams([{"source_id": source_id}])[0])
+    assert abs(probe.measure(timeout_s=5.0)) < 0.01
+    assert not probe.refresh(timeout_s=2.0)  # still the same outlet
+    del first
+    second = pylsl.StreamOutlet(pylsl.StreamInfo(name, "Misc", 1, 10.0, "float32", source_id))
+    assert wait_until(lambda: probe.refresh(timeout_s=1.0), 20.0)
+    assert probe.info.uid() == second.get_info().uid()
+    assert abs(probe.measure(timeout_s=5.0)) < 0.01
+    assert probe.measurements == 2
