@@ -54,6 +54,12 @@ PROBE_NUCLEUS = "stn"
 PROBE_UNITS = 8
 #: The decoder output each source stands for online (the runner's decoded-state column).
 SOURCE_OUTPUT: dict[str, str] = {"decoder": "gpi_beta", "state": "pd_state"}
+#: What each source measures (a trained actor's description of its observation).
+SOURCE_QUANTITY: dict[str, str] = {
+    "decoder": "GPi beta",
+    "state": "Parkinsonian state",
+    "plant_beta": "GPi beta",
+}
 #: The probe the state decoder reads (``symptom_source="state"``): 8 units in the GPe.
 STATE_NUCLEUS = "gpe"
 

@@ -39,14 +39,14 @@ from stimulation.controllers.observation import (
 )
 from stimulation.controllers.rl_snn import action_to_setting, observation_vector
 from stimulation.safety import SafetyLimiter, SafetyLimits
-from stimulation.safety.units import REFERENCE_PULSE_WIDTH_US
+from stimulation.safety.units import REFERENCE_FREQUENCY_HZ, REFERENCE_PULSE_WIDTH_US
 
 
 def action_meta(
     limits: SafetyLimits,
     control_frequency: bool,
     frequency_range_hz: tuple[float, float] | None = None,
-    frequency_hz: float = 130.0,
+    frequency_hz: float = REFERENCE_FREQUENCY_HZ,
 ) -> dict[str, Any]:
     """The action conventions stored with a trained actor (the rate range defaults to the
     limiter's; ``frequency_hz`` is the rate of an amplitude-only actor)."""
@@ -109,7 +109,7 @@ class ClosedLoopVecEnv(VecEnv):
         reward_symptom: str = "beta",
         symptom_source: str = "decoder",
         memory_tau_s: float = 0.0,
-        frequency_hz: float = 130.0,
+        frequency_hz: float = REFERENCE_FREQUENCY_HZ,
     ) -> None:
         from stimulation.plant.vector_env import BasalGangliaVectorEnv
 

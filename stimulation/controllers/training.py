@@ -30,15 +30,9 @@ import numpy as np
 from bci.checks import check_value, ensure_float, ensure_int
 from stimulation.controllers.base import ControllerConfigError
 from stimulation.controllers.evaluate import PLANTS
-from stimulation.controllers.observation import check_symptom_source
+from stimulation.controllers.observation import SOURCE_QUANTITY, check_symptom_source
 from stimulation.controllers.snn_actor import SpikingActorWeights
-
-#: What each symptom source measures (the observation's description in a model's metadata).
-SOURCE_QUANTITY = {
-    "decoder": "GPi beta",
-    "state": "Parkinsonian state",
-    "plant_beta": "GPi beta",
-}
+from stimulation.safety.units import REFERENCE_FREQUENCY_HZ
 
 
 @dataclass
@@ -58,7 +52,7 @@ class TrainConfig:
     symptom_scale: float = 10.0
     control_frequency: bool = True
     frequency_range_hz: tuple[float, float] = (10.0, 250.0)
-    frequency_hz: float = 130.0
+    frequency_hz: float = REFERENCE_FREQUENCY_HZ
     learning_rate: float = 1e-3
     buffer_size: int = 100_000
     batch_size: int = 256

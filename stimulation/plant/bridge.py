@@ -159,7 +159,7 @@ class PlantBridge:
         self.control_period_s = self.timing.control_period_s
         self.lockstep = self.timing.lockstep
         self.lead_s = float(self.timing.lead_s or 0.0)
-        self.max_speed = self.timing.max_speed if self.lockstep else None
+        self.max_speed = self.timing.max_speed  # BridgeTiming allows it with lockstep only
         self.channel_format = self.raw_format.channel_format
         self.scale_uv_per_bit = (
             self.raw_format.scale_uv_per_bit if self.channel_format == "int16" else 1.0
@@ -328,8 +328,7 @@ class PlantBridge:
     def _period(self) -> PlantRecord:
         if self._closed:
             raise StimulationError(f"The plant bridge {self.name!r} is closed.")
-        if self.lockstep:
-            self._pace()
+        self._pace()
         self._set(self.limiter.tick(self.now))
         train = self.train
         rec = self.network.step(
@@ -369,7 +368,8 @@ class PlantBridge:
     # ------------------------------------------------------------------ commands
     def serve(self, timeout: float = 1.0) -> int:
         """Lockstep: wait up to ``timeout`` s for commands; one period per command the limiter
-        accepts (paced: each once the clock allows it). Returns the number of periods advanced (0 when none came or all were dropped).
+        accepts (paced: each once the clock allows it). Returns the number of periods advanced (0
+        when none came or all were dropped).
         """
         if self.listener is None:
             raise PlantParameterError("serve() needs a controller (limits.source_id).")
