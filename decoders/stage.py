@@ -44,6 +44,17 @@ class DecoderStage(Stage, name="decoder"):
         """Whether the decoder takes any number of units (order-free inputs)."""
         return bool(getattr(self.decoder, "any_unit_count", False))
 
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """The decoded columns, known from the model before :meth:`prepare` (the runner checks
+        the controller against them before anything starts)."""
+        return tuple(self.decoder.info.output_names)
+
+    @property
+    def output_rate_hz(self) -> float:
+        """Rows per second of the decoded state (one per bin of the model)."""
+        return 1.0 / self.decoder.info.bin_s
+
     def prepare(self, upstream: StreamSpec) -> StreamSpec:
         super().prepare(upstream)
         dec = self.decoder
@@ -61,7 +72,7 @@ class DecoderStage(Stage, name="decoder"):
         self.output_spec = StreamSpec(
             kind="state",
             n_channels=dec.n_outputs,
-            rate_hz=1.0 / bin_s,
+            rate_hz=self.output_rate_hz,
             channel_names=dec.info.output_names,
             unit=dec.info.output_units[0] if dec.info.output_units else "",
             group_delay_samples=upstream.group_delay_samples,

@@ -80,8 +80,7 @@ class RunLifecycle:
             if spec is not None:
                 labels = list(spec.channel_names)
             else:  # prepared after calibration (a sorter before it): the model names its outputs
-                info = getattr(getattr(decoder, "decoder", None), "info", None)
-                labels = list(info.output_names) if info is not None else []
+                labels = list(getattr(decoder, "output_names", ()))
             self.decoded_names = list(labels)
             if source.truth_name is not None:
                 self.truth = TruthFeed(source.truth_name)

@@ -32,7 +32,7 @@ from bci.session.config import (
     StageConfig,
     stage_class,
 )
-from bci.stream import Stage, StimCommand
+from bci.stream import Stage, StimCommand, StreamSpec
 
 __all__ = [
     "CommandLimiter",
@@ -254,6 +254,12 @@ def build_parts(
         raise SessionConfigError(
             "Invalid session config: a controller acts on decoded state; add a 'decoder'."
         )
+    names = getattr(decoder, "output_names", None)
+    rate_hz = getattr(decoder, "output_rate_hz", None)
+    if ctrl is not None and names and rate_hz:
+        # the controller meets the decoded columns now: behind a calibrating sorter the chain
+        # prepares it only after calibration, with the session (plant, recorder) running
+        ctrl.prepare(StreamSpec("state", len(names), rate_hz, channel_names=tuple(names)))
     # the plant is a stimulator: even without a controller it gets "off" through the limiter
     stimulating = ctrl is not None or config.source.kind == "plant"
     limiter = (

@@ -60,3 +60,21 @@ def test_run_help_and_a_bad_session_exit_with_usage_errors(tmp_path: Path) -> No
     assert out.exit_code == 2 and "'duration_s'" in out.output and "-3" in out.output
     out = runner.invoke(cli, ["run", "first_look", "--set", "pipeline.0.stage=bandpas"])
     assert out.exit_code == 2 and "'bandpas'" in out.output and "'bandpass'" in out.output
+
+
+def test_a_controller_fed_another_decoder_is_refused_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    """The shipped RL-SNN actor reads the decoded state; with the STN beta decoder in front of it
+    the session must fail at once (behind the calibrating sorter the chain would meet the
+    mismatch only after the plant and the recorder had run for the calibration)."""
+    runs = tmp_path / "runs"
+    out = CliRunner().invoke(
+        cli,
+        ["run", "closed_loop_dbs", "--quiet", "--no-compare", "--runs-root", str(runs),
+         "--set", "decoder.model=../decoders/models/symptom_gpi_beta.npz"],
+    )  # fmt: skip
+    assert out.exit_code != 0
+    assert "trained on the decoded 'pd_state'" in out.output and "'gpi_beta'" in out.output
+    assert "Traceback" not in out.output
+    assert not runs.exists() or not any(runs.iterdir())  # no run folder: nothing started
