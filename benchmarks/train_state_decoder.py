@@ -86,7 +86,9 @@ def main() -> None:
     parser.add_argument("--train-seeds", type=int, nargs="+", default=list(range(12)))
     parser.add_argument("--test-seeds", type=int, nargs="+", default=list(range(100, 106)))
     parser.add_argument("--alpha", type=float, default=10.0)
-    parser.add_argument("--save", type=Path, default=None, help="write the model here")
+    parser.add_argument(
+        "--save", type=Path, default=None, help=f"write the model here (shipped: {STATE_MODEL})"
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the scores here")
     args = parser.parse_args()
     t0 = time.perf_counter()
@@ -132,6 +134,7 @@ def main() -> None:
             "wall_s": round(wall, 1),
             "nucleus": STATE_NUCLEUS,
         }
+        args.save.parent.mkdir(parents=True, exist_ok=True)
         dec.save(args.save)
         print(f"saved {args.save}")
     if args.json is not None:
@@ -140,5 +143,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    _ = STATE_MODEL  # the default --save target (documented in decoders.symptom)
     main()
