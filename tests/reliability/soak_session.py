@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+from host_reference import HostReference
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCESSES = ("runner", "plant", "recorder")
@@ -112,10 +113,21 @@ class SoakResult:
     memory_growth: dict[str, float] = field(default_factory=dict)
     p99_first_ms: float = float("nan")
     p99_last_ms: float = float("nan")
+    p50_first_ms: float = float("nan")
+    p50_last_ms: float = float("nan")
     #: the same spans' p99 of the loop thread's CPU time per chunk (its own work: shows whether
     #: the loop slowed down, apart from the other processes' load on the machine)
     cpu_p99_first_ms: float = float("nan")
     cpu_p99_last_ms: float = float("nan")
+    cpu_p50_first_ms: float = float("nan")
+    cpu_p50_last_ms: float = float("nan")
+    #: the host's speed (:mod:`host_reference`): median CPU ms of the reference chunk in each
+    #: window, in the first and the last span, and the r over the windows after the warm-up of
+    #: the loop's CPU time per chunk (p50) against it (does the reference track the host?)
+    ref_window_ms: list[float] = field(default_factory=list)
+    ref_first_ms: float = float("nan")
+    ref_last_ms: float = float("nan")
+    ref_track_r: float = float("nan")
     #: p99 of each ``span_s`` of signal after the warm-up: (start_s, end_s, p99_ms)
     span_p99_ms: list[tuple[float, float, float]] = field(default_factory=list)
     #: the whole run's loop latency as the runner summarised it (p50, max, deadline misses)
@@ -134,6 +146,22 @@ class SoakResult:
     @property
     def cpu_p99_drift(self) -> float:
         return self.cpu_p99_last_ms / self.cpu_p99_first_ms - 1.0
+
+    @property
+    def host_change(self) -> float:
+        """How much slower (+) the host ran the reference in the last span than in the first."""
+        return self.ref_last_ms / self.ref_first_ms - 1.0
+
+    @property
+    def loop_work_drift(self) -> float:
+        """How much more (+) CPU time the loop spent per chunk (p50) in the last span than in the
+        first, with the host's change divided out: the loop's own slowing down."""
+        return (self.cpu_p50_last_ms / self.cpu_p50_first_ms) / (1.0 + self.host_change) - 1.0
+
+    @property
+    def p99_drift_host_removed(self) -> float:
+        """The p99 drift with the host's change divided out: the loop's own."""
+        return (self.p99_last_ms / self.p99_first_ms) / (self.ref_last_ms / self.ref_first_ms) - 1.0
 
     def failures(self) -> list[str]:
         """Each criterion that does not hold, in words (empty: PASS)."""
@@ -181,27 +209,33 @@ def soak(
     span_s: float | None = None,
     timeout_s: float | None = None,
     max_speed: float | None = None,
+    reference: bool = True,
 ) -> SoakResult:
     """Run the soak session for ``minutes`` of signal with ``bci run`` and judge its run folder.
 
     The warm-up defaults to 2 minutes of signal (a tenth of shorter runs), the compared spans to
     5 minutes (a fifth of shorter runs). ``max_speed`` paces the plant (module docstring; None:
-    unpaced).
+    unpaced). ``reference`` times the host's speed beside it (:mod:`host_reference`).
     """
     folder = Path(folder or tempfile.mkdtemp(prefix="bci-soak-"))
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "soak.yaml"
     session = soak_session(minutes, folder / "runs", max_speed=max_speed)
     path.write_text(yaml.safe_dump(session), encoding="utf-8")
+    host = HostReference(session, folder / "runs").start() if reference else None
     t0 = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "bci.cli.main", "run", str(path), "--quiet"],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=timeout_s if timeout_s is not None else max(600.0, minutes * 60.0 * 3),
-    )
-    wall = time.monotonic() - t0
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "bci.cli.main", "run", str(path), "--quiet"],
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=timeout_s if timeout_s is not None else max(600.0, minutes * 60.0 * 3),
+        )
+    finally:
+        wall = time.monotonic() - t0
+        if host is not None:
+            host.stop()
     found = sorted((folder / "runs").glob("*-soak"))
     if not found:
         raise RuntimeError(f"bci run made no run folder:\n{proc.stdout}\n{proc.stderr}")
@@ -213,6 +247,7 @@ def soak(
         exit_code=proc.returncode,
         wall_s=wall,
         max_speed=max_speed,
+        reference=host,
     )
 
 
@@ -224,6 +259,7 @@ def judge(
     exit_code: int = 0,
     wall_s: float = 0.0,
     max_speed: float | None = None,
+    reference: HostReference | None = None,
 ) -> SoakResult:
     """Judge a run folder of a lockstep plant session (module docstring); spans in signal s."""
     from bci.runner.windows import read_windows
@@ -264,35 +300,66 @@ def judge(
     starts = np.concatenate([[0], ends[:-1]])
     t_end = np.array([r["signal_s"] for r in rows])
 
-    def _p99(lo: float, hi: float) -> float:
+    def _latency(lo: float, hi: float, q: float = 99) -> float:
         pick = (t_end > lo) & (t_end <= hi)
         if not pick.any():
             return float("nan")
         values = latency[int(starts[pick][0]) : int(ends[pick][-1])]
-        return float(np.percentile(values, 99)) if values.size else float("nan")
+        return float(np.percentile(values, q)) if values.size else float("nan")
 
-    result.p99_first_ms = _p99(warmup_s, warmup_s + span_s)
-    result.p99_last_ms = _p99(signal_s - span_s, signal_s + 1.0)
+    result.p99_first_ms = _latency(warmup_s, warmup_s + span_s)
+    result.p99_last_ms = _latency(signal_s - span_s, signal_s + 1.0)
+    result.p50_first_ms = _latency(warmup_s, warmup_s + span_s, 50)
+    result.p50_last_ms = _latency(signal_s - span_s, signal_s + 1.0, 50)
     lo = warmup_s
     while lo + span_s <= signal_s + 1e-6:
-        result.span_p99_ms.append((lo, lo + span_s, _p99(lo, lo + span_s)))
+        result.span_p99_ms.append((lo, lo + span_s, _latency(lo, lo + span_s)))
         lo += span_s
     cpu = np.load(run_dir / "loop_cpu_ms.npy")
     c_ends = np.array([r["chunks_total"] for r in rows], dtype=np.int64)
     c_starts = np.concatenate([[0], c_ends[:-1]])
 
-    def _cpu99(lo: float, hi: float) -> float:
+    def _cpu(lo: float, hi: float, q: float = 99) -> float:
         pick = (t_end > lo) & (t_end <= hi)
         values = cpu[int(c_starts[pick][0]) : int(c_ends[pick][-1])] if pick.any() else cpu[:0]
         values = values[np.isfinite(values)]
-        return float(np.percentile(values, 99)) if values.size else float("nan")
+        return float(np.percentile(values, q)) if values.size else float("nan")
 
-    result.cpu_p99_first_ms = _cpu99(warmup_s, warmup_s + span_s)
-    result.cpu_p99_last_ms = _cpu99(signal_s - span_s, signal_s + 1.0)
+    result.cpu_p99_first_ms = _cpu(warmup_s, warmup_s + span_s)
+    result.cpu_p99_last_ms = _cpu(signal_s - span_s, signal_s + 1.0)
+    result.cpu_p50_first_ms = _cpu(warmup_s, warmup_s + span_s, 50)
+    result.cpu_p50_last_ms = _cpu(signal_s - span_s, signal_s + 1.0, 50)
+    if reference is not None:
+        _judge_host(result, reference, t_end, np.array([r["cpu_p50_ms"] for r in rows]))
     result.gaps = int(sum(r["gaps"] for r in rows))
     result.gap_samples = int(sum(r["gap_samples"] for r in rows))
     _check_recording(result, run_dir, summary)
     return result
+
+
+def _judge_host(
+    result: SoakResult,
+    reference: HostReference,
+    t_end: np.ndarray,
+    loop_p50_ms: np.ndarray,
+) -> None:
+    """The host's speed in the first and the last span, per window, and how well the loop's CPU
+    time per chunk follows it (windows ending after the warm-up, the partial last one left out)."""
+    n = t_end.size
+    result.ref_window_ms = reference.per_window_ms(n)
+
+    def _median(lo: float, hi: float) -> float:
+        pick = (t_end > lo) & (t_end <= hi)
+        values = [ms for w, ms in reference.samples if w < n and pick[w]]
+        return float(np.median(values)) if values else float("nan")
+
+    result.ref_first_ms = _median(result.warmup_s, result.warmup_s + result.span_s)
+    result.ref_last_ms = _median(result.signal_s - result.span_s, result.signal_s + 1.0)
+    ref = np.array(result.ref_window_ms)
+    use = (t_end > result.warmup_s) & np.isfinite(ref) & np.isfinite(loop_p50_ms)
+    use[-1] = False
+    if use.sum() >= 3 and np.std(ref[use]) > 0 and np.std(loop_p50_ms[use]) > 0:
+        result.ref_track_r = float(np.corrcoef(ref[use], loop_p50_ms[use])[0, 1])
 
 
 def _check_recording(result: SoakResult, run_dir: Path, summary: dict[str, Any]) -> None:
@@ -323,8 +390,16 @@ def curve_table(result: SoakResult, every: int = 1) -> str:
     from bci.runner.windows import describe
 
     rows = result.windows
-    shown = [r for i, r in enumerate(rows) if i % every == 0 or i == len(rows) - 1]
-    return describe(shown)
+    index = [i for i in range(len(rows)) if i % every == 0 or i == len(rows) - 1]
+    lines = describe([rows[i] for i in index]).splitlines()
+    if not result.ref_window_ms:
+        return "\n".join(lines)
+    # the host's speed beside the loop's own CPU time: their ratio is the loop with the host out
+    out = [f"{lines[0]} {'cpu50':>6s} {'host50':>6s} {'loop/host':>9s}"]
+    for line, i in zip(lines[1:], index, strict=True):
+        loop, host = rows[i]["cpu_p50_ms"], result.ref_window_ms[i]
+        out.append(f"{line} {loop:6.3f} {host:6.3f} {loop / host:9.2f}")
+    return "\n".join(out)
 
 
 def pacing_text(max_speed: float | None) -> str:
@@ -338,6 +413,37 @@ def pacing_text(max_speed: float | None) -> str:
         f"pacing: lockstep at most {max_speed:g}x real time (a stimulator runs in real time; "
         "unpaced, the soak's own processes saturate the cores and the p99 measures the scheduler)"
     )
+
+
+def _host_lines(result: SoakResult) -> list[str]:
+    """The host's speed over the run and the latency drift with it divided out (none without a
+    reference). The verdict stays the issue's: these lines say what a failing drift was."""
+    if not np.isfinite(result.ref_first_ms):
+        return []
+    lines = [
+        f"host reference (the session's chain on fixed data, CPU ms per chunk, median): first "
+        f"{result.ref_first_ms:.3f} ms, last {result.ref_last_ms:.3f} ms "
+        f"({100 * result.host_change:+.1f}%); r of the loop's CPU p50 against it over the "
+        f"windows: {result.ref_track_r:.2f}",
+        f"the loop's own CPU time per chunk (p50), host divided out: first "
+        f"{result.cpu_p50_first_ms:.3f} ms, last {result.cpu_p50_last_ms:.3f} ms, "
+        f"{100 * result.loop_work_drift:+.1f}%; p99 latency drift with the host's change divided "
+        f"out: {100 * result.p99_drift_host_removed:+.1f}%",
+        f"waiting for a processor (p50 latency less p50 CPU time): first "
+        f"{result.p50_first_ms - result.cpu_p50_first_ms:.3f} ms, last "
+        f"{result.p50_last_ms - result.cpu_p50_last_ms:.3f} ms",
+    ]
+    if not abs(result.p99_drift) <= 0.10:
+        own = abs(result.loop_work_drift) <= 0.05
+        lines.append(
+            f"note: the p99 drift is not the loop's own work, which changed "
+            f"{100 * result.loop_work_drift:+.1f}% with the host divided out; it is the host's "
+            f"speed ({100 * result.host_change:+.1f}%) and the time the loop waited for a processor"
+            if own
+            else f"note: the loop's own CPU time per chunk changed {100 * result.loop_work_drift:+.1f}%"
+            " with the host divided out: the loop itself slowed down or sped up"
+        )
+    return lines
 
 
 def verdict_text(result: SoakResult) -> str:
@@ -359,6 +465,7 @@ def verdict_text(result: SoakResult) -> str:
         f"(deadline {lat.get('deadline_ms', float('nan')):g} ms)",
         f"loop thread CPU time per chunk, p99: first {result.cpu_p99_first_ms:.3f} ms, last "
         f"{result.cpu_p99_last_ms:.3f} ms ({100 * result.cpu_p99_drift:+.1f}%)",
+        *_host_lines(result),
         f"source gaps {result.gaps} ({result.gap_samples} samples); recording complete: "
         f"{result.recording_complete} ({result.samples_recorded} probe samples recorded, "
         f"{result.samples_processed} processed)",

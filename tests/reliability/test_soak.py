@@ -65,3 +65,10 @@ def test_a_run_writes_sane_windows_of_latency_commands_and_memory(tmp_path: Path
     assert math.isclose(rows[-1]["p99_ms"], float(np.percentile(last, 99)), rel_tol=1e-9)
     assert result.gaps == 0 and result.recording_complete, verdict_text(result)
     assert not (run / ".measurements").exists()  # the spilled measurements are cleaned up
+    # the host reference timed the session's own chain beside the run, in every full window, at
+    # the loop's scale of CPU time per chunk (the loop adds its pull, outlets and limiter)
+    ref = np.array(result.ref_window_ms)
+    loop = np.array([r["cpu_p50_ms"] for r in rows])
+    assert ref.size == len(rows) and np.all(np.isfinite(ref[:-1])) and np.all(ref[:-1] > 0)
+    ratio = loop[:-1] / ref[:-1]
+    assert ratio.size >= 1 and np.all((0.2 < ratio) & (ratio < 10.0)), (loop, ref)
