@@ -7,12 +7,15 @@ Imported normally (``from lsl_testing import wait_until``): ``tests/`` is on ``s
 from __future__ import annotations
 
 import struct
+import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 import pylsl
+import pytest
 
 
 def wait_until(condition: Callable[[], object], timeout_s: float, poll_s: float = 0.01) -> bool:
@@ -24,6 +27,44 @@ def wait_until(condition: Callable[[], object], timeout_s: float, poll_s: float 
         if time.monotonic() >= deadline:
             return bool(condition())
         time.sleep(poll_s)
+
+
+class TimeCorrectionSpy:
+    """Wrap ``pylsl.StreamInlet.time_correction``: remember every inlet asked and how many lived.
+
+    ``extra_s(n_inlets)`` (optional) is added to every answer, ``n_inlets`` being the number of
+    distinct inlets asked so far, including this call's: a clock offset a test can tell apart.
+    """
+
+    def __init__(
+        self, monkeypatch: pytest.MonkeyPatch, extra_s: Callable[[int], float] | None = None
+    ) -> None:
+        self.inlets: list[weakref.ref] = []
+        self.calls = 0
+        self.max_alive = 0
+        self._lock = threading.Lock()
+        original = pylsl.StreamInlet.time_correction
+        spy = self
+
+        def time_correction(inlet: pylsl.StreamInlet, timeout: float = pylsl.FOREVER) -> float:
+            with spy._lock:
+                spy.calls += 1
+                if not any(ref() is inlet for ref in spy.inlets):
+                    spy.inlets.append(weakref.ref(inlet))
+                spy.max_alive = max(spy.max_alive, spy.alive())
+                n_inlets = len(spy.inlets)
+            offset = original(inlet, timeout=timeout)
+            return offset if extra_s is None else offset + extra_s(n_inlets)
+
+        monkeypatch.setattr(pylsl.StreamInlet, "time_correction", time_correction)
+
+    def alive(self) -> int:
+        """Inlets asked that still exist."""
+        return sum(ref() is not None for ref in self.inlets)
+
+    def asked(self, inlet: pylsl.StreamInlet) -> bool:
+        """True if ``inlet`` was ever asked for its clock offset."""
+        return any(ref() is inlet for ref in self.inlets)
 
 
 def open_inlet(

@@ -16,12 +16,14 @@ expects, and turns whatever has arrived into :class:`bci.stream.SignalChunk` obj
 - **NaN samples** pass through untouched, are counted, and show in ``SignalChunk.nan_rows``.
 
 The pull path is lean: liblsl writes into a preallocated buffer, the only allocations per chunk are
-the output arrays (float32 data and float64 stamps), and nothing loops over samples in Python.
+the output arrays (float32 data and float64 stamps), and nothing loops over samples in Python. It
+never waits for a clock offset: a daemon thread measures those (:mod:`bci.acquisition.clock_probe`).
 """
 
 from __future__ import annotations
 
 import logging
+import weakref
 from collections import deque
 from collections.abc import Mapping
 from typing import Any
@@ -34,6 +36,7 @@ from pylsl.util import TimeoutError as LSLTimeoutError
 
 import bci.acquisition.lsl_config  # noqa: F401  (quiet liblsl before first use)
 from bci.acquisition.clock import SampleClock
+from bci.acquisition.clock_probe import ClockProbe, ClockTracker
 from bci.acquisition.health import (
     EARLY_STALL_S,
     FIRST_DATA_STALL_S,
@@ -107,10 +110,14 @@ class LSLSource(Source):
         ``desc/acquisition/scale_uv_per_bit`` when it has one (our publishers, the plant and
         replays of their recordings do), else 1.
     clocksync : bool
-        Map stamps into the local clock with liblsl's clock-offset estimate
-        (``inlet.time_correction()``, refreshed every second). The correction is added to the
-        output stamps only: gaps are judged on the outlet's own stamps, so a new offset estimate
-        (they wander by tens of us even on loopback) is never mistaken for a missing sample.
+        Map stamps into the local clock with liblsl's clock-offset estimate (``time_correction()``),
+        measured in :meth:`open` and then about every second by a daemon thread
+        (``bci-clock-<name>``, :class:`~bci.acquisition.clock_probe.ClockTracker`) on short-lived
+        inlets of its own: the data inlet never starts liblsl's time receiver, whose memory grows
+        for as long as its inlet lives, and :meth:`pull` never waits for a measurement. While the
+        outlet is gone the last offset stays. The correction is added to the output stamps only:
+        gaps are judged on the outlet's own stamps, so a new offset estimate (they wander by tens
+        of us even on loopback) is never mistaken for a missing sample.
     dejitter : bool
         Replace stamps by the sample clock's linear fit (gap-aware, see
         :mod:`bci.acquisition.clock`); ``False`` passes the clock-corrected, monotonized stamps.
@@ -214,8 +221,7 @@ class LSLSource(Source):
         self.sfreq: float = sfreq or 0.0
         self.channel_format: str = channel_format or ""
         self.max_samples = 0
-        self._correction_s = 0.0
-        self._t_next_correction = 0.0
+        self._clock_offset: ClockTracker | None = None
         self._inlet: pylsl.StreamInlet | None = None
         self._full_info: pylsl.StreamInfo | None = None
         self._opened = False
@@ -269,11 +275,13 @@ class LSLSource(Source):
             recover=self.recover,
             processing_flags=pylsl.proc_monotonize,
         )
+        probe = ClockProbe(info)  # this info, from a resolve, has the outlet's address
+        offset_s = 0.0
         try:
             inlet.open_stream(timeout=timeout_s)
             if self.clocksync:
-                # The first estimate takes a few ms; take it now rather than in the first pull.
-                self._correction_s = inlet.time_correction(timeout=timeout_s)
+                # a probe round takes a few hundred ms: the first offset now, not in a pull
+                offset_s = probe.measure(timeout_s)
             full_info = inlet.info(timeout=timeout_s)
         except (LSLTimeoutError, LostError) as err:
             raise StreamNotFoundError(
@@ -291,6 +299,10 @@ class LSLSource(Source):
         )
         self._is_float = np.issubdtype(self._dtype, np.floating)
         self._index_offsets = np.arange(self.max_samples, dtype=np.float64)
+        if self.clocksync:
+            self._clock_offset = ClockTracker(probe, offset_s).start()
+            # a source dropped without close() must not leave its thread probing forever
+            weakref.finalize(self, self._clock_offset.close, False)
         self._inlet, self._full_info, self._opened = inlet, full_info, True
         self.health.t_connected = pylsl.local_clock()
         self._event("connected", f"Connected to {describe_info(info)}.")
@@ -382,12 +394,12 @@ class LSLSource(Source):
 
         if self.dejitter:
             t_lsl = np.multiply(self._index_offsets[:n], clock.period_s)
-            t_lsl += clock.predict(first_sample) + self._correction(now)
+            t_lsl += clock.predict(first_sample) + self._correction()
             if t_lsl[0] <= self._last_t_out:
                 # Early in the fit a new chunk can pull the line back a little: keep time moving.
                 t_lsl += self._last_t_out - t_lsl[0] + 1e-3 * clock.period_s
         else:
-            t_lsl = stamps + self._correction(now)  # new array: the stamp buffer is reused
+            t_lsl = stamps + self._correction()  # new array: the stamp buffer is reused
         self._last_t_out = float(t_lsl[-1])
 
         data = np.empty((n, self.n_channels), dtype=np.float32)
@@ -412,16 +424,10 @@ class LSLSource(Source):
             gap_before=gap,
         )
 
-    def _correction(self, now: float) -> float:
-        """liblsl's current clock offset of the outlet's host (0 without clocksync)."""
-        if self.clocksync and now >= self._t_next_correction and self._inlet is not None:
-            # Instant after the first call: liblsl refreshes the estimate in the background.
-            self._t_next_correction = now + 1.0
-            try:
-                self._correction_s = self._inlet.time_correction(timeout=0.0)
-            except (LSLTimeoutError, LostError):
-                pass  # no fresh estimate (e.g. while reconnecting): keep the last one
-        return self._correction_s
+    def _correction(self) -> float:
+        """The latest clock offset of the outlet's host (0 without clocksync); never waits."""
+        tracker = self._clock_offset
+        return 0.0 if tracker is None else tracker.offset_s
 
     # ---------------------------------------------------------------- health
     @property
@@ -481,7 +487,9 @@ class LSLSource(Source):
         }
 
     def close(self) -> None:
-        """Disconnect from the stream (idempotent)."""
+        """Disconnect from the stream and stop the clock thread (idempotent)."""
+        if self._clock_offset is not None:
+            self._clock_offset.close()
         if self._inlet is None:
             self._closed = True
             return

@@ -6,7 +6,7 @@ StreamHeader per stream with the stream's full ``<info>`` XML, Samples chunks wi
 stamps (no dejittering, no clock correction: the file keeps what arrived), a ClockOffset chunk per
 stream when the recording starts, every ``clock_offset_interval_s`` (5 s, LabRecorder's interval)
 and when it stops (liblsl's ``time_correction()``, asked of a short-lived inlet per measurement:
-:class:`bci.session.clock_probe.ClockProbe`, so that memory stays flat), a Boundary chunk every
+:class:`bci.acquisition.clock_probe.ClockProbe`, so that memory stays flat), a Boundary chunk every
 ``boundary_interval_s`` (10 s) and, on a clean stop, a StreamFooter per stream (first and last time
 stamp, sample count, clock offsets).
 
@@ -37,12 +37,12 @@ import pylsl
 from pylsl.util import TimeoutError as LSLTimeoutError
 
 import bci.acquisition.lsl_config  # noqa: F401  (quiet liblsl before first use)
+from bci.acquisition.clock_probe import ClockProbe
 from bci.acquisition.metadata import FORMAT_NAMES, NUMPY_DTYPES
 from bci.acquisition.puller import ChunkPuller
 from bci.acquisition.resolve import resolve_stream_info
 from bci.checks import check_type, ensure_float
 from bci.errors import BCIError, ConfigError
-from bci.session.clock_probe import ClockProbe
 from bci.session.xdf import StreamSummary, XDFWriter
 
 __all__ = [

@@ -7,47 +7,19 @@ inlet (whose life is the recording's), only on inlets that live for one measurem
 
 from __future__ import annotations
 
-import threading
-import uuid
-import weakref
-
 import numpy as np
 import pylsl
-import pytest
-from lsl_testing import streams_by_name, wait_until
+from lsl_testing import TimeCorrectionSpy, streams_by_name, wait_until
 
-from bci.session.clock_probe import ClockProbe
 from bci.session.files import read_xdf
 from bci.session.recorder import Recorder, find_streams
 from bci.session.xdf_read import scan_xdf
 
 
-class _TimeCorrectionSpy:
-    """Wrap ``pylsl.StreamInlet.time_correction``; remember every inlet asked and how many lived."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.inlets: list[weakref.ref] = []
-        self.max_alive = 0
-        self._lock = threading.Lock()
-        original = pylsl.StreamInlet.time_correction
-        spy = self
-
-        def time_correction(inlet: pylsl.StreamInlet, timeout: float = pylsl.FOREVER) -> float:
-            with spy._lock:
-                spy.inlets.append(weakref.ref(inlet))
-                spy.max_alive = max(spy.max_alive, spy.alive())
-            return original(inlet, timeout=timeout)
-
-        monkeypatch.setattr(pylsl.StreamInlet, "time_correction", time_correction)
-
-    def alive(self) -> int:
-        return sum(ref() is not None for ref in self.inlets)
-
-
 def test_recorder_measures_offsets_on_inlets_that_live_one_measurement(
     tmp_path, source_id, monkeypatch
 ):
-    spy = _TimeCorrectionSpy(monkeypatch)
+    spy = TimeCorrectionSpy(monkeypatch)
     outlets = [
         pylsl.StreamOutlet(pylsl.StreamInfo("ClkA", "Misc", 2, 100.0, "float32", source_id)),
         pylsl.StreamOutlet(
@@ -83,17 +55,3 @@ def test_recorder_measures_offsets_on_inlets_that_live_one_measurement(
         # streams stamped on this host: the offset is liblsl's loopback estimate, near zero
         assert np.abs(got["clock_values"]).max() < 0.01
     assert scan_xdf(tmp_path / "r.xdf").is_complete
-
-
-def test_probe_follows_a_source_that_restarted_with_the_same_source_id(source_id):
-    name = f"Restart-{uuid.uuid4().hex[:8]}"
-    first = pylsl.StreamOutlet(pylsl.StreamInfo(name, "Misc", 1, 10.0, "float32", source_id))
-    probe = ClockProbe(find_streams([{"source_id": source_id}])[0])
-    assert abs(probe.measure(timeout_s=5.0)) < 0.01
-    assert not probe.refresh(timeout_s=2.0)  # still the same outlet
-    del first
-    second = pylsl.StreamOutlet(pylsl.StreamInfo(name, "Misc", 1, 10.0, "float32", source_id))
-    assert wait_until(lambda: probe.refresh(timeout_s=1.0), 20.0)
-    assert probe.info.uid() == second.get_info().uid()
-    assert abs(probe.measure(timeout_s=5.0)) < 0.01
-    assert probe.measurements == 2
