@@ -183,21 +183,33 @@ class RunLifecycle:
         self._write_config()  # again: to_dict() now names the saved templates
 
     # ------------------------------------------------------------------ the end
-    def _shut_down(
-        self, source: SourceSession | None, recorder: Any, status: str, error: str | None
-    ) -> dict[str, Any]:
-        """Safe state first, then the source, the recorder, the NIX copy."""
+    def _send_safe_state(self, status: str) -> None:
+        """Tell the stimulator to stop: the first thing on the way out of a run, whatever ended it
+        (closing the source's inlet, for one, can wait on its clock thread)."""
         if self.outlets is not None and self.outlets.stimulator is not None:
             try:
                 self.commands.safe_state()
                 self._event(f"safe state sent ({status})")
             except Exception as err:  # the stimulator must still be told; say why it was not
                 self.events.append(f"safe state FAILED: {err}")
+
+    def _shut_down(
+        self,
+        source: SourceSession | None,
+        lsl: Any,
+        recorder: Any,
+        status: str,
+        error: str | None,
+    ) -> dict[str, Any]:
+        """After the safe state (:meth:`_send_safe_state`): our inlets, the source, the recorder,
+        the NIX copy."""
         if self.outlets is not None:
             self._event(f"stop: {status}" + (f": {error}" if error else ""))
         time.sleep(0.3 + self.config.recording.flush_interval_s)  # the recorder pulls the last
         self._poll_biomarkers()
         # our inlets go first, so the source's outlets do not close under them
+        if lsl is not None:
+            lsl.close()
         if self._bio_inlet is not None:
             self._bio_inlet.close_stream()
             self._bio_inlet = None

@@ -190,6 +190,7 @@ class SessionRunner(RunLifecycle, RunReport):
         t_start = time.perf_counter()
         recorder = None
         source = None
+        lsl = None  # the source's inlet, closed on the way out after the safe state
         try:
             self._t_phase = time.perf_counter()
             source = self.source_session = start_source(
@@ -202,31 +203,28 @@ class SessionRunner(RunLifecycle, RunReport):
             self._phase("start_source")
             lsl = source.open(config.timing.stream_timeout_s)
             self._phase("open_stream")
-            try:
-                spec = lsl.spec()
-                self._event(f"source {lsl.name} {spec.n_channels} ch {spec.rate_hz:g} Hz")
-                self.chain = StageChain(
-                    [
-                        *self.parts.stages,
-                        *([self.parts.decoder] if self.parts.decoder else []),
-                        *([self.parts.controller] if self.parts.controller else []),
-                    ],
-                    config.calibration.duration_s,
-                    background_fit=config.pacing == "realtime",
-                )
-                self.chain.prepare(spec)
-                self._open_outlets(source, lsl.source_id)
-                self._phase("open_outlets")
-                if config.recording.enabled:
-                    recorder = self.recorder = self._start_recorder(source, lsl.source_id)
-                    self._phase("start_recorder")
-                if config.pacing == "realtime":
-                    # what arrived while the recorder started is not in the recording: skip it
-                    self.skipped_samples = drain(lsl)
-                self._loop(lsl, source, spec.rate_hz)
-                self._phase("loop")
-            finally:
-                lsl.close()
+            spec = lsl.spec()
+            self._event(f"source {lsl.name} {spec.n_channels} ch {spec.rate_hz:g} Hz")
+            self.chain = StageChain(
+                [
+                    *self.parts.stages,
+                    *([self.parts.decoder] if self.parts.decoder else []),
+                    *([self.parts.controller] if self.parts.controller else []),
+                ],
+                config.calibration.duration_s,
+                background_fit=config.pacing == "realtime",
+            )
+            self.chain.prepare(spec)
+            self._open_outlets(source, lsl.source_id)
+            self._phase("open_outlets")
+            if config.recording.enabled:
+                recorder = self.recorder = self._start_recorder(source, lsl.source_id)
+                self._phase("start_recorder")
+            if config.pacing == "realtime":
+                # what arrived while the recorder started is not in the recording: skip it
+                self.skipped_samples = drain(lsl)
+            self._loop(lsl, source, spec.rate_hz)
+            self._phase("loop")
         except (KeyboardInterrupt, RunInterrupted):
             status, error = "interrupted", f"stopped by {self._stop_reason or 'SIGINT'}"
         except BCIError as err:
@@ -240,8 +238,9 @@ class SessionRunner(RunLifecycle, RunReport):
         finally:
             self.wall_s = time.perf_counter() - t_start
             self._shutting_down = True  # a second Ctrl-C/SIGTERM must not cut the way out short
+            self._send_safe_state(status)  # first: before the windows, the inlets, the processes
             self._end_windows()
-            plant_stats = self._shut_down(source, recorder, status, error)
+            plant_stats = self._shut_down(source, lsl, recorder, status, error)
             self._restore_signals(previous)
         summary = self._summary(status, error, plant_stats, recorder)
         try:

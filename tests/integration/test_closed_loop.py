@@ -205,11 +205,27 @@ def test_a_stream_that_never_appears_fails_before_anything_is_stimulated(tmp_pat
     assert (result.run_dir / "summary.json").exists() and (result.run_dir / "config.yaml").exists()
 
 
-def test_a_recorder_that_dies_stops_the_loop_with_stimulation_off(tmp_path: Path) -> None:
-    """Stimulating unrecorded is not allowed: the loop notices a dead recorder within a second."""
+def test_a_recorder_that_dies_stops_the_loop_with_stimulation_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stimulating unrecorded is not allowed: the loop notices a dead recorder within a second,
+    and the safe state is the first thing it does on the way out (closing the source's inlet
+    first, which waits for its clock thread, delayed it by up to two control periods)."""
     import threading
     import time
 
+    from bci.acquisition.source import LSLSource
+    from bci.runner.commands import CommandPath
+
+    order: list[str] = []
+    for cls, name in ((CommandPath, "safe_state"), (LSLSource, "close")):
+        original = getattr(cls, name)
+
+        def spy(self: Any, *args: Any, _name: str = name, _original: Any = original) -> Any:
+            order.append(_name)
+            return _original(self, *args)
+
+        monkeypatch.setattr(cls, name, spy)
     config = parse_session(loop_config(tmp_path / "runs", duration_s=60.0))
     runner = SessionRunner(config)
     outcome: list[Any] = []
@@ -229,6 +245,7 @@ def test_a_recorder_that_dies_stops_the_loop_with_stimulation_off(tmp_path: Path
     assert result.summary["signal_s"] < t_kill + 5.0  # stopped at once, not after 60 s
     events = " ".join(result.summary["events"])
     assert "safe state sent (failed)" in events
+    assert order[:2] == ["safe_state", "close"], order
 
 
 def test_what_the_source_saw_is_in_the_run_events(tmp_path: Path) -> None:
