@@ -238,8 +238,9 @@ class SessionRunner(RunLifecycle, RunReport):
         finally:
             self.wall_s = time.perf_counter() - t_start
             self._shutting_down = True  # a second Ctrl-C/SIGTERM must not cut the way out short
+            last = self._last_window()  # the loop's counters, without the safe state's commands
             self._send_safe_state(status)  # first: before the windows, the inlets, the processes
-            self._end_windows()
+            self._end_windows(last)
             plant_stats = self._shut_down(source, lsl, recorder, status, error)
             self._restore_signals(previous)
         summary = self._summary(status, error, plant_stats, recorder)

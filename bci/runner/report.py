@@ -106,17 +106,32 @@ class RunReport:
             "recorder": None if self.recorder is None else self.recorder.process.pid,
         }
 
-    def _close_window(self, now: float) -> None:
+    def _close_window(self, now: float, counters: dict[str, float] | None = None) -> None:
         assert self.windows is not None
-        self.windows.close_window(now, self._window_counters(), self._window_pids())
+        counters = self._window_counters() if counters is None else counters
+        self.windows.close_window(now, counters, self._window_pids())
 
-    def _end_windows(self) -> None:
-        """The last (partial) window, ``latency_ms.npy``; the CSV closed."""
+    def _last_window(self) -> tuple[float, dict[str, float]] | None:
+        """The loop's counters as it ends (cheap), taken before the safe state's commands go out
+        so the last window holds what the loop did; None without windows."""
+        if self.windows is None or self.windows.closed:
+            return None
+        try:
+            return time.monotonic(), self._window_counters()
+        except Exception:  # the way out must go on: the window is written from later counters
+            return None
+
+    def _end_windows(self, last: tuple[float, dict[str, float]] | None = None) -> None:
+        """The last (partial) window (at ``last``: :meth:`_last_window`, else now),
+        ``latency_ms.npy``; the CSV closed."""
         windows = self.windows
         if windows is None or windows.closed:
             return
         try:
-            self._close_window(time.monotonic())
+            if last is None:
+                self._close_window(time.monotonic())
+            else:
+                self._close_window(*last)
         except Exception as err:  # the way out must go on: safe state, recorder, summary
             self.events.append(f"last window not written: {type(err).__name__}: {err}")
         finally:
