@@ -363,6 +363,10 @@ class Recorder:
 
     # -- threads -----------------------------------------------------------------------------
 
+    def _failed(self) -> bool:
+        with self._errors_lock:
+            return bool(self._errors)
+
     def _add_error(self, message: str) -> None:
         with self._errors_lock:
             self._errors.append(message)
@@ -426,10 +430,17 @@ class Recorder:
             raise RecorderError("Recorder thread started before the file was opened.")
         while True:
             stopping = self._stop.is_set()
+            if stopping and self._failed():
+                return  # the file takes no more: no last offset, so the recorder exits at once
             try:
-                # a fresh inlet needs one probe round (about 0.6 s); 3 s allows a second one
-                offset = track.clock.measure(timeout_s=2.0 if stopping else 3.0)
+                # a fresh inlet needs one probe round (about 0.6 s); 3 s allows a second one. A
+                # stop interrupts it (then the last offset is taken, unless the recording failed)
+                offset = track.clock.measure(
+                    timeout_s=2.0 if stopping else 3.0, stop=None if stopping else self._stop
+                )
             except LSLTimeoutError:
+                if not stopping and self._stop.is_set():
+                    continue
                 logger.warning("No clock offset from stream %r in time.", track.stats.name)
                 if not stopping:  # the source may have come back on other ports
                     track.clock.refresh(timeout_s=1.0)

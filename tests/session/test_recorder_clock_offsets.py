@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pylsl
+import pytest
 from lsl_testing import TimeCorrectionSpy, streams_by_name, wait_until
 
 from bci.session.files import read_xdf
@@ -55,3 +56,48 @@ def test_recorder_measures_offsets_on_inlets_that_live_one_measurement(
         # streams stamped on this host: the offset is liblsl's loopback estimate, near zero
         assert np.abs(got["clock_values"]).max() < 0.01
     assert scan_xdf(tmp_path / "r.xdf").is_complete
+
+
+def test_a_failed_recording_stops_without_measuring_another_offset(
+    tmp_path, source_id, monkeypatch
+):
+    """When the file fails (disk full, read-only), the recorder must exit at once, so that the
+    loop learns it and goes to the safe state within its bound: a measurement under way is cut
+    short and no last offset is measured for a file that takes nothing more."""
+    import time
+
+    from bci.acquisition.clock_probe import ClockProbe
+    from bci.session.recorder import RecorderError
+    from bci.session.xdf import XDFWriter
+
+    calls: list[tuple[float, bool]] = []  # (when, given the stop event)
+    measure = ClockProbe.measure
+
+    def spy(self, timeout_s, stop=None):
+        calls.append((pylsl.local_clock(), stop is not None))
+        return measure(self, timeout_s, stop)
+
+    monkeypatch.setattr(ClockProbe, "measure", spy)
+    outlet = pylsl.StreamOutlet(pylsl.StreamInfo("Fail", "Misc", 1, 100.0, "float32", source_id))
+    infos = find_streams([{"source_id": source_id}])
+    rec = Recorder(infos, tmp_path / "r.xdf", flush_interval_s=0.1, clock_offset_interval_s=0.1)
+    rec.start()
+    outlet.push_sample([1.0])
+    assert wait_until(lambda: len(calls) >= 2, 20.0)
+    assert all(given for _, given in calls)  # every measurement while recording can be cut short
+
+    def broken(self):
+        raise RecorderError("Read-only file system (injected)")
+
+    monkeypatch.setattr(XDFWriter, "flush", broken)
+    deadline = time.monotonic() + 5.0
+    with pytest.raises(RecorderError, match="injected"):
+        while time.monotonic() < deadline:  # as `bci record` polls it
+            rec.check()
+            time.sleep(0.05)
+    with pytest.raises(RecorderError, match="injected"):
+        rec.stop()
+    # no last offset for a file that takes nothing more (that one cannot be cut short: on a
+    # healthy stop it is worth its probe round), and every clock thread is done
+    assert all(given for _, given in calls), calls
+    assert not [t for t in rec._tracks for th in t.threads if th.is_alive()]
