@@ -161,7 +161,7 @@ class SoakResult:
     @property
     def p99_drift_host_removed(self) -> float:
         """The p99 drift with the host's change divided out: the loop's own."""
-        return (self.p99_last_ms / self.p99_first_ms) / (self.ref_last_ms / self.ref_first_ms) - 1.0
+        return (self.p99_last_ms / self.p99_first_ms) / (1.0 + self.host_change) - 1.0
 
     def failures(self) -> list[str]:
         """Each criterion that does not hold, in words (empty: PASS)."""
@@ -294,43 +294,42 @@ def judge(
         curve = [r[key] for r in after if np.isfinite(r[key])]
         if len(curve) >= 2:
             result.memory_growth[name] = curve[-1] / curve[0] - 1.0
-    # latency: the commands of the windows that end in the first span after the warm-up, and in
-    # the last span of the run (window i holds latency rows [commands_total[i-1], ...[i]))
-    ends = np.array([r["commands_total"] for r in rows], dtype=np.int64)
-    starts = np.concatenate([[0], ends[:-1]])
+    # latency and CPU time: the commands (chunks) of the windows that end in the first span after
+    # the warm-up, and in the last span of the run
     t_end = np.array([r["signal_s"] for r in rows])
+    first, last = (warmup_s, warmup_s + span_s), (signal_s - span_s, signal_s + 1.0)
 
-    def _latency(lo: float, hi: float, q: float = 99) -> float:
-        pick = (t_end > lo) & (t_end <= hi)
-        if not pick.any():
-            return float("nan")
-        values = latency[int(starts[pick][0]) : int(ends[pick][-1])]
+    def _rows(values: np.ndarray, key: str, span: tuple[float, float]) -> np.ndarray:
+        """The rows of ``values`` (one per command or chunk) of the windows that end in ``span``:
+        window i holds rows [``key`` of window i-1, ``key`` of window i)."""
+        pick = np.flatnonzero((t_end > span[0]) & (t_end <= span[1]))
+        if not pick.size:
+            return values[:0]
+        start = int(rows[pick[0] - 1][key]) if pick[0] > 0 else 0
+        return values[start : int(rows[pick[-1]][key])]
+
+    def _pct(values: np.ndarray, q: float = 99) -> float:
         return float(np.percentile(values, q)) if values.size else float("nan")
 
-    result.p99_first_ms = _latency(warmup_s, warmup_s + span_s)
-    result.p99_last_ms = _latency(signal_s - span_s, signal_s + 1.0)
-    result.p50_first_ms = _latency(warmup_s, warmup_s + span_s, 50)
-    result.p50_last_ms = _latency(signal_s - span_s, signal_s + 1.0, 50)
+    def _latency(span: tuple[float, float], q: float = 99) -> float:
+        return _pct(_rows(latency, "commands_total", span), q)
+
+    def _cpu(span: tuple[float, float], q: float = 99) -> float:
+        values = _rows(cpu, "chunks_total", span)
+        return _pct(values[np.isfinite(values)], q)
+
+    result.p99_first_ms, result.p99_last_ms = _latency(first), _latency(last)
+    result.p50_first_ms, result.p50_last_ms = _latency(first, 50), _latency(last, 50)
     lo = warmup_s
     while lo + span_s <= signal_s + 1e-6:
-        result.span_p99_ms.append((lo, lo + span_s, _latency(lo, lo + span_s)))
+        result.span_p99_ms.append((lo, lo + span_s, _latency((lo, lo + span_s))))
         lo += span_s
     cpu = np.load(run_dir / "loop_cpu_ms.npy")
-    c_ends = np.array([r["chunks_total"] for r in rows], dtype=np.int64)
-    c_starts = np.concatenate([[0], c_ends[:-1]])
-
-    def _cpu(lo: float, hi: float, q: float = 99) -> float:
-        pick = (t_end > lo) & (t_end <= hi)
-        values = cpu[int(c_starts[pick][0]) : int(c_ends[pick][-1])] if pick.any() else cpu[:0]
-        values = values[np.isfinite(values)]
-        return float(np.percentile(values, q)) if values.size else float("nan")
-
-    result.cpu_p99_first_ms = _cpu(warmup_s, warmup_s + span_s)
-    result.cpu_p99_last_ms = _cpu(signal_s - span_s, signal_s + 1.0)
-    result.cpu_p50_first_ms = _cpu(warmup_s, warmup_s + span_s, 50)
-    result.cpu_p50_last_ms = _cpu(signal_s - span_s, signal_s + 1.0, 50)
+    result.cpu_p99_first_ms, result.cpu_p99_last_ms = _cpu(first), _cpu(last)
+    result.cpu_p50_first_ms, result.cpu_p50_last_ms = _cpu(first, 50), _cpu(last, 50)
     if reference is not None:
-        _judge_host(result, reference, t_end, np.array([r["cpu_p50_ms"] for r in rows]))
+        loop_p50_ms = np.array([r["cpu_p50_ms"] for r in rows])
+        _judge_host(result, reference, t_end, loop_p50_ms, (first, last))
     result.gaps = int(sum(r["gaps"] for r in rows))
     result.gap_samples = int(sum(r["gap_samples"] for r in rows))
     _check_recording(result, run_dir, summary)
@@ -342,19 +341,19 @@ def _judge_host(
     reference: HostReference,
     t_end: np.ndarray,
     loop_p50_ms: np.ndarray,
+    spans: tuple[tuple[float, float], tuple[float, float]],
 ) -> None:
     """The host's speed in the first and the last span, per window, and how well the loop's CPU
     time per chunk follows it (windows ending after the warm-up, the partial last one left out)."""
     n = t_end.size
     result.ref_window_ms = reference.per_window_ms(n)
 
-    def _median(lo: float, hi: float) -> float:
-        pick = (t_end > lo) & (t_end <= hi)
+    def _median(span: tuple[float, float]) -> float:
+        pick = (t_end > span[0]) & (t_end <= span[1])
         values = [ms for w, ms in reference.samples if w < n and pick[w]]
         return float(np.median(values)) if values else float("nan")
 
-    result.ref_first_ms = _median(result.warmup_s, result.warmup_s + result.span_s)
-    result.ref_last_ms = _median(result.signal_s - result.span_s, result.signal_s + 1.0)
+    result.ref_first_ms, result.ref_last_ms = (_median(span) for span in spans)
     ref = np.array(result.ref_window_ms)
     use = (t_end > result.warmup_s) & np.isfinite(ref) & np.isfinite(loop_p50_ms)
     use[-1] = False
