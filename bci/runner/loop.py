@@ -206,11 +206,7 @@ class SessionRunner(RunLifecycle, RunReport):
             spec = lsl.spec()
             self._event(f"source {lsl.name} {spec.n_channels} ch {spec.rate_hz:g} Hz")
             self.chain = StageChain(
-                [
-                    *self.parts.stages,
-                    *([self.parts.decoder] if self.parts.decoder else []),
-                    *([self.parts.controller] if self.parts.controller else []),
-                ],
+                self.parts.chain_stages,
                 config.calibration.duration_s,
                 background_fit=config.pacing == "realtime",
             )

@@ -207,6 +207,11 @@ class LoopParts:
     source_id: str = "controller"
     session_token: str = ""
 
+    @property
+    def chain_stages(self) -> list[Stage]:
+        """What the loop's chain runs, in order: the pipeline, the decoder, the controller."""
+        return [*self.stages, *(s for s in (self.decoder, self.controller) if s is not None)]
+
     def describe(self) -> dict[str, Any]:
         """Every stage's ``to_dict()``, for ``config.yaml``."""
         out: dict[str, Any] = {"pipeline": [s.to_dict() for s in self.stages]}

@@ -93,7 +93,6 @@ class HostReference:
 
     def _run(self) -> None:
         from bci.runner.chain import ChainOutput
-        from bci.stream.chunks import SignalChunk
 
         n = int(round(CHUNK_S * self._sfreq))
         n_chunks = self._data.shape[0] // n
@@ -101,14 +100,20 @@ class HostReference:
             window = self._window()
             for i in range(self.warm + self.chunks):
                 k = (self._next // n) % n_chunks
-                data = self._data[k * n : (k + 1) * n]
-                stamps = (self._next + np.arange(n)) / self._sfreq
-                chunk = SignalChunk(data, self._next, self._sfreq, stamps, time.monotonic())
+                chunk = _chunk(self._data[k * n : (k + 1) * n], self._next, self._sfreq)
                 t0 = time.thread_time_ns()
                 self._chain.process(chunk, ChainOutput())
                 if i >= self.warm:
                     self.samples.append((window, (time.thread_time_ns() - t0) / 1e6))
                 self._next += n
+
+
+def _chunk(data: np.ndarray, first: int, sfreq: float) -> Any:
+    """A chunk of the synthetic recording from sample ``first``, stamped on its sample clock."""
+    from bci.stream.chunks import SignalChunk
+
+    stamps = (first + np.arange(data.shape[0])) / sfreq
+    return SignalChunk(data, first, sfreq, stamps, time.monotonic())
 
 
 def _build(session: dict[str, Any], seed: int) -> tuple[Any, np.ndarray, float, int]:
@@ -118,7 +123,6 @@ def _build(session: dict[str, Any], seed: int) -> tuple[Any, np.ndarray, float, 
     from bci.runner.chain import ChainOutput, StageChain
     from bci.runner.parts import build_parts
     from bci.session.config import parse_session
-    from bci.stream.chunks import SignalChunk
     from bci.stream.spec import StreamSpec
     from bci.synthesis.source import SyntheticSource
 
@@ -127,7 +131,7 @@ def _build(session: dict[str, Any], seed: int) -> tuple[Any, np.ndarray, float, 
     n_channels = int(probe.get("n_channels", 4))
     sfreq = 30000.0
     parts = build_parts(config)
-    stages = [*parts.stages, *(s for s in (parts.decoder, parts.controller) if s is not None)]
+    stages = parts.chain_stages
     chain = StageChain(stages, config.calibration.duration_s, background_fit=False)
     chain.prepare(StreamSpec("signal", n_channels, sfreq, unit="uV"))
     source = SyntheticSource(n_channels, int(probe.get("n_units", 2)), sfreq, seed=seed)
@@ -136,10 +140,7 @@ def _build(session: dict[str, Any], seed: int) -> tuple[Any, np.ndarray, float, 
     n = int(round(CHUNK_S * sfreq))
     first = 0
     while first + n <= calibration_s * sfreq:
-        stamps = (first + np.arange(n)) / sfreq
-        chain.process(
-            SignalChunk(data[first : first + n], first, sfreq, stamps, 0.0), ChainOutput()
-        )
+        chain.process(_chunk(data[first : first + n], first, sfreq), ChainOutput())
         first += n
     if chain.is_calibrating or chain.ready < len(stages):
         raise RuntimeError(f"the reference chain did not finish calibrating in {calibration_s} s")
