@@ -54,6 +54,8 @@ def main() -> int:
     args = parser.parse_args()
     if not args.minutes > 0:
         parser.error("--minutes must be > 0")
+    if args.every < 1:
+        parser.error(f"--every must be >= 1 (print every N-th window), got {args.every}")
     if not (math.isfinite(args.max_speed) and args.max_speed >= 0):
         parser.error(f"--max-speed must be a finite number >= 0 (0: unpaced), got {args.max_speed}")
     max_speed = None if args.unpaced or args.max_speed == 0 else args.max_speed
