@@ -70,6 +70,11 @@ class Stage:
         obj.output_spec = None
         return obj
 
+    def __getnewargs_ex__(self) -> tuple[tuple[()], dict[str, Any]]:
+        """``copy.deepcopy`` (a snapshot of a calibrated stage, its state copied) rebuilds the
+        object through :meth:`__new__`, which binds the constructor's arguments: give it those."""
+        return (), dict(self._init_params)
+
     # -- the contract ---------------------------------------------------------------------------
     def prepare(self, upstream: StreamSpec) -> StreamSpec:
         """Check the upstream spec once, before the loop; return the spec this stage emits."""

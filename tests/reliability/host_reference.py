@@ -5,13 +5,16 @@ over minutes: the loop thread's CPU time for identical chunks moves with it, and
 latency, which is mostly that CPU time. A soak that compares the loop's p99 latency at two times
 then measures the host as much as the loop. :class:`HostReference` runs the soak session's own
 chain (its stages, decoder and controller, built from the same config by the runner's
-:func:`~bci.runner.parts.build_parts`) on a fixed synthetic recording, in a thread of the soak's
-driver process: a burst of ``warm + chunks`` chunks of the loop's size every ``every_s`` seconds,
-the CPU time (``time.thread_time_ns``) of each of the last ``chunks`` measured (the first ones
-after a pause run on cold caches, which a loop busy every 20 ms does not) and tagged with the
-runner's window it fell in (the thread watches ``windows.csv`` grow). The same work on the same data every time: what changes in its CPU
-time is the host. The loop's own CPU time per chunk divided by the reference's, window by window,
-is the loop's speed with the host's removed; the reference costs about 1% of one core.
+:func:`~bci.runner.parts.build_parts`) in a thread of the soak's driver process, every
+``every_s`` seconds: a fresh copy (``copy.deepcopy``) of the chain as it stood after its
+calibration takes the same ``warm + chunks`` chunks of the loop's size of a fixed synthetic
+recording, and the CPU time (``time.thread_time_ns``) of each of the last ``chunks`` is measured
+(the first ones after a pause run on cold caches, which a loop busy every 20 ms does not) and
+tagged with the runner's window it fell in (the thread watches ``windows.csv`` grow). The very
+same work every time, from the very same state: what changes in its CPU time is the host, and a
+loop that slows down as it runs (state that grows with the chunks it has seen) cannot slow the
+reference with it. The loop's latency per chunk divided by the reference's, window by window, is
+the loop's with the host's speed removed; the reference costs about 1% of one core.
 """
 
 from __future__ import annotations
@@ -59,7 +62,14 @@ class HostReference:
         self.warm = int(warm)
         #: (window index, CPU ms) of every timed chunk; the window is the one being filled
         self.samples: list[tuple[int, float]] = []
-        self._chain, self._data, self._sfreq, self._next = _build(session, seed)
+        self._chain, data, sfreq, first = _build(session, seed)
+        n = int(round(CHUNK_S * sfreq))
+        if (self.warm + self.chunks) * n > data.shape[0]:
+            raise ValueError(f"warm + chunks must fit {data.shape[0] // n} chunks of fixed data")
+        self._burst = [
+            _chunk(data[i * n : (i + 1) * n], first + i * n, sfreq)
+            for i in range(self.warm + self.chunks)
+        ]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="soak-host-reference", daemon=True)
         self._windows_csv: Path | None = None
@@ -92,20 +102,18 @@ class HostReference:
             return max(0, f.read().count(b"\n") - 1)
 
     def _run(self) -> None:
+        import copy
+
         from bci.runner.chain import ChainOutput
 
-        n = int(round(CHUNK_S * self._sfreq))
-        n_chunks = self._data.shape[0] // n
         while not self._stop.wait(self.every_s):
             window = self._window()
-            for i in range(self.warm + self.chunks):
-                k = (self._next // n) % n_chunks
-                chunk = _chunk(self._data[k * n : (k + 1) * n], self._next, self._sfreq)
+            chain = copy.deepcopy(self._chain)  # the calibrated chain, as it was
+            for i, chunk in enumerate(self._burst):
                 t0 = time.thread_time_ns()
-                self._chain.process(chunk, ChainOutput())
+                chain.process(chunk, ChainOutput())
                 if i >= self.warm:
                     self.samples.append((window, (time.thread_time_ns() - t0) / 1e6))
-                self._next += n
 
 
 def _chunk(data: np.ndarray, first: int, sfreq: float) -> Any:
@@ -118,7 +126,7 @@ def _chunk(data: np.ndarray, first: int, sfreq: float) -> Any:
 
 def _build(session: dict[str, Any], seed: int) -> tuple[Any, np.ndarray, float, int]:
     """The session's chain, calibrated on the first seconds of a synthetic recording of the
-    probe's shape, the next 10 s of that recording to time it on, its rate and the index of
+    probe's shape, the next second of that recording to time it on, its rate and the index of
     the next sample the chain expects."""
     from bci.runner.chain import ChainOutput, StageChain
     from bci.runner.parts import build_parts
@@ -136,7 +144,7 @@ def _build(session: dict[str, Any], seed: int) -> tuple[Any, np.ndarray, float, 
     chain.prepare(StreamSpec("signal", n_channels, sfreq, unit="uV"))
     source = SyntheticSource(n_channels, int(probe.get("n_units", 2)), sfreq, seed=seed)
     calibration_s = 3.0 * max(1.0, config.calibration.duration_s)
-    data, _ = source.read(int((calibration_s + 10.0) * sfreq))
+    data, _ = source.read(int((calibration_s + 1.0) * sfreq))
     n = int(round(CHUNK_S * sfreq))
     first = 0
     while first + n <= calibration_s * sfreq:

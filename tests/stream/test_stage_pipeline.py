@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 
@@ -40,6 +42,11 @@ class Accumulate(Stage, name="test_accumulate"):
         self.seen = 0
 
 
+class Counted(Accumulate):
+    def __init__(self, every: int) -> None:
+        super().__init__(every)
+
+
 class Detector(Stage, name="test_detector"):
     def prepare(self, upstream: StreamSpec) -> StreamSpec:
         super().prepare(upstream)
@@ -60,6 +67,29 @@ SPEC = StreamSpec("signal", 2, 1000.0)
 def test_constructor_arguments_are_captured_with_defaults():
     assert Gain(3.0).to_dict() == {"stage": "test_gain", "params": {"factor": 3.0, "label": "g"}}
     assert Gain(label="x").params == {"factor": 2.0, "label": "x"}
+
+
+def test_a_deep_copy_carries_the_state_and_then_runs_on_its_own():
+    """``copy.deepcopy`` snapshots a stage mid-stream (the soak's host reference restarts from
+    one): constructor arguments without defaults and carried state (filter memory) both copy."""
+    from bci.preprocessing import BandPass
+
+    stage = BandPass(low_hz=300.0, high_hz=3000.0)
+    stage.prepare(StreamSpec("signal", 2, 30000.0))
+    rng = np.random.default_rng(0)
+    chunks = [rng.normal(0, 10, (600, 2)).astype(np.float32) for _ in range(3)]
+    stage.process(SignalChunk(chunks[0], 0, 30000.0, np.zeros(600)))
+    snapshot = copy.deepcopy(stage)
+    assert snapshot.params == stage.params and snapshot.output_spec == stage.output_spec
+    for k, data in enumerate(chunks[1:], start=1):  # the same input, the same output: same state
+        a = snapshot.process(SignalChunk(data, 600 * k, 30000.0, np.zeros(600)))
+        b = stage.process(SignalChunk(data, 600 * k, 30000.0, np.zeros(600)))
+        np.testing.assert_array_equal(a.data, b.data)
+    counter = Counted(2)  # its one argument has no default
+    counter.process(_chunk())
+    twin = copy.deepcopy(counter)
+    assert twin.process(_chunk()) is not None  # its second input: the count was copied
+    assert counter.seen == 1  # and the original's did not move
 
 
 def test_to_dict_round_trip_rebuilds_an_equal_pipeline():
