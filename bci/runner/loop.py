@@ -185,7 +185,7 @@ class SessionRunner(RunLifecycle, RunReport):
         for key in ("decoded_t", "decoded_v", "decoded_rows", "decoded_centre_t", "bio_values"):
             getattr(self, key).spill_into(spill / f"{key}.f64")
         self.bio_stamps.spill_into(spill / "bio_stamps.f64")
-        status, error = "completed", None
+        status, error, trace = "completed", None, ""
         previous = self._install_signals()
         t_start = time.perf_counter()
         recorder = None
@@ -227,15 +227,17 @@ class SessionRunner(RunLifecycle, RunReport):
             status, error = "failed", str(err)
         except Exception as err:  # an unexpected bug: keep the traceback in the run folder
             status, error = "failed", f"{type(err).__name__}: {err}"
-            try:
-                (self.run_dir / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
-            except OSError as write_err:
-                self.events.append(f"error.txt not written: {write_err}")
+            trace = traceback.format_exc()  # written after the safe state: a disk can be slow
         finally:
             self.wall_s = time.perf_counter() - t_start
             self._shutting_down = True  # a second Ctrl-C/SIGTERM must not cut the way out short
             last = self._last_window()  # the loop's counters, without the safe state's commands
             self._send_safe_state(status)  # first: before the windows, the inlets, the processes
+            if trace:
+                try:
+                    (self.run_dir / "error.txt").write_text(trace, encoding="utf-8")
+                except OSError as write_err:
+                    self.events.append(f"error.txt not written: {write_err}")
             self._end_windows(last)
             plant_stats = self._shut_down(source, lsl, recorder, status, error)
             self._restore_signals(previous)

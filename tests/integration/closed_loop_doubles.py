@@ -34,6 +34,21 @@ class MeanCountDecoder(Stage, name="test_mean_count_decoder"):
         return StateChunk(values, t.astype(np.float64))
 
 
+class BuggyDecoder(MeanCountDecoder, name="test_buggy_decoder"):
+    """A decoder with a bug: divides by zero once it has decoded ``after_bins`` bins."""
+
+    def __init__(self, after_bins: int = 100) -> None:
+        super().__init__()
+        self.after_bins = int(after_bins)
+        self.bins = 0
+
+    def process(self, chunk: BinnedChunk) -> StateChunk:
+        self.bins += chunk.n_bins
+        if self.bins > self.after_bins:
+            return self.bins / 0  # type: ignore[return-value]
+        return super().process(chunk)
+
+
 class ThresholdStepController(Stage, name="test_threshold_step_controller"):
     """On (``amplitude_ma``) while the decoded value exceeds ``threshold``, else off."""
 

@@ -248,6 +248,39 @@ def test_a_recorder_that_dies_stops_the_loop_with_stimulation_off(
     assert order[:2] == ["safe_state", "close"], order
 
 
+def test_a_bug_in_the_decoder_stops_the_loop_safe_first_then_keeps_the_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected exception (not one of the toolkit's errors): the run fails naming it, the
+    safe state goes out before anything is written to disk, and ``error.txt`` keeps the
+    traceback down to the decoder's line."""
+    from bci.runner.commands import CommandPath
+
+    order: list[str] = []
+    safe_state, write_text = CommandPath.safe_state, Path.write_text
+
+    def spy_safe(self: Any, *args: Any) -> Any:
+        order.append("safe_state")
+        return safe_state(self, *args)
+
+    def spy_write(self: Path, *args: Any, **kwargs: Any) -> Any:
+        order.append(self.name)
+        return write_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(CommandPath, "safe_state", spy_safe)
+    monkeypatch.setattr(Path, "write_text", spy_write)
+    # 2.5 s of calibration in 20-ms bins, then 1 s of decoding before the bug
+    decoder = {"stage": f"{DOUBLES}:BuggyDecoder", "params": {"after_bins": 50}}
+    config = parse_session(loop_config(tmp_path / "runs", duration_s=10.0, decoder=decoder))
+    result = SessionRunner(config).run()
+    assert result.status == "failed"
+    assert result.summary["error"].startswith("ZeroDivisionError"), result.summary["error"]
+    assert result.summary["signal_s"] < 5.0  # stopped at the bug, not at the session's end
+    trace = (result.run_dir / "error.txt").read_text()
+    assert "closed_loop_doubles.py" in trace and "self.bins / 0" in trace
+    assert "safe_state" in order and order.index("safe_state") < order.index("error.txt"), order
+
+
 def test_what_the_source_saw_is_in_the_run_events(tmp_path: Path) -> None:
     """A live stream that falls silent for 0.5 s and then sends NaN: the run's events (summary
     and the loop's event stream) say so, not only the live view."""
