@@ -211,3 +211,24 @@ class SampleClock:
         self._period = (self._ckt + self._prior_ckk * self.nominal_period) / (
             self._ckk + self._prior_ckk
         )
+
+
+def deduced_from_zero(stamps: npt.NDArray[np.float64], period_s: float, before: int = 0) -> int:
+    """How many leading ``stamps`` liblsl made up before the inlet received a real one, after
+    ``before`` such samples already seen (in earlier pulls).
+
+    An outlet that pushes a chunk with one time stamp sends it on the chunk's first sample and
+    marks the others "deduced"; the inlet stamps a deduced sample as the previous stamp plus one
+    period, and before it has received any real stamp the previous one is 0. An inlet that
+    subscribes in the middle of a chunk therefore gets its first samples stamped 1, 2, 3...
+    periods after 0 (liblsl issue 161, "First chunk_size - 1 samples getting bad timestamps";
+    seen here: 6 samples of a 30-sample chunk, which the sample clock then took for a gap of
+    63,125 s, the machine's uptime, before the first real stamp). Their true times are unknown.
+    """
+    n = stamps.shape[0]
+    tolerance = 1e-6  # liblsl adds the period in double precision: exact to ~1e-12 s here
+    if n == 0 or abs(float(stamps[0]) - (before + 1) * period_s) > tolerance:
+        return 0
+    expected = np.arange(before + 1, before + n + 1, dtype=np.float64) * period_s
+    off = np.abs(stamps - expected) > tolerance
+    return int(np.argmax(off)) if off.any() else n

@@ -35,7 +35,7 @@ from pylsl.util import LostError
 from pylsl.util import TimeoutError as LSLTimeoutError
 
 import bci.acquisition.lsl_config  # noqa: F401  (quiet liblsl before first use)
-from bci.acquisition.clock import SampleClock
+from bci.acquisition.clock import SampleClock, deduced_from_zero
 from bci.acquisition.clock_probe import ClockProbe, ClockTracker
 from bci.acquisition.health import (
     EARLY_STALL_S,
@@ -231,6 +231,9 @@ class LSLSource(Source):
         self._last_t_out = -np.inf
         self._closed = False
         self._pending: tuple[int, npt.NDArray[np.float64]] | None = None
+        #: liblsl has given this source a real time stamp (before one, see :meth:`_unstamped`)
+        self._stamped = False
+        self._unstamped_n = 0
 
     def open(self) -> LSLSource:
         """Resolve the stream, check it against the expectations, and connect; return ``self``.
@@ -369,7 +372,28 @@ class LSLSource(Source):
         if n == 0:
             self._check_stall(now)
             return None
-        return self._make_chunk(buffer, self._puller.stamps[:n], 0, now)
+        skip = 0 if self._stamped else self._unstamped(n)
+        if skip == n:
+            return None
+        return self._make_chunk(buffer[skip:], self._puller.stamps[skip:n], skip, now)
+
+    def _unstamped(self, n: int) -> int:
+        """How many samples to drop at the start of the stream: those liblsl stamped before it
+        had a real stamp (:func:`~bci.acquisition.clock.deduced_from_zero`); one event says how
+        many, with the first real stamp."""
+        skip = deduced_from_zero(self._puller.stamps[:n], 1.0 / self.sfreq, self._unstamped_n)
+        self._unstamped_n += skip
+        self._stamped = skip < n
+        if self._stamped and self._unstamped_n:
+            self._event(
+                "unstamped",
+                f"Dropped the first {self._unstamped_n} samples of {self.name!r}: liblsl stamped "
+                "them before it had received a real time stamp, so when they were taken is "
+                "unknown (liblsl issue 161: an inlet that subscribes in the middle of a pushed "
+                "chunk).",
+                n_samples=self._unstamped_n,
+            )
+        return skip
 
     def _make_chunk(
         self, buffer: npt.NDArray[Any], stamps: npt.NDArray[np.float64], offset: int, now: float

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bci import ConfigError
-from bci.acquisition.clock import SampleClock
+from bci.acquisition.clock import SampleClock, deduced_from_zero
 
 
 def feed(clock: SampleClock, k: int, stamps: np.ndarray) -> int:
@@ -98,3 +98,17 @@ def test_parameters_checked() -> None:
         SampleClock(0.0)
     with pytest.raises(ConfigError, match="'gap_threshold_s'"):
         SampleClock(1000.0, gap_threshold_s=-1.0)
+
+
+def test_stamps_liblsl_deduced_from_zero_are_told_from_real_ones() -> None:
+    """liblsl's stamps before its first real one run 1, 2, 3... periods from 0 (issue 161)."""
+    period = 1 / 30000
+    real = 63127.486 + np.arange(10) * period
+    deduced = np.arange(1, 7) * period
+    assert deduced_from_zero(real, period) == 0
+    assert deduced_from_zero(np.r_[deduced, real], period) == 6
+    assert deduced_from_zero(deduced, period) == 6  # the whole pull: wait for a real one
+    # the run goes on in the next pull from where it stopped, and only from there
+    assert deduced_from_zero(np.r_[np.arange(7, 9) * period, real], period, before=6) == 2
+    assert deduced_from_zero(np.arange(1, 3) * period, period, before=6) == 0
+    assert deduced_from_zero(np.empty(0), period) == 0

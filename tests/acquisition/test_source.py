@@ -112,6 +112,31 @@ def test_gap_by_timestamp_is_reported_and_skipped(source_id: str) -> None:
     assert status["samples_received"] == 300 and status["next_sample"] == 337
 
 
+def test_samples_liblsl_stamped_before_a_real_stamp_are_dropped_not_a_gap(source_id: str) -> None:
+    """liblsl stamps a "deduced" sample as the previous stamp plus one period, and 0 before the
+    first real one (liblsl issue 161; an inlet subscribing mid-chunk gets such samples). Here the
+    outlet sends 6 of them first, as the tail of a chunk does: they are dropped with an event,
+    and the stream starts at the first real stamp, without the gap of the machine's uptime that
+    the sample clock took it for (a realtime session once ended after 0.2 s on it)."""
+    sfreq = 1000.0
+    outlet = make_outlet(source_id, 4, sfreq)
+    with LSLSource(source_id=source_id, sfreq=sfreq) as source:
+        for k in range(6):  # pushed without a stamp of their own: liblsl's DEDUCED_TIMESTAMP
+            outlet.outlet.push_sample([float(k)] * 4, -1.0)
+        t0 = pylsl.local_clock()
+        for first in range(6, 306, 20):
+            push_indexed(outlet, t0, sfreq, first, 20)
+        chunks = pull_until(source, 300)
+        events = list(source.events)
+    assert sum(c.n_samples for c in chunks) == 300 and chunks[0].first_sample == 0
+    assert chunks[0].data[0, 0] == 6.0  # the first sample with a real stamp
+    assert all(c.gap_before == 0 for c in chunks) and not [e for e in events if e.kind == "gap"]
+    dropped = [e for e in events if e.kind == "unstamped"]
+    assert len(dropped) == 1 and dropped[0].n_samples == 6, events
+    t = np.concatenate([c.t_lsl for c in chunks])
+    np.testing.assert_allclose(t, t0 + np.arange(6, 306) / sfreq, atol=2e-3)
+
+
 def test_jittered_stamps_are_not_gaps_and_are_smoothed(source_id: str) -> None:
     """Push times jitter by up to 1 ms: no false gap, a real 50-sample gap found, stamps smoothed."""
     sfreq, chunk = 1000.0, 10
