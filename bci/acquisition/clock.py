@@ -226,9 +226,7 @@ def deduced_from_zero(stamps: npt.NDArray[np.float64], period_s: float, before: 
     63,125 s, the machine's uptime, before the first real stamp). Their true times are unknown.
     """
     n = stamps.shape[0]
-    tolerance = 1e-6  # liblsl adds the period in double precision: exact to ~1e-12 s here
-    if n == 0 or abs(float(stamps[0]) - (before + 1) * period_s) > tolerance:
-        return 0
     expected = np.arange(before + 1, before + n + 1, dtype=np.float64) * period_s
-    off = np.abs(stamps - expected) > tolerance
+    # liblsl adds the period in double precision: exact to ~1e-12 s at these counts
+    off = np.abs(stamps - expected) > 1e-6
     return int(np.argmax(off)) if off.any() else n

@@ -141,7 +141,8 @@ def test_the_latency_drift_is_the_loops_own_with_the_hosts_speed_divided_out(
 ) -> None:
     """36 windows (6 min), first span 1-2.67 min, last 4.33-6: the judge divides each window's
     latencies by the host reference's time in that window, so a host 20% faster from minute 3
-    does not fail the soak, and a loop 20% slower from minute 3 does, on its p50 and p99."""
+    does not fail the soak, and a loop 25% slower from minute 3 (1 / 0.8) does, on its p50 and
+    p99."""
     steady, step = np.ones(36), np.r_[np.ones(18), np.full(18, 0.8)]
     judge_args = {"warmup_s": 60.0, "span_s": 100.0}
     faster_host = _run_folder(tmp_path / "host", 0.6 * step, steady)
